@@ -1,0 +1,1 @@
+"""Persistence of orders, the spend ledger, leases and applied policy revisions."""

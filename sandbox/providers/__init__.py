@@ -1,0 +1,1 @@
+"""One emulator per vendor API, each delegating energy on the emulated chain."""
