@@ -1,0 +1,365 @@
+"""Mefree (api.mefree.net) adapter: signing, order options, statuses, prices, errors.
+
+Facts from `reference/providers.md` section 1 (tags [C], [3P], [I], [?] as there):
+
+- Signing [C]: `MF-ACCESS-SIGN = Base64(HMAC-SHA256(secret, ts + METHOD + pathWithQuery))`
+  with `ts` ISO-8601 UTC with milliseconds and `Z`. `MefreeAuth` signs the path and query
+  exactly as httpx sends them (`request.url.raw_path`), so they cannot drift apart.
+- Create order [C]: `POST /api/order?quantity=&target_address=&period=&client_order_id=`,
+  no body. `client_order_id` is an idempotency key: a create may be retried safely.
+- Status [C]: `status` (TRANSFER_SUCCESS, DELEGATE_SUCCESS, ...; full enum unknown [?]) and
+  `confirm_status` (UNCONFIRMED -> DELEGATION_CONFIRMED). Only DELEGATION_CONFIRMED counts
+  as delivered; an unknown value keeps the order in progress (never success, never failure).
+- Quote [I]: no quote endpoint; the `/api/config` price fields are read as sun per energy
+  unit: 1 h -> `hour_price_sun`, 1 day -> `day_price_sun`, N days (3..30) ->
+  `multi_day_price_sun` x N. Trust the order's `amount_sun` over this estimate.
+- Errors [C]: HTTP 400 (bad path or parameters), 401 (signature or key), 429 (rate).
+  The numeric `code` list is unknown: a non-zero `code` is a definite refusal [I].
+
+Neighbours: `providers/base.py` (interface), `providers/http.py` (calls), `providers/wire.py`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import SecretStr
+
+from providers.base import (
+    Capabilities,
+    ErrorReason,
+    OrderRequest,
+    OrderState,
+    OrderStatus,
+    PermanentError,
+    Provider,
+    ProviderError,
+    Quote,
+    QuoteRequest,
+    Receipt,
+    TemporaryError,
+)
+from providers.http import (
+    DEFAULT_TIMEOUT,
+    Clock,
+    JsonApi,
+    RetryPolicy,
+    SystemClock,
+    make_client,
+    protocol_error,
+)
+from providers.wire import PayloadError, as_object, get_int, get_object, get_str, opt_int, opt_str
+
+DEFAULT_BASE_URL = "https://api.mefree.net"
+HOUR, DAY = 3600, 86400
+
+# period codes [C]: 1 = 1 h, 2 = 1 day, 3..30 = N days. Period 0 ("fast charge") is not
+# offered: its duration is undocumented [?], so we cannot promise a duration with it.
+PERIODS: Mapping[int, int] = {HOUR: 1, DAY: 2, **{n * DAY: n for n in range(3, 31)}}
+
+
+def format_timestamp(epoch: float) -> str:
+    """ISO-8601 UTC with milliseconds and `Z`: `2020-12-08T09:08:57.715Z` (always UTC)."""
+    when = dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def sign(secret: str, timestamp: str, method: str, path_with_query: str) -> str:
+    """`Base64(HMAC-SHA256(secret, timestamp + METHOD + path_with_query))`."""
+    prehash = f"{timestamp}{method.upper()}{path_with_query}".encode()
+    digest = hmac.new(secret.encode(), prehash, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+class MefreeAuth(httpx.Auth):
+    """Adds `MF-ACCESS-KEY`, `MF-ACCESS-TIMESTAMP` and `MF-ACCESS-SIGN` to each request."""
+
+    requires_request_body = True
+
+    def __init__(self, api_key: SecretStr, api_secret: SecretStr, clock: Clock) -> None:
+        self._key = api_key
+        self._secret = api_secret
+        self._clock = clock
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        timestamp = format_timestamp(self._clock.now())
+        # The path and query exactly as they go on the wire. A body is appended when
+        # present [3P]; no documented Mefree call has one.
+        signed = request.url.raw_path.decode("ascii") + request.content.decode()
+        request.headers["MF-ACCESS-KEY"] = self._key.get_secret_value()
+        request.headers["MF-ACCESS-TIMESTAMP"] = timestamp
+        request.headers["MF-ACCESS-SIGN"] = sign(
+            self._secret.get_secret_value(), timestamp, request.method, signed
+        )
+        yield request
+
+    def __repr__(self) -> str:
+        return "<MefreeAuth>"
+
+
+# --------------------------------------------------------------------------- pure
+
+
+@dataclass(frozen=True)
+class MefreeOrder:
+    pay_hash: str
+    status: str | None
+    confirm_status: str | None
+    energy: int | None
+    amount_sun: int | None
+    delegate_hash: str | None
+    client_order_id: str | None
+
+
+@dataclass(frozen=True)
+class MefreeConfig:
+    balance_sun: int
+    hour_price_sun: int | None
+    day_price_sun: int | None
+    multi_day_price_sun: int | None
+
+
+def _period(duration: int) -> int:
+    try:
+        return PERIODS[duration]
+    except KeyError:
+        raise ValueError(f"Mefree sells 1 h, 1 day or 3..30 days, not {duration} s") from None
+
+
+def _build_order_params(order: OrderRequest) -> dict[str, str | int]:
+    """Query parameters of `POST /api/order` (there is no body)."""
+    return {
+        "quantity": order.energy,
+        "target_address": order.receiver,
+        "period": _period(order.duration),
+        "client_order_id": order.client_order_id,
+    }
+
+
+def _envelope_data(provider: str, body: Any) -> Mapping[str, Any]:
+    """`data` of a `{code, msg, data}` envelope; a bare order object is accepted too (the
+    create-order page shows one [C]). A non-zero `code` is raised as a vendor error."""
+    obj = as_object(body)
+    if "code" not in obj:
+        return obj
+    code = get_int(obj, "code")
+    if code != 0:
+        raise _code_error(provider, code, obj)
+    return get_object(obj, "data")
+
+
+def _code_error(provider: str, code: int, body: Mapping[str, Any]) -> ProviderError:
+    message = " ".join(
+        str(body.get(k)) for k in ("msg", "sub_code", "sub_msg") if isinstance(body.get(k), str)
+    )[:200]
+    text = message.lower()
+    # The code list is undocumented; the reason is read from the message text [I].
+    if "balance" in text or "insufficient" in text:
+        reason = ErrorReason.BALANCE
+    elif "address" in text:
+        reason = ErrorReason.RECEIVER
+    else:
+        reason = ErrorReason.UNKNOWN
+    return PermanentError(
+        provider, f"refused (code {code}): {message}", reason=reason, vendor_code=str(code)
+    )
+
+
+def _map_http_error(provider: str, status: int, body: Any) -> ProviderError | None:
+    """Mefree's documented HTTP errors: 400 parameters, 401 signature or key [C]."""
+    if status == 400:
+        msg = body.get("msg") if isinstance(body, Mapping) else None
+        detail = f": {msg[:200]}" if isinstance(msg, str) else ""
+        return PermanentError(
+            provider, f"bad request{detail}", reason=ErrorReason.INVALID_REQUEST, vendor_code="400"
+        )
+    if status == 401:
+        return PermanentError(
+            provider, "signature or key refused", reason=ErrorReason.AUTH, vendor_code="401"
+        )
+    return None
+
+
+def _parse_order(data: Mapping[str, Any]) -> MefreeOrder:
+    return MefreeOrder(
+        pay_hash=get_str(data, "pay_hash"),
+        status=opt_str(data, "status"),
+        confirm_status=opt_str(data, "confirm_status"),
+        energy=opt_int(data, "energy_quantity"),
+        amount_sun=opt_int(data, "amount_sun"),
+        delegate_hash=opt_str(data, "delegate_hash") or None,
+        client_order_id=opt_str(data, "client_order_id"),
+    )
+
+
+def _order_state(status: str | None, confirm_status: str | None) -> OrderState:
+    """Never reports success on a value we do not know."""
+    if confirm_status == "DELEGATION_CONFIRMED":
+        return OrderState.DELEGATED
+    if status == "DELEGATE_SUCCESS":
+        return OrderState.DELEGATING
+    return OrderState.PENDING  # TRANSFER_SUCCESS, UNCONFIRMED alone, unknown values
+
+
+def _order_status(order: MefreeOrder, ordered_energy: int, raw: Mapping[str, Any]) -> OrderStatus:
+    state = _order_state(order.status, order.confirm_status)
+    delegated = (order.energy or ordered_energy) if state is OrderState.DELEGATED else 0
+    return OrderStatus(
+        state=state,
+        delegated_energy=delegated,
+        txids=(order.delegate_hash,) if order.delegate_hash else (),
+        cost_sun=order.amount_sun,
+        raw=raw,
+    )
+
+
+def _parse_config(data: Mapping[str, Any]) -> MefreeConfig:
+    return MefreeConfig(
+        balance_sun=get_int(data, "account_balance", text=True),
+        hour_price_sun=opt_int(data, "hour_price_sun", text=True),
+        day_price_sun=opt_int(data, "day_price_sun", text=True),
+        multi_day_price_sun=opt_int(data, "multi_day_price_sun", text=True),
+    )
+
+
+def _quote_total(config: MefreeConfig, energy: int, duration: int) -> int:
+    """Estimated total in sun from the config prices (formula [I], module docstring)."""
+    period = _period(duration)
+    if period == 1:
+        unit, days = config.hour_price_sun, 1
+    elif period == 2:
+        unit, days = config.day_price_sun, 1
+    else:
+        unit, days = config.multi_day_price_sun, period
+    if unit is None:
+        raise PayloadError(f"no price for period {period} in /api/config")
+    return unit * energy * days
+
+
+# --------------------------------------------------------------------------- adapter
+
+
+class MefreeProvider(Provider):
+    type_name: ClassVar[str] = "mefree"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        durations=tuple(sorted(PERIODS)),
+        min_duration=HOUR,
+        max_duration=30 * DAY,
+        min_amount=65_000,
+        idempotency_key=True,
+        lookup_by_client_id=False,  # no documented lookup by client_order_id
+    )
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        api_key: SecretStr,
+        api_secret: SecretStr,
+        base_url: str = DEFAULT_BASE_URL,
+        clock: Clock | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(name)
+        self._clock = clock or SystemClock()
+        client = make_client(
+            base_url,
+            transport=transport,
+            timeout=timeout,
+            headers={"Content-Type": "application/json"},
+            auth=MefreeAuth(api_key, api_secret, self._clock),
+        )
+        self._api = JsonApi(
+            name,
+            client,
+            clock=self._clock,
+            retry=retry or RetryPolicy(),
+            map_error=lambda status, body: _map_http_error(name, status, body),
+        )
+
+    async def _data(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str | int] | None = None,
+        *,
+        create: bool = False,
+        idempotent: bool = False,
+    ) -> Mapping[str, Any]:
+        response = await self._api.call(
+            method, path, params=params, create=create, idempotent=idempotent
+        )
+        try:
+            return _envelope_data(self.name, response.body)
+        except PayloadError as exc:
+            raise protocol_error(self.name, str(exc), create=create) from exc
+
+    async def _config(self) -> MefreeConfig:
+        data = await self._data("GET", "/api/config")
+        try:
+            return _parse_config(data)
+        except PayloadError as exc:
+            raise protocol_error(self.name, str(exc), create=False) from exc
+
+    async def quote(self, request: QuoteRequest) -> Quote:
+        if request.duration not in PERIODS:
+            raise PermanentError(
+                self.name, "duration not sold by Mefree", reason=ErrorReason.INVALID_REQUEST
+            )
+        config = await self._config()
+        try:
+            total = _quote_total(config, request.energy, request.duration)
+        except PayloadError as exc:
+            raise TemporaryError(self.name, str(exc), reason=ErrorReason.PROTOCOL) from exc
+        return Quote(
+            provider=self.name, energy=request.energy, duration=request.duration, total_sun=total
+        )
+
+    async def place(self, order: OrderRequest) -> Receipt:
+        if order.duration not in PERIODS or order.energy < self.capabilities.min_amount:
+            raise PermanentError(
+                self.name,
+                "amount or duration not sold by Mefree",
+                reason=ErrorReason.INVALID_REQUEST,
+            )
+        # client_order_id makes the create idempotent [C]: retried after ambiguous failures.
+        data = await self._data(
+            "POST", "/api/order", _build_order_params(order), create=True, idempotent=True
+        )
+        try:
+            parsed = _parse_order(data)
+        except PayloadError as exc:
+            raise protocol_error(self.name, str(exc), create=True) from exc
+        return Receipt(
+            provider=self.name,
+            client_order_id=order.client_order_id,
+            provider_order_id=parsed.pay_hash,
+            receiver=order.receiver,
+            energy=order.energy,
+            duration=order.duration,
+            cost_sun=parsed.amount_sun,
+            raw=dict(data),
+        )
+
+    async def status(self, receipt: Receipt) -> OrderStatus:
+        data = await self._data("GET", f"/api/order/{quote(receipt.provider_order_id, safe='')}")
+        try:
+            return _order_status(_parse_order(data), receipt.energy, dict(data))
+        except PayloadError as exc:
+            raise protocol_error(self.name, str(exc), create=False) from exc
+
+    async def balance(self) -> int:
+        return (await self._config()).balance_sun
+
+    async def aclose(self) -> None:
+        await self._api.client.aclose()
