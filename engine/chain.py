@@ -1,0 +1,421 @@
+"""Reading the chain: energy snapshots of addresses, node heads and blocks, from any node.
+
+`ChainReader` talks to a TRON full node's HTTP API (the sandbox emulator, the user's own
+node, or TronGrid with an API key) through tronpy's `AsyncTron` on an httpx client that
+this module builds, so that the transport seam (`transport=`), the connection limits, the
+timeout and the API-key header are ours. Every node failure becomes a `ChainTemporaryError`
+(retry later) or a `ChainPermanentError` (this request can never succeed, e.g. a malformed
+address); an unactivated address is a state (`EnergySnapshot.activated`), not an error.
+
+Facts relied on (reference/tron.md): errors come back as HTTP 200 `{"Error": ...}` bodies
+that tronpy returns as data (§1.7, §4.3); a missing account is `{}` (§1.8); zero fields are
+omitted (§1.5); available energy is `max(0, EnergyLimit - EnergyUsed)` (§3.3), never
+tronpy's unclamped `get_energy`.
+
+Neighbours: `engine/following.py` reads blocks through `ChainReader` and tells the engine
+which addresses to re-read; `engine/clock.py` gives time (read stamps, the rate limiter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import SecretStr
+from tronpy import AsyncTron
+from tronpy.exceptions import AddressNotFound, ApiError, BadAddress, BugInJavaTron, NotFound
+from tronpy.keys import to_base58check_address
+from tronpy.providers.async_http import AsyncHTTPProvider
+
+from engine.clock import Clock
+
+API_KEY_HEADER = "TRON-PRO-API-KEY"
+
+# --------------------------------------------------------------------------- errors
+
+
+class ChainError(Exception):
+    """Base of every failure to observe the chain. Messages never contain credentials."""
+
+
+class ChainTemporaryError(ChainError):
+    """The node did not answer usefully now (down, slow, rate limited, error body)."""
+
+
+class ChainPermanentError(ChainError):
+    """The request itself is wrong (a malformed address); retrying cannot help."""
+
+
+ObservationError = ChainError
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True, slots=True)
+class EnergySnapshot:
+    """One address's energy as the node reported it.
+
+    `block` is the head the reader saw just before the read: the state read is at least as
+    new as that block. `read_at` is the reader's clock time. Energy figures are integers;
+    `delegated_in` is sun of staked TRX that others delegate to this address for energy
+    (Stake 2.0 plus legacy 1.0). `delegators` (sun per delegator) is None unless asked for.
+    """
+
+    address: str
+    activated: bool
+    available: int
+    limit: int
+    used: int
+    delegated_in: int
+    block: int
+    read_at: float
+    total_energy_limit: int = 0
+    total_energy_weight: int = 0
+    delegators: Mapping[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeHeads:
+    """The node's head block (number and id) and its latest solidified block number."""
+
+    number: int
+    block_id: str
+    solid: int
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def canonical_address(address: str) -> str:
+    """The base58check form of `address` (base58 or `41...` hex); ChainPermanentError if bad."""
+    try:
+        return str(to_base58check_address(address))
+    except (BadAddress, ValueError, TypeError, IndexError) as exc:
+        raise ChainPermanentError(f"not a TRON address: {address!r}") from exc
+
+
+def public_url(url: str) -> str:
+    """`url` without user info, query or fragment: safe to print in messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
+
+
+def _int(data: Mapping[str, Any], key: str) -> int:
+    value = data.get(key, 0)
+    if type(value) is not int:
+        raise TypeError(f"{key} is {value!r}, not an integer")
+    return value
+
+
+class TokenBucket:
+    """At most `rate_per_s` acquisitions per second on `clock`, with `burst` in reserve.
+
+    The default burst of 1 spaces requests evenly, so no one-second window holds more than
+    the rate (TronGrid counts requests per second per key; reference/tron.md §5).
+    """
+
+    def __init__(self, rate_per_s: float, clock: Clock, burst: float = 1.0) -> None:
+        if rate_per_s <= 0 or burst < 1:
+            raise ValueError(f"need rate_per_s > 0 and burst >= 1, got {rate_per_s}, {burst}")
+        self._rate = rate_per_s
+        self._capacity = burst
+        self._tokens = burst
+        self._clock = clock
+        self._stamp = clock.now()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = self._clock.now()
+                elapsed = now - self._stamp
+                self._stamp = now
+                self._tokens = min(self._capacity, self._tokens + elapsed * self._rate)
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                await self._clock.sleep((1 - self._tokens) / self._rate)
+
+
+# --------------------------------------------------------------------------- the reader
+
+
+class ChainReader:
+    """Reads energy snapshots and blocks from one node; use as an async context manager.
+
+    `concurrency` bounds requests in flight (and the connection pool); `rate_limit_per_s`,
+    when set, paces every request on `clock`. With `api_key`, the `TRON-PRO-API-KEY` header
+    goes with every request whatever the URL (tronpy only sends a key when the URL contains
+    "trongrid", and would otherwise send its own shared keys: that logic is switched off).
+    """
+
+    def __init__(
+        self,
+        node_url: str,
+        *,
+        api_key: SecretStr | None,
+        clock: Clock,
+        concurrency: int = 64,
+        rate_limit_per_s: float | None = None,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        self.node = public_url(node_url)
+        self._clock = clock
+        self._timeout = timeout
+        self._concurrency = concurrency
+        self._slots = asyncio.Semaphore(concurrency)
+        self._bucket = TokenBucket(rate_limit_per_s, clock) if rate_limit_per_s else None
+        headers = {API_KEY_HEADER: api_key.get_secret_value()} if api_key is not None else {}
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(timeout),
+            headers=headers,
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        )
+        base = node_url if node_url.endswith("/") else node_url + "/"
+        provider = AsyncHTTPProvider(base, timeout=timeout, client=self._client)
+        provider.use_api_key = False  # our header above, for every URL; no shared keys
+        self._tron = AsyncTron(provider)
+        self._provider = provider
+
+    def __repr__(self) -> str:
+        return f"ChainReader(node={self.node!r}, concurrency={self._concurrency})"
+
+    async def __aenter__(self) -> ChainReader:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # ------------------------------------------------------------------ one request
+
+    async def _request(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        """POST `path` (tronpy's provider) under the bounds; see `_call`."""
+        return await self._call(path, lambda: self._provider.make_request(path, body))
+
+    async def _call(self, path: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Run one tronpy call under the concurrency bound and rate limit; map failures.
+
+        tronpy's NotFound (`{}` answers) passes through for the caller to interpret.
+        """
+        try:
+            async with self._slots:
+                if self._bucket is not None:
+                    await self._bucket.acquire()
+                data = await call()
+        except NotFound:
+            raise
+        except httpx.TimeoutException as exc:
+            raise self._temporary(path, f"no answer within {self._timeout}s") from exc
+        except httpx.HTTPStatusError as exc:
+            raise self._temporary(path, _describe_status(exc.response)) from exc
+        except httpx.HTTPError as exc:
+            raise self._temporary(path, f"{type(exc).__name__}: {exc}") from exc
+        except BugInJavaTron as exc:  # get_block's name for an {"Error": ...} body
+            raise self._temporary(path, f"node error: {str(exc)[:200]}") from exc
+        except (ValueError, ApiError) as exc:  # a body that is not JSON
+            raise self._temporary(path, f"unreadable answer ({type(exc).__name__})") from exc
+        if isinstance(data, dict) and "Error" in data:  # tronpy hands error bodies back as data
+            raise self._temporary(path, f"node error: {str(data['Error'])[:200]}")
+        return data
+
+    def _temporary(self, path: str, cause: str) -> ChainTemporaryError:
+        return ChainTemporaryError(f"node {self.node} /{path}: {cause}")
+
+    def _malformed(self, path: str, exc: Exception) -> ChainTemporaryError:
+        return self._temporary(path, f"unexpected answer: {exc}")
+
+    # ------------------------------------------------------------------ snapshots
+
+    async def heads(self) -> NodeHeads:
+        """Head block number and id, and the latest solidified block (`getnodeinfo`)."""
+        path = "wallet/getnodeinfo"
+        info = await self._request(path)
+        try:
+            number, block_id = _parse_block_ref(info["block"])
+            solid, _ = _parse_block_ref(info["solidityBlock"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise self._malformed(path, exc) from exc
+        return NodeHeads(number=number, block_id=block_id, solid=solid)
+
+    async def snapshot(self, address: str, *, delegators: bool = False) -> EnergySnapshot:
+        """One address's energy now; raises ChainTemporaryError / ChainPermanentError."""
+        canonical = canonical_address(address)
+        heads = await self.heads()
+        return await self._read(canonical, heads.number, delegators)
+
+    async def snapshots(
+        self, addresses: Iterable[str], *, delegators: bool = False
+    ) -> dict[str, EnergySnapshot | ChainError]:
+        """Snapshots of many addresses, keyed as given; a failure is that address's value.
+
+        All snapshots carry the head read once at the start of the batch.
+        """
+        todo = list(dict.fromkeys(addresses))
+        results: dict[str, EnergySnapshot | ChainError] = {}
+        try:
+            block = (await self.heads()).number
+        except ChainError as exc:
+            return dict.fromkeys(todo, exc)
+        pending = iter(todo)
+
+        async def work() -> None:
+            for given in pending:
+                try:
+                    results[given] = await self._read(canonical_address(given), block, delegators)
+                except ChainError as exc:
+                    results[given] = exc
+
+        await asyncio.gather(*(work() for _ in range(min(self._concurrency, len(todo)))))
+        return {given: results[given] for given in todo}
+
+    async def _read(self, address: str, block: int, with_delegators: bool) -> EnergySnapshot:
+        tron = self._tron
+        path = "wallet/getaccountresource"
+        try:
+            resource = await self._call(path, lambda: tron.get_account_resource(address))
+        except AddressNotFound:  # `{}`: unactivated (reference/tron.md §3.9), a state
+            return EnergySnapshot(address, False, 0, 0, 0, 0, block, self._clock.now())
+        read_at = self._clock.now()
+        try:
+            limit = _int(resource, "EnergyLimit")
+            used = _int(resource, "EnergyUsed")
+            total_limit = _int(resource, "TotalEnergyLimit")
+            total_weight = _int(resource, "TotalEnergyWeight")
+        except (AttributeError, TypeError) as exc:
+            raise self._malformed(path, exc) from exc
+        path = "wallet/getaccount"
+        try:
+            account = await self._call(path, lambda: tron.get_account(address))
+        except AddressNotFound as exc:  # gone between the two reads: not plausible
+            raise self._malformed(path, exc) from exc
+        try:
+            res = account.get("account_resource", {})
+            delegated_in = _int(res, "acquired_delegated_frozenV2_balance_for_energy") + _int(
+                res, "acquired_delegated_frozen_balance_for_energy"
+            )
+        except (AttributeError, TypeError) as exc:
+            raise self._malformed(path, exc) from exc
+        by_delegator = await self.delegators(address) if with_delegators else None
+        return EnergySnapshot(
+            address=address,
+            activated=True,
+            available=max(0, limit - used),
+            limit=limit,
+            used=used,
+            delegated_in=delegated_in,
+            block=block,
+            read_at=read_at,
+            total_energy_limit=total_limit,
+            total_energy_weight=total_weight,
+            delegators=by_delegator,
+        )
+
+    async def delegators(self, address: str) -> dict[str, int]:
+        """Sun of energy stake delegated to `address`, per delegator (Stake 2.0).
+
+        Costs one call for the index plus one per delegator (reference/tron.md §2.7-2.8).
+        """
+        receiver = canonical_address(address)
+        path = "wallet/getdelegatedresourceaccountindexv2"
+        tron = self._tron
+        index = await self._call(
+            path, lambda: tron.get_delegated_resource_account_index_v2(receiver)
+        )
+        try:
+            senders = [canonical_address(a) for a in index.get("fromAccounts", [])]
+        except (AttributeError, ChainPermanentError) as exc:
+            raise self._malformed(path, exc) from exc
+        amounts = await asyncio.gather(*(self._delegated(s, receiver) for s in senders))
+        return {s: amount for s, amount in zip(senders, amounts, strict=True) if amount > 0}
+
+    async def _delegated(self, sender: str, receiver: str) -> int:
+        path = "wallet/getdelegatedresourcev2"
+        tron = self._tron
+        answer = await self._call(path, lambda: tron.get_delegated_resource_v2(sender, receiver))
+        try:
+            return sum(
+                _int(r, "frozen_balance_for_energy") for r in answer.get("delegatedResource", [])
+            )
+        except (AttributeError, TypeError) as exc:
+            raise self._malformed(path, exc) from exc
+
+    # ------------------------------------------------------------------ blocks
+
+    async def block(self, number: int) -> dict[str, Any] | None:
+        """Block `number` with its transactions (addresses in base58), None if not there yet."""
+        path = "wallet/getblockbynum"
+        tron = self._tron
+        try:
+            block = await self._call(path, lambda: tron.get_block(number, visible=True))
+        except NotFound:  # `{}`: not produced yet
+            return None
+        if not isinstance(block, dict) or "block_header" not in block:
+            raise self._malformed(path, ValueError("no block_header"))
+        return block
+
+    async def block_infos(self, number: int) -> list[dict[str, Any]]:
+        """The transaction infos (receipts) of block `number`; [] for an empty block."""
+        path = "wallet/gettransactioninfobyblocknum"
+        infos = await self._request(path, {"num": number, "visible": True})
+        if infos == {}:
+            return []
+        if not isinstance(infos, list):
+            raise self._malformed(path, ValueError(f"a {type(infos).__name__}, not a list"))
+        return infos
+
+
+def _parse_block_ref(text: str) -> tuple[int, str]:
+    """`"Num:66987565,ID:0000..."` (getnodeinfo) -> (66987565, "0000...")."""
+    num, _, block_id = text.partition(",ID:")
+    return int(num.removeprefix("Num:")), block_id
+
+
+def _describe_status(response: httpx.Response) -> str:
+    status = response.status_code
+    kind = "rate limited or out of quota" if status in (403, 429) else "refused"
+    if status >= 500:
+        kind = "server error"
+    detail = ""
+    try:
+        body = response.json()
+        if isinstance(body, dict) and "Error" in body:
+            detail = f": {str(body['Error'])[:200]}"
+    except ValueError:
+        pass
+    return f"HTTP {status} ({kind}){detail}"
+
+
+__all__ = [
+    "API_KEY_HEADER",
+    "ChainError",
+    "ChainPermanentError",
+    "ChainReader",
+    "ChainTemporaryError",
+    "EnergySnapshot",
+    "NodeHeads",
+    "ObservationError",
+    "TokenBucket",
+    "canonical_address",
+    "public_url",
+]
