@@ -68,8 +68,9 @@ PERIODS: Mapping[int, int] = {HOUR: 1, DAY: 2, **{n * DAY: n for n in range(3, 3
 
 def format_timestamp(epoch: float) -> str:
     """ISO-8601 UTC with milliseconds and `Z`: `2020-12-08T09:08:57.715Z` (always UTC)."""
-    when = dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    millis = round(epoch * 1000)  # whole milliseconds, so 57.7149999 reads as .715
+    when = dt.datetime.fromtimestamp(millis // 1000, tz=dt.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"
 
 
 def sign(secret: str, timestamp: str, method: str, path_with_query: str) -> str:
