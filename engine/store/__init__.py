@@ -1,1 +1,75 @@
-"""Persistence of orders, the spend ledger, leases and applied policy revisions."""
+"""Persistence of orders, the spend ledger, leases and applied policy revisions.
+
+The public face of the store package: `open_store(url, clock)` and the interface and
+values the engine uses. `base.py` defines the `Store` interface and its errors,
+`records.py` and `phases.py` the values and the pure rules, `sqlite.py` the default
+implementation, `migrating.py` the schema migrations, `factory.py` URL selection.
+docs/store.md describes the tables and how the money invariants are enforced.
+"""
+
+from engine.store.base import (
+    DuplicateOrderError,
+    IllegalTransitionError,
+    OrderNotFoundError,
+    SchemaVersionError,
+    Store,
+    StoreClosedError,
+    StoreError,
+    StoreUnavailableError,
+    TransitionConflictError,
+    UnsupportedStoreURLError,
+)
+from engine.store.factory import open_store
+from engine.store.phases import OPEN_PHASES, TERMINAL_PHASES, LedgerKind, OrderPhase
+from engine.store.records import (
+    BudgetLimit,
+    BudgetWindow,
+    IntentCreated,
+    IntentOutcome,
+    IntentRefused,
+    Lease,
+    LedgerEntry,
+    NewIntent,
+    OrderEvent,
+    OrderFilter,
+    OrderRecord,
+    PolicyRevision,
+    ProviderHealth,
+    RefusalReason,
+    cooldown_until,
+    window_bounds,
+)
+
+__all__ = [
+    "OPEN_PHASES",
+    "TERMINAL_PHASES",
+    "BudgetLimit",
+    "BudgetWindow",
+    "DuplicateOrderError",
+    "IllegalTransitionError",
+    "IntentCreated",
+    "IntentOutcome",
+    "IntentRefused",
+    "Lease",
+    "LedgerEntry",
+    "LedgerKind",
+    "NewIntent",
+    "OrderEvent",
+    "OrderFilter",
+    "OrderNotFoundError",
+    "OrderPhase",
+    "OrderRecord",
+    "PolicyRevision",
+    "ProviderHealth",
+    "RefusalReason",
+    "SchemaVersionError",
+    "Store",
+    "StoreClosedError",
+    "StoreError",
+    "StoreUnavailableError",
+    "TransitionConflictError",
+    "UnsupportedStoreURLError",
+    "cooldown_until",
+    "open_store",
+    "window_bounds",
+]

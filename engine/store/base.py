@@ -1,0 +1,248 @@
+"""The Store interface: what the engine remembers, and the errors it can meet doing so.
+
+One async interface implemented by `sqlite.py` (the default) and, later, a PostgreSQL
+store. Both pass one contract suite (`tests/engine/store/`). The money invariants of
+ARCHITECTURE.md section 3 live here as much as in the engine:
+
+- invariant 1: `create_intent` commits the intent before the caller may call a provider;
+- invariant 2: the database itself refuses a second open order for an address;
+- invariant 5: budgets are checked and reserved in the same transaction as invariant 2,
+  settled or released by `transition`.
+
+All times come from the Clock the store was opened with; query methods accept an explicit
+`now` for "as of" questions. Neighbours: `records.py`, `phases.py`, `factory.py`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from typing import Any
+
+from engine.clock import Clock
+from engine.store.phases import OrderPhase
+from engine.store.records import (
+    BudgetLimit,
+    BudgetWindow,
+    IntentOutcome,
+    Lease,
+    LedgerEntry,
+    NewIntent,
+    OrderEvent,
+    OrderFilter,
+    OrderRecord,
+    PolicyRevision,
+    ProviderHealth,
+    cooldown_until,
+)
+
+# --------------------------------------------------------------------------- errors
+
+
+class StoreError(Exception):
+    """Base of every error a store raises. Driver exceptions are chained with `from`."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database cannot serve now (locked beyond the busy timeout, disk, connection)."""
+
+
+class StoreClosedError(StoreError):
+    """The store was closed."""
+
+
+class SchemaVersionError(StoreError):
+    """The database's schema does not match this code (newer, or a migration was edited)."""
+
+
+class UnsupportedStoreURLError(StoreError):
+    """The URL names a backend this build cannot open."""
+
+
+class OrderNotFoundError(StoreError):
+    def __init__(self, client_order_id: str) -> None:
+        super().__init__(f"no order with client order id {client_order_id!r}")
+        self.client_order_id = client_order_id
+
+
+class DuplicateOrderError(StoreError):
+    def __init__(self, client_order_id: str) -> None:
+        super().__init__(f"an order with client order id {client_order_id!r} already exists")
+        self.client_order_id = client_order_id
+
+
+class IllegalTransitionError(StoreError):
+    """The move is never allowed (for example out of a terminal phase)."""
+
+    def __init__(self, client_order_id: str, from_phase: OrderPhase, to_phase: OrderPhase):
+        super().__init__(
+            f"order {client_order_id}: illegal transition {from_phase} -> {to_phase}"
+            + (" (terminal phases are final)" if from_phase.is_terminal else "")
+        )
+        self.client_order_id = client_order_id
+        self.from_phase = from_phase
+        self.to_phase = to_phase
+
+
+class TransitionConflictError(StoreError):
+    """Compare-and-set lost: the order was not in an expected phase (someone moved it)."""
+
+    def __init__(
+        self, client_order_id: str, expected: frozenset[OrderPhase], actual: OrderPhase
+    ) -> None:
+        wanted = ", ".join(sorted(expected))
+        super().__init__(f"order {client_order_id}: expected phase in {{{wanted}}}, found {actual}")
+        self.client_order_id = client_order_id
+        self.expected = expected
+        self.actual = actual
+
+
+# --------------------------------------------------------------------------- interface
+
+
+class Store(abc.ABC):
+    """Orders and their history, the spend ledger, provider health, policy revisions and
+    leases. Every method is a single transaction; none holds one across an await."""
+
+    def __init__(self, clock: Clock) -> None:
+        #: the source of every time the store writes (ARCHITECTURE.md invariant 8)
+        self.clock = clock
+
+    # ---- orders
+
+    @abc.abstractmethod
+    async def create_intent(
+        self, intent: NewIntent, *, budgets: list[BudgetLimit], max_open: int = 1
+    ) -> IntentOutcome:
+        """In one transaction: refuse if the address already has `max_open` open orders,
+        refuse if any budget would go over its limit, else insert the intent, its creation
+        event and its ledger reservation.
+
+        Each budget's `policy` must be the intent's policy or None (all policies).
+        Raises DuplicateOrderError if the client order id is taken.
+        """
+
+    @abc.abstractmethod
+    async def transition(
+        self,
+        client_order_id: str,
+        to_phase: OrderPhase,
+        *,
+        expect_from: set[OrderPhase] | frozenset[OrderPhase] | None = None,
+        provider_order_id: str | None = None,
+        cost_sun: int | None = None,
+        refund_sun: int | None = None,
+        receipt: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        note: str | None = None,
+        attempt: bool = False,
+    ) -> OrderRecord:
+        """Move an order, record the event and settle the ledger, atomically.
+
+        Raises IllegalTransitionError for a move `phases.ALLOWED_TRANSITIONS` forbids,
+        TransitionConflictError when `expect_from` is given and the order is elsewhere
+        (compare-and-set: of two replicas moving one order, one loses), OrderNotFoundError.
+        `attempt` counts one more provider call. Fields left None keep their value.
+        """
+
+    @abc.abstractmethod
+    async def get_order(self, client_order_id: str) -> OrderRecord:
+        """Raises OrderNotFoundError."""
+
+    @abc.abstractmethod
+    async def open_orders(self, address: str | None = None) -> list[OrderRecord]:
+        """Orders in an open phase, oldest first."""
+
+    @abc.abstractmethod
+    async def orders(self, selection: OrderFilter | None = None) -> list[OrderRecord]: ...
+
+    @abc.abstractmethod
+    async def order_history(self, client_order_id: str) -> list[OrderEvent]:
+        """Every event of an order, in order. Raises OrderNotFoundError."""
+
+    # ---- ledger
+
+    @abc.abstractmethod
+    async def spent(
+        self, policy: str | None, window: BudgetWindow, now: float | None = None
+    ) -> int:
+        """Sun reserved (open orders) + settled (terminal orders) in the window holding
+        `now`, for `policy` (None: all policies)."""
+
+    @abc.abstractmethod
+    async def ledger_entries(
+        self,
+        *,
+        client_order_id: str | None = None,
+        policy: str | None = None,
+        since: float | None = None,
+        limit: int = 1000,
+    ) -> list[LedgerEntry]:
+        """Entries in commit order; `since` filters on booked_at."""
+
+    # ---- provider health
+
+    @abc.abstractmethod
+    async def record_provider_result(
+        self, provider: str, ok: bool, reason: str | None = None
+    ) -> ProviderHealth:
+        """A success resets the consecutive failures; a failure adds one."""
+
+    @abc.abstractmethod
+    async def provider_health(self) -> dict[str, ProviderHealth]: ...
+
+    async def provider_cooldowns(self, now: float | None = None) -> dict[str, float]:
+        """Providers still cooling down at `now`, with the time they may be tried again
+        (`records.cooldown_until` with its default backoff)."""
+        moment = self.clock.now() if now is None else now
+        result: dict[str, float] = {}
+        for name, health in (await self.provider_health()).items():
+            until = cooldown_until(health)
+            if until is not None and until > moment:
+                result[name] = until
+        return result
+
+    # ---- policy revisions
+
+    @abc.abstractmethod
+    async def record_policy_revision(
+        self, digest: str, source_summary: str, applied_by: str
+    ) -> PolicyRevision: ...
+
+    @abc.abstractmethod
+    async def latest_policy_revision(self) -> PolicyRevision | None: ...
+
+    # ---- leases
+
+    @abc.abstractmethod
+    async def acquire_lease(self, name: str, holder: str, ttl: float) -> Lease | None:
+        """Take the lease if it is free or expired (or already ours: then extend it).
+        Returns it, or None when another holder has it."""
+
+    @abc.abstractmethod
+    async def renew_lease(self, name: str, holder: str, ttl: float) -> Lease | None:
+        """Extend a lease we still hold; None if it expired or changed hands (stop work)."""
+
+    @abc.abstractmethod
+    async def release_lease(self, name: str, holder: str) -> bool:
+        """Give the lease up now; False if we did not hold it."""
+
+    @abc.abstractmethod
+    async def lease_holders(self, now: float | None = None) -> dict[str, Lease]:
+        """Unexpired leases by name."""
+
+    # ---- lifecycle
+
+    @abc.abstractmethod
+    async def healthcheck(self) -> None:
+        """Raise StoreUnavailableError (or SchemaVersionError) unless the store can serve."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release the connection. Idempotent."""
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

@@ -1,0 +1,71 @@
+"""Open a Store from a URL: the one place that knows which backend a URL names.
+
+Accepted:
+
+- `sqlite:///relative/path.db`, `sqlite:////absolute/path.db` (the SQLAlchemy spelling),
+  or a plain filesystem path: an SQLite file, created and migrated if needed;
+- `:memory:` or `sqlite://:memory:`: a private in-memory database (tests, dry runs);
+- `sqlite:` URLs may carry `?busy_timeout=SECONDS`;
+- `postgresql://` / `postgres://`: not yet supported (issue 8 adds the PostgreSQL store);
+  raises UnsupportedStoreURLError rather than silently using something else.
+
+Neighbours: `sqlite.py` (the store it opens), `base.py`; used by the CLI and the sidecar.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+
+from engine.clock import Clock
+from engine.store.base import Store, UnsupportedStoreURLError
+from engine.store.sqlite import MEMORY, SQLiteStore
+
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def parse_sqlite_url(url: str) -> tuple[str, float | None]:
+    """(path, busy_timeout or None) for an SQLite URL or plain path."""
+    if url in (MEMORY, "sqlite://:memory:", "sqlite:///:memory:", "sqlite://"):
+        return MEMORY, None
+    if not url.startswith("sqlite:"):
+        if "://" in url:
+            scheme = url.split("://", 1)[0]
+            raise UnsupportedStoreURLError(
+                f"unsupported store URL scheme {scheme!r}: use sqlite:///path or a file path"
+            )
+        return url, None
+    parts = urllib.parse.urlsplit(url)
+    if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+        raise UnsupportedStoreURLError(
+            f"bad SQLite URL {url!r}: write sqlite:///relative.db or sqlite:////abs/path.db"
+        )
+    path = urllib.parse.unquote(parts.path[1:])  # sqlite:///x -> "x"; sqlite:////x -> "/x"
+    if not path:
+        raise UnsupportedStoreURLError(f"SQLite URL {url!r} names no file")
+    busy_timeout: float | None = None
+    for key, value in urllib.parse.parse_qsl(parts.query, strict_parsing=bool(parts.query)):
+        if key != "busy_timeout":
+            raise UnsupportedStoreURLError(f"unknown SQLite URL option {key!r}")
+        try:
+            busy_timeout = float(value)
+        except ValueError:
+            raise UnsupportedStoreURLError(
+                f"busy_timeout must be a number of seconds, got {value!r}"
+            ) from None
+        if busy_timeout <= 0:
+            raise UnsupportedStoreURLError(f"busy_timeout must be > 0, got {value!r}")
+    return path, busy_timeout
+
+
+async def open_store(url: str, clock: Clock) -> Store:
+    """Open (and migrate) the store `url` names. See the module docstring for the URLs."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in _POSTGRES_SCHEMES:
+        raise UnsupportedStoreURLError(
+            "PostgreSQL stores are not yet supported by this energyctl (planned): "
+            "use sqlite:///path for now"
+        )
+    path, busy_timeout = parse_sqlite_url(url)
+    if busy_timeout is None:
+        return await SQLiteStore.open(path, clock)
+    return await SQLiteStore.open(path, clock, busy_timeout=busy_timeout)

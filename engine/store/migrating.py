@@ -1,0 +1,132 @@
+"""Schema migrations: numbered `.sql` files applied in order, each inside a transaction.
+
+Migrations live in `migrations/<dialect>/NNNN_name.sql` (`sqlite` now; `postgresql` joins
+with the same numbers, so schema version N means the same tables on both). The database
+records each applied migration in `schema_migrations` (version, name, checksum of the
+file, time). Opening a store applies the missing ones; it refuses a database whose schema
+is newer than this code, or whose record of a migration disagrees with the file (a
+released migration was edited): both raise SchemaVersionError.
+
+Neighbours: `sqlite.py` calls `migrate_sqlite` on a fresh connection; `base.py` defines
+the error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+from dataclasses import dataclass
+from importlib import resources
+
+from engine.store.base import SchemaVersionError
+
+_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def discover(dialect: str) -> list[Migration]:
+    """The migrations shipped for `dialect`, by version; versions must run 1, 2, 3, ..."""
+    folder = resources.files("engine.store").joinpath("migrations").joinpath(dialect)
+    found: list[Migration] = []
+    for entry in folder.iterdir():
+        match = _FILE_NAME.match(entry.name)
+        if match is None:
+            continue
+        found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise SchemaVersionError(f"{dialect} migrations are not numbered 1..N: {versions}")
+    return found
+
+
+def split_statements(script: str) -> list[str]:
+    """Split an SQLite script into statements (trigger bodies and comments included)."""
+    statements: list[str] = []
+    buffer = ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    rest = "\n".join(line for line in buffer[:-1].splitlines() if not line.strip().startswith("--"))
+    if rest.strip():
+        raise SchemaVersionError(f"incomplete SQL statement at the end of a migration: {rest!r}")
+    return statements
+
+
+_CREATE_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT    NOT NULL,
+    checksum   TEXT    NOT NULL,
+    applied_at REAL    NOT NULL
+) STRICT
+"""
+
+
+def migrate_sqlite(conn: sqlite3.Connection, now: float, dialect: str = "sqlite") -> int:
+    """Bring the database up to the newest shipped schema. Returns the schema version.
+
+    `conn` must be in autocommit mode (isolation_level None). All pending migrations run
+    in one `BEGIN IMMEDIATE` transaction: two processes opening the same new file at once
+    serialise here, and the second finds the work done.
+    """
+    migrations = discover(dialect)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(_CREATE_TABLE)
+        applied = {
+            int(version): (str(name), str(checksum))
+            for version, name, checksum in conn.execute(
+                "SELECT version, name, checksum FROM schema_migrations"
+            )
+        }
+        check_applied(applied, migrations)
+        for migration in migrations:
+            if migration.version in applied:
+                continue
+            for statement in split_statements(migration.sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum, applied_at) "
+                "VALUES (?, ?, ?, ?)",
+                (migration.version, migration.name, migration.checksum, now),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return len(migrations)
+
+
+def check_applied(applied: dict[int, tuple[str, str]], migrations: list[Migration]) -> None:
+    """Refuse a database that is newer than the code or disagrees with a shipped file."""
+    known = {m.version: m for m in migrations}
+    newest = max(applied, default=0)
+    if newest > len(migrations):
+        raise SchemaVersionError(
+            f"the database's schema is version {newest}, newer than this energyctl "
+            f"(which knows up to version {len(migrations)}): upgrade energyctl, or point "
+            "it at another database"
+        )
+    for version, (name, checksum) in sorted(applied.items()):
+        migration = known[version]
+        if (name, checksum) != (migration.name, migration.checksum):
+            raise SchemaVersionError(
+                f"migration {version:04d} recorded in the database ({name}, {checksum[:12]}) "
+                f"differs from the shipped file ({migration.name}, "
+                f"{migration.checksum[:12]}): released migrations must never be edited"
+            )

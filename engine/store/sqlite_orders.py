@@ -1,0 +1,395 @@
+"""Orders and the spend ledger on SQLite: the statements behind `SQLiteStore`'s order methods.
+
+Synchronous functions on a `sqlite3.Connection`, run on the store's own thread. Writers
+(`create_intent`, `transition`) expect to be called inside a `BEGIN IMMEDIATE` transaction
+opened by `sqlite.py`, which holds SQLite's single write lock across processes: the
+open-order check, the budget check and the inserts of invariants 1, 2 and 5 happen under
+that one lock, and the database's unique index and CHECKs refuse what slips past Python.
+
+Neighbours: `sqlite.py` (connection, thread, transactions), `phases.py` (transition and
+settlement rules), `records.py` (values).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+from engine.store.base import (
+    DuplicateOrderError,
+    IllegalTransitionError,
+    OrderNotFoundError,
+    TransitionConflictError,
+)
+from engine.store.phases import (
+    OPEN_PHASES,
+    SETTLED_PHASES,
+    LedgerKind,
+    OrderPhase,
+    check_transition,
+    free_slot,
+    settlement,
+)
+from engine.store.records import (
+    BudgetLimit,
+    IntentCreated,
+    IntentOutcome,
+    IntentRefused,
+    LedgerEntry,
+    NewIntent,
+    OrderEvent,
+    OrderFilter,
+    OrderRecord,
+    RefusalReason,
+    window_bounds,
+)
+
+_OPEN = tuple(sorted(OPEN_PHASES))
+_OPEN_SQL = ", ".join("?" for _ in _OPEN)
+
+# --------------------------------------------------------------------------- writers
+
+
+def create_intent(
+    conn: sqlite3.Connection,
+    now: float,
+    intent: NewIntent,
+    budgets: list[BudgetLimit],
+    max_open: int,
+) -> IntentOutcome:
+    for budget in budgets:
+        if budget.policy not in (None, intent.policy):
+            raise ValueError(
+                f"budget for policy {budget.policy!r} cannot limit an order of policy "
+                f"{intent.policy!r}"
+            )
+    if _fetch_order_row(conn, intent.client_order_id) is not None:
+        raise DuplicateOrderError(intent.client_order_id)
+
+    holders = conn.execute(
+        "SELECT client_order_id, open_slot FROM orders "
+        "WHERE address = ? AND open_slot IS NOT NULL ORDER BY created_at, client_order_id",
+        (intent.address,),
+    ).fetchall()
+    slot = free_slot({int(row["open_slot"]) for row in holders}, max_open)
+    if slot is None:
+        return IntentRefused(
+            reason=RefusalReason.OPEN_ORDER_EXISTS,
+            open_orders=tuple(str(row["client_order_id"]) for row in holders),
+        )
+    for budget in budgets:
+        start, end = window_bounds(budget.window, now)
+        spent = _sum_ledger(conn, budget.policy, start, end)
+        if spent + intent.reserved_sun > budget.limit_sun:
+            return IntentRefused(
+                reason=RefusalReason.BUDGET_EXCEEDED,
+                budget=budget,
+                spent_sun=spent,
+                requested_sun=intent.reserved_sun,
+            )
+    try:
+        conn.execute(
+            "INSERT INTO orders (client_order_id, policy, address, provider, energy, duration,"
+            " phase, open_slot, max_open, reserved_sun, created_at, updated_at, deadline)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                intent.client_order_id,
+                intent.policy,
+                intent.address,
+                intent.provider,
+                intent.energy,
+                intent.duration,
+                OrderPhase.INTENT.value,
+                slot,
+                max_open,
+                intent.reserved_sun,
+                now,
+                now,
+                intent.deadline,
+            ),
+        )
+    except sqlite3.IntegrityError as exc:
+        if "open_slot" not in str(exc):
+            raise
+        # The database's own guard (invariant 2): reachable only if Python's check above
+        # was wrong. The failed statement wrote nothing; report it as the refusal it is.
+        return IntentRefused(
+            reason=RefusalReason.OPEN_ORDER_EXISTS,
+            open_orders=tuple(str(row["client_order_id"]) for row in holders),
+        )
+    detail: dict[str, Any] = {"reserved_sun": intent.reserved_sun, "max_open": max_open}
+    if intent.note:
+        detail["note"] = intent.note
+    _insert_event(conn, intent.client_order_id, None, OrderPhase.INTENT, now, detail)
+    if intent.reserved_sun:
+        _insert_ledger(
+            conn,
+            intent.client_order_id,
+            intent.policy,
+            LedgerKind.RESERVE,
+            intent.reserved_sun,
+            now,
+            now,
+        )
+    return IntentCreated(order=get_order(conn, intent.client_order_id))
+
+
+def transition(
+    conn: sqlite3.Connection,
+    now: float,
+    client_order_id: str,
+    to_phase: OrderPhase,
+    *,
+    expect_from: frozenset[OrderPhase] | None,
+    provider_order_id: str | None,
+    cost_sun: int | None,
+    refund_sun: int | None,
+    receipt: Mapping[str, Any] | None,
+    error: str | None,
+    note: str | None,
+    attempt: bool,
+) -> OrderRecord:
+    order = get_order(conn, client_order_id)
+    if expect_from is not None and order.phase not in expect_from:
+        raise TransitionConflictError(client_order_id, expect_from, order.phase)
+    if not check_transition(order.phase, to_phase):
+        raise IllegalTransitionError(client_order_id, order.phase, to_phase)
+    for label, value in (("cost_sun", cost_sun), ("refund_sun", refund_sun)):
+        if value is not None and value < 0:
+            raise ValueError(f"{label} must be >= 0 sun, got {value}")
+
+    entries = settlement(
+        to_phase,
+        reserved_sun=order.reserved_sun,
+        cost_sun=cost_sun,
+        known_cost_sun=order.cost_sun,
+        refund_sun=refund_sun,
+    )
+    new_cost = order.cost_sun if cost_sun is None else cost_sun
+    settled = sum(amount for kind, amount in entries if kind is LedgerKind.SETTLE)
+    if to_phase in SETTLED_PHASES or (to_phase is OrderPhase.REFUNDED and settled):
+        new_cost = settled
+    new_refund = -sum(amount for kind, amount in entries if kind is LedgerKind.REFUND)
+    cursor = conn.execute(
+        "UPDATE orders SET phase = ?, open_slot = CASE WHEN ? THEN open_slot END,"
+        " provider_order_id = COALESCE(?, provider_order_id), cost_sun = ?,"
+        " refund_sun = COALESCE(?, refund_sun), receipt = COALESCE(?, receipt),"
+        " last_error = COALESCE(?, last_error), attempts = attempts + ?, updated_at = ?"
+        " WHERE client_order_id = ? AND phase = ?",
+        (
+            to_phase.value,
+            to_phase.is_open,
+            provider_order_id,
+            new_cost,
+            new_refund or None,
+            None if receipt is None else json.dumps(dict(receipt), sort_keys=True),
+            error,
+            1 if attempt else 0,
+            now,
+            client_order_id,
+            order.phase.value,
+        ),
+    )
+    if cursor.rowcount != 1:  # compare-and-set on the phase read above (same transaction)
+        raise TransitionConflictError(client_order_id, frozenset({order.phase}), to_phase)
+    detail: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("provider_order_id", provider_order_id),
+            ("cost_sun", cost_sun),
+            ("refund_sun", refund_sun),
+            ("error", error),
+            ("note", note),
+        )
+        if value is not None
+    }
+    if attempt:
+        detail["attempt"] = True
+    if entries:
+        detail["ledger"] = [[kind.value, amount] for kind, amount in entries]
+    _insert_event(conn, client_order_id, order.phase, to_phase, now, detail)
+    for kind, amount in entries:
+        _insert_ledger(conn, client_order_id, order.policy, kind, amount, order.created_at, now)
+    return get_order(conn, client_order_id)
+
+
+def _insert_event(
+    conn: sqlite3.Connection,
+    client_order_id: str,
+    from_phase: OrderPhase | None,
+    to_phase: OrderPhase,
+    at: float,
+    detail: Mapping[str, Any],
+) -> None:
+    conn.execute(
+        "INSERT INTO order_events (client_order_id, from_phase, to_phase, at, detail)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (
+            client_order_id,
+            None if from_phase is None else from_phase.value,
+            to_phase.value,
+            at,
+            json.dumps(dict(detail), sort_keys=True),
+        ),
+    )
+
+
+def _insert_ledger(
+    conn: sqlite3.Connection,
+    client_order_id: str,
+    policy: str,
+    kind: LedgerKind,
+    amount_sun: int,
+    booked_at: float,
+    recorded_at: float,
+) -> None:
+    conn.execute(
+        "INSERT INTO ledger_entries"
+        " (client_order_id, policy, kind, amount_sun, booked_at, recorded_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (client_order_id, policy, kind.value, amount_sun, booked_at, recorded_at),
+    )
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def _fetch_order_row(conn: sqlite3.Connection, client_order_id: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,)
+    ).fetchone()
+    return row
+
+
+def get_order(conn: sqlite3.Connection, client_order_id: str) -> OrderRecord:
+    row = _fetch_order_row(conn, client_order_id)
+    if row is None:
+        raise OrderNotFoundError(client_order_id)
+    return _order(row)
+
+
+def _order(row: sqlite3.Row) -> OrderRecord:
+    return OrderRecord(
+        client_order_id=row["client_order_id"],
+        policy=row["policy"],
+        address=row["address"],
+        provider=row["provider"],
+        energy=row["energy"],
+        duration=row["duration"],
+        phase=OrderPhase(row["phase"]),
+        reserved_sun=row["reserved_sun"],
+        cost_sun=row["cost_sun"],
+        refund_sun=row["refund_sun"],
+        provider_order_id=row["provider_order_id"],
+        receipt=None if row["receipt"] is None else json.loads(row["receipt"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        deadline=row["deadline"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+    )
+
+
+def open_orders(conn: sqlite3.Connection, address: str | None) -> list[OrderRecord]:
+    return orders(
+        conn, OrderFilter(phases=OPEN_PHASES, address=address, limit=10_000, newest_first=False)
+    )
+
+
+def orders(conn: sqlite3.Connection, selection: OrderFilter) -> list[OrderRecord]:
+    where: list[str] = []
+    params: list[Any] = []
+    if selection.phases is not None:
+        if not selection.phases:
+            return []
+        where.append(f"phase IN ({', '.join('?' for _ in selection.phases)})")
+        params.extend(sorted(p.value for p in selection.phases))
+    for column in ("policy", "provider", "address"):
+        value = getattr(selection, column)
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if selection.since is not None:
+        where.append("created_at >= ?")
+        params.append(selection.since)
+    if selection.deadline_before is not None:
+        where.append(f"deadline < ? AND phase IN ({_OPEN_SQL})")
+        params.extend([selection.deadline_before, *_OPEN])
+    direction = "DESC" if selection.newest_first else "ASC"
+    # Only fixed column names and "?" placeholders are pasted in; values are parameters.
+    sql = (
+        "SELECT * FROM orders"  # noqa: S608
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + f" ORDER BY created_at {direction}, client_order_id {direction} LIMIT ?"
+    )
+    return [_order(row) for row in conn.execute(sql, (*params, selection.limit))]
+
+
+def order_history(conn: sqlite3.Connection, client_order_id: str) -> list[OrderEvent]:
+    get_order(conn, client_order_id)  # raises OrderNotFoundError
+    return [
+        OrderEvent(
+            seq=row["seq"],
+            client_order_id=row["client_order_id"],
+            from_phase=None if row["from_phase"] is None else OrderPhase(row["from_phase"]),
+            to_phase=OrderPhase(row["to_phase"]),
+            at=row["at"],
+            detail=json.loads(row["detail"]),
+        )
+        for row in conn.execute(
+            "SELECT * FROM order_events WHERE client_order_id = ? ORDER BY seq",
+            (client_order_id,),
+        )
+    ]
+
+
+def _sum_ledger(conn: sqlite3.Connection, policy: str | None, start: float, end: float) -> int:
+    sql = "SELECT COALESCE(SUM(amount_sun), 0) FROM ledger_entries WHERE booked_at >= ?"
+    sql += " AND booked_at < ?"
+    params: list[Any] = [start, end]
+    if policy is not None:
+        sql += " AND policy = ?"
+        params.append(policy)
+    return int(conn.execute(sql, params).fetchone()[0])
+
+
+def spent(conn: sqlite3.Connection, policy: str | None, start: float, end: float) -> int:
+    return _sum_ledger(conn, policy, start, end)
+
+
+def ledger_entries(
+    conn: sqlite3.Connection,
+    client_order_id: str | None,
+    policy: str | None,
+    since: float | None,
+    limit: int,
+) -> list[LedgerEntry]:
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("client_order_id = ?", client_order_id),
+        ("policy = ?", policy),
+        ("booked_at >= ?", since),
+    ):
+        if value is not None:
+            where.append(column)
+            params.append(value)
+    sql = (
+        "SELECT * FROM ledger_entries"  # noqa: S608 - fixed column names, values are parameters
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY seq LIMIT ?"
+    )
+    return [
+        LedgerEntry(
+            seq=row["seq"],
+            client_order_id=row["client_order_id"],
+            policy=row["policy"],
+            kind=LedgerKind(row["kind"]),
+            amount_sun=row["amount_sun"],
+            booked_at=row["booked_at"],
+            recorded_at=row["recorded_at"],
+        )
+        for row in conn.execute(sql, (*params, limit))
+    ]
