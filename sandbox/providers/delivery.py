@@ -1,0 +1,202 @@
+"""Order delivery in emulated time: when energy is delegated, and when it is taken back.
+
+Every emulator keeps its vendor-specific order records and, next to each, a `Delivery`
+from this module's `DeliveryBook`. The book is advanced with `tick(now)`; each call moves
+every delivery to where it should be at `now`, in the order events were due:
+
+    accepted --(delay)--> delegated (all, or a fraction) --(duration)--> reclaimed
+
+A delegation refused by the `Delegator` (`DelegationError`) is retried `max_attempts`
+times, `retry_delay` apart, and then the delivery fails. With `fill_from_capacity` (TronSave
+partial fills) a delivery takes what the provider can delegate now and comes back for the
+rest. Faults (`faults.py`) fixed at acceptance: delay, no delivery, fraction delivered.
+
+Neighbours: `base.py` (Delegator, ChainView), `emulating.py` (calls `tick` on each request
+and from its background loop). Construct: `DeliveryBook(delegator, delay=3.0)`.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+
+from sandbox.providers.base import ChainView, DelegationError, Delegator
+from sandbox.providers.faults import Faults
+
+
+class DeliveryState(enum.Enum):
+    PENDING = "pending"  # accepted, nothing delegated yet
+    PARTIAL = "partial"  # some energy delegated, less than ordered
+    DELEGATED = "delegated"  # everything ordered is delegated
+    FAILED = "failed"  # refused for good, nothing delegated
+    EXPIRED = "expired"  # duration over, every delegation reclaimed
+
+
+@dataclass
+class Delegation:
+    """One on-chain delegation made for a delivery."""
+
+    txid: str
+    energy: int
+    delegated_at: float
+    expires_at: float
+    reclaimed_at: float | None = None
+    reclaimed_early: bool = False
+
+
+@dataclass
+class Delivery:
+    """The delivery of one order: what was ordered and what happened on chain."""
+
+    receiver: str
+    energy: int
+    duration: int
+    accepted_at: float
+    target: int  # energy that will be delivered (energy x the partial-delivery fraction)
+    due_at: float | None  # next delegation attempt; None: nothing more will be tried
+    fill_from_capacity: bool = False
+    delegations: list[Delegation] = field(default_factory=list)
+    attempts: int = 0
+    error: str | None = None
+
+    @property
+    def delivered(self) -> int:
+        """Energy delegated so far (including delegations since reclaimed)."""
+        return sum(d.energy for d in self.delegations)
+
+    @property
+    def active(self) -> list[Delegation]:
+        return [d for d in self.delegations if d.reclaimed_at is None]
+
+    @property
+    def retrying(self) -> bool:
+        """The last delegation attempt failed and another one is scheduled."""
+        return self.error is not None and self.due_at is not None
+
+    @property
+    def first_delegated_at(self) -> float | None:
+        return self.delegations[0].delegated_at if self.delegations else None
+
+    @property
+    def state(self) -> DeliveryState:
+        if not self.delegations:
+            failed = self.error is not None and self.due_at is None
+            return DeliveryState.FAILED if failed else DeliveryState.PENDING
+        if not self.active and self.due_at is None:
+            return DeliveryState.EXPIRED
+        if self.delivered >= self.energy:
+            return DeliveryState.DELEGATED
+        return DeliveryState.PARTIAL
+
+
+class DeliveryBook:
+    """Schedules and performs the deliveries of one emulator."""
+
+    def __init__(
+        self,
+        delegator: Delegator,
+        *,
+        delay: float = 3.0,
+        retry_delay: float = 10.0,
+        max_attempts: int = 3,
+    ) -> None:
+        self.delegator = delegator
+        self.delay = delay
+        self.retry_delay = retry_delay
+        self.max_attempts = max_attempts
+        self.deliveries: list[Delivery] = []
+
+    def schedule(
+        self,
+        receiver: str,
+        energy: int,
+        duration: int,
+        now: float,
+        faults: Faults,
+        *,
+        fill_from_capacity: bool = False,
+    ) -> Delivery:
+        """Accept a delivery at `now`, with the per-order faults in force at that moment."""
+        delay = self.delay if faults.delivery_delay is None else faults.delivery_delay
+        delivery = Delivery(
+            receiver=receiver,
+            energy=energy,
+            duration=duration,
+            accepted_at=now,
+            target=max(1, math.floor(energy * faults.fraction)),
+            due_at=now + delay if faults.deliver else None,
+            fill_from_capacity=fill_from_capacity,
+        )
+        self.deliveries.append(delivery)
+        return delivery
+
+    def tick(self, now: float) -> list[Delivery]:
+        """Advance every delivery to `now`; returns those whose state changed."""
+        changed: list[Delivery] = []
+        for delivery in self.deliveries:
+            before = (delivery.state, delivery.delivered)
+            self._advance(delivery, now)
+            if (delivery.state, delivery.delivered) != before:
+                changed.append(delivery)
+        return changed
+
+    def reclaim_early(self, delivery: Delivery, now: float) -> list[str]:
+        """Take back every active delegation of `delivery` now (itrx `exclusive`)."""
+        txids: list[str] = []
+        for d in delivery.active:
+            try:
+                self.delegator.reclaim(d.txid)
+            except DelegationError:
+                continue
+            d.reclaimed_at, d.reclaimed_early = now, True
+            txids.append(d.txid)
+        if txids:
+            delivery.due_at = None
+        return txids
+
+    # ------------------------------------------------------------------ internals
+
+    def _advance(self, delivery: Delivery, now: float) -> None:
+        if delivery.due_at is not None and delivery.due_at <= now:
+            self._try_delegate(delivery, delivery.due_at, now)
+        for d in delivery.active:
+            if d.expires_at <= now:
+                try:
+                    self.delegator.reclaim(d.txid)
+                except DelegationError:
+                    continue  # retried at the next tick
+                d.reclaimed_at = d.expires_at
+
+    def _try_delegate(self, delivery: Delivery, at: float, now: float) -> None:
+        # Delegations start when due (not at `now`), so a big clock jump replays correctly.
+        wanted = delivery.target - delivery.delivered
+        if wanted <= 0:
+            delivery.due_at = None
+            return
+        amount = wanted
+        if delivery.fill_from_capacity and isinstance(self.delegator, ChainView):
+            amount = min(wanted, max(0, self.delegator.available_energy()))
+            if amount <= 0:
+                delivery.due_at = max(at + self.retry_delay, now)  # wait for the market
+                return
+        try:
+            txid = self.delegator.delegate(delivery.receiver, amount, delivery.duration)
+        except DelegationError as exc:
+            delivery.attempts += 1
+            if delivery.attempts >= self.max_attempts:
+                delivery.error, delivery.due_at = str(exc), None
+            else:
+                delivery.error = str(exc)
+                delivery.due_at = at + self.retry_delay
+                if delivery.due_at <= now:
+                    self._try_delegate(delivery, delivery.due_at, now)
+            return
+        delivery.error = None
+        delivery.delegations.append(Delegation(txid, amount, at, at + delivery.duration))
+        if delivery.delivered >= delivery.target:
+            delivery.due_at = None
+        else:
+            delivery.due_at = at + self.retry_delay
+            if delivery.due_at <= now:
+                self._try_delegate(delivery, delivery.due_at, now)

@@ -1,0 +1,186 @@
+"""What every vendor emulator shares: state, emulated time, the request pipeline, faults.
+
+`EmulatorBase` holds the account balance, the `DeliveryBook`, the injected `Clock` and
+`Faults`, and builds the Starlette app (`.app`) from the routes a vendor subclass lists.
+Each route runs through one pipeline:
+
+    rate limit (vendor default or Faults.rate_limit; the vendor's own 429 body)
+    -> tick() (orders advance to clock.now(); a pending Faults.set_balance applies)
+    -> queued fault for this operation (5xx before or after processing; a hold on the clock)
+    -> the vendor handler
+
+Time only comes from the clock, so a test stepping a `VirtualClock` is deterministic:
+advance the clock, then make a request (or call `tick()` / `await step()`). The world's
+loop calls `await run()` to advance orders and send callbacks in the background.
+
+Neighbours: `base.py`, `delivery.py`, `faults.py`; subclasses `mefree.py`, `itrx.py`,
+`eopen.py`, `tronsave.py`.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from engine.clock import Clock
+from sandbox.providers.base import Delegator
+from sandbox.providers.delivery import Delivery, DeliveryBook
+from sandbox.providers.faults import Faults
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+_PROXY_REASONS = {
+    502: "Bad Gateway",
+    503: "Service Temporarily Unavailable",
+    504: "Gateway Time-out",
+}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the emulator answered (for tests: 'was create called twice?')."""
+
+    op: str
+    method: str
+    path: str
+    status: int
+    at: float
+
+
+class EmulatorBase(abc.ABC):
+    """Base of the four vendor emulators. Subclasses define `_routes()` and the hooks."""
+
+    #: seconds between acceptance and delegation, unless Faults.slow_delivery says otherwise
+    default_delivery_delay: float = 3.0
+
+    def __init__(
+        self,
+        delegator: Delegator,
+        *,
+        clock: Clock,
+        balance_sun: int,
+        faults: Faults | None = None,
+        seed: int = 0,
+        delivery_delay: float | None = None,
+        rate_limit_per_s: int | None = None,
+    ) -> None:
+        self.delegator = delegator
+        self.clock = clock
+        self.faults = faults if faults is not None else Faults()
+        self.balance_sun = balance_sun
+        self.rng = random.Random(seed)
+        delay = self.default_delivery_delay if delivery_delay is None else delivery_delay
+        self.book = DeliveryBook(delegator, delay=delay)
+        #: requests per emulated second before the vendor's "rate limited" answer (None: none)
+        self.rate_limit_per_s = rate_limit_per_s
+        self.calls: list[Call] = []
+        self.app = Starlette(
+            routes=[self._route(*spec) for spec in self._routes()],
+            exception_handlers={404: self._http_error, 405: self._http_error},
+        )
+
+    # ------------------------------------------------------------------ time
+
+    def tick(self) -> None:
+        """Advance every order to the clock's now (runs on every request, too)."""
+        now = self.clock.now()
+        sun = self.faults.take_balance()
+        if sun is not None:
+            self.balance_sun = sun
+        for delivery in self.book.tick(now):
+            self._delivery_changed(delivery, now)
+
+    async def step(self) -> None:
+        """`tick()`, then any asynchronous side effect that is due (itrx callbacks)."""
+        self.tick()
+        await self._after_tick()
+
+    async def run(self, interval: float = 1.0) -> None:
+        """Background loop for the world: step every `interval` seconds of the clock."""
+        while True:
+            await self.step()
+            await self.clock.sleep(interval)
+
+    def count(self, op: str) -> int:
+        """How many requests for operation `op` were answered (any status)."""
+        return sum(1 for c in self.calls if c.op == op)
+
+    # ------------------------------------------------------------------ hooks
+
+    @abc.abstractmethod
+    def _routes(self) -> list[tuple[str, Handler, list[str], str]]:
+        """(path, handler, methods, operation name) for every vendor endpoint."""
+
+    @abc.abstractmethod
+    def _rate_limited(self) -> Response:
+        """The vendor's answer when over the rate limit."""
+
+    def _server_error(self, status: int) -> Response:
+        """The vendor's answer to an injected 5xx; by default a proxy's HTML page."""
+        reason = _PROXY_REASONS.get(status, "Internal Server Error")
+        body = f"<html><head><title>{status} {reason}</title></head><body>"
+        body += f"<center><h1>{status} {reason}</h1></center><hr><center>nginx</center>"
+        return HTMLResponse(body + "</body></html>", status_code=status)
+
+    def _not_found(self, request: Request, status: int) -> Response:
+        """The vendor's answer for an unknown route (404) or a wrong method (405)."""
+        return Response("Not Found", status_code=404, media_type="text/plain")
+
+    def _delivery_changed(self, delivery: Delivery, now: float) -> None:  # noqa: B027
+        """Called by `tick()` for each delivery whose state changed."""
+
+    async def _after_tick(self) -> None:  # noqa: B027
+        """Asynchronous work due after a tick (callbacks)."""
+
+    # ------------------------------------------------------------------ pipeline
+
+    def _new_hex(self, digits: int) -> str:
+        return f"{self.rng.getrandbits(digits * 4):0{digits}x}"
+
+    async def _http_error(self, request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        return self._not_found(request, status)
+
+    def _route(self, path: str, handler: Handler, methods: list[str], op: str) -> Route:
+        async def guarded(request: Request) -> Response:
+            response = await self._guarded(request, handler, op)
+            self.calls.append(
+                Call(op, request.method, request.url.path, response.status_code, self.clock.now())
+            )
+            return response
+
+        return Route(path, guarded, methods=methods)
+
+    async def _guarded(self, request: Request, handler: Handler, op: str) -> Response:
+        if not self.faults.admit(self.clock.now(), self.rate_limit_per_s):
+            return self._rate_limited()
+        self.tick()
+        fault = self.faults.take(op)
+        if fault is not None and not fault.after_accept:
+            if fault.kind == "fail":
+                return self._server_error(fault.status)
+            await self._hold(fault.seconds)
+            self.tick()
+        response = await handler(request)
+        if fault is not None and fault.after_accept:
+            if fault.kind == "fail":
+                return self._server_error(fault.status)
+            await self._hold(fault.seconds)
+        return response
+
+    async def _hold(self, seconds: float) -> None:
+        released = self.faults.hold_event()
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        waiter = asyncio.ensure_future(released.wait())
+        _, pending = await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()

@@ -1,0 +1,165 @@
+"""Fault injection for the vendor emulators: what can go wrong, on demand.
+
+A `Faults` object is handed to an emulator at construction (`ItrxEmulator(..., faults=f)`)
+and changed by the test or the sandbox while the emulator runs. Knobs:
+
+- per request, queued in order: `fail_next` (an HTTP 5xx, optionally *after* the order was
+  accepted, i.e. an ambiguous outcome) and `hang_next` (the answer is held for a long
+  emulated time, awaited on the emulator's clock);
+- per order, for orders accepted from then on: `slow_delivery`, `no_delivery`,
+  `partial_delivery`;
+- per emulator: `rate_limit` (requests per emulated second, answered with the vendor's own
+  rate-limit response) and `set_balance` (applied at the next request or tick).
+
+`on=` restricts a queued fault to one operation name ("create", "status", "balance",
+"price"...); each emulator documents its operation names. Neighbours: `emulating.py`
+consumes these knobs; `delivery.py` reads the per-order ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Injected:
+    """One queued request fault."""
+
+    kind: Literal["fail", "hang"]
+    status: int = 500
+    after_accept: bool = True
+    seconds: float = 3600.0
+    on: str | None = None
+
+
+class Faults:
+    """The fault knobs of one emulator. All methods are safe to call at any time."""
+
+    def __init__(self) -> None:
+        self._queue: list[Injected] = []
+        self.delivery_delay: float | None = None
+        self.deliver: bool = True
+        self.fraction: float = 1.0
+        self.rate_limit_per_s: int | None = None
+        self._balance: int | None = None
+        self._hung: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._recent: deque[float] = deque()
+
+    # ------------------------------------------------------------------ knobs
+
+    def fail_next(
+        self, n: int = 1, status: int = 500, *, after_accept: bool = True, on: str | None = None
+    ) -> None:
+        """Answer the next `n` requests (matching `on`) with HTTP `status`.
+
+        after_accept=True: the request is processed first (an order is created) and the
+        answer is then replaced by the error - the client cannot know the outcome.
+        after_accept=False: the request is refused before anything happens.
+        """
+        if not 500 <= status <= 599:
+            raise ValueError(f"fail_next injects server errors (5xx), got {status}")
+        self._queue.extend(Injected("fail", status, after_accept, 0.0, on) for _ in range(n))
+
+    def hang_next(
+        self,
+        n: int = 1,
+        *,
+        seconds: float = 3600.0,
+        after_accept: bool = True,
+        on: str | None = None,
+    ) -> None:
+        """Hold the answer to the next `n` requests for `seconds` of emulated time.
+
+        after_accept=True: processed at once, answered late. after_accept=False: processed
+        only when the hold ends (a late arrival). `release_hangs()` ends every hold now.
+        """
+        self._queue.extend(Injected("hang", 0, after_accept, seconds, on) for _ in range(n))
+
+    def slow_delivery(self, seconds: float) -> None:
+        """Orders accepted from now on are delegated `seconds` after acceptance."""
+        if seconds < 0:
+            raise ValueError(f"delay must be >= 0, got {seconds}")
+        self.delivery_delay = seconds
+
+    def no_delivery(self, enabled: bool = True) -> None:
+        """Orders accepted from now on are never delegated (they stay pending)."""
+        self.deliver = not enabled
+
+    def partial_delivery(self, fraction: float) -> None:
+        """Orders accepted from now on get only `fraction` (0 < f <= 1) of their energy."""
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        self.fraction = fraction
+
+    def rate_limit(self, n_per_s: int | None) -> None:
+        """Allow at most `n_per_s` requests per emulated second (None: the vendor default)."""
+        if n_per_s is not None and n_per_s < 0:
+            raise ValueError(f"rate limit must be >= 0, got {n_per_s}")
+        self.rate_limit_per_s = n_per_s
+
+    def set_balance(self, sun: int) -> None:
+        """Set the account balance (sun) at the emulator's next request or tick."""
+        if sun < 0:
+            raise ValueError(f"balance must be >= 0, got {sun}")
+        self._balance = sun
+
+    def reset(self) -> None:
+        """Clear every knob (a pending balance change is kept)."""
+        self._queue.clear()
+        self.delivery_delay = None
+        self.deliver = True
+        self.fraction = 1.0
+        self.rate_limit_per_s = None
+        self.release_hangs()
+
+    # ------------------------------------------------------------------ used by emulators
+
+    @property
+    def pending(self) -> int:
+        """How many queued request faults are still to fire."""
+        return len(self._queue)
+
+    def take(self, op: str) -> Injected | None:
+        """Pop the first queued fault that applies to operation `op`."""
+        for i, fault in enumerate(self._queue):
+            if fault.on is None or fault.on == op:
+                return self._queue.pop(i)
+        return None
+
+    def take_balance(self) -> int | None:
+        sun, self._balance = self._balance, None
+        return sun
+
+    def admit(self, now: float, default_limit: int | None) -> bool:
+        """Count one request at `now`; False when over the limit for the last second."""
+        limit = self.rate_limit_per_s if self.rate_limit_per_s is not None else default_limit
+        while self._recent and self._recent[0] <= now - 1.0:
+            self._recent.popleft()
+        if limit is not None and len(self._recent) >= limit:
+            return False
+        self._recent.append(now)
+        return True
+
+    def hold_event(self) -> asyncio.Event:
+        """An event that `release_hangs()` sets, bound to the running loop."""
+        event = asyncio.Event()
+        self._hung.append((asyncio.get_running_loop(), event))
+        return event
+
+    def release_hangs(self) -> None:
+        """End every hold now (also from another thread, e.g. before stopping a server)."""
+        hung, self._hung = self._hung, []
+        for loop, event in hung:
+            if loop.is_closed():
+                continue
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                event.set()
+            else:
+                loop.call_soon_threadsafe(event.set)
