@@ -338,7 +338,9 @@ class ItrxProvider(Provider):
     def _check(self, energy: int, duration: int) -> None:
         if duration not in PERIODS or energy < self.capabilities.min_amount:
             raise PermanentError(
-                self.name, "amount or duration not sold by itrx", reason=ErrorReason.INVALID_REQUEST
+                self.name,
+                "amount or duration not sold by itrx",
+                reason=ErrorReason.INVALID_REQUEST,
             )
 
     async def quote(self, request: QuoteRequest) -> Quote:

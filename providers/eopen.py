@@ -1,0 +1,354 @@
+"""eopen (api.eopen.io) adapter: periods, statuses, prices, the 19 error codes.
+
+Facts from `reference/providers.md` section 3 and the vendor page in the seeds:
+
+- Auth [C]: an `API-KEY` header; no signing. Base `https://api.eopen.io/api`.
+- Parameters [?]: every curl example sends them as a query string (`curl -G`), even for
+  the documented POST. We follow the documented method and send the parameters in the
+  query string, which a server reading either place accepts.
+- Envelope [C]: `{code, msg, time, data}`; `code` 0 is success, the 18 others are mapped
+  in `ERRORS`. The HTTP status that goes with them is undocumented (200 assumed [I]).
+- Periods [C]: 10min, 1h, 1d, 3d, 7d, 14d, 30d. Minimum 64,000 energy. Orders activate
+  an unactivated receiver on their own.
+- Money [C]: order `amount` is a decimal in the payment currency (TRX or USDT); the
+  price answer has `sun` (unit price, a string) and `trxPrice` (TRX, rounded to 2
+  places). The quote is the larger of `sun x rentalCount` and `trxPrice` in sun, in
+  integers via Decimal: which one holds for multi-day periods is unknown [I].
+- History [C/?]: `GET /v1/tron/history?orderId=` answers one object (the vendor page's
+  example); the reference could not retrieve it, so a list is also accepted and searched
+  for our order id [I]. Statuses COMPLETED, PENDING, PROCESSING, FAILED, REFUNDED.
+
+Neighbours: `providers/base.py`, `providers/http.py`, `providers/wire.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import SecretStr
+
+from providers.base import (
+    Capabilities,
+    ErrorReason,
+    OrderRequest,
+    OrderState,
+    OrderStatus,
+    PermanentError,
+    Provider,
+    ProviderError,
+    Quote,
+    QuoteRequest,
+    Receipt,
+    TemporaryError,
+)
+from providers.http import (
+    DEFAULT_TIMEOUT,
+    Clock,
+    JsonApi,
+    RetryPolicy,
+    SystemClock,
+    make_client,
+    protocol_error,
+)
+from providers.wire import (
+    PayloadError,
+    as_object,
+    ceil_int,
+    get_decimal,
+    get_int,
+    get_object,
+    get_str,
+    opt_str,
+    trx_to_sun,
+)
+
+DEFAULT_BASE_URL = "https://api.eopen.io/api"
+MINUTE, HOUR, DAY = 60, 3600, 86400
+PERIODS: Mapping[int, str] = {
+    10 * MINUTE: "10min",
+    HOUR: "1h",
+    DAY: "1d",
+    3 * DAY: "3d",
+    7 * DAY: "7d",
+    14 * DAY: "14d",
+    30 * DAY: "30d",
+}
+
+P, T = PermanentError, TemporaryError
+R = ErrorReason
+#: code -> (error class, reason, vendor wording) for every documented non-zero code [C]
+ERRORS: Mapping[int, tuple[type[ProviderError], ErrorReason, str]] = {
+    100: (P, R.INVALID_REQUEST, "request parameter error"),
+    11000: (T, R.UNAVAILABLE, "operation failed, retry later"),
+    11001: (T, R.RATE_LIMITED, "operations too frequent"),
+    11003: (P, R.INVALID_REQUEST, "missing required parameters"),
+    12002: (P, R.NOT_FOUND, "order does not exist"),
+    20000: (P, R.AUTH, "application does not exist"),
+    20001: (P, R.AUTH, "invalid API key"),
+    20002: (P, R.BALANCE, "insufficient account balance"),
+    20003: (P, R.BALANCE, "insufficient quota"),  # [?] read as the account's quota
+    20004: (T, R.RATE_LIMITED, "request frequency limited"),
+    20005: (P, R.RECEIVER, "invalid receiving address"),
+    20006: (P, R.INVALID_REQUEST, "invalid energy parameter"),
+    20007: (P, R.INVALID_REQUEST, "invalid staking amount"),
+    20008: (P, R.INVALID_REQUEST, "invalid rental duration"),
+    20009: (T, R.UNFULFILLABLE, "insufficient remaining resources"),
+    20010: (P, R.INVALID_REQUEST, "invalid time unit"),
+    20011: (P, R.INVALID_REQUEST, "invalid parameter"),
+    20012: (P, R.AUTH, "IP not in whitelist"),
+}
+
+STATES: Mapping[str, OrderState] = {
+    "COMPLETED": OrderState.DELEGATED,
+    "PENDING": OrderState.PENDING,
+    "PROCESSING": OrderState.DELEGATING,
+    "FAILED": OrderState.FAILED,
+    "REFUNDED": OrderState.REFUNDED,
+}
+
+
+class EopenAuth(httpx.Auth):
+    """The `API-KEY` header (eopen documents no signature)."""
+
+    def __init__(self, api_key: SecretStr) -> None:
+        self._key = api_key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["API-KEY"] = self._key.get_secret_value()
+        yield request
+
+    def __repr__(self) -> str:
+        return "<EopenAuth>"
+
+
+# --------------------------------------------------------------------------- pure
+
+
+@dataclass(frozen=True)
+class EopenOrder:
+    order_id: str
+    status: str
+    rental_count: int | None
+    txid: str | None
+    amount: Decimal | None
+    currency: str | None
+
+
+def _period(duration: int) -> str:
+    try:
+        return PERIODS[duration]
+    except KeyError:
+        raise ValueError(f"eopen sells 10min..30d periods, not {duration} s") from None
+
+
+def _code_error(provider: str, code: int, msg: str | None) -> ProviderError:
+    cls, reason, wording = ERRORS.get(code, (PermanentError, ErrorReason.UNKNOWN, "unknown code"))
+    text = f"{wording} (code {code})" + (f": {msg[:200]}" if msg else "")
+    return cls(provider, text, reason=reason, vendor_code=str(code))
+
+
+def _envelope_data(provider: str, body: Any) -> Any:
+    """`data` of `{code, msg, time, data}`; a non-zero code raises the mapped error."""
+    obj = as_object(body)
+    code = get_int(obj, "code")
+    if code != 0:
+        raise _code_error(provider, code, opt_str(obj, "msg"))
+    return obj.get("data")
+
+
+def _map_http_error(provider: str, status: int, body: Any) -> ProviderError | None:
+    """A 4xx that still carries the envelope is mapped by its code."""
+    if isinstance(body, Mapping) and isinstance(body.get("code"), int) and body["code"] != 0:
+        msg = body.get("msg")
+        return _code_error(provider, body["code"], msg if isinstance(msg, str) else None)
+    return None
+
+
+def _build_order_params(order: OrderRequest) -> dict[str, str | int]:
+    return {
+        "pledgeAddress": order.receiver,
+        "rentalCount": order.energy,
+        "period": _period(order.duration),
+    }
+
+
+def _parse_create(data: Any) -> tuple[str, int | None]:
+    """`{id, amount, currency}` -> (order id, cost in sun when paid in TRX, else None)."""
+    obj = as_object(data, "data")
+    order_id = get_str(obj, "id")
+    if opt_str(obj, "currency") == "TRX" and obj.get("amount") is not None:
+        return order_id, trx_to_sun(get_decimal(obj, "amount"))
+    return order_id, None
+
+
+def _parse_price(data: Any, rental_count: int) -> int:
+    """Total sun: the larger of unit price x count and `trxPrice` (see module docstring)."""
+    obj = as_object(data, "data")
+    by_unit = get_decimal(obj, "sun") * rental_count
+    by_trx = get_decimal(obj, "trxPrice") * 1_000_000
+    return ceil_int(max(by_unit, by_trx))
+
+
+def _parse_history(data: Any, order_id: str) -> EopenOrder:
+    """The history answer for one order: an object, or (defensively) a list of them."""
+    if isinstance(data, list):
+        matches = [
+            d for d in data if isinstance(d, Mapping) and d.get("orderId", d.get("id")) == order_id
+        ]
+        if not matches:
+            raise PayloadError(f"order {order_id!r} not in the history answer")
+        data = matches[0]
+    obj = as_object(data, "data")
+    amount = obj.get("amount")
+    return EopenOrder(
+        order_id=opt_str(obj, "orderId") or order_id,
+        status=get_str(obj, "status").upper(),
+        rental_count=get_int(obj, "rentalCount", text=True)
+        if obj.get("rentalCount") is not None
+        else None,
+        txid=opt_str(obj, "txId") or None,
+        amount=None if amount is None else get_decimal(obj, "amount"),
+        currency=opt_str(obj, "currency"),
+    )
+
+
+def _order_status(order: EopenOrder, ordered_energy: int, raw: Mapping[str, Any]) -> OrderStatus:
+    # Unknown statuses keep the order open: never success on a word we do not know.
+    state = STATES.get(order.status, OrderState.PENDING)
+    delegated = (order.rental_count or ordered_energy) if state is OrderState.DELEGATED else 0
+    cost = None
+    if order.currency == "TRX" and order.amount is not None:
+        cost = trx_to_sun(order.amount)
+    return OrderStatus(
+        state=state,
+        delegated_energy=delegated,
+        txids=(order.txid,) if order.txid else (),
+        cost_sun=cost,
+        raw=raw,
+    )
+
+
+def _parse_account(data: Any) -> int:
+    """Available TRX balance in sun (rounded down). USDT balances are not counted."""
+    obj = as_object(data, "data")
+    available = get_object(get_object(obj, "balance"), "available")
+    return trx_to_sun(get_decimal(available, "trx"), round_up=False)
+
+
+# --------------------------------------------------------------------------- adapter
+
+
+class EopenProvider(Provider):
+    type_name: ClassVar[str] = "eopen"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        durations=tuple(sorted(PERIODS)),
+        min_duration=10 * MINUTE,
+        max_duration=30 * DAY,
+        min_amount=64_000,
+        activates_receiver=True,
+    )
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        api_key: SecretStr,
+        base_url: str = DEFAULT_BASE_URL,
+        clock: Clock | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(name)
+        self._clock = clock or SystemClock()
+        client = make_client(
+            base_url, transport=transport, timeout=timeout, auth=EopenAuth(api_key)
+        )
+        self._api = JsonApi(
+            name,
+            client,
+            clock=self._clock,
+            retry=retry or RetryPolicy(),
+            map_error=lambda status, body: _map_http_error(name, status, body),
+        )
+
+    async def _data(
+        self, method: str, path: str, params: dict[str, str | int] | None, *, create: bool = False
+    ) -> tuple[Any, Mapping[str, Any]]:
+        response = await self._api.call(method, path, params=params, create=create)
+        try:
+            return _envelope_data(self.name, response.body), response.body
+        except PayloadError as exc:
+            raise protocol_error(self.name, str(exc), create=create) from exc
+
+    def _check(self, energy: int, duration: int) -> None:
+        if duration not in PERIODS or energy < self.capabilities.min_amount:
+            raise PermanentError(
+                self.name,
+                "amount or duration not sold by eopen",
+                reason=ErrorReason.INVALID_REQUEST,
+            )
+
+    async def quote(self, request: QuoteRequest) -> Quote:
+        self._check(request.energy, request.duration)
+        params: dict[str, str | int] = {
+            "rentalCount": request.energy,
+            "period": _period(request.duration),
+        }
+        data, raw = await self._data("GET", "/v1/tron/price", params)
+        try:
+            total = _parse_price(data, request.energy)
+        except PayloadError as exc:
+            raise protocol_error(self.name, str(exc), create=False) from exc
+        return Quote(
+            provider=self.name,
+            energy=request.energy,
+            duration=request.duration,
+            total_sun=total,
+            raw=raw,
+        )
+
+    async def place(self, order: OrderRequest) -> Receipt:
+        self._check(order.energy, order.duration)
+        # No idempotency key at eopen: never retried after the request may have been sent.
+        data, raw = await self._data(
+            "POST", "/v1/tron/order", _build_order_params(order), create=True
+        )
+        try:
+            order_id, cost = _parse_create(data)
+        except PayloadError as exc:
+            raise protocol_error(self.name, str(exc), create=True) from exc
+        return Receipt(
+            provider=self.name,
+            client_order_id=order.client_order_id,
+            provider_order_id=order_id,
+            receiver=order.receiver,
+            energy=order.energy,
+            duration=order.duration,
+            cost_sun=cost,
+            raw=raw,
+        )
+
+    async def status(self, receipt: Receipt) -> OrderStatus:
+        data, raw = await self._data(
+            "GET", "/v1/tron/history", {"orderId": receipt.provider_order_id}
+        )
+        try:
+            parsed = _parse_history(data, receipt.provider_order_id)
+            return _order_status(parsed, receipt.energy, raw)
+        except PayloadError as exc:
+            raise protocol_error(self.name, str(exc), create=False) from exc
+
+    async def balance(self) -> int:
+        data, _ = await self._data("GET", "/v1/account", None)
+        try:
+            return _parse_account(data)
+        except PayloadError as exc:
+            raise protocol_error(self.name, str(exc), create=False) from exc
+
+    async def aclose(self) -> None:
+        await self._api.client.aclose()

@@ -1,0 +1,377 @@
+"""TronSave (api.tronsave.io, API v2 with an API key) adapter.
+
+Facts from `reference/providers.md` section 4 and the vendor page in the seeds:
+
+- Auth [C]: an `apikey` header. Mainnet `https://api.tronsave.io`; Nile testnet
+  `https://api-dev.tronsave.io` (`network="nile"`). 15 requests a second [C], enforced
+  here by a client-side token bucket shared by every call of one instance.
+- Create [C]: `POST /v2/buy-resource` -> HTTP 201 `{orderId}`, with `unitPrice`
+  ("MEDIUM" unless told), `options.allowPartialFill`, `onlyCreateWhenFulfilled`,
+  `maxPriceAccepted`, `preventDuplicateIncompleteOrders`,
+  `minResourceDelegateRequiredAmount`. No idempotency key: never retried after the
+  request may have been sent (the duplicate guard only covers *incomplete* orders).
+- Price cap [I]: `maxPriceAccepted` is a unit price, read as sun per unit per day with
+  `total = price x amount x max(1, days)`. Our cap is a total, so it is converted with
+  that formula and rounded down (stricter). The engine also checks the quote.
+- Durations [?]: any number of seconds; the API gives no bounds. 300 s is the shortest in
+  the docs' examples and the website says orders run up to 30 days: we offer 300 s..30 d.
+  No minimum amount is documented [?]: 32,000, the smallest in the examples, is used.
+- Status [C]: `fulfilledPercent` 0 -> PENDING, 1..99 -> DELEGATING, 100 -> DELEGATED; when
+  the list view says `Completed` below 100 % the order is PARTIAL (or FAILED at 0 %) [I].
+  Delegated energy is the sum of `delegates[].amount`.
+- Errors [C]: `{error:true, message:"TSAS:<n> <CODE> [detail]"}`; Fastify validation
+  `{statusCode, code:"FST_ERR_VALIDATION"}`; 429 `{"message":"Rate limit reached"}`.
+
+Neighbours: `providers/base.py`, `providers/http.py`, `providers/wire.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Generator, Mapping
+from decimal import Decimal
+from typing import Any, ClassVar, Literal
+from urllib.parse import quote
+
+import httpx
+from pydantic import SecretStr
+
+from providers.base import (
+    Capabilities,
+    ErrorReason,
+    OrderRequest,
+    OrderState,
+    OrderStatus,
+    PermanentError,
+    Provider,
+    ProviderError,
+    Quote,
+    QuoteRequest,
+    Receipt,
+    TemporaryError,
+)
+from providers.http import (
+    DEFAULT_TIMEOUT,
+    Clock,
+    JsonApi,
+    RateLimiter,
+    RetryPolicy,
+    SystemClock,
+    make_client,
+    protocol_error,
+)
+from providers.wire import (
+    PayloadError,
+    as_list,
+    as_object,
+    floor_int,
+    get_int,
+    get_str,
+    opt_int,
+    opt_str,
+)
+
+MAINNET_BASE_URL = "https://api.tronsave.io"
+NILE_BASE_URL = "https://api-dev.tronsave.io"
+BASE_URLS: Mapping[str, str] = {"mainnet": MAINNET_BASE_URL, "nile": NILE_BASE_URL}
+REQUESTS_PER_SECOND = 15
+DAY = 86400
+
+P, T = PermanentError, TemporaryError
+R = ErrorReason
+#: error name -> (error class, reason) for every documented name [C]
+ERRORS: Mapping[str, tuple[type[ProviderError], ErrorReason]] = {
+    "MISSING_PARAMS": (P, R.INVALID_REQUEST),
+    "INVALID_PARAMS": (P, R.INVALID_REQUEST),
+    "MIN_PRICE_INVALID": (P, R.PRICE),
+    "INTERNAL_ACCOUNT_NOT_FOUND": (P, R.AUTH),
+    "INTERNAL_BALANCE_ACCOUNT_TOO_LOW": (P, R.BALANCE),
+    "CANNOT_FULFILLED": (T, R.UNFULFILLABLE),
+    "MUST_BE_WAIT_PREVIOUS_ORDER_FILLED": (P, R.DUPLICATE),
+    "PRICE_EXCEED_MAX_PRICE_REQUIRED": (P, R.PRICE),
+    "SOME_DELEGATE_CANNOT_EXTEND": (P, R.INVALID_REQUEST),
+    "API_KEY_REQUIRED": (P, R.AUTH),
+    "INVALID_API_KEY": (P, R.AUTH),
+    "FORBIDDEN": (P, R.AUTH),
+    "RATE_LIMIT": (T, R.RATE_LIMITED),
+    "FST_ERR_VALIDATION": (P, R.INVALID_REQUEST),
+}
+_TSAS = re.compile(r"^\s*TSAS:\s*(\S+)\s+([A-Z_]+)\s*(.*)$")
+
+
+class TronsaveAuth(httpx.Auth):
+    """The `apikey` header."""
+
+    def __init__(self, api_key: SecretStr) -> None:
+        self._key = api_key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["apikey"] = self._key.get_secret_value()
+        yield request
+
+    def __repr__(self) -> str:
+        return "<TronsaveAuth>"
+
+
+# --------------------------------------------------------------------------- pure
+
+
+def _error_name(status: int, body: Any) -> tuple[str | None, str]:
+    """(error name, detail) from any TronSave error body."""
+    if not isinstance(body, Mapping):
+        return None, ""
+    code, message = body.get("code"), body.get("message")
+    text = message if isinstance(message, str) else ""
+    if isinstance(code, str):  # Fastify: {statusCode, code, error, message}
+        return code, text
+    if match := _TSAS.match(text):
+        return match.group(2), match.group(3)
+    if status == 429 or text.lower().startswith("rate limit"):
+        return "RATE_LIMIT", text
+    if status == 404 and text.startswith("Route "):
+        return "ROUTE_NOT_FOUND", text
+    return None, text
+
+
+def _map_error(provider: str, status: int, body: Any) -> ProviderError | None:
+    name, detail = _error_name(status, body)
+    if name is None:
+        return None
+    if name == "ROUTE_NOT_FOUND":
+        return PermanentError(provider, detail[:200], reason=R.PROTOCOL, vendor_code=name)
+    cls, reason = ERRORS.get(name, (PermanentError, R.UNKNOWN))
+    text = name + (f": {detail[:200]}" if detail else "")
+    return cls(provider, text, reason=reason, vendor_code=name)
+
+
+def _envelope_data(provider: str, status: int, body: Any) -> Any:
+    obj = as_object(body)
+    if not isinstance(obj.get("error"), bool):
+        raise PayloadError("answer has no boolean 'error' field")
+    if obj["error"]:
+        raise _map_error(provider, status, obj) or PermanentError(
+            provider, "error answer without a code", reason=R.UNKNOWN
+        )
+    return obj.get("data")
+
+
+def _day_factor(duration: int) -> Decimal:
+    return max(Decimal(1), Decimal(duration) / DAY)
+
+
+def _max_unit_price(max_total_sun: int, energy: int, duration: int) -> int:
+    """Our total cap as TronSave's unit price cap (formula [I] in the module docstring)."""
+    return floor_int(Decimal(max_total_sun) / (energy * _day_factor(duration)))
+
+
+def _build_order_body(
+    order: OrderRequest,
+    *,
+    unit_price: str | int = "MEDIUM",
+    min_delegate_amount: int | None = None,
+    sponsor: str | None = None,
+) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "allowPartialFill": order.allow_partial and not order.fill_or_nothing,
+        "onlyCreateWhenFulfilled": order.fill_or_nothing,
+        "preventDuplicateIncompleteOrders": order.prevent_duplicates,
+    }
+    if order.max_total_sun is not None:
+        options["maxPriceAccepted"] = _max_unit_price(
+            order.max_total_sun, order.energy, order.duration
+        )
+    if min_delegate_amount is not None:
+        options["minResourceDelegateRequiredAmount"] = min_delegate_amount
+    body: dict[str, Any] = {
+        "resourceType": "ENERGY",
+        "unitPrice": unit_price,
+        "resourceAmount": order.energy,
+        "receiver": order.receiver,
+        "durationSec": order.duration,
+        "options": options,
+    }
+    if sponsor:
+        body["sponsor"] = sponsor
+    return body
+
+
+def _build_estimate_body(request: QuoteRequest, unit_price: str | int = "MEDIUM") -> dict[str, Any]:
+    return {
+        "resourceType": "ENERGY",
+        "unitPrice": unit_price,
+        "resourceAmount": request.energy,
+        "receiver": request.receiver,
+        "durationSec": request.duration,
+        "options": {"allowPartialFill": True},
+    }
+
+
+def _parse_estimate(data: Any) -> int:
+    """`estimateTrx` is in sun despite its name [C]."""
+    return get_int(as_object(data, "data"), "estimateTrx", text=True)
+
+
+def _parse_create(data: Any) -> str:
+    return get_str(as_object(data, "data"), "orderId")
+
+
+def _order_state(percent: int, list_status: str | None) -> OrderState:
+    if percent >= 100:
+        return OrderState.DELEGATED
+    if list_status == "Completed":
+        return OrderState.PARTIAL if percent > 0 else OrderState.FAILED
+    return OrderState.DELEGATING if percent > 0 else OrderState.PENDING
+
+
+def _parse_order(data: Any) -> OrderStatus:
+    obj = as_object(data, "data")
+    percent = get_int(obj, "fulfilledPercent")
+    delegates = [as_object(d, "delegate") for d in as_list(obj.get("delegates") or [], "delegates")]
+    delegated = sum(get_int(d, "amount", text=True) for d in delegates)
+    txids = tuple(t for d in delegates if (t := opt_str(d, "txid")))
+    state = _order_state(percent, opt_str(obj, "status"))
+    if state is OrderState.DELEGATED and not delegates:
+        delegated = get_int(obj, "resourceAmount")
+    return OrderStatus(
+        state=state,
+        delegated_energy=delegated,
+        txids=txids,
+        cost_sun=opt_int(obj, "payoutAmount", text=True),
+        raw=dict(obj),
+    )
+
+
+def _parse_user_info(data: Any) -> int:
+    """`balance` is a string of sun [C]."""
+    return get_int(as_object(data, "data"), "balance", text=True)
+
+
+# --------------------------------------------------------------------------- adapter
+
+
+class TronsaveProvider(Provider):
+    type_name: ClassVar[str] = "tronsave"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        durations=None,
+        min_duration=300,
+        max_duration=30 * DAY,
+        min_amount=32_000,
+        duplicate_guard=True,
+        partial_fill=True,
+        fill_or_nothing=True,
+        price_cap=True,
+    )
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        api_key: SecretStr,
+        network: Literal["mainnet", "nile"] = "mainnet",
+        base_url: str | None = None,
+        unit_price: str | int = "MEDIUM",
+        min_delegate_amount: int | None = None,
+        sponsor: str | None = None,
+        clock: Clock | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        requests_per_second: float = REQUESTS_PER_SECOND,
+    ) -> None:
+        super().__init__(name)
+        self._clock = clock or SystemClock()
+        self._unit_price = unit_price
+        self._min_delegate_amount = min_delegate_amount
+        self._sponsor = sponsor
+        client = make_client(
+            base_url or BASE_URLS[network],
+            transport=transport,
+            timeout=timeout,
+            headers={"Content-Type": "application/json"},
+            auth=TronsaveAuth(api_key),
+        )
+        self._api = JsonApi(
+            name,
+            client,
+            clock=self._clock,
+            retry=retry or RetryPolicy(),
+            limiter=RateLimiter(requests_per_second, clock=self._clock),
+            map_error=lambda status, body: _map_error(name, status, body),
+        )
+
+    async def _data(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, *, create: bool = False
+    ) -> Any:
+        content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        response = await self._api.call(method, path, content=content, create=create)
+        try:
+            return _envelope_data(self.name, response.status, response.body)
+        except PayloadError as exc:
+            raise protocol_error(self.name, str(exc), create=create) from exc
+
+    def _check(self, energy: int, duration: int) -> None:
+        caps = self.capabilities
+        if not caps.accepts_duration(duration) or energy < caps.min_amount:
+            raise PermanentError(
+                self.name, "amount or duration outside TronSave's range", reason=R.INVALID_REQUEST
+            )
+
+    async def quote(self, request: QuoteRequest) -> Quote:
+        self._check(request.energy, request.duration)
+        data = await self._data(
+            "POST", "/v2/estimate-buy-resource", _build_estimate_body(request, self._unit_price)
+        )
+        try:
+            total = _parse_estimate(data)
+        except PayloadError as exc:
+            raise protocol_error(self.name, str(exc), create=False) from exc
+        return Quote(
+            provider=self.name,
+            energy=request.energy,
+            duration=request.duration,
+            total_sun=total,
+            raw=dict(data) if isinstance(data, Mapping) else {},
+        )
+
+    async def place(self, order: OrderRequest) -> Receipt:
+        self._check(order.energy, order.duration)
+        body = _build_order_body(
+            order,
+            unit_price=self._unit_price,
+            min_delegate_amount=self._min_delegate_amount,
+            sponsor=self._sponsor,
+        )
+        if body["options"].get("maxPriceAccepted", 1) < 1:
+            raise PermanentError(self.name, "price cap below 1 sun per unit", reason=R.PRICE)
+        data = await self._data("POST", "/v2/buy-resource", body, create=True)
+        try:
+            order_id = _parse_create(data)
+        except PayloadError as exc:
+            raise protocol_error(self.name, str(exc), create=True) from exc
+        return Receipt(
+            provider=self.name,
+            client_order_id=order.client_order_id,
+            provider_order_id=order_id,
+            receiver=order.receiver,
+            energy=order.energy,
+            duration=order.duration,
+            raw=dict(data) if isinstance(data, Mapping) else {},
+        )
+
+    async def status(self, receipt: Receipt) -> OrderStatus:
+        data = await self._data("GET", f"/v2/order/{quote(receipt.provider_order_id, safe='')}")
+        try:
+            return _parse_order(data)
+        except PayloadError as exc:
+            raise protocol_error(self.name, str(exc), create=False) from exc
+
+    async def balance(self) -> int:
+        data = await self._data("GET", "/v2/user-info")
+        try:
+            return _parse_user_info(data)
+        except PayloadError as exc:
+            raise protocol_error(self.name, str(exc), create=False) from exc
+
+    async def aclose(self) -> None:
+        await self._api.client.aclose()
