@@ -43,6 +43,7 @@ def build(n_txs: int, watched: list[str], seed: int = 7) -> tuple[bytes, bytes]:
             owner = str(to_hex_address(owner))
         other = rng.choice(watched)
         roll = rng.random()
+        value: dict[str, Any]
         if roll < 0.8:
             kind, value = "TriggerSmartContract", {"owner_address": owner, "contract_address": USDT}
             value["data"] = "a9059cbb" + "00" * 64
