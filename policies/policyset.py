@@ -1,0 +1,149 @@
+"""A validated set of policy documents, and the lookups the engine needs.
+
+`PolicySet` is what `policies.loading.load` returns when every document is valid: providers
+and policies by name, the policy that watches an address, the engine settings (defaults
+when no `EngineConfig` document is given), a content revision, and `locate` to point a
+diagnostic at the file, line and column of any field (for checks the engine adds).
+
+Neighbours: built by `policies/loading.py` after `policies/checking.py` found no errors;
+read by `engine/` (planning, the controller, the CLI).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from policies.diagnostics import Location
+from policies.models import Document, EnergyPolicy, EngineConfig, EngineSpec, Provider, SecretRef
+from policies.reading import RawDocument
+
+
+@dataclass(frozen=True)
+class Sourced:
+    """A validated document and the YAML it came from."""
+
+    document: Document
+    raw: RawDocument
+
+    @property
+    def kind(self) -> str:
+        return self.document.kind
+
+    @property
+    def name(self) -> str:
+        return self.document.metadata.name
+
+    def locate(self, *path: str | int, key: bool = False) -> Location:
+        return self.raw.locate(path, key=key)
+
+
+def secret_refs(document: Document) -> Iterator[tuple[tuple[str, ...], SecretRef]]:
+    """Every secret reference in a document, with its path (YAML key names)."""
+    spec = document.spec
+    for name, info in type(spec).model_fields.items():
+        value = getattr(spec, name)
+        alias = info.alias or name
+        if isinstance(value, SecretRef):
+            yield ("spec", alias), value
+        elif hasattr(type(value), "model_fields"):
+            for sub, sub_info in type(value).model_fields.items():
+                inner = getattr(value, sub)
+                if isinstance(inner, SecretRef):
+                    yield ("spec", alias, sub_info.alias or sub), inner
+
+
+class PolicySet:
+    """Providers, energy policies and engine settings that passed every check."""
+
+    def __init__(self, documents: Sequence[Sourced]) -> None:
+        self._documents = tuple(documents)
+        providers: dict[str, Provider] = {}
+        policies: dict[str, EnergyPolicy] = {}
+        by_address: dict[str, EnergyPolicy] = {}
+        self._engine: EngineConfig | None = None
+        self._sources: dict[tuple[str, str], Sourced] = {}
+        for item in self._documents:
+            doc = item.document
+            self._sources[(item.kind, item.name)] = item
+            if isinstance(doc, Provider):
+                providers[item.name] = doc
+            elif isinstance(doc, EnergyPolicy):
+                policies[item.name] = doc
+                for address in doc.spec.addresses:
+                    by_address.setdefault(address, doc)
+            else:
+                self._engine = doc
+        self._providers = MappingProxyType(providers)
+        self._policies = MappingProxyType(policies)
+        self._by_address = MappingProxyType(by_address)
+
+    @property
+    def providers(self) -> Mapping[str, Provider]:
+        """Provider documents by `metadata.name`."""
+        return self._providers
+
+    @property
+    def policies(self) -> Mapping[str, EnergyPolicy]:
+        """EnergyPolicy documents by `metadata.name`."""
+        return self._policies
+
+    @property
+    def engine(self) -> EngineConfig | None:
+        """The EngineConfig document, if one was given."""
+        return self._engine
+
+    @property
+    def settings(self) -> EngineSpec:
+        """Engine settings: the EngineConfig document's spec, or all defaults."""
+        return self._engine.spec if self._engine is not None else EngineSpec()
+
+    @property
+    def documents(self) -> tuple[Sourced, ...]:
+        return self._documents
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Every watched address, in document order."""
+        return tuple(self._by_address)
+
+    def provider(self, name: str) -> Provider:
+        """The Provider document named `name` (KeyError if there is none)."""
+        return self._providers[name]
+
+    def policy(self, name: str) -> EnergyPolicy:
+        """The EnergyPolicy named `name` (KeyError if there is none)."""
+        return self._policies[name]
+
+    def policy_for(self, address: str) -> EnergyPolicy | None:
+        """The policy that watches `address`, or None."""
+        return self._by_address.get(address)
+
+    def providers_for(self, policy: EnergyPolicy) -> tuple[Provider, ...]:
+        """The policy's providers, in its order of preference."""
+        return tuple(self._providers[name] for name in policy.spec.providers)
+
+    def source(self, document: Document) -> Sourced:
+        return self._sources[(document.kind, document.metadata.name)]
+
+    def locate(self, document: Document, *path: str | int, key: bool = False) -> Location:
+        """Where a field of a document is written, e.g. `locate(policy, "spec", "topUp")`."""
+        return self.source(document).locate(*path, key=key)
+
+    @property
+    def revision(self) -> str:
+        """A content hash of the set (sha256 hex), independent of file layout and order."""
+        canonical = sorted(
+            json.dumps(item.document.model_dump(mode="json"), sort_keys=True)
+            for item in self._documents
+        )
+        return hashlib.sha256("\n".join(canonical).encode()).hexdigest()
+
+    def __repr__(self) -> str:
+        return (
+            f"PolicySet(providers={sorted(self._providers)}, "
+            f"policies={sorted(self._policies)}, engine={self._engine is not None})"
+        )
