@@ -60,9 +60,11 @@ class OrderRecord(_Record):
     phase: OrderPhase
     reserved_sun: int = Field(description="Reservation taken with the intent.")
     cost_sun: int | None = Field(
-        default=None, description="Cost reported by the provider, or the settled cost."
+        default=None,
+        description="While open: the cost the provider reported, if any. Once terminal: "
+        "the cost settled in the ledger (0 when nothing was charged).",
     )
-    refund_sun: int | None = None
+    refund_sun: int | None = Field(default=None, description="Money the provider gave back.")
     provider_order_id: str | None = None
     receipt: Mapping[str, Any] | None = Field(default=None, repr=False)
     created_at: float

@@ -25,7 +25,6 @@ from engine.store.base import (
 )
 from engine.store.phases import (
     OPEN_PHASES,
-    SETTLED_PHASES,
     LedgerKind,
     OrderPhase,
     check_transition,
@@ -167,10 +166,11 @@ def transition(
         known_cost_sun=order.cost_sun,
         refund_sun=refund_sun,
     )
+    # While open, cost_sun is what the provider reported; once terminal, what was settled,
+    # so that for every terminal order cost_sun - refund_sun is its share of the ledger.
     new_cost = order.cost_sun if cost_sun is None else cost_sun
-    settled = sum(amount for kind, amount in entries if kind is LedgerKind.SETTLE)
-    if to_phase in SETTLED_PHASES or (to_phase is OrderPhase.REFUNDED and settled):
-        new_cost = settled
+    if to_phase.is_terminal:
+        new_cost = sum(amount for kind, amount in entries if kind is LedgerKind.SETTLE)
     new_refund = -sum(amount for kind, amount in entries if kind is LedgerKind.REFUND)
     cursor = conn.execute(
         "UPDATE orders SET phase = ?, open_slot = CASE WHEN ? THEN open_slot END,"
