@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sandbox.providers.base import ChainView, DelegationError, Delegator
@@ -56,6 +57,8 @@ class Delivery:
     target: int  # energy that will be delivered (energy x the partial-delivery fraction)
     due_at: float | None  # next delegation attempt; None: nothing more will be tried
     fill_from_capacity: bool = False
+    #: called just before the first delegation is made (itrx `exclusive` reclaims here)
+    before_first: Callable[[Delivery, float], None] | None = None
     delegations: list[Delegation] = field(default_factory=list)
     attempts: int = 0
     error: str | None = None
@@ -180,6 +183,9 @@ class DeliveryBook:
             if amount <= 0:
                 delivery.due_at = max(at + self.retry_delay, now)  # wait for the market
                 return
+        if not delivery.delegations and delivery.before_first is not None:
+            delivery.before_first(delivery, at)
+            delivery.before_first = None
         try:
             txid = self.delegator.delegate(delivery.receiver, amount, delivery.duration)
         except DelegationError as exc:
