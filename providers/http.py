@@ -25,13 +25,14 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
 from providers.base import (
     AmbiguousError,
@@ -43,6 +44,7 @@ from providers.base import (
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 MAX_BODY_BYTES = 1_000_000
+_JITTER = secrets.SystemRandom()
 
 #: Maps a vendor's non-2xx answer (status, decoded JSON or None) to an error, or None to
 #: fall back to the generic mapping by HTTP status.
@@ -131,7 +133,8 @@ class RateLimiter:
         """Take one token, waiting (on the clock) until one is available."""
         async with self._lock:
             self._refill()
-            while self._tokens < 1.0:
+            # tolerance: epoch-sized floats lose ~1e-7 s, i.e. a few millionths of a token
+            while self._tokens < 1.0 - 1e-3:
                 await self._clock.sleep((1.0 - self._tokens) / self.rate)
                 self._refill()
             self._tokens -= 1.0
@@ -233,10 +236,10 @@ class JsonApi:
             and exc.error.delay is not None
         ):
             return exc.error.delay
-        backoff = wait_exponential_jitter(
-            initial=self.retry.initial_wait, max=self.retry.max_wait, jitter=self.retry.jitter
-        )
-        return float(backoff(state))
+        policy = self.retry
+        growth = float(2 ** (state.attempt_number - 1))
+        backoff = min(policy.max_wait, policy.initial_wait * growth)
+        return backoff + (_JITTER.uniform(0.0, policy.jitter) if policy.jitter > 0 else 0.0)
 
     async def _once(
         self,
