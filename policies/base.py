@@ -47,6 +47,7 @@ class Model(BaseModel):
         validate_by_alias=True,
         validate_by_name=True,
         serialize_by_alias=True,
+        field_title_generator=lambda name, info: info.alias or name,
     )
 
 

@@ -66,6 +66,25 @@ class LoadResult:
     def warnings(self) -> list[Diagnostic]:
         return [d for d in self.diagnostics if not d.is_error]
 
+    def summary(self) -> dict[str, int]:
+        """How many files and documents of each kind were read (documents only if valid)."""
+        counts = {"files": len(self.files), "Provider": 0, "EnergyPolicy": 0, "EngineConfig": 0}
+        if self.policy_set is not None:
+            for item in self.policy_set.documents:
+                counts[item.kind] += 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready report (`energyctl validate --output json`)."""
+        return {
+            "valid": self.ok,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "summary": self.summary(),
+            "files": list(self.files),
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
+        }
+
 
 def discover(paths: Iterable[str | Path]) -> tuple[list[tuple[Path, str]], list[Diagnostic]]:
     """The files to read, each with the name to show; and problems with the paths."""
@@ -235,6 +254,9 @@ def _from_pydantic(error: Any, raw: RawDocument, model: type[BaseModel]) -> Diag
     elif kind == "missing":
         where, code = raw.locate(loc[:-1]), "missing"
         message = f"missing required key {loc[-1]!r}"
+        loc = loc[:-1]
+    elif kind == "bool_type":
+        message = f"expected true or false, got {error.get('input')!r}"
     elif kind not in ("value_error", "assertion_error"):
         got = error.get("input")
         if isinstance(got, (str, int, float, bool)) and not isinstance(got, dict):

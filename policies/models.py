@@ -249,6 +249,7 @@ class ObservationSettings(Model):
     )
     interval: Duration = Field(
         default=30,
+        json_schema_extra={"default": "30s"},
         description="poll: time between reads of all addresses; follow: time between full "
         "sweeps (the safety net).",
     )
