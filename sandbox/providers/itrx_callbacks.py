@@ -11,7 +11,7 @@ emulator queues a `CallbackJob`. `CallbackSender.send_due(now)` POSTs each due j
 
 Only loopback URLs are called (the sandbox never reaches the network) unless a transport
 is injected (`transport=httpx.ASGITransport(app)` or `httpx.MockTransport`).
-Neighbours: `itrx.py` (and `itrx_rules.py`) creates the jobs and calls `send_due` from `EmulatorBase.step()`.
+Neighbours: `itrx.py` creates the jobs and calls `send_due` from `EmulatorBase.step()`.
 """
 
 from __future__ import annotations
