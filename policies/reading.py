@@ -34,6 +34,10 @@ MAX_DEPTH = 40
 
 PathKey = tuple[str | int, ...]
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_PLAIN_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}"
+    for name in ("str", "int", "float", "bool", "null", "seq", "map", "timestamp", "merge")
+)
 
 
 class _ReadError(Exception):
@@ -101,13 +105,23 @@ class _Reader:
                 f"nested more than {MAX_DEPTH} levels deep", node.start_mark, "yaml-too-deep"
             )
         doc.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if node.tag not in _PLAIN_TAGS:
+            self.diagnostics.append(
+                Diagnostic.error(
+                    self._at(node.start_mark),
+                    f"unsupported YAML tag {node.tag.replace('tag:yaml.org,2002:', '!!')!r}: "
+                    "policy files use plain YAML (strings, numbers, booleans, lists, maps)",
+                    "yaml-tag",
+                )
+            )
+            return None
         if isinstance(node, ScalarNode):
             try:
                 return self.loader.construct_object(node, deep=True)
-            except yaml.YAMLError as exc:
+            except (yaml.YAMLError, ValueError) as exc:
                 message = getattr(exc, "problem", None) or str(exc)
                 self.diagnostics.append(
-                    Diagnostic.error(self._at(node.start_mark), f"{message}", "yaml")
+                    Diagnostic.error(self._at(node.start_mark), f"invalid value: {message}", "yaml")
                 )
                 return None
         if isinstance(node, SequenceNode):

@@ -9,7 +9,7 @@ import pytest
 
 from policies.diagnostics import Diagnostic, Severity
 from policies.loading import LoadResult, SecretMode, load
-from policies.models import EnergyPolicy, SecretRef, UnresolvedSecretError
+from policies.models import EnergyPolicy, ItrxSpec, SecretRef, UnresolvedSecretError
 from policies.policyset import PolicySet
 from tests.policies.conftest import ADDRESS_A, ADDRESS_B, POLICY, PROVIDERS, WriteSet
 
@@ -92,7 +92,7 @@ def test_policy_checks(
         return
     found = [d for d in result.errors if d.code == code]
     assert found, _errors(result)
-    assert fragment in found[0].message
+    assert fragment is not None and fragment in found[0].message
     assert found[0].file is not None and found[0].file.endswith("q.yaml")
     assert found[0].line is not None and found[0].line > 1
 
@@ -128,6 +128,7 @@ def test_secrets_resolve_and_never_leak(valid_set: Path) -> None:
     policy_set = result.policy_set
     assert policy_set is not None
     itrx = policy_set.provider("itrx")
+    assert isinstance(itrx.spec, ItrxSpec)
     assert itrx.spec.api_key.get().get_secret_value() == "key-1234"
     tronsave = policy_set.provider("tronsave")
     assert tronsave.spec.api_key.get().get_secret_value() == "k"  # relative to the policy file
@@ -190,5 +191,10 @@ def test_extra_checks_run_on_a_valid_set(valid_set: Path) -> None:
 def test_extra_checks_are_skipped_when_the_set_is_invalid(write_set: WriteSet) -> None:
     calls: list[PolicySet] = []
     root = write_set(**{"a.yaml": POLICY})  # its providers are unknown
-    load(root, checks=[lambda s: calls.append(s) or []])
+
+    def record(policy_set: PolicySet) -> list[Diagnostic]:
+        calls.append(policy_set)
+        return []
+
+    load(root, checks=[record])
     assert calls == []
