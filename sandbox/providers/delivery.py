@@ -7,9 +7,11 @@ every delivery to where it should be at `now`, in the order events were due:
     accepted --(delay)--> delegated (all, or a fraction) --(duration)--> reclaimed
 
 A delegation refused by the `Delegator` (`DelegationError`) is retried `max_attempts`
-times, `retry_delay` apart, and then the delivery fails. With `fill_from_capacity` (TronSave
-partial fills) a delivery takes what the provider can delegate now and comes back for the
-rest. Faults (`faults.py`) fixed at acceptance: delay, no delivery, fraction delivered.
+times, `retry_delay` apart, and then the delivery fails. With `wait_for_capacity` (TronSave's
+market) a delivery first asks the delegator's `ChainView` what it can delegate: with
+`partial_fill` it takes what is there now and comes back for the rest; without, it waits
+until the whole order fits. Faults (`faults.py`) fixed at acceptance: delay, no delivery,
+fraction delivered.
 
 Neighbours: `base.py` (Delegator, ChainView), `emulating.py` (calls `tick` on each request
 and from its background loop). Construct: `DeliveryBook(delegator, delay=3.0)`.
@@ -56,7 +58,8 @@ class Delivery:
     accepted_at: float
     target: int  # energy that will be delivered (energy x the partial-delivery fraction)
     due_at: float | None  # next delegation attempt; None: nothing more will be tried
-    fill_from_capacity: bool = False
+    wait_for_capacity: bool = False
+    partial_fill: bool = False
     #: called just before the first delegation is made (itrx `exclusive` reclaims here)
     before_first: Callable[[Delivery, float], None] | None = None
     delegations: list[Delegation] = field(default_factory=list)
@@ -118,7 +121,8 @@ class DeliveryBook:
         now: float,
         faults: Faults,
         *,
-        fill_from_capacity: bool = False,
+        wait_for_capacity: bool = False,
+        partial_fill: bool = False,
     ) -> Delivery:
         """Accept a delivery at `now`, with the per-order faults in force at that moment."""
         delay = self.delay if faults.delivery_delay is None else faults.delivery_delay
@@ -129,7 +133,8 @@ class DeliveryBook:
             accepted_at=now,
             target=max(1, math.floor(energy * faults.fraction)),
             due_at=now + delay if faults.deliver else None,
-            fill_from_capacity=fill_from_capacity,
+            wait_for_capacity=wait_for_capacity,
+            partial_fill=partial_fill,
         )
         self.deliveries.append(delivery)
         return delivery
@@ -178,9 +183,10 @@ class DeliveryBook:
             delivery.due_at = None
             return
         amount = wanted
-        if delivery.fill_from_capacity and isinstance(self.delegator, ChainView):
-            amount = min(wanted, max(0, self.delegator.available_energy()))
-            if amount <= 0:
+        if delivery.wait_for_capacity and isinstance(self.delegator, ChainView):
+            free = max(0, self.delegator.available_energy())
+            amount = min(wanted, free) if delivery.partial_fill else wanted
+            if amount <= 0 or amount > free:
                 delivery.due_at = max(at + self.retry_delay, now)  # wait for the market
                 return
         if not delivery.delegations and delivery.before_first is not None:
