@@ -17,9 +17,9 @@ Facts from `reference/providers.md` section 2 (tags as there):
   contradicts the table: 30 is never read as delivered (safer).
 - Errors [C]: HTTP 400 with DRF field lists or `{"detail": ...}`; HTTP 200 with
   `errno` 1 (+`message`) or 404 (unknown serial). No numeric catalogue exists.
-- Callbacks: see `providers/itrx_callbacks.py`.
 
-Neighbours: `providers/base.py`, `providers/http.py`, `providers/wire.py`.
+Neighbours: `providers/base.py`, `providers/http.py`, `providers/wire.py`, and
+`providers/itrx_callbacks.py` (signed delivery callbacks).
 """
 
 from __future__ import annotations
@@ -209,8 +209,7 @@ def _check_errno(provider: str, body: Any) -> Mapping[str, Any]:
     raise PermanentError(provider, text, reason=reason, vendor_code=str(errno))
 
 
-def _parse_create(body: Mapping[str, Any]) -> tuple[str, int | None]:
-    """`{errno, serial, amount, balance}` -> (serial, cost in sun; absent before 2024)."""
+def _parse_create(body: Mapping[str, Any]) -> tuple[str, int | None]:  # (serial, cost)
     return get_str(body, "serial"), opt_int(body, "amount")
 
 
@@ -392,8 +391,7 @@ class ItrxProvider(Provider):
         except PayloadError as exc:
             raise protocol_error(self.name, str(exc), create=False) from exc
 
-    async def limits(self) -> ItrxAccount:
-        """Balance and this account's order size limits (index-data)."""
+    async def limits(self) -> ItrxAccount:  # balance and this account's order size limits
         body = await self._json("GET", "/index-data")
         if not body:
             raise PermanentError(self.name, "API key not recognised", reason=ErrorReason.AUTH)
