@@ -88,9 +88,9 @@ class SecretRef(Model):
         if (self.from_env is None) == (self.from_file is None):
             raise ValueError("a secret reference needs exactly one of fromEnv or fromFile")
         if self.from_env is not None and not _ENV_RE.match(self.from_env):
-            raise ValueError(
-                f"fromEnv must be an environment variable name like ITRX_API_KEY, "
-                f"got {self.from_env!r}"
+            raise ValueError(  # the value is not echoed: it may be a pasted secret
+                "fromEnv must be an environment variable name like ITRX_API_KEY "
+                "(letters, digits and '_', not starting with a digit)"
             )
         if self.from_file is not None and not self.from_file.strip():
             raise ValueError("fromFile must be a non-empty path")

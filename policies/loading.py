@@ -34,6 +34,8 @@ from policies.policyset import PolicySet, Sourced, secret_refs
 from policies.reading import MAX_FILE_BYTES, RawDocument, read_file
 
 MAX_SECRET_FILE_BYTES = 64 * 1024
+_SECRET_KEYS = frozenset({"apiKey", "apiSecret", "apiToken", "password", "fromEnv", "fromFile"})
+"""Inputs under these keys are never echoed in messages (they may be pasted secrets)."""
 
 Check = Callable[[PolicySet], Iterable[Diagnostic]]
 """An extra check run on a valid PolicySet; it uses `PolicySet.locate` to place findings."""
@@ -257,7 +259,7 @@ def _from_pydantic(error: Any, raw: RawDocument, model: type[BaseModel]) -> Diag
         loc = loc[:-1]
     elif kind == "bool_type":
         message = f"expected true or false, got {error.get('input')!r}"
-    elif kind not in ("value_error", "assertion_error"):
+    elif kind not in ("value_error", "assertion_error") and not _SECRET_KEYS & set(loc):
         got = error.get("input")
         if isinstance(got, (str, int, float, bool)) and not isinstance(got, dict):
             message = f"{message} (got {got!r})"[:300]

@@ -164,6 +164,16 @@ def test_inline_secret_is_rejected(write_set: WriteSet) -> None:
     assert all("hunter2" not in str(d) for d in result.diagnostics)
 
 
+@pytest.mark.parametrize(
+    "value", ["{fromEnv: sk-live-9f8e7d}", "{fromEnv: 918273645}", "[sk-live-9f8e7d]", "918273645"]
+)
+def test_a_pasted_secret_is_never_echoed(write_set: WriteSet, value: str) -> None:
+    text = PROVIDERS.replace("{fromEnv: ITRX_API_KEY}", value)
+    result = load(write_set(**{"p.yaml": text, "tronsave.key": "k"}), env=ENV)
+    assert [d.line for d in result.errors] == [6]
+    assert all("9f8e7d" not in str(d) and "918273645" not in str(d) for d in result.diagnostics)
+
+
 def test_secret_ref_needs_exactly_one_source() -> None:
     with pytest.raises(ValueError, match="exactly one"):
         SecretRef.model_validate({"fromEnv": "A", "fromFile": "b"})
