@@ -2,13 +2,12 @@
 
 Modules, bottom to top: `model` (pure resource arithmetic), `accounts` (records and
 parameters), `blocks` (block log), `reads` (storage and queries), `state` (transactions),
-`wire` (java-tron JSON conventions), `app` (`/wallet*` routes), `control` (`/control/*`),
-`server` (`TronNode` on loopback). See docs/sandbox-node.md.
+`wire` (java-tron JSON conventions), `control` (`/control/*`), `app` (`/wallet*` routes,
+`create_app`, and `TronNode` on loopback). See docs/sandbox-node.md.
 """
 
 from sandbox.tron_node.accounts import USDT_CONTRACT, ChainParams, TronError
-from sandbox.tron_node.app import create_app
-from sandbox.tron_node.server import TronNode
+from sandbox.tron_node.app import TronNode, create_app
 from sandbox.tron_node.state import ChainState
 
 __all__ = ["USDT_CONTRACT", "ChainParams", "ChainState", "TronError", "TronNode", "create_app"]

@@ -6,14 +6,17 @@ everywhere, `{}` for not found, `{"Error": ...}` for bad input, `visible` from t
 except on `getnowblock`/`getchainparameters` (java-tron reads those from the query string
 only). The TronGrid `TRON-PRO-API-KEY` header is accepted (and, if configured, enforced);
 an optional injected delay stands for network latency. `control.py` adds `/control/*`.
+`TronNode` serves the app on a loopback port (`sandbox.serving`) for a `with` block.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -22,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sandbox.serving import LoopbackServer, serve
 from sandbox.tron_node import wire
 from sandbox.tron_node.control import control_routes
 from sandbox.tron_node.state import ChainState
@@ -265,3 +269,31 @@ def create_app(state: ChainState, latency: float = 0.0, api_key: str | None = No
     app.state.chain = state
     app.state.api_keys = keys_seen
     return app
+
+
+@dataclass
+class TronNode:
+    """A running emulated node: its state, its ASGI app and its loopback server.
+
+    The `ChainState` stays shared with the caller, so emulators in the same process drive
+    it directly while clients (tronpy, httpx) read it over HTTP at `url`.
+    """
+
+    state: ChainState
+    app: Starlette
+    server: LoopbackServer
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. `http://127.0.0.1:PORT` (tronpy appends `wallet/...`)."""
+        return self.server.url
+
+    @classmethod
+    @contextlib.contextmanager
+    def start(
+        cls, state: ChainState, latency: float = 0.0, api_key: str | None = None, port: int = 0
+    ) -> Iterator[TronNode]:
+        """Serve `state` on 127.0.0.1 (`port` 0: chosen by the OS) until the block exits."""
+        app = create_app(state, latency=latency, api_key=api_key)
+        with serve(app, port=port) as server:
+            yield cls(state, app, server)
