@@ -52,18 +52,27 @@ def discover(dialect: str) -> list[Migration]:
 
 
 def split_statements(script: str) -> list[str]:
-    """Split an SQLite script into statements (trigger bodies and comments included)."""
+    """Split an SQLite script into statements (trigger bodies and comments included).
+
+    `sqlite3.complete_statement` decides where a statement ends, so a ";" inside a string,
+    a comment or a trigger body does not split it.
+    """
     statements: list[str] = []
     buffer = ""
-    for piece in script.split(";"):
-        buffer += piece + ";"
+    pieces = script.split(";")
+    for index, piece in enumerate(pieces):
+        buffer += piece if index == len(pieces) - 1 else piece + ";"
         if sqlite3.complete_statement(buffer):
-            statements.append(buffer.strip())
+            if _strip_comments(buffer).strip(" \t\n;"):
+                statements.append(buffer.strip())
             buffer = ""
-    rest = "\n".join(line for line in buffer[:-1].splitlines() if not line.strip().startswith("--"))
-    if rest.strip():
-        raise SchemaVersionError(f"incomplete SQL statement at the end of a migration: {rest!r}")
+    if _strip_comments(buffer).strip():
+        raise SchemaVersionError(f"incomplete SQL statement at the end of a migration: {buffer!r}")
     return statements
+
+
+def _strip_comments(sql: str) -> str:
+    return "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
 
 
 _CREATE_TABLE = """
