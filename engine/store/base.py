@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
 from engine.clock import Clock
 from engine.store.phases import OrderPhase
@@ -241,7 +241,7 @@ class Store(abc.ABC):
     async def close(self) -> None:
         """Release the connection. Idempotent."""
 
-    async def __aenter__(self) -> Store:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

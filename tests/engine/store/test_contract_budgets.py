@@ -7,6 +7,7 @@ spend one sun too many, or checks that money comes back exactly when it should.
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -47,7 +48,7 @@ async def reserve(
     )
 
 
-async def ok(store: Store, sun: int, **fields: object) -> str:
+async def ok(store: Store, sun: int, **fields: Any) -> str:
     outcome = await reserve(store, sun, **fields)
     assert isinstance(outcome, IntentCreated), str(outcome)
     return outcome.order.client_order_id

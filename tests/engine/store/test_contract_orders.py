@@ -23,6 +23,7 @@ from engine.store import (
     OrderFilter,
     OrderNotFoundError,
     OrderPhase,
+    OrderRecord,
     RefusalReason,
     Store,
     TransitionConflictError,
@@ -252,8 +253,8 @@ async def test_order_queries_filter_and_order(store: Store, clock: VirtualClock)
     await store.transition(a, P.UNKNOWN)
     await store.transition(c, P.FAILED)
 
-    def ids(records: list[object]) -> list[str]:
-        return [r.client_order_id for r in records]  # type: ignore[attr-defined]
+    def ids(records: list[OrderRecord]) -> list[str]:
+        return [r.client_order_id for r in records]
 
     assert ids(await store.orders()) == [c, b, a]
     assert ids(await store.orders(OrderFilter(newest_first=False, limit=2))) == [a, b]
