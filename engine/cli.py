@@ -45,10 +45,11 @@ def validate(paths: tuple[Path, ...], output: str, strict_secrets: bool) -> None
     Every error is reported as FILE:LINE:COLUMN: error: MESSAGE. Unresolved secret
     references are warnings unless --strict-secrets is given, so this works in CI.
     """
+    from engine.validating import ENGINE_CHECKS
     from policies.loading import SecretMode, load
 
     mode = SecretMode.REQUIRED if strict_secrets else SecretMode.OPTIONAL
-    result = load(paths, secrets=mode)
+    result = load(paths, secrets=mode, checks=ENGINE_CHECKS)
     if output == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
