@@ -151,7 +151,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def open_orders(self, address: str | None = None) -> list[OrderRecord]:
-        """Orders in an open phase, oldest first."""
+        """Orders in an open phase, oldest first (at most 10,000: more would be a bug)."""
 
     @abc.abstractmethod
     async def orders(self, selection: OrderFilter | None = None) -> list[OrderRecord]: ...

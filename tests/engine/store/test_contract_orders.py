@@ -265,7 +265,10 @@ async def test_order_queries_filter_and_order(store: Store, clock: VirtualClock)
     assert ids(await store.orders(OrderFilter(phases=frozenset({P.UNKNOWN})))) == [a]
     assert ids(await store.orders(OrderFilter(phases=frozenset()))) == []
     assert ids(await store.orders(OrderFilter(deadline_before=START + 200))) == [a]
-    assert ids(await store.open_orders()) == [a, b]
+    await store.transition(a, P.ABANDONED)  # overdue only while open
+    assert ids(await store.orders(OrderFilter(deadline_before=START + 200))) == []
+    assert ids(await store.orders(OrderFilter(deadline_before=START + 501))) == [b]
+    assert ids(await store.open_orders()) == [b]
 
 
 async def test_an_intent_survives_a_store_that_was_never_closed(
