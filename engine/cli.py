@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -76,3 +78,77 @@ def schema() -> None:
     from policies.schema import json_schema_text
 
     click.echo(json_schema_text(), nl=False)
+
+
+# --------------------------------------------------------------------------- providers
+
+_PLACEHOLDER_RECEIVER = "T9yD14Nj9j7xAB4dbGeiX9h8unkKHxuWwb"  # quotes only: nothing is bought
+
+
+def _parsed(unit: str) -> Callable[[click.Context, click.Parameter, str], int]:
+    def callback(ctx: click.Context, param: click.Parameter, value: str) -> int:
+        from policies import units
+
+        parse: Callable[[object], int] = getattr(units, f"parse_{unit}")
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from exc
+
+    return callback
+
+
+@main.command()
+@click.option(
+    "-f",
+    "--file",
+    "paths",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Policy file or directory (repeatable).",
+)
+@click.option("--amount", required=True, callback=_parsed("energy"), help="Energy: 65k.")
+@click.option("--duration", required=True, callback=_parsed("duration"), help="1h, 1d.")
+@click.option("--address", help="Receiver to quote for (default: the first watched address).")
+@click.option(
+    "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def providers(
+    paths: tuple[Path, ...], amount: int, duration: int, address: str | None, output: str
+) -> None:
+    """List each configured provider: capabilities, a quote for one order, the balance.
+
+    Exit 0 when the policies load (a provider that cannot quote says why in its row),
+    1 when they do not. Secrets must resolve (as for every command that calls vendors).
+    """
+    import asyncio
+
+    from engine.clock import SystemClock
+    from engine.providing import ProviderPool, ProvidingError
+    from engine.surveying import render_table, survey
+    from engine.validating import ENGINE_CHECKS
+    from policies.loading import SecretMode, load
+
+    result = load(paths, secrets=SecretMode.REQUIRED, checks=ENGINE_CHECKS)
+    for diagnostic in result.diagnostics:
+        click.echo(str(diagnostic), err=True)
+    policy_set = result.policy_set
+    if policy_set is None:
+        click.echo(f"invalid: errors {len(result.errors)}", err=True)
+        sys.exit(1)
+    receiver = address or next(iter(policy_set.addresses), _PLACEHOLDER_RECEIVER)
+
+    async def run() -> list[Any]:
+        async with ProviderPool(policy_set, clock=SystemClock()) as pool:
+            return await survey(pool, energy=amount, duration=duration, receiver=receiver)
+
+    try:
+        surveys = asyncio.run(run())
+    except ProvidingError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if output == "json":
+        click.echo(json.dumps([item.to_dict() for item in surveys], indent=2))
+    else:
+        click.echo(render_table(surveys), nl=False)
