@@ -302,10 +302,18 @@ class Action:
     prevent_duplicates: bool
     max_open: int
     reason: str
+    #: the policy's price cap in milli-sun per energy (0: only `max_total_sun` is known)
+    max_price_milli: int = 0
 
     @property
     def first(self) -> Candidate:
         return self.candidates[0]
+
+    def cap_for(self, candidate: Candidate) -> int:
+        """The most an order from `candidate` may cost in total, sun."""
+        if self.max_price_milli:
+            return _cap_total(self.max_price_milli, candidate.energy)
+        return self.max_total_sun * candidate.energy // self.first.energy
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,6 +517,7 @@ def plan(
             prevent_duplicates=spec.prevent_duplicates,
             max_open=spec.max_open_orders,
             reason=item.detail,
+            max_price_milli=spec.max_price,
         )
         entries.append(
             AddressPlan(

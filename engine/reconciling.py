@@ -1,0 +1,257 @@
+"""One reconciliation pass: observe -> gather -> plan -> (apply -> track) -> result.
+
+The same code path serves `energyctl plan` (`apply=False`: reads only, never calls
+`place` and never writes), `energyctl apply` and the sidecar's loop (`apply=True`):
+
+1. **observe**: `ChainReader.snapshots` for every watched address (a failed read is an
+   `ObservationFailure`: no purchase for that address, invariant 6);
+2. **track** (apply only): open orders are moved on first, so the plan sees orders that
+   ended this pass (an order failed definitely frees its address now, not next pass);
+3. **gather**: open orders, money spent per policy and budget window, the last order per
+   address (policy cooldowns), provider cooldowns from the store;
+4. **plan**: `planning.assess`, then the quotes and balances it needs, fetched
+   concurrently and once per pass, then `planning.plan` (price cap, budgets, balances,
+   the safety gate);
+5. **apply** (apply only): the policy revision is recorded, then `applying.apply_action`
+   for each action, a bounded number at once (one per address: a plan has at most one
+   action per address).
+
+Neighbours: `engine/planning.py` (pure decisions), `engine/applying.py`,
+`engine/tracking.py`, `engine/chain.py`, `engine/store/`; called by `engine/cli.py` and
+the controller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from engine.applying import ActionOutcome, apply_action, budget_limits
+from engine.chain import ChainError, EnergySnapshot
+from engine.clock import Clock
+from engine.planning import (
+    ObservationFailure,
+    Plan,
+    PlanInputs,
+    ProviderView,
+    QuoteKey,
+    assess,
+    plan,
+    quote_requests,
+)
+from engine.store import BudgetWindow, OrderFilter, Store, StoreError
+from engine.tracking import SnapshotSource, Tracker, TrackingSettings, TrackResult
+from policies.policyset import PolicySet
+from providers.base import Provider, ProviderError, Quote, QuoteRequest
+
+Observations = dict[str, EnergySnapshot | ObservationFailure]
+
+
+@dataclass(frozen=True, slots=True)
+class PassResult:
+    """What one pass saw, decided and did."""
+
+    plan: Plan
+    applied: bool
+    outcomes: tuple[ActionOutcome, ...] = ()
+    tracked: tuple[TrackResult, ...] = ()
+    revision: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def pending(self) -> bool:
+        """Purchases the plan wants (for `plan --detailed-exitcode`)."""
+        return bool(self.plan.actions)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "applied": self.applied,
+            "revision": self.revision,
+            "plan": self.plan.to_json(),
+            "outcomes": [o.to_json() for o in self.outcomes],
+            "tracked": [t.to_json() for t in self.tracked if t.moved or t.alert],
+            "notes": list(self.notes),
+        }
+
+
+class Reconciler:
+    """Converges the watched addresses of one policy set; see the module docstring."""
+
+    def __init__(
+        self,
+        policy_set: PolicySet,
+        *,
+        store: Store,
+        reader: SnapshotSource,
+        providers: Mapping[str, Provider],
+        clock: Clock,
+        tracking: TrackingSettings | None = None,
+        apply_concurrency: int = 8,
+        quote_concurrency: int = 16,
+        applied_by: str = "energyctl",
+    ) -> None:
+        self.policy_set = policy_set
+        self.store = store
+        self.reader = reader
+        self.providers = providers
+        self.clock = clock
+        self.tracker = Tracker(
+            store=store, providers=providers, reader=reader, clock=clock, settings=tracking
+        )
+        self.apply_concurrency = apply_concurrency
+        self.quote_concurrency = quote_concurrency
+        self.applied_by = applied_by
+        interval = policy_set.settings.observation.interval
+        self.max_observation_age = max(120.0, 4.0 * interval)
+
+    # ------------------------------------------------------------------ steps
+
+    async def observe(self) -> Observations:
+        """A fresh snapshot of every watched address (or why there is none)."""
+        raw = await self.reader.snapshots(self.policy_set.addresses)
+        return {
+            address: value if isinstance(value, EnergySnapshot) else _failure(value)
+            for address, value in raw.items()
+        }
+
+    async def track(self, observations: Mapping[str, object] | None = None) -> list[TrackResult]:
+        """Move every open order on once (reads the chain for addresses not observed)."""
+        return await self.tracker.track(await self.store.open_orders(), observations)
+
+    async def inputs(
+        self, observations: Observations, demands: Mapping[str, int] | None = None
+    ) -> PlanInputs:
+        """Everything the planner needs besides quotes and balances, from the store."""
+        now = self.clock.now()
+        policies = list(self.policy_set.policies.values())
+        spent: dict[tuple[str, BudgetWindow], int] = {}
+        for policy in policies:
+            for limit in budget_limits(policy):
+                spent[(policy.metadata.name, limit.window)] = await self.store.spent(
+                    policy.metadata.name, limit.window, now
+                )
+        cooldowns = await self.store.provider_cooldowns(now)
+        views = {
+            name: ProviderView(name, provider.capabilities, cooling_until=cooldowns.get(name))
+            for name, provider in self.providers.items()
+        }
+        longest = max((p.spec.cooldown or 0 for p in policies), default=0)
+        last: dict[str, float] = {}
+        if longest:
+            recent = await self.store.orders(OrderFilter(since=now - longest, limit=10_000))
+            for order in recent:
+                last[order.address] = max(last.get(order.address, 0.0), order.created_at)
+        return PlanInputs(
+            policies=policies,
+            observations=observations,
+            open_orders=await self.store.open_orders(),
+            providers=views,
+            now=now,
+            spent=spent,
+            last_order_at=last,
+            demands=dict(demands or {}),
+            max_observation_age=self.max_observation_age,
+            max_actions=self.policy_set.settings.max_actions_per_pass,
+        )
+
+    async def decide(self, inputs: PlanInputs) -> Plan:
+        """Assess, fetch the quotes and balances the assessment asks for, and plan."""
+        assessments = assess(inputs)
+        keys = quote_requests(assessments)
+        receivers: dict[QuoteKey, str] = {}
+        for item in assessments:
+            for cand in item.candidates:
+                receivers.setdefault(
+                    QuoteKey(cand.provider, cand.energy, cand.duration), item.address
+                )
+        slots = asyncio.Semaphore(self.quote_concurrency)
+
+        async def quote(key: QuoteKey) -> Quote | ProviderError:
+            async with slots:
+                try:
+                    return await self.providers[key.provider].quote(
+                        QuoteRequest(
+                            receiver=receivers[key], energy=key.energy, duration=key.duration
+                        )
+                    )
+                except ProviderError as exc:
+                    return exc
+
+        async def balance(name: str) -> int | None:
+            async with slots:
+                try:
+                    return await self.providers[name].balance()
+                except ProviderError:
+                    return None  # unknown this pass: not a reason to skip
+
+        ordered = sorted(keys, key=lambda k: (k.provider, k.energy, k.duration))
+        names = sorted({k.provider for k in keys})
+        got = await asyncio.gather(
+            asyncio.gather(*(quote(k) for k in ordered)),
+            asyncio.gather(*(balance(n) for n in names)),
+        )
+        quotes = dict(zip(ordered, got[0], strict=True))
+        views = dict(inputs.providers)
+        for name, sun in zip(names, got[1], strict=True):
+            views[name] = replace(views[name], balance_sun=sun)
+        return plan(replace(inputs, providers=views), assessments, quotes)
+
+    # ------------------------------------------------------------------ the pass
+
+    async def reconcile_once(
+        self, *, apply: bool, demands: Mapping[str, int] | None = None
+    ) -> PassResult:
+        observations = await self.observe()
+        tracked: list[TrackResult] = []
+        if apply:
+            tracked = await self.track(observations)
+        decided = await self.decide(await self.inputs(observations, demands))
+        if not apply:
+            return PassResult(decided, False, tracked=tuple(tracked))
+        notes: list[str] = []
+        revision = self.policy_set.revision
+        try:
+            latest = await self.store.latest_policy_revision()
+            if latest is None or latest.digest != revision:
+                await self.store.record_policy_revision(
+                    revision, _summary(self.policy_set), self.applied_by
+                )
+        except StoreError as exc:
+            notes.append(f"policy revision not recorded: {exc}")
+        outcomes = await self.apply(decided, observations)
+        return PassResult(decided, True, tuple(outcomes), tuple(tracked), revision, tuple(notes))
+
+    async def apply(self, decided: Plan, observations: Observations) -> list[ActionOutcome]:
+        """Carry out the plan's actions, a bounded number at once."""
+        slots = asyncio.Semaphore(self.apply_concurrency)
+
+        async def one(entry_address: str, action: Any) -> ActionOutcome:
+            policy = self.policy_set.policy(action.policy)
+            seen = observations.get(entry_address)
+            async with slots:
+                return await apply_action(
+                    action,
+                    store=self.store,
+                    providers=self.providers,
+                    clock=self.clock,
+                    budgets=budget_limits(policy),
+                    baseline=seen if isinstance(seen, EnergySnapshot) else None,
+                )
+
+        return list(await asyncio.gather(*(one(a.address, a) for a in decided.actions)))
+
+
+def _failure(error: ChainError | object) -> ObservationFailure:
+    return ObservationFailure(str(error) or type(error).__name__)
+
+
+def _summary(policy_set: PolicySet) -> str:
+    files = sorted({item.raw.file for item in policy_set.documents})
+    return f"{len(policy_set.policies)} policies, {len(policy_set.providers)} providers: " + (
+        ", ".join(files)
+    )
+
+
+__all__ = ["Observations", "PassResult", "Reconciler"]
