@@ -18,8 +18,6 @@ from engine.store import BudgetLimit, BudgetWindow, OrderFilter, OrderPhase
 from providers.base import OrderRequest, Provider, Receipt
 from tests.engine.market import TRX, Market
 
-pytestmark = pytest.mark.asyncio
-
 
 @pytest.fixture
 async def market(tmp_path: Path) -> AsyncIterator[Market]:

@@ -1,0 +1,202 @@
+"""engine/tracking.py: open orders driven to terminal phases, the chain having the last word.
+
+Real SQLite store, the emulators and the emulated node in-process on one VirtualClock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.applying import OutcomeKind, apply_action, baseline_note
+from engine.store import BudgetWindow, IntentCreated, NewIntent, OrderPhase
+from engine.tracking import Tracker, TrackingSettings, parse_baseline
+from providers.base import OrderRequest, OrderState, OrderStatus, Provider, Receipt
+from tests.engine.market import Market
+from tests.engine.test_applying import action
+
+
+@pytest.fixture
+async def market(tmp_path: Path) -> AsyncIterator[Market]:
+    m = await Market.open(tmp_path)
+    try:
+        yield m
+        await m.assert_one_open_per_address()
+    finally:
+        await m.close()
+
+
+def tracker(market: Market, **settings: Any) -> Tracker:
+    return Tracker(
+        store=market.store,
+        providers=market.providers,
+        reader=market.reader,
+        clock=market.clock,
+        settings=TrackingSettings(**settings),
+    )
+
+
+async def buy(market: Market, addr: str, *vendors: str) -> Any:
+    snapshot = await market.reader.snapshot(addr)
+    return await apply_action(
+        action(addr, *vendors),
+        store=market.store,
+        providers=market.providers,
+        clock=market.clock,
+        baseline=snapshot,
+    )
+
+
+async def track_all(t: Tracker, market: Market) -> list[Any]:
+    return await t.track(await market.store.open_orders())
+
+
+async def test_delivered_only_when_the_chain_shows_the_energy(market: Market) -> None:
+    [addr] = market.watched(1)
+    bought = await buy(market, addr, "eopen")
+    t = tracker(market)
+    [first] = await track_all(t, market)
+    assert first.after is OrderPhase.SUBMITTED  # accepted; nothing on chain yet
+    market.advance(10)  # eopen delivers after 4 s
+    assert market.energy(addr) >= 70_000
+    [second] = await track_all(t, market)
+    assert second.after is OrderPhase.DELIVERED
+    order = await market.store.get_order(bought.client_order_id)
+    assert order.cost_sun == 65 * 70_000
+    # settled: the reservation (the cap) released, the real cost booked
+    assert await market.store.spent("pol", BudgetWindow.DAY) == 65 * 70_000
+
+
+class SaysDelegated(Provider):
+    """An adapter whose vendor claims every order delegated (the chain may disagree)."""
+
+    def __init__(self, inner: Provider) -> None:
+        super().__init__(inner.name)
+        self.inner = inner
+        self.capabilities = inner.capabilities  # type: ignore[misc]
+
+    async def quote(self, request: Any) -> Any:
+        return await self.inner.quote(request)
+
+    async def place(self, order: OrderRequest) -> Receipt:
+        return await self.inner.place(order)
+
+    async def status(self, receipt: Receipt) -> OrderStatus:
+        return OrderStatus(state=OrderState.DELEGATED, delegated_energy=receipt.energy)
+
+    async def balance(self) -> int:
+        return await self.inner.balance()
+
+
+async def test_provider_saying_done_is_only_pending_energy(market: Market) -> None:
+    [addr] = market.watched(1)
+    market.emulators["itrx"].faults.no_delivery()
+    market.providers["p-itrx"] = SaysDelegated(market.providers["p-itrx"])
+    bought = await buy(market, addr, "itrx")
+    t = tracker(market, delivery_wait=120)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.DELEGATING
+    market.advance(60)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.DELEGATING and not r.moved  # still within the wait
+    market.advance(61)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.FAILED and "ALERT" in r.detail
+    order = await market.store.get_order(bought.client_order_id)
+    assert order.cost_sun == 75 * 70_000  # we were charged: it stays in the budget
+
+
+async def test_ambiguous_order_is_resolved_by_the_chain_and_never_doubled(
+    market: Market,
+) -> None:
+    [addr] = market.watched(1)
+    market.emulators["itrx"].faults.fail_next(1, status=500, after_accept=True, on="create")
+    held = await buy(market, addr, "itrx", "eopen")
+    assert held.kind is OutcomeKind.HELD
+    t = tracker(market)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.UNKNOWN  # nothing on chain yet: still held
+    again = await buy(market, addr, "eopen")
+    assert again.kind is OutcomeKind.HELD
+    market.advance(10)  # the order itrx did accept is delivered
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.DELIVERED and "chain" in r.detail
+    assert market.creates("itrx") == 1 and market.creates("eopen") == 0
+
+
+async def intent_only(market: Market, addr: str, vendor: str, *, place: bool) -> str:
+    """An intent as a crashed process leaves it: committed, maybe placed, never recorded."""
+    snapshot = await market.reader.snapshot(addr)
+    coid = f"crash-{vendor}"
+    created = await market.store.create_intent(
+        NewIntent(
+            client_order_id=coid,
+            policy="pol",
+            address=addr,
+            provider=f"p-{vendor}",
+            energy=70_000,
+            duration=3600,
+            reserved_sun=10_000_000,
+            deadline=market.clock.now() + 600,
+            note=baseline_note("test", snapshot),
+        ),
+        budgets=[],
+    )
+    assert isinstance(created, IntentCreated)
+    if place:
+        request = OrderRequest(client_order_id=coid, receiver=addr, energy=70_000, duration=3600)
+        await market.providers[f"p-{vendor}"].place(request)
+    return coid
+
+
+@pytest.mark.parametrize("placed", [False, True], ids=["before-call", "after-answer"])
+async def test_mefree_intent_is_resolved_exactly_by_its_idempotency_key(
+    market: Market, placed: bool
+) -> None:
+    [addr] = market.watched(1)
+    coid = await intent_only(market, addr, "mefree", place=placed)
+    t = tracker(market, intent_grace=30)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.INTENT and not r.moved  # young: may be in flight
+    market.advance(31)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.SUBMITTED
+    assert market.creates("mefree") == 1  # one order, whether or not it was sent before
+    market.advance(10)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.DELIVERED
+    assert (await market.store.get_order(coid)).phase is OrderPhase.DELIVERED
+
+
+async def test_intent_without_lookup_is_held_then_alerts(market: Market) -> None:
+    [addr] = market.watched(1)
+    await intent_only(market, addr, "eopen", place=False)
+    t = tracker(market, intent_grace=0)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.UNKNOWN and not r.alert
+    market.advance(601)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.UNKNOWN and r.alert
+    assert market.creates("eopen") == 0
+
+
+async def test_intent_placed_before_a_crash_is_found_on_chain(market: Market) -> None:
+    [addr] = market.watched(1)
+    coid = await intent_only(market, addr, "eopen", place=True)
+    market.advance(10)
+    t = tracker(market, intent_grace=0)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.DELIVERED
+    order = await market.store.get_order(coid)
+    assert order.cost_sun == 10_000_000  # cost unknown: the reservation is settled
+    assert market.creates("eopen") == 1
+
+
+def test_parse_baseline_tolerates_any_note() -> None:
+    assert parse_baseline(None) is None
+    assert parse_baseline("free text") is None
+    assert parse_baseline('{"reason": "x"}') is None
+    assert parse_baseline('{"baseline": {"limit": 5}}') == {"limit": 5}
