@@ -152,3 +152,298 @@ def providers(
         click.echo(json.dumps([item.to_dict() for item in surveys], indent=2))
     else:
         click.echo(render_table(surveys), nl=False)
+
+
+# --------------------------------------------------------------------------- plan / apply
+
+_FILES = click.option(
+    "-f",
+    "--file",
+    "paths",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Policy file or directory (repeatable).",
+)
+_STORE = click.option("--store", "store_url", help="Store URL (default: EngineConfig store.url).")
+_NODE = click.option("--node", "node_url", help="Node URL (default: EngineConfig node.url).")
+_OUTPUT = click.option(
+    "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+
+
+def _load_or_exit(paths: tuple[Path, ...], *, secrets: bool = True) -> Any:
+    """The policy set, secrets REQUIRED unless `secrets` is False (an unresolved one is an
+    error naming the variable or file), or exit 1."""
+    from engine.validating import ENGINE_CHECKS
+    from policies.loading import SecretMode, load
+
+    mode = SecretMode.REQUIRED if secrets else SecretMode.OPTIONAL
+    result = load(paths, secrets=mode, checks=ENGINE_CHECKS)
+    for diagnostic in result.diagnostics:
+        click.echo(str(diagnostic), err=True)
+    if result.policy_set is None:
+        click.echo(f"invalid: errors {len(result.errors)}", err=True)
+        sys.exit(1)
+    return result.policy_set
+
+
+def _run_or_exit(coro: Any) -> Any:
+    """Run a session coroutine; an engine error is one line on stderr and exit 1."""
+    import asyncio
+
+    from engine.chain import ChainError
+    from engine.providing import ProvidingError
+    from engine.store import StoreError
+
+    try:
+        return asyncio.run(coro)
+    except (StoreError, ProvidingError, ChainError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@_FILES
+@_OUTPUT
+@_STORE
+@_NODE
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when nothing is to be bought, 2 when purchases are pending, 1 on error.",
+)
+def plan(
+    paths: tuple[Path, ...],
+    output: str,
+    store_url: str | None,
+    node_url: str | None,
+    detailed_exitcode: bool,
+) -> None:
+    """Show what apply would buy: every address with its energy, threshold, condition,
+    action, provider and estimated cost. Never buys and never writes orders.
+
+    Exit codes: 0 success (with --detailed-exitcode: nothing to do), 2 purchases pending
+    (only with --detailed-exitcode), 1 error.
+    """
+    from engine.rendering import plan_table
+    from engine.session import Session
+
+    policy_set = _load_or_exit(paths)
+
+    async def run() -> Any:
+        async with Session(policy_set, store_url=store_url, node_url=node_url) as session:
+            return await session.reconciler.reconcile_once(apply=False)
+
+    result = _run_or_exit(run())
+    if output == "json":
+        click.echo(json.dumps(result.plan.to_json(), indent=2))
+    else:
+        click.echo(plan_table(result.plan), nl=False)
+    sys.exit(2 if detailed_exitcode and result.pending else 0)
+
+
+@main.command()
+@_FILES
+@_OUTPUT
+@_STORE
+@_NODE
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--wait",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to follow the new orders until the chain shows them (0: do not wait).",
+)
+def apply(
+    paths: tuple[Path, ...],
+    output: str,
+    store_url: str | None,
+    node_url: str | None,
+    yes: bool,
+    wait: float,
+) -> None:
+    """Plan, then buy: open orders are followed first, then the plan is shown and, once
+    confirmed, carried out. Prints what was bought, from whom, at what cost, and what was
+    held and why. Records the policy revision in the store.
+
+    Confirmation is asked on a terminal unless --yes; without a terminal, --yes is
+    required. Exit codes: 0 every purchase placed (or nothing to do), 2 some purchases
+    held or failed, 1 error (including a refused confirmation).
+    """
+    from engine.applying import OutcomeKind
+    from engine.rendering import outcomes_text, plan_table, tracked_text
+    from engine.session import Session
+
+    policy_set = _load_or_exit(paths)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+
+    async def run() -> dict[str, Any]:
+        async with Session(policy_set, store_url=store_url, node_url=node_url) as session:
+            rec = session.reconciler
+            observations, tracked, decided = await rec.prepare(apply=True)
+            if output == "table":
+                click.echo(tracked_text(tracked), nl=False)
+                click.echo(plan_table(decided), nl=False)
+            if decided.actions and not yes:
+                if not interactive:
+                    return {"refused": "not a terminal: pass --yes to apply without asking"}
+                if not click.confirm("Buy these top-ups?", default=False):
+                    return {"refused": "not confirmed"}
+            outcomes, notes = await rec.execute(decided, observations)
+            followed = await _follow(session, outcomes, wait) if wait > 0 else []
+            return {
+                "plan": decided,
+                "outcomes": outcomes,
+                "notes": notes,
+                "tracked": tracked + followed,
+                "revision": policy_set.revision,
+            }
+
+    result = _run_or_exit(run())
+    if "refused" in result:
+        click.echo(f"error: {result['refused']}; nothing was bought", err=True)
+        sys.exit(1)
+    outcomes = result["outcomes"]
+    if output == "json":
+        report = {
+            "revision": result["revision"],
+            "plan": result["plan"].to_json(),
+            "outcomes": [o.to_json() for o in outcomes],
+            "tracked": [t.to_json() for t in result["tracked"] if t.moved or t.alert],
+            "notes": result["notes"],
+        }
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(outcomes_text(outcomes), nl=False)
+        click.echo(tracked_text(result["tracked"]), nl=False)
+        for note in result["notes"]:
+            click.echo(f"note: {note}", err=True)
+    sys.exit(0 if all(o.kind is OutcomeKind.BOUGHT for o in outcomes) else 2)
+
+
+async def _follow(session: Any, outcomes: list[Any], wait: float) -> list[Any]:
+    """Track the orders just placed until none is open or `wait` seconds have passed."""
+    mine = {o.client_order_id for o in outcomes if o.client_order_id}
+    results: list[Any] = []
+    deadline = session.clock.now() + wait
+    while mine:
+        still = [o for o in await session.store.open_orders() if o.client_order_id in mine]
+        if not still:
+            break
+        results += [r for r in await session.reconciler.tracker.track(still) if r.moved]
+        if session.clock.now() >= deadline:
+            break
+        await session.clock.sleep(min(1.0, max(0.0, deadline - session.clock.now())))
+    return results
+
+
+# --------------------------------------------------------------------------- status / orders
+
+
+@main.command()
+@_FILES
+@_OUTPUT
+@_STORE
+@_NODE
+def status(
+    paths: tuple[Path, ...], output: str, store_url: str | None, node_url: str | None
+) -> None:
+    """Each watched address: a fresh read of its energy, its condition and reason, and its
+    open orders from the store. Read-only. Exit 0, or 1 on error."""
+    from engine.planning import assess
+    from engine.rendering import status_table
+    from engine.session import Session
+
+    policy_set = _load_or_exit(paths)
+
+    async def run() -> tuple[Any, Any]:
+        async with Session(policy_set, store_url=store_url, node_url=node_url) as session:
+            rec = session.reconciler
+            inputs = await rec.inputs(await rec.observe())
+            return assess(inputs), inputs.open_orders
+
+    assessments, open_orders = _run_or_exit(run())
+    by_address: dict[str, list[Any]] = {}
+    for order in open_orders:
+        by_address.setdefault(order.address, []).append(order)
+    if output == "json":
+        rows = [
+            {
+                "address": a.address,
+                "policy": a.policy.metadata.name,
+                "available": a.available,
+                "threshold": a.threshold,
+                "condition": str(a.condition),
+                "reason": str(a.reason),
+                "detail": a.detail,
+                "open_orders": [o.client_order_id for o in by_address.get(a.address, [])],
+            }
+            for a in assessments
+        ]
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(status_table(assessments, by_address), nl=False)
+
+
+@main.command()
+@_FILES
+@_OUTPUT
+@_STORE
+@click.option("--address", help="Only orders for this receiver.")
+@click.option("--provider", help="Only orders from this provider (instance name).")
+@click.option("--state", "states", multiple=True, help="Phase (repeatable), or 'open'.")
+@click.option("--since", help="Only orders created in the last DURATION (e.g. 1h, 2d).")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+def orders(
+    paths: tuple[Path, ...],
+    output: str,
+    store_url: str | None,
+    address: str | None,
+    provider: str | None,
+    states: tuple[str, ...],
+    since: str | None,
+    limit: int,
+) -> None:
+    """Order history from the store, newest first, with filters. Exit 0, or 1 on error."""
+    import time
+
+    from engine.rendering import orders_table
+    from engine.store import OPEN_PHASES, OrderFilter, OrderPhase, open_store
+    from policies.units import parse_duration
+
+    phases: set[OrderPhase] = set()
+    for state in states:
+        if state == "open":
+            phases |= OPEN_PHASES
+        elif state in {p.value for p in OrderPhase}:
+            phases.add(OrderPhase(state))
+        else:
+            known = ", ".join(["open", *(p.value for p in OrderPhase)])
+            raise click.BadParameter(f"{state!r} is not one of {known}", param_hint="--state")
+    try:
+        seconds = parse_duration(since) if since else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from exc
+    policy_set = _load_or_exit(paths, secrets=False)  # the store only: no vendor is called
+    selection = OrderFilter(
+        phases=frozenset(phases) if phases else None,
+        address=address,
+        provider=provider,
+        since=time.time() - seconds if seconds is not None else None,
+        limit=limit,
+    )
+
+    async def run() -> list[Any]:
+        from engine.clock import SystemClock
+
+        store = await open_store(store_url or policy_set.settings.store.url, SystemClock())
+        async with store:
+            return await store.orders(selection)
+
+    found = _run_or_exit(run())
+    if output == "json":
+        click.echo(json.dumps([o.model_dump(mode="json") for o in found], indent=2))
+    else:
+        click.echo(orders_table(found), nl=False)

@@ -32,6 +32,7 @@ from engine.applying import ActionOutcome, apply_action, budget_limits
 from engine.chain import ChainError, EnergySnapshot
 from engine.clock import Clock
 from engine.planning import (
+    Action,
     ObservationFailure,
     Plan,
     PlanInputs,
@@ -200,16 +201,19 @@ class Reconciler:
 
     # ------------------------------------------------------------------ the pass
 
-    async def reconcile_once(
+    async def prepare(
         self, *, apply: bool, demands: Mapping[str, int] | None = None
-    ) -> PassResult:
+    ) -> tuple[Observations, list[TrackResult], Plan]:
+        """Observe, track open orders (only when applying: tracking writes), and plan."""
         observations = await self.observe()
-        tracked: list[TrackResult] = []
-        if apply:
-            tracked = await self.track(observations)
+        tracked = await self.track(observations) if apply else []
         decided = await self.decide(await self.inputs(observations, demands))
-        if not apply:
-            return PassResult(decided, False, tracked=tuple(tracked))
+        return observations, tracked, decided
+
+    async def execute(
+        self, decided: Plan, observations: Observations
+    ) -> tuple[list[ActionOutcome], list[str]]:
+        """Record the policy revision, then carry out the plan's actions."""
         notes: list[str] = []
         revision = self.policy_set.revision
         try:
@@ -220,16 +224,27 @@ class Reconciler:
                 )
         except StoreError as exc:
             notes.append(f"policy revision not recorded: {exc}")
-        outcomes = await self.apply(decided, observations)
-        return PassResult(decided, True, tuple(outcomes), tuple(tracked), revision, tuple(notes))
+        return await self.apply(decided, observations), notes
+
+    async def reconcile_once(
+        self, *, apply: bool, demands: Mapping[str, int] | None = None
+    ) -> PassResult:
+        """One pass; with `apply=False` nothing is written and nothing is bought."""
+        observations, tracked, decided = await self.prepare(apply=apply, demands=demands)
+        if not apply:
+            return PassResult(decided, False)
+        outcomes, notes = await self.execute(decided, observations)
+        return PassResult(
+            decided, True, tuple(outcomes), tuple(tracked), self.policy_set.revision, tuple(notes)
+        )
 
     async def apply(self, decided: Plan, observations: Observations) -> list[ActionOutcome]:
         """Carry out the plan's actions, a bounded number at once."""
         slots = asyncio.Semaphore(self.apply_concurrency)
 
-        async def one(entry_address: str, action: Any) -> ActionOutcome:
+        async def one(action: Action) -> ActionOutcome:
             policy = self.policy_set.policy(action.policy)
-            seen = observations.get(entry_address)
+            seen = observations.get(action.address)
             async with slots:
                 return await apply_action(
                     action,
@@ -240,7 +255,7 @@ class Reconciler:
                     baseline=seen if isinstance(seen, EnergySnapshot) else None,
                 )
 
-        return list(await asyncio.gather(*(one(a.address, a) for a in decided.actions)))
+        return list(await asyncio.gather(*(one(a) for a in decided.actions)))
 
 
 def _failure(error: ChainError | object) -> ObservationFailure:

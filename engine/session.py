@@ -1,0 +1,117 @@
+"""An engine session: the store, the chain reader and the providers of one policy set.
+
+`Session(policy_set, ...)` opens, as an async context manager, everything a pass needs and
+closes it all on exit: the store (`EngineConfig` `store.url`, or the `store_url`
+override), the `ChainReader` (`node.url` and its API key, or `node_url`), and a
+`ProviderPool` of adapters. `session.reconciler` is the `Reconciler` over them. The CLI's
+`plan`, `apply`, `status` and `orders` and the sidecar all start here.
+
+Neighbours: `engine/reconciling.py`, `engine/providing.py`, `engine/store/`,
+`engine/chain.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+
+import httpx
+
+from engine.chain import ChainReader
+from engine.clock import Clock, SystemClock
+from engine.providing import ProviderPool
+from engine.reconciling import Reconciler
+from engine.store import Store, open_store
+from engine.tracking import TrackingSettings
+from policies.policyset import PolicySet
+
+
+class Session:
+    """Store + reader + providers for one policy set; see the module docstring."""
+
+    def __init__(
+        self,
+        policy_set: PolicySet,
+        *,
+        store_url: str | None = None,
+        node_url: str | None = None,
+        clock: Clock | None = None,
+        tracking: TrackingSettings | None = None,
+        node_transport: httpx.AsyncBaseTransport | None = None,
+        provider_transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+        applied_by: str = "energyctl",
+    ) -> None:
+        settings = policy_set.settings
+        self.policy_set = policy_set
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.store_url = store_url or settings.store.url
+        self.node_url = node_url or settings.node.url
+        self._tracking = tracking
+        self._node_transport = node_transport
+        self._applied_by = applied_by
+        self.pool = ProviderPool(policy_set, clock=self.clock, transports=provider_transports)
+        self._store: Store | None = None
+        self._reader: ChainReader | None = None
+        self._reconciler: Reconciler | None = None
+
+    async def __aenter__(self) -> Session:
+        try:
+            self._store = await open_store(self.store_url, self.clock)
+            api_key = self.policy_set.settings.node.api_key
+            self._reader = ChainReader(
+                self.node_url,
+                api_key=api_key.get() if api_key is not None else None,
+                clock=self.clock,
+                transport=self._node_transport,
+            )
+            await self.pool.open()
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+        if self._reader is not None:
+            await self._reader.aclose()
+            self._reader = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the session is not open")
+        return self._store
+
+    @property
+    def reader(self) -> ChainReader:
+        if self._reader is None:
+            raise RuntimeError("the session is not open")
+        return self._reader
+
+    @property
+    def reconciler(self) -> Reconciler:
+        if self._reconciler is None:
+            self._reconciler = self._build()
+        return self._reconciler
+
+    def _build(self) -> Reconciler:
+        return Reconciler(
+            self.policy_set,
+            store=self.store,
+            reader=self.reader,
+            providers=self.pool,
+            clock=self.clock,
+            tracking=self._tracking,
+            applied_by=self._applied_by,
+        )
