@@ -6,18 +6,25 @@ Accepted:
   or a plain filesystem path: an SQLite file, created and migrated if needed;
 - `:memory:` or `sqlite://:memory:`: a private in-memory database (tests, dry runs);
 - `sqlite:` URLs may carry `?busy_timeout=SECONDS`;
-- `postgresql://` / `postgres://`: not yet supported (issue 8 adds the PostgreSQL store);
-  raises UnsupportedStoreURLError rather than silently using something else.
+- `postgresql://USER@HOST:PORT/DB` / `postgres://...`: the PostgreSQL store (several
+  replicas), with `?schema=NAME` and `?pool_size=N`; other query options go to libpq. The
+  URL never carries a password: `password` comes from the store settings' secret.
 
-Neighbours: `sqlite.py` (the store it opens), `base.py`; used by the CLI and the sidecar.
+Anything else raises UnsupportedStoreURLError rather than silently using something else.
+
+Neighbours: `sqlite.py` and `postgres.py` (the stores it opens), `base.py`; used by the
+CLI and the sidecar.
 """
 
 from __future__ import annotations
 
 import urllib.parse
 
+from pydantic import SecretStr
+
 from engine.clock import Clock
 from engine.store.base import Store, UnsupportedStoreURLError
+from engine.store.postgres import PostgresStore
 from engine.store.sqlite import MEMORY, SQLiteStore
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -57,14 +64,16 @@ def parse_sqlite_url(url: str) -> tuple[str, float | None]:
     return path, busy_timeout
 
 
-async def open_store(url: str, clock: Clock) -> Store:
-    """Open (and migrate) the store `url` names. See the module docstring for the URLs."""
+async def open_store(url: str, clock: Clock, *, password: SecretStr | None = None) -> Store:
+    """Open (and migrate) the store `url` names. See the module docstring for the URLs.
+
+    `password` is the database password (PostgreSQL only), resolved from a secret.
+    """
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in _POSTGRES_SCHEMES:
-        raise UnsupportedStoreURLError(
-            "PostgreSQL stores are not yet supported by this energyctl (planned): "
-            "use sqlite:///path for now"
-        )
+        return await PostgresStore.open(url, clock, password=password)
+    if password is not None:
+        raise UnsupportedStoreURLError("a password was given, but SQLite stores take none")
     path, busy_timeout = parse_sqlite_url(url)
     if busy_timeout is None:
         return await SQLiteStore.open(path, clock)

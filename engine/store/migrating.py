@@ -1,14 +1,17 @@
 """Schema migrations: numbered `.sql` files applied in order, each inside a transaction.
 
-Migrations live in `migrations/<dialect>/NNNN_name.sql` (`sqlite` now; `postgresql` joins
-with the same numbers, so schema version N means the same tables on both). The database
+Migrations live in `migrations/<dialect>/NNNN_name.sql` (`sqlite` and `postgresql`, with
+the same numbers, so schema version N means the same tables on both). The database
 records each applied migration in `schema_migrations` (version, name, checksum of the
 file, time). Opening a store applies the missing ones; it refuses a database whose schema
 is newer than this code, or whose record of a migration disagrees with the file (a
 released migration was edited): both raise SchemaVersionError.
 
-Neighbours: `sqlite.py` calls `migrate_sqlite` on a fresh connection; `base.py` defines
-the error.
+On PostgreSQL, `migrate_postgresql` runs under an advisory transaction lock keyed by the
+schema: replicas that start together queue there, and the later ones find the work done.
+
+Neighbours: `sqlite.py` calls `migrate_sqlite` on a fresh connection, `postgres.py` calls
+`migrate_postgresql`; `base.py` defines the error.
 """
 
 from __future__ import annotations
@@ -18,8 +21,13 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
+
+import psycopg
+from psycopg import sql
 
 from engine.store.base import SchemaVersionError
+from engine.store.postgres_orders import lock_key
 
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -118,6 +126,49 @@ def migrate_sqlite(conn: sqlite3.Connection, now: float, dialect: str = "sqlite"
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    return len(migrations)
+
+
+_CREATE_TABLE_PG = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER          PRIMARY KEY,
+    name       TEXT             NOT NULL,
+    checksum   TEXT             NOT NULL,
+    applied_at DOUBLE PRECISION NOT NULL
+)
+"""
+
+
+async def migrate_postgresql(conn: psycopg.AsyncConnection[Any], now: float, schema: str) -> int:
+    """Bring `schema` up to the newest shipped schema (creating it if needed); returns the
+    schema version. `conn` must be in autocommit mode with `schema` first in its
+    search_path. Everything runs in one transaction (PostgreSQL's DDL is transactional),
+    after `pg_advisory_xact_lock` on a key derived from the schema name: three replicas
+    starting at once apply the migrations once, and a failed one leaves nothing behind.
+    """
+    migrations = discover("postgresql")
+    async with conn.transaction():
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(%s)", (lock_key("energyctl", schema, "migrate"),)
+        )
+        await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        await conn.execute(_CREATE_TABLE_PG)
+        cursor = await conn.execute("SELECT version, name, checksum FROM schema_migrations")
+        applied = {
+            int(version): (str(name), str(checksum))
+            for version, name, checksum in await cursor.fetchall()
+        }
+        check_applied(applied, migrations)
+        for migration in migrations:
+            if migration.version in applied:
+                continue
+            # A whole file in one simple-protocol call: $$-quoted bodies stay whole.
+            await conn.execute(migration.sql.encode())
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum, applied_at)"
+                " VALUES (%s, %s, %s, %s)",
+                (migration.version, migration.name, migration.checksum, now),
+            )
     return len(migrations)
 
 

@@ -1,7 +1,9 @@
 """What the store tests share: intents to write, and the databases (`Backend`) to run on.
 
-The contract suite runs once per backend (`conftest.py` parametrizes it). Adding the
-PostgreSQL store is one `Backend` subclass here and nothing else in the tests.
+The contract suite runs once per backend (`conftest.py` parametrizes it): an SQLite file
+in the test's temporary directory, or a fresh schema `energyctl_test_<hex>` in the
+PostgreSQL that ENERGYCTL_TEST_POSTGRES_URL names, dropped after the test. The raw-SQL
+helpers go around the store, to show the database itself refuses what Python would.
 """
 
 from __future__ import annotations
@@ -9,8 +11,12 @@ from __future__ import annotations
 import abc
 import itertools
 import sqlite3
+import uuid
 from pathlib import Path
 from typing import Any
+
+import psycopg
+from psycopg import sql
 
 from engine.clock import VirtualClock
 from engine.store import NewIntent, Store, open_store
@@ -49,6 +55,14 @@ class Backend(abc.ABC):
         return await open_store(self.url(), clock)
 
     @abc.abstractmethod
+    def rows(self, query: str) -> list[tuple[Any, ...]]:
+        """Run one raw SELECT (no parameters) on the database; all its rows."""
+
+    def cleanup(self) -> None:
+        """Drop what the test created (nothing for a file in tmp_path)."""
+        return None
+
+    @abc.abstractmethod
     def raw_insert_open_order(self, client_order_id: str, address: str, open_slot: int) -> None:
         """INSERT an open order straight into the database, bypassing the store's Python."""
 
@@ -74,6 +88,9 @@ class SQLiteBackend(Backend):
         finally:
             conn.close()
 
+    def rows(self, query: str) -> list[tuple[Any, ...]]:
+        return self.raw_execute(query)
+
     def raw_insert_open_order(self, client_order_id: str, address: str, open_slot: int) -> None:
         self.raw_execute(
             "INSERT INTO orders (client_order_id, policy, address, provider, energy, duration,"
@@ -88,18 +105,44 @@ class SQLiteBackend(Backend):
         )
 
 
-class PostgresBackend(Backend):  # placeholder until the PostgreSQL store exists
-    name = "postgres"
-    integrity_error = Exception
+class PostgresBackend(Backend):
+    """A private schema in the test PostgreSQL: the store opens it with `?schema=`."""
 
-    def __init__(self, url: str) -> None:
-        self._url = url
+    name = "postgres"
+    integrity_error = psycopg.IntegrityError
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.schema = f"energyctl_test_{uuid.uuid4().hex[:16]}"
 
     def url(self) -> str:
-        return self._url
+        joiner = "&" if "?" in self.base_url else "?"
+        return f"{self.base_url}{joiner}schema={self.schema}"
+
+    def raw_execute(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.base_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+            cursor = conn.execute(query.encode(), params or None)
+            return cursor.fetchall() if cursor.description else []
+
+    def rows(self, query: str) -> list[tuple[Any, ...]]:
+        return self.raw_execute(query)
+
+    def cleanup(self) -> None:
+        with psycopg.connect(self.base_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
+            )
 
     def raw_insert_open_order(self, client_order_id: str, address: str, open_slot: int) -> None:
-        raise NotImplementedError("arrives with the PostgreSQL store")
+        self.raw_execute(
+            "INSERT INTO orders (client_order_id, policy, address, provider, energy, duration,"
+            " phase, open_slot, reserved_sun, created_at, updated_at)"
+            " VALUES (%s, 'payouts', %s, 'itrx', 65000, 3600, 'intent', %s, 0, 0, 0)",
+            (client_order_id, address, open_slot),
+        )
 
     def raw_set_phase(self, client_order_id: str, phase: str) -> None:
-        raise NotImplementedError("arrives with the PostgreSQL store")
+        self.raw_execute(
+            "UPDATE orders SET phase = %s WHERE client_order_id = %s", (phase, client_order_id)
+        )

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from engine.clock import VirtualClock
 from engine.store import (
@@ -193,10 +194,10 @@ def test_bad_urls_are_refused(url: str) -> None:
         parse_sqlite_url(url)
 
 
-@pytest.mark.parametrize("url", ["postgresql://u@127.0.0.1/db", "postgres://u@localhost/db"])
-async def test_postgresql_is_not_yet_supported(url: str) -> None:
-    with pytest.raises(UnsupportedStoreURLError, match="not yet supported"):
-        await open_store(url, VirtualClock(START))
+async def test_sqlite_takes_no_password(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedStoreURLError, match="SQLite stores take none"):
+        await open_store(str(tmp_path / "x.db"), VirtualClock(START), password=SecretStr("pw"))
+    assert not (tmp_path / "x.db").exists()
 
 
 async def test_memory_store_works_and_is_private() -> None:

@@ -1,0 +1,432 @@
+"""The PostgreSQL Store: several replicas sharing one database, psycopg 3 (async) and a pool.
+
+Selected by a `postgresql://USER@HOST:PORT/DB` URL (`factory.py`). Options in the URL's
+query: `schema=NAME` (default `public`; created if missing) and `pool_size=N` (default 5);
+any other option goes to libpq unchanged (`sslmode`, `connect_timeout`, ...). The URL
+never carries a password: it comes from the store settings' `password` secret, or from
+libpq's own PGPASSWORD / .pgpass.
+
+Every method is one transaction on a pooled connection, and nothing but the database is
+awaited inside it. Writers run at READ COMMITTED under advisory transaction locks (see
+`postgres_orders.py`); readers run in a REPEATABLE READ, READ ONLY transaction, one
+consistent snapshot. Leases are rows taken with one atomic upsert; their times, like all
+the store's times, come from the store's Clock. Driver errors are mapped once, in `_run`:
+connection failures, lock and statement timeouts to StoreUnavailableError (naming the
+URL, which holds no password), anything else to StoreError.
+
+Neighbours: `postgres_orders.py` (order and ledger statements), `migrating.py`
+(`migrate_postgresql`), `factory.py`, `base.py` (the interface).
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+from pydantic import SecretStr
+
+from engine.clock import Clock
+from engine.store import postgres_orders as q
+from engine.store.base import (
+    SchemaVersionError,
+    Store,
+    StoreClosedError,
+    StoreError,
+    StoreUnavailableError,
+    UnsupportedStoreURLError,
+)
+from engine.store.migrating import discover, migrate_postgresql
+from engine.store.phases import OPEN_PHASES, OrderPhase
+from engine.store.records import (
+    BudgetLimit,
+    BudgetWindow,
+    IntentOutcome,
+    Lease,
+    LedgerEntry,
+    NewIntent,
+    OrderEvent,
+    OrderFilter,
+    OrderRecord,
+    PolicyRevision,
+    ProviderHealth,
+    window_bounds,
+)
+
+T = TypeVar("T")
+Work = Callable[[q.Cursor, float], Awaitable[T]]
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+#: set on every connection: a stuck lock wait or statement fails instead of hanging, and a
+#: session that stalls inside a transaction (a frozen replica) loses it and its locks.
+_SESSION = (
+    "SET lock_timeout = '10s'; SET statement_timeout = '30s';"
+    " SET idle_in_transaction_session_timeout = '60s'"
+)
+
+
+@dataclass(frozen=True)
+class PostgresTarget:
+    """A parsed store URL: what libpq gets, and what energyctl keeps for itself."""
+
+    conninfo: str
+    schema: str = "public"
+    pool_size: int = 5
+    display: str = ""
+
+
+def parse_postgres_url(url: str) -> PostgresTarget:
+    """Split energyctl's options off a `postgresql://` URL; refuse a password in it."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise UnsupportedStoreURLError(f"not a PostgreSQL URL: scheme {parts.scheme!r}")
+    if parts.password is not None:
+        raise UnsupportedStoreURLError(
+            "the PostgreSQL URL contains a password: remove it and give it as the store's "
+            "password setting (a secret reference) instead"
+        )
+    schema, pool_size, passed = "public", 5, []
+    for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+        if key == "schema":
+            if not _SCHEMA_NAME.match(value):
+                raise UnsupportedStoreURLError(
+                    f"schema must be a lower-case SQL name (letters, digits, _), got {value!r}"
+                )
+            schema = value
+        elif key == "pool_size":
+            if not value.isdigit() or not 1 <= int(value) <= 100:
+                raise UnsupportedStoreURLError(f"pool_size must be 1..100, got {value!r}")
+            pool_size = int(value)
+        else:
+            passed.append((key, value))
+    if not any(key == "connect_timeout" for key, _ in passed):
+        passed.append(("connect_timeout", "10"))
+    conninfo = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(passed)))
+    try:
+        psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.Error as exc:
+        raise UnsupportedStoreURLError(f"bad PostgreSQL URL {url!r}: {exc}") from None
+    return PostgresTarget(conninfo, schema, pool_size, display=url)
+
+
+class PostgresStore(Store):
+    """Open with `await PostgresStore.open(url, clock, password=...)` (or `open_store`)."""
+
+    def __init__(
+        self, target: PostgresTarget, clock: Clock, *, password: SecretStr | None = None
+    ) -> None:
+        super().__init__(clock)
+        self.target = target
+        self.schema = target.schema
+        self._password = password
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        self._closed = False
+        self.schema_version = 0
+
+    @classmethod
+    async def open(
+        cls, url: str, clock: Clock, *, password: SecretStr | None = None
+    ) -> PostgresStore:
+        """Connect, apply pending migrations (under an advisory lock), start the pool."""
+        store = cls(parse_postgres_url(url), clock, password=password)
+        try:
+            await store._start()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    def __repr__(self) -> str:
+        return f"<PostgresStore {self.target.display!r} schema={self.schema!r}>"
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if self._password is not None:
+            kwargs["password"] = self._password.get_secret_value()
+        return kwargs
+
+    async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+        await conn.execute(_SESSION)
+
+    async def _start(self) -> None:
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.target.conninfo, **self._kwargs())
+            async with conn:
+                await self._configure(conn)
+                self.schema_version = await migrate_postgresql(conn, self.clock.now(), self.schema)
+            self._pool = AsyncConnectionPool(
+                self.target.conninfo,
+                kwargs=self._kwargs(),
+                min_size=1,
+                max_size=self.target.pool_size,
+                open=False,
+                configure=self._configure,
+                name=f"energyctl-{self.schema}",
+                timeout=15.0,
+            )
+            await self._pool.open(wait=True, timeout=15.0)
+        except psycopg.Error as exc:
+            raise self._mapped(exc) from exc
+
+    def _mapped(self, exc: psycopg.Error) -> StoreError:
+        # Messages from libpq and the server never contain the password; the URL has none.
+        if isinstance(exc, psycopg.OperationalError):
+            return StoreUnavailableError(f"{self.target.display}: {exc}")
+        return StoreError(f"{self.target.display}: the database refused the change: {exc}")
+
+    async def _run(self, work: Work[T], *, write: bool = True) -> T:
+        """`work(cursor, now)` in one transaction on a pooled connection; map errors here."""
+        if self._closed or self._pool is None:
+            raise StoreClosedError(f"{self.target.display}: store is closed")
+        try:
+            async with (
+                self._pool.connection() as conn,
+                conn.transaction(),
+                conn.cursor(row_factory=dict_row) as cur,
+            ):
+                if not write:
+                    await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                return await work(cur, self.clock.now())
+        except psycopg.Error as exc:
+            raise self._mapped(exc) from exc
+
+    async def _read(self, work: Callable[[q.Cursor], Awaitable[T]]) -> T:
+        return await self._run(lambda cur, _now: work(cur), write=False)
+
+    # ------------------------------------------------------------------ orders
+
+    async def create_intent(
+        self, intent: NewIntent, *, budgets: list[BudgetLimit], max_open: int = 1
+    ) -> IntentOutcome:
+        if max_open < 1:
+            raise ValueError(f"max_open must be >= 1, got {max_open}")
+        chosen = list(budgets)
+        return await self._run(
+            lambda cur, now: q.create_intent(cur, self.schema, now, intent, chosen, max_open)
+        )
+
+    async def transition(
+        self,
+        client_order_id: str,
+        to_phase: OrderPhase,
+        *,
+        expect_from: set[OrderPhase] | frozenset[OrderPhase] | None = None,
+        provider_order_id: str | None = None,
+        cost_sun: int | None = None,
+        refund_sun: int | None = None,
+        receipt: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        note: str | None = None,
+        attempt: bool = False,
+    ) -> OrderRecord:
+        expected = None if expect_from is None else frozenset(expect_from)
+        return await self._run(
+            lambda cur, now: q.transition(
+                cur,
+                self.schema,
+                now,
+                client_order_id,
+                OrderPhase(to_phase),
+                expect_from=expected,
+                provider_order_id=provider_order_id,
+                cost_sun=cost_sun,
+                refund_sun=refund_sun,
+                receipt=receipt,
+                error=error,
+                note=note,
+                attempt=attempt,
+            )
+        )
+
+    async def get_order(self, client_order_id: str) -> OrderRecord:
+        return await self._read(lambda cur: q.get_order(cur, client_order_id))
+
+    async def open_orders(self, address: str | None = None) -> list[OrderRecord]:
+        selection = OrderFilter(
+            phases=OPEN_PHASES, address=address, limit=10_000, newest_first=False
+        )
+        return await self._read(lambda cur: q.orders(cur, selection))
+
+    async def orders(self, selection: OrderFilter | None = None) -> list[OrderRecord]:
+        chosen = selection or OrderFilter()
+        return await self._read(lambda cur: q.orders(cur, chosen))
+
+    async def order_history(self, client_order_id: str) -> list[OrderEvent]:
+        return await self._read(lambda cur: q.order_history(cur, client_order_id))
+
+    async def spent(
+        self, policy: str | None, window: BudgetWindow, now: float | None = None
+    ) -> int:
+        start, end = window_bounds(window, self.clock.now() if now is None else now)
+        return await self._read(lambda cur: q.sum_ledger(cur, policy, start, end))
+
+    async def ledger_entries(
+        self,
+        *,
+        client_order_id: str | None = None,
+        policy: str | None = None,
+        since: float | None = None,
+        limit: int = 1000,
+    ) -> list[LedgerEntry]:
+        return await self._read(
+            lambda cur: q.ledger_entries(cur, client_order_id, policy, since, limit)
+        )
+
+    # ------------------------------------------------------------------ provider health
+
+    async def record_provider_result(
+        self, provider: str, ok: bool, reason: str | None = None
+    ) -> ProviderHealth:
+        async def work(cur: q.Cursor, now: float) -> ProviderHealth:
+            if ok:
+                await cur.execute(
+                    "INSERT INTO provider_health AS h (provider, last_success_at)"
+                    " VALUES (%s, %s) ON CONFLICT (provider) DO UPDATE SET"
+                    " consecutive_failures = 0, last_success_at = EXCLUDED.last_success_at"
+                    " RETURNING *",
+                    (provider, now),
+                )
+            else:
+                await cur.execute(
+                    "INSERT INTO provider_health AS h (provider, consecutive_failures,"
+                    " last_failure_at, last_reason) VALUES (%s, 1, %s, %s)"
+                    " ON CONFLICT (provider) DO UPDATE SET"
+                    " consecutive_failures = h.consecutive_failures + 1,"
+                    " last_failure_at = EXCLUDED.last_failure_at,"
+                    " last_reason = EXCLUDED.last_reason RETURNING *",
+                    (provider, now, reason),
+                )
+            return ProviderHealth(**await _one(cur))
+
+        return await self._run(work)
+
+    async def provider_health(self) -> dict[str, ProviderHealth]:
+        async def work(cur: q.Cursor) -> dict[str, ProviderHealth]:
+            await cur.execute("SELECT * FROM provider_health ORDER BY provider")
+            return {row["provider"]: ProviderHealth(**row) for row in await cur.fetchall()}
+
+        return await self._read(work)
+
+    # ------------------------------------------------------------------ policy revisions
+
+    async def record_policy_revision(
+        self, digest: str, source_summary: str, applied_by: str
+    ) -> PolicyRevision:
+        async def work(cur: q.Cursor, now: float) -> PolicyRevision:
+            await cur.execute(
+                "INSERT INTO policy_revisions (digest, source_summary, applied_at, applied_by)"
+                " VALUES (%s, %s, %s, %s) RETURNING *",
+                (digest, source_summary, now, applied_by),
+            )
+            return PolicyRevision(**await _one(cur))
+
+        return await self._run(work)
+
+    async def latest_policy_revision(self) -> PolicyRevision | None:
+        async def work(cur: q.Cursor) -> PolicyRevision | None:
+            await cur.execute("SELECT * FROM policy_revisions ORDER BY seq DESC LIMIT 1")
+            row = await cur.fetchone()
+            return None if row is None else PolicyRevision(**row)
+
+        return await self._read(work)
+
+    # ------------------------------------------------------------------ leases
+
+    async def acquire_lease(self, name: str, holder: str, ttl: float) -> Lease | None:
+        _check_ttl(ttl)
+
+        async def work(cur: q.Cursor, now: float) -> Lease | None:
+            # One statement, atomic under concurrency: insert, or take the row over only
+            # if it expired (a new tenure: token + 1) or is already ours (extend it).
+            await cur.execute(
+                "INSERT INTO leases AS l (name, holder, token, acquired_at, expires_at)"
+                " VALUES (%(name)s, %(holder)s, 1, %(now)s, %(until)s)"
+                " ON CONFLICT (name) DO UPDATE SET"
+                " token = CASE WHEN l.expires_at > %(now)s THEN l.token ELSE l.token + 1 END,"
+                " acquired_at = CASE WHEN l.expires_at > %(now)s THEN l.acquired_at"
+                " ELSE EXCLUDED.acquired_at END,"
+                " holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at"
+                " WHERE l.expires_at <= %(now)s OR l.holder = EXCLUDED.holder"
+                " RETURNING *",
+                {"name": name, "holder": holder, "now": now, "until": now + ttl},
+            )
+            row = await cur.fetchone()
+            return None if row is None else Lease(**row)
+
+        return await self._run(work)
+
+    async def renew_lease(self, name: str, holder: str, ttl: float) -> Lease | None:
+        _check_ttl(ttl)
+
+        async def work(cur: q.Cursor, now: float) -> Lease | None:
+            await cur.execute(
+                "UPDATE leases SET expires_at = %s WHERE name = %s AND holder = %s"
+                " AND expires_at > %s RETURNING *",
+                (now + ttl, name, holder, now),
+            )
+            row = await cur.fetchone()
+            return None if row is None else Lease(**row)
+
+        return await self._run(work)
+
+    async def release_lease(self, name: str, holder: str) -> bool:
+        async def work(cur: q.Cursor, now: float) -> bool:
+            await cur.execute(
+                "UPDATE leases SET expires_at = %s WHERE name = %s AND holder = %s"
+                " AND expires_at > %s",
+                (now, name, holder, now),
+            )
+            return cur.rowcount == 1
+
+        return await self._run(work)
+
+    async def lease_holders(self, now: float | None = None) -> dict[str, Lease]:
+        moment = self.clock.now() if now is None else now
+
+        async def work(cur: q.Cursor) -> dict[str, Lease]:
+            await cur.execute("SELECT * FROM leases WHERE expires_at > %s ORDER BY name", (moment,))
+            return {row["name"]: Lease(**row) for row in await cur.fetchall()}
+
+        return await self._read(work)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def healthcheck(self) -> None:
+        expected = len(discover("postgresql"))
+
+        async def work(cur: q.Cursor) -> int:
+            await cur.execute("SELECT MAX(version) AS version FROM schema_migrations")
+            return int((await _one(cur))["version"] or 0)
+
+        found = await self._read(work)
+        if found != expected:
+            raise SchemaVersionError(
+                f"{self.target.display} (schema {self.schema}): schema version {found}, "
+                f"this energyctl expects {expected}"
+            )
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._pool is not None:
+            await self._pool.close()
+
+
+async def _one(cur: q.Cursor) -> DictRow:
+    row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+def _check_ttl(ttl: float) -> None:
+    if not ttl > 0:
+        raise ValueError(f"lease ttl must be > 0 seconds, got {ttl}")
