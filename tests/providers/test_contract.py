@@ -8,7 +8,9 @@ Everything runs in-process through `httpx.ASGITransport` on one `VirtualClock`.
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator, Callable
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,17 +20,22 @@ from pydantic import SecretStr
 
 from engine.clock import VirtualClock
 from providers.base import (
+    AmbiguousError,
     ErrorReason,
     OrderState,
     PermanentError,
     Provider,
+    ProviderError,
     QuoteRequest,
+    TemporaryError,
 )
 from providers.eopen import EopenProvider
 from providers.http import NO_WAIT
 from providers.itrx import ItrxProvider
 from providers.mefree import MefreeProvider
 from providers.tronsave import TronsaveProvider
+from sandbox.world import World as SandboxWorld
+from tests.providers import chain_harness as chain
 from tests.providers.conftest import RECEIVER, make_order
 
 KEY, SECRET = "contract-key", "contract-secret"
@@ -185,3 +192,210 @@ async def _make(vendor: Vendor, capacity: int = 1_000_000_000) -> World:
     return World(
         vendor, _emulator_class(vendor)(delegator, clock=clock, **vendor.emulator_kwargs), clock
     )
+
+
+# --------------------------------------------------------------------------- on the chain
+#
+# The same four adapters against the sandbox world: each emulator delivers on the emulated
+# TRON node through its own staked provider account, and the chain is read back through
+# engine.chain.ChainReader. Helpers: tests/providers/chain_harness.py.
+
+#: every state each adapter maps that its emulator can produce. Not reachable: Mefree maps
+#: no terminal failure (DELEGATE_FAILED is not a documented value: it stays PENDING);
+#: itrx's emulator refunds whatever it does not deliver (41/43 -> REFUNDED, never PARTIAL
+#: or FAILED); eopen's never answers FAILED and reports COMPLETED for partial deliveries;
+#: TronSave's adapter reads `/v2/order/:id`, which has no `Completed` flag, so its PARTIAL
+#: and FAILED are not reached yet (see test_tronsave_partial_order_ends, xfail).
+REACHABLE = {
+    "mefree": {OrderState.PENDING, OrderState.DELEGATING, OrderState.DELEGATED},
+    "itrx": {OrderState.PENDING, OrderState.DELEGATING, OrderState.DELEGATED, OrderState.REFUNDED},
+    "eopen": {OrderState.PENDING, OrderState.DELEGATING, OrderState.DELEGATED, OrderState.REFUNDED},
+    "tronsave": {OrderState.PENDING, OrderState.DELEGATING, OrderState.DELEGATED},
+}
+CANARY_KEY, CANARY_SECRET = "canary-key-7d41c0de", "canary-secret-9b2e5f11"
+
+
+@pytest.mark.parametrize("vendor", chain.VENDORS)
+class TestContractOnChain:
+    async def test_delivery_lands_on_chain_and_ends(self, vendor: str) -> None:
+        world = SandboxWorld(watched=1)
+        receiver = world.watched[0]
+        provider = chain.adapter(world, vendor)
+        async with chain.reader(world) as node:
+            before = (await node.snapshot(receiver)).available
+            receipt = await provider.place(chain.order_for(provider, receiver, "ord-chain"))
+            world.advance(10)  # every emulator delegates (and Mefree confirms) within 10 s
+            status = await provider.status(receipt)
+            made = set(world.delegators[vendor].made)
+            delivered = (await node.snapshot(receiver)).available
+            world.advance(receipt.duration)
+            after = (await node.snapshot(receiver)).available
+        await provider.aclose()
+        assert status.state is OrderState.DELEGATED
+        assert status.delegated_energy == receipt.energy
+        assert delivered - before >= receipt.energy  # the chain shows what was ordered
+        assert status.txids and set(status.txids) <= made  # txids of the chain's delegations
+        assert after == before  # the rental ended: the emulator took the energy back
+
+    async def test_every_mapped_status_is_reached(self, vendor: str) -> None:
+        reached: set[OrderState] = set()
+        scenarios = {
+            "normal": lambda w: None,
+            "partial": lambda w: w.emulators[vendor].faults.partial_delivery(0.5),
+            "none": lambda w: w.emulators[vendor].faults.no_delivery(),
+            "out-of-stake": lambda w: chain.exhaust_stake(w, vendor),
+        }
+        for name, fault in scenarios.items():
+            world = SandboxWorld(watched=1)
+            provider = chain.adapter(world, vendor)
+            before = await provider.balance()
+            if name != "out-of-stake":
+                fault(world)
+            receipt = await provider.place(
+                chain.order_for(provider, world.watched[0], f"ord-{name}")
+            )
+            if name == "out-of-stake":
+                fault(world)
+            states = await chain.follow(world, provider, receipt)
+            reached |= set(states)
+            if name == "out-of-stake" and vendor != "tronsave":  # the market just waits
+                assert OrderState.DELEGATED not in states
+                assert await provider.balance() == before  # refunded in full
+            await provider.aclose()
+        assert reached == REACHABLE[vendor]
+
+    async def test_error_classes(self, vendor: str) -> None:
+        world = SandboxWorld(watched=1)
+        provider = chain.adapter(world, vendor)
+        emulator = world.emulators[vendor]
+        receiver = world.watched[0]
+        with pytest.raises(PermanentError) as auth:
+            await chain.adapter(world, vendor, api_key="wrong-key").balance()
+        assert auth.value.reason is ErrorReason.AUTH
+        emulator.faults.rate_limit(0)
+        with pytest.raises(TemporaryError) as limited:
+            await provider.balance()
+        assert limited.value.reason is ErrorReason.RATE_LIMITED
+        emulator.faults.reset()
+        emulator.faults.fail_next(5, 503, after_accept=False, on="balance")
+        calls = emulator.count("balance")
+        with pytest.raises(TemporaryError):
+            await provider.balance()
+        assert emulator.count("balance") - calls == NO_WAIT.attempts  # reads are retried
+        emulator.faults.reset()
+        emulator.faults.set_balance(0)
+        with pytest.raises(PermanentError) as broke:
+            await provider.place(chain.order_for(provider, receiver, "ord-broke"))
+        assert broke.value.reason in (ErrorReason.BALANCE, ErrorReason.INVALID_REQUEST)
+        assert vendor == "mefree" or broke.value.reason is ErrorReason.BALANCE
+        refused = chain.adapter(world, vendor, base_url=f"http://127.0.0.1:{chain.refused_port()}")
+        with pytest.raises(TemporaryError) as down:  # nothing was sent: safe to retry later
+            await refused.place(chain.order_for(refused, receiver, "ord-down"))
+        assert down.value.reason is ErrorReason.UNAVAILABLE
+        await provider.aclose()
+
+    async def test_create_is_never_retried_blindly(self, vendor: str) -> None:
+        world = SandboxWorld(watched=1)
+        provider = chain.adapter(world, vendor)
+        emulator: Any = world.emulators[vendor]
+        receiver = world.watched[0]
+        emulator.faults.fail_next(1, 500, after_accept=True, on="create")
+        order = chain.order_for(provider, receiver, "ord-ambiguous")
+        if provider.capabilities.idempotency_key:  # Mefree: retried on the same client id
+            receipt = await provider.place(order)
+            assert emulator.count("create") == 2 and len(emulator.orders) == 1
+            world.advance(10)
+            assert (await provider.status(receipt)).state is OrderState.DELEGATED
+        else:
+            with pytest.raises(AmbiguousError):
+                await provider.place(order)
+            assert emulator.count("create") == 1 and len(emulator.orders) == 1  # it exists
+        emulator.faults.fail_next(1, 502, after_accept=False, on="create")
+        if not provider.capabilities.idempotency_key:
+            with pytest.raises(AmbiguousError):  # a 5xx on create: cannot know, never retried
+                await provider.place(order.model_copy(update={"client_order_id": "ord-5xx"}))
+            assert emulator.count("create") == 2 and len(emulator.orders) == 1
+        await provider.aclose()
+
+    async def test_secrets_stay_out_of_repr_errors_and_logs(
+        self, vendor: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        world = SandboxWorld(watched=1)
+        chain.set_emulator_credentials(world, vendor, CANARY_KEY, CANARY_SECRET)
+        creds = {"api_key": CANARY_KEY, "api_secret": CANARY_SECRET}
+        if vendor in ("eopen", "tronsave"):
+            del creds["api_secret"]
+        texts: list[str] = []
+        with caplog.at_level(logging.DEBUG):
+            provider = chain.adapter(world, vendor, **creds)
+            texts.append(repr(provider))
+            order = chain.order_for(provider, world.watched[0], "ord-canary")
+            quote = await provider.quote(
+                QuoteRequest(receiver=order.receiver, energy=order.energy, duration=order.duration)
+            )
+            receipt = await provider.place(order)
+            world.advance(10)
+            status = await provider.status(receipt)
+            texts += [repr(quote), repr(receipt), repr(status), str(dict(receipt.raw))]
+            texts.append(str(dict(status.raw)))
+            failures: list[ProviderError] = []
+            world.emulators[vendor].faults.fail_next(1, 500, on="create")
+            for attempt in (
+                lambda: provider.place(order.model_copy(update={"client_order_id": "ord-2"})),
+                lambda: chain.adapter(world, vendor, api_key=CANARY_SECRET).balance(),
+            ):
+                try:
+                    await attempt()
+                except ProviderError as exc:
+                    failures.append(exc)
+            texts += [f"{exc!s} {exc!r} {exc.__cause__!r}" for exc in failures]
+            await provider.aclose()
+        assert len(failures) == (1 if vendor == "mefree" else 2)  # Mefree retries its create
+        assert "HTTP Request" in caplog.text  # the client's logs were captured
+        texts.append(caplog.text)
+        for text in texts:
+            assert CANARY_KEY not in text and CANARY_SECRET not in text
+
+
+@pytest.fixture(scope="module")
+def served_world() -> Iterator[SandboxWorld]:
+    # Served on loopback so that a real client timeout can fire while the answer is held.
+    with SandboxWorld(clock=VirtualClock(time.time()), watched=1) as world:
+        yield world
+
+
+@pytest.mark.parametrize("vendor", chain.VENDORS)
+async def test_hang_on_create_is_ambiguous_not_retried(
+    served_world: SandboxWorld, vendor: str
+) -> None:
+    world = served_world
+    emulator: Any = world.emulators[vendor]
+    provider = chain.adapter(world, vendor, served=True, timeout=0.3)
+    orders = len(emulator.orders)
+    emulator.faults.hang_next(1, on="create", after_accept=True)
+    order = chain.order_for(provider, world.watched[0], f"ord-hang-{vendor}")
+    if provider.capabilities.idempotency_key:
+        receipt = await provider.place(order)  # the retry finds the order the hang created
+        assert receipt.client_order_id == order.client_order_id
+    else:
+        with pytest.raises(AmbiguousError):
+            await provider.place(order)
+    emulator.faults.release_hangs()
+    assert len(emulator.orders) == orders + 1  # one order, whatever the client saw
+    await provider.aclose()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="TronsaveProvider.status reads /v2/order/:id only; `Completed` (what makes a "
+    "partial fill PARTIAL) is in the /v2/orders list view, which the adapter never reads",
+)
+async def test_tronsave_partial_order_ends() -> None:
+    world = SandboxWorld(watched=1)
+    provider = chain.adapter(world, "tronsave")
+    world.emulators["tronsave"].faults.partial_delivery(0.5)
+    receipt = await provider.place(chain.order_for(provider, world.watched[0], "ord-half"))
+    states = await chain.follow(world, provider, receipt)
+    await provider.aclose()
+    assert OrderState.DELEGATING in states  # half delivered, as the chain shows
+    assert states[-1] is OrderState.PARTIAL  # after the duration: ended, part delivered
