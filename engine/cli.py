@@ -256,6 +256,15 @@ def plan(
     show_default=True,
     help="Seconds to follow the new orders until the chain shows them (0: do not wait).",
 )
+@click.option(
+    "--intent-grace",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="An order intent younger than this may belong to a process still calling its "
+    "provider, and is left alone. 0 when no other energyctl uses this store (restarting "
+    "after a crash).",
+)
 def apply(
     paths: tuple[Path, ...],
     output: str,
@@ -263,6 +272,7 @@ def apply(
     node_url: str | None,
     yes: bool,
     wait: float,
+    intent_grace: float,
 ) -> None:
     """Plan, then buy: open orders are followed first, then the plan is shown and, once
     confirmed, carried out. Prints what was bought, from whom, at what cost, and what was
@@ -275,12 +285,16 @@ def apply(
     from engine.applying import OutcomeKind
     from engine.rendering import outcomes_text, plan_table, tracked_text
     from engine.session import Session
+    from engine.tracking import TrackingSettings
 
     policy_set = _load_or_exit(paths)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    tracking = TrackingSettings(intent_grace=intent_grace)
 
     async def run() -> dict[str, Any]:
-        async with Session(policy_set, store_url=store_url, node_url=node_url) as session:
+        async with Session(
+            policy_set, store_url=store_url, node_url=node_url, tracking=tracking
+        ) as session:
             rec = session.reconciler
             observations, tracked, decided = await rec.prepare(apply=True)
             if output == "table":
