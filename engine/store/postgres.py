@@ -169,6 +169,7 @@ class PostgresStore(Store):
                 max_size=self.target.pool_size,
                 open=False,
                 configure=self._configure,
+                check=AsyncConnectionPool.check_connection,  # drop dead ones on checkout
                 name=f"energyctl-{self.schema}",
                 timeout=15.0,
             )

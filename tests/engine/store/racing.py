@@ -1,8 +1,9 @@
 """Worker processes for the multi-process race tests (`test_race.py`).
 
 Module-level functions, so `multiprocessing`'s spawn start method can import them in a
-fresh interpreter. Each worker opens its own store on the shared SQLite file, says it is
-ready, waits for the starting gun, then writes as fast as it can.
+fresh interpreter. Each worker opens its own store on the shared database (an SQLite file
+or a PostgreSQL schema), says it is ready, waits for the starting gun, then writes as fast
+as it can.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ spend one sun too many, or checks that money comes back exactly when it should.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -24,7 +25,7 @@ from engine.store import (
     Store,
 )
 from engine.store.phases import ALLOWED_TRANSITIONS
-from tests.engine.store.harness import intent
+from tests.engine.store.harness import Backend, intent
 
 P = OrderPhase
 DAY = BudgetWindow.DAY
@@ -241,3 +242,30 @@ async def test_ledger_always_equals_the_orders(store: Store, clock: VirtualClock
         assert await store.spent("payouts", DAY) == expected <= budget.limit_sun
         open_addresses = [o.address for o in orders if o.is_open]
         assert len(open_addresses) == len(set(open_addresses))
+
+
+async def test_replicas_racing_for_a_budget_never_exceed_it(
+    store: Store, backend: Backend, clock: VirtualClock
+) -> None:
+    """Six replicas reserve at once, each for its own address, under one policy budget and
+    one account-wide budget shared with another policy: exactly what fits is taken."""
+    replicas = [store, *[await backend.open(clock) for _ in range(5)]]
+    try:
+        await ok(store, 400, policy="sweeps", budgets=[])  # counts only in the account cap
+        account = per_day(limit=2_000, policy=None)
+        outcomes = await asyncio.gather(
+            *(
+                reserve(replica, 300, [per_day(limit=1_500), account])
+                for replica in replicas
+                for _ in range(2)
+            )
+        )
+    finally:
+        for replica in replicas[1:]:
+            await replica.close()
+    won = [o for o in outcomes if isinstance(o, IntentCreated)]
+    refused = [o for o in outcomes if isinstance(o, IntentRefused)]
+    assert len(won) == 5  # 5 x 300 = the policy's 1,500; the account's 2,000 fits 400 + 1,500
+    assert {r.reason for r in refused} == {RefusalReason.BUDGET_EXCEEDED}
+    assert await store.spent("payouts", DAY) == 1_500
+    assert await store.spent(None, DAY) == 1_900

@@ -6,6 +6,8 @@ hands with a new fencing token, and cannot be renewed or released by a stale hol
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from engine.clock import VirtualClock
@@ -143,3 +145,24 @@ async def test_healthcheck_and_close(backend: Backend, clock: VirtualClock, stor
         await scoped.healthcheck()
     with pytest.raises(StoreClosedError):
         await scoped.get_order("x")
+
+
+async def test_an_expired_lease_goes_to_exactly_one_of_many_replicas(
+    store: Store, backend: Backend, clock: VirtualClock
+) -> None:
+    """A dead replica's lease, once expired, is taken by one contender, with a new token."""
+    first = await store.acquire_lease("address:T1", "dead", TTL)
+    assert first is not None
+    clock.advance(TTL)
+    replicas = [await backend.open(clock) for _ in range(5)]
+    try:
+        taken = await asyncio.gather(
+            *(r.acquire_lease("address:T1", f"r{n}", TTL) for n, r in enumerate(replicas))
+        )
+    finally:
+        for replica in replicas:
+            await replica.close()
+    winners = [lease for lease in taken if lease is not None]
+    assert len(winners) == 1 and winners[0].token == first.token + 1
+    assert (await store.lease_holders())["address:T1"] == winners[0]
+    assert await store.renew_lease("address:T1", "dead", TTL) is None
