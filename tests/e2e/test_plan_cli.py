@@ -1,0 +1,86 @@
+"""`energyctl plan`, `apply` (confirmation rules), `status` and `orders` against the served
+World, in-process through click's runner (not a terminal)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner, Result
+
+from engine.cli import main
+from tests.e2e.sandboxed import Sandbox, sandbox
+
+__all__ = ["sandbox"]
+
+
+def run(box: Sandbox, *args: str, env: dict[str, str | None] | None = None) -> Result:
+    full: dict[str, str | None] = {**box.env, **(env or {})}
+    return CliRunner().invoke(main, list(args), env=full)
+
+
+def test_plan_table_json_and_exit_codes_never_buy(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    box = sandbox
+    monkeypatch.chdir(box.directory)
+    d = str(box.directory)
+    calm = run(box, "plan", "-f", d, "--detailed-exitcode")
+    assert calm.exit_code == 0, calm.output
+    assert "Plan: 0 purchase(s)" in calm.output
+    address = box.policy_set.policy("payouts").spec.addresses[0]
+    box.drain([address])
+    table = run(box, "plan", "-f", d, "--detailed-exitcode")
+    assert table.exit_code == 2, table.output
+    row = next(line for line in table.output.splitlines() if line.startswith(address))
+    assert "buy 131k for 1h" in row and "tronsave" in row and "TRX" in row
+    plain = run(box, "plan", "-f", d)
+    assert plain.exit_code == 0
+    out = run(box, "plan", "-f", d, "--output", "json")
+    data = json.loads(out.output)
+    [entry] = [e for e in data["addresses"] if e["action"]]
+    assert entry["address"] == address and entry["action"]["provider"] == "tronsave"
+    assert entry["action"]["estimated_cost_sun"] > 0 and data["actions"] == 1
+    assert box.orders() == [] and not box.vendor_orders("tronsave")  # no purchase, ever
+
+
+def test_apply_refuses_without_a_terminal_or_yes(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    box = sandbox
+    monkeypatch.chdir(box.directory)
+    box.drain([box.policy_set.policy("payouts").spec.addresses[0]])
+    result = run(box, "apply", "-f", str(box.directory))
+    assert result.exit_code == 1
+    assert "--yes" in result.output
+    assert box.orders() == [] and not box.vendor_orders("tronsave")
+
+
+def test_missing_secret_is_an_error_naming_the_variable(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    box = sandbox
+    monkeypatch.chdir(box.directory)
+    missing = next(name for name in box.world.env() if "ITRX" in name)
+    result = run(box, "plan", "-f", str(box.directory), env={missing: None})
+    assert result.exit_code == 1
+    assert missing in result.output
+
+
+def test_orders_filters(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    box = sandbox
+    monkeypatch.chdir(box.directory)
+    d = str(box.directory)
+    targets = box.policy_set.policy("settlement").spec.addresses[:2]
+    box.drain(targets)
+    applied = run(box, "apply", "-f", d, "--yes")
+    assert applied.exit_code == 0, applied.output
+    listing = run(box, "orders", "-f", d, "--provider", "mefree", "--since", "1h")
+    assert all(t in listing.output for t in targets)
+    assert "2 order(s)." in listing.output
+    one = run(box, "orders", "-f", d, "--address", targets[0], "-o", "json")
+    assert [o["address"] for o in json.loads(one.output)] == [targets[0]]
+    none = run(box, "orders", "-f", d, "--state", "refunded")
+    assert "0 order(s)." in none.output
+    bad = run(box, "orders", "-f", d, "--state", "nonsense")
+    assert bad.exit_code == 2
