@@ -151,8 +151,18 @@ async def migrate_postgresql(conn: psycopg.AsyncConnection[Any], now: float, sch
         await conn.execute(
             "SELECT pg_advisory_xact_lock(%s)", (lock_key("energyctl", schema, "migrate"),)
         )
-        await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        await conn.execute(_CREATE_TABLE_PG)
+        # DDL only when needed: a role without CREATE rights can run a migrated schema.
+        cursor = await conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s),"
+            " to_regclass('schema_migrations') IS NOT NULL",
+            (schema,),
+        )
+        found = await cursor.fetchone()
+        assert found is not None
+        if not found[0]:
+            await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        if not found[1]:
+            await conn.execute(_CREATE_TABLE_PG)
         cursor = await conn.execute("SELECT version, name, checksum FROM schema_migrations")
         applied = {
             int(version): (str(name), str(checksum))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import urllib.parse
 from collections.abc import Iterator
 
 import psycopg
@@ -18,6 +19,7 @@ from pydantic import SecretStr
 from engine.clock import VirtualClock
 from engine.store import (
     IntentCreated,
+    OrderPhase,
     SchemaVersionError,
     StoreUnavailableError,
     UnsupportedStoreURLError,
@@ -206,3 +208,33 @@ async def test_a_dead_replicas_budget_lock_is_released_with_its_connection(
         await stuck.close()  # the replica dies: its session, transaction and locks end
         outcome = await asyncio.wait_for(waiting, timeout=10)
         assert isinstance(outcome, IntentCreated)
+
+
+async def test_a_role_without_ddl_rights_runs_a_migrated_schema(pg: PostgresBackend) -> None:
+    """docs/operations.md: migrate once with an owner, run replicas with a DML-only role."""
+    await (await open_store(pg.url(), VirtualClock(START))).close()
+    role = f"{pg.schema}_dml"
+    grants = [
+        f"CREATE ROLE {role} LOGIN",
+        f"GRANT USAGE ON SCHEMA {pg.schema} TO {role}",
+        f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA {pg.schema} TO {role}",
+    ]
+    for statement in grants:
+        pg.raw_execute(statement)
+    try:
+        parts = urllib.parse.urlsplit(pg.url())
+        port = f":{parts.port}" if parts.port else ""
+        url = parts._replace(netloc=f"{role}@{parts.hostname}{port}").geturl()
+        try:
+            store = await open_store(url, VirtualClock(START))
+        except StoreUnavailableError as exc:
+            pytest.skip(f"the test server does not let a new role in without a password: {exc}")
+        async with store:
+            await store.healthcheck()
+            assert isinstance(await store.create_intent(intent(), budgets=[]), IntentCreated)
+            [order] = await store.open_orders()
+            await store.transition(order.client_order_id, OrderPhase.FAILED)
+            assert await store.acquire_lease("controller", "a", 30) is not None
+    finally:
+        pg.raw_execute(f"DROP OWNED BY {role}")
+        pg.raw_execute(f"DROP ROLE {role}")
