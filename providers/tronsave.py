@@ -250,6 +250,11 @@ def _parse_user_info(data: Any) -> int:
 # --------------------------------------------------------------------------- adapter
 
 
+#: how far back `status` looks in the list of completed orders (pages x page size); the
+#: page size is the documented example's (10), as no maximum is documented [?]
+COMPLETED_PAGES, COMPLETED_PAGE_SIZE = 10, 10
+
+
 class TronsaveProvider(Provider):
     type_name: ClassVar[str] = "tronsave"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -360,11 +365,39 @@ class TronsaveProvider(Provider):
         )
 
     async def status(self, receipt: Receipt) -> OrderStatus:
-        data = await self._data("GET", f"/v2/order/{quote(receipt.provider_order_id, safe='')}")
+        order_id = receipt.provider_order_id
+        data = await self._data("GET", f"/v2/order/{quote(order_id, safe='')}")
         try:
-            return _parse_order(data)
+            status = _parse_order(data)
         except PayloadError as exc:
             raise protocol_error(self.name, str(exc), create=False) from exc
+        # The detail view has no `status`; only the list view says `Completed`, which is
+        # what ends a partial fill [C 4.7]. Look for the order among the newest completed
+        # ones (bounded: an order unmatched for longer is for the engine's deadline).
+        if status.state in (OrderState.PENDING, OrderState.DELEGATING) and (
+            await self._listed_completed(order_id)
+        ):
+            try:
+                return _parse_order(dict(status.raw) | {"status": "Completed"})
+            except PayloadError as exc:
+                raise protocol_error(self.name, str(exc), create=False) from exc
+        return status
+
+    async def _listed_completed(self, order_id: str) -> bool:
+        for page in range(COMPLETED_PAGES):
+            data = await self._data(
+                "GET", f"/v2/orders?page={page}&pageSize={COMPLETED_PAGE_SIZE}&status=Completed"
+            )
+            try:
+                rows = as_list(as_object(data, "data").get("data") or [], "data")
+                ids = {opt_str(as_object(row, "order"), "id") for row in rows}
+            except PayloadError as exc:
+                raise protocol_error(self.name, str(exc), create=False) from exc
+            if order_id in ids:
+                return True
+            if len(rows) < COMPLETED_PAGE_SIZE:
+                return False
+        return False
 
     async def balance(self) -> int:
         data = await self._data("GET", "/v2/user-info")

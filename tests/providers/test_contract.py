@@ -204,13 +204,19 @@ async def _make(vendor: Vendor, capacity: int = 1_000_000_000) -> World:
 #: no terminal failure (DELEGATE_FAILED is not a documented value: it stays PENDING);
 #: itrx's emulator refunds whatever it does not deliver (41/43 -> REFUNDED, never PARTIAL
 #: or FAILED); eopen's never answers FAILED and reports COMPLETED for partial deliveries;
-#: TronSave's adapter reads `/v2/order/:id`, which has no `Completed` flag, so its PARTIAL
-#: and FAILED are not reached yet (see test_tronsave_partial_order_ends, xfail).
+#: TronSave ends an order through the `/v2/orders` list's `Completed` flag: PARTIAL when part
+#: was matched, FAILED when nothing was.
 REACHABLE = {
     "mefree": {OrderState.PENDING, OrderState.DELEGATING, OrderState.DELEGATED},
     "itrx": {OrderState.PENDING, OrderState.DELEGATING, OrderState.DELEGATED, OrderState.REFUNDED},
     "eopen": {OrderState.PENDING, OrderState.DELEGATING, OrderState.DELEGATED, OrderState.REFUNDED},
-    "tronsave": {OrderState.PENDING, OrderState.DELEGATING, OrderState.DELEGATED},
+    "tronsave": {
+        OrderState.PENDING,
+        OrderState.DELEGATING,
+        OrderState.DELEGATED,
+        OrderState.PARTIAL,
+        OrderState.FAILED,
+    },
 }
 CANARY_KEY, CANARY_SECRET = "canary-key-7d41c0de", "canary-secret-9b2e5f11"
 
@@ -385,11 +391,6 @@ async def test_hang_on_create_is_ambiguous_not_retried(
     await provider.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TronsaveProvider.status reads /v2/order/:id only; `Completed` (what makes a "
-    "partial fill PARTIAL) is in the /v2/orders list view, which the adapter never reads",
-)
 async def test_tronsave_partial_order_ends() -> None:
     world = SandboxWorld(watched=1)
     provider = chain.adapter(world, "tronsave")
