@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+import certifi
 import httpx
 from pydantic import SecretStr
 from tronpy import AsyncTron
@@ -152,10 +154,16 @@ class TokenBucket:
 class ChainReader:
     """Reads energy snapshots and blocks from one node; use as an async context manager.
 
-    `concurrency` bounds requests in flight (and the connection pool); `rate_limit_per_s`,
-    when set, paces every request on `clock`. With `api_key`, the `TRON-PRO-API-KEY` header
-    goes with every request whatever the URL (tronpy only sends a key when the URL contains
-    "trongrid", and would otherwise send its own shared keys: that logic is switched off).
+    `concurrency` bounds requests in flight; `rate_limit_per_s`, when set, paces every
+    request on `clock`. With `api_key`, the `TRON-PRO-API-KEY` header goes with every
+    request whatever the URL (tronpy only sends a key when the URL contains "trongrid", and
+    would otherwise send its own shared keys: that logic is switched off).
+
+    Requests go through `concurrency` lanes, each a tronpy `AsyncTron` on its own httpx
+    client holding one connection; a request takes an idle lane and gives it back. One
+    httpx pool of N connections costs O(N) per request (httpcore re-scans every connection
+    for every queued request): at N = 200 that made the pool, not the network, the limit
+    (docs/observation.md has the figures). Lanes share one TLS context.
     """
 
     def __init__(
@@ -175,20 +183,24 @@ class ChainReader:
         self._clock = clock
         self._timeout = timeout
         self._concurrency = concurrency
-        self._slots = asyncio.Semaphore(concurrency)
         self._bucket = TokenBucket(rate_limit_per_s, clock) if rate_limit_per_s else None
         headers = {API_KEY_HEADER: api_key.get_secret_value()} if api_key is not None else {}
-        self._client = httpx.AsyncClient(
-            transport=transport,
-            timeout=httpx.Timeout(timeout),
-            headers=headers,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        )
         base = node_url if node_url.endswith("/") else node_url + "/"
-        provider = AsyncHTTPProvider(base, timeout=timeout, client=self._client)
-        provider.use_api_key = False  # our header above, for every URL; no shared keys
-        self._tron = AsyncTron(provider)
-        self._provider = provider
+        tls = ssl.create_default_context(cafile=certifi.where())
+        one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        self._clients: list[httpx.AsyncClient] = []
+        self._idle: asyncio.Queue[Any] = asyncio.Queue()  # of AsyncTron
+        for _ in range(concurrency):
+            client = httpx.AsyncClient(
+                transport=transport or httpx.AsyncHTTPTransport(verify=tls, limits=one),
+                timeout=httpx.Timeout(timeout),
+                headers=headers,
+                verify=tls,
+            )
+            provider = AsyncHTTPProvider(base, timeout=timeout, client=client)
+            provider.use_api_key = False  # our header above, for every URL; no shared keys
+            self._clients.append(client)
+            self._idle.put_nowait(AsyncTron(provider))
 
     def __repr__(self) -> str:
         return f"ChainReader(node={self.node!r}, concurrency={self._concurrency})"
@@ -205,24 +217,25 @@ class ChainReader:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
 
     # ------------------------------------------------------------------ one request
 
     async def _request(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        """POST `path` (tronpy's provider) under the bounds; see `_call`."""
-        return await self._call(path, lambda: self._provider.make_request(path, body))
+        """POST `path` through tronpy's provider; see `_call`."""
+        return await self._call(path, lambda tron: tron.provider.make_request(path, body))
 
-    async def _call(self, path: str, call: Callable[[], Awaitable[Any]]) -> Any:
-        """Run one tronpy call under the concurrency bound and rate limit; map failures.
+    async def _call(self, path: str, call: Callable[[Any], Awaitable[Any]]) -> Any:
+        """Run one tronpy call on an idle lane, under the rate limit; map failures.
 
         tronpy's NotFound (`{}` answers) passes through for the caller to interpret.
         """
+        tron = await self._idle.get()
         try:
-            async with self._slots:
-                if self._bucket is not None:
-                    await self._bucket.acquire()
-                data = await call()
+            if self._bucket is not None:
+                await self._bucket.acquire()
+            data = await call(tron)
         except NotFound:
             raise
         except httpx.TimeoutException as exc:
@@ -235,6 +248,8 @@ class ChainReader:
             raise self._temporary(path, f"node error: {str(exc)[:200]}") from exc
         except (ValueError, ApiError) as exc:  # a body that is not JSON
             raise self._temporary(path, f"unreadable answer ({type(exc).__name__})") from exc
+        finally:
+            self._idle.put_nowait(tron)
         if isinstance(data, dict) and "Error" in data:  # tronpy hands error bodies back as data
             raise self._temporary(path, f"node error: {str(data['Error'])[:200]}")
         return data
@@ -290,10 +305,9 @@ class ChainReader:
         return {given: results[given] for given in todo}
 
     async def _read(self, address: str, block: int, with_delegators: bool) -> EnergySnapshot:
-        tron = self._tron
         path = "wallet/getaccountresource"
         try:
-            resource = await self._call(path, lambda: tron.get_account_resource(address))
+            resource = await self._call(path, lambda tron: tron.get_account_resource(address))
         except AddressNotFound:  # `{}`: unactivated (reference/tron.md §3.9), a state
             return EnergySnapshot(address, False, 0, 0, 0, 0, block, self._clock.now())
         read_at = self._clock.now()
@@ -306,7 +320,7 @@ class ChainReader:
             raise self._malformed(path, exc) from exc
         path = "wallet/getaccount"
         try:
-            account = await self._call(path, lambda: tron.get_account(address))
+            account = await self._call(path, lambda tron: tron.get_account(address))
         except AddressNotFound as exc:  # gone between the two reads: not plausible
             raise self._malformed(path, exc) from exc
         try:
@@ -338,9 +352,8 @@ class ChainReader:
         """
         receiver = canonical_address(address)
         path = "wallet/getdelegatedresourceaccountindexv2"
-        tron = self._tron
         index = await self._call(
-            path, lambda: tron.get_delegated_resource_account_index_v2(receiver)
+            path, lambda tron: tron.get_delegated_resource_account_index_v2(receiver)
         )
         try:
             senders = [canonical_address(a) for a in index.get("fromAccounts", [])]
@@ -351,8 +364,9 @@ class ChainReader:
 
     async def _delegated(self, sender: str, receiver: str) -> int:
         path = "wallet/getdelegatedresourcev2"
-        tron = self._tron
-        answer = await self._call(path, lambda: tron.get_delegated_resource_v2(sender, receiver))
+        answer = await self._call(
+            path, lambda tron: tron.get_delegated_resource_v2(sender, receiver)
+        )
         try:
             return sum(
                 _int(r, "frozen_balance_for_energy") for r in answer.get("delegatedResource", [])
@@ -365,9 +379,8 @@ class ChainReader:
     async def block(self, number: int) -> dict[str, Any] | None:
         """Block `number` with its transactions (addresses in base58), None if not there yet."""
         path = "wallet/getblockbynum"
-        tron = self._tron
         try:
-            block = await self._call(path, lambda: tron.get_block(number, visible=True))
+            block = await self._call(path, lambda tron: tron.get_block(number, visible=True))
         except NotFound:  # `{}`: not produced yet
             return None
         if not isinstance(block, dict) or "block_header" not in block:

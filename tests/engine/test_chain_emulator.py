@@ -1,0 +1,90 @@
+"""ChainReader against the emulated node (sandbox.tron_node) in process, over ASGITransport,
+and once over a real loopback socket with an API key."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from tronpy.keys import to_base58check_address
+
+from engine.chain import ChainReader, ChainTemporaryError, EnergySnapshot
+from engine.clock import VirtualClock
+from sandbox.tron_node import ChainState, TronNode, create_app
+
+TRX = 1_000_000
+
+
+def addr(i: int) -> str:
+    return str(to_base58check_address(b"\x41" + i.to_bytes(20, "big")))
+
+
+def reader_for(state: ChainState, clock: VirtualClock) -> ChainReader:
+    transport = httpx.ASGITransport(app=create_app(state))
+    return ChainReader("http://node.test", api_key=None, clock=clock, transport=transport)
+
+
+async def test_snapshots_match_the_chain_state() -> None:
+    clock = VirtualClock()
+    state = ChainState(clock)
+    provider, other, user, idle, spender = addr(1), addr(2), addr(3), addr(4), addr(5)
+    for a in (provider, other, user, idle, spender):
+        state.create_account(a, balance_sun=1_000_000 * TRX)
+    state.stake_energy(provider, 500_000 * TRX)
+    state.stake_energy(other, 100_000 * TRX)
+    first = state.sun_for_energy(131_000)
+    state.delegate_energy(provider, user, first)
+    state.delegate_energy(other, user, 2 * TRX * 1000, lock_period_blocks=0)
+    state.delegate_energy(provider, spender, state.sun_for_energy(100_000))
+    state.mark_usdt_holder(idle)
+    state.transfer_usdt(spender, idle)
+    state.advance(3)
+    async with reader_for(state, clock) as reader:
+        results = await reader.snapshots([user, idle, spender, addr(99)])
+        detailed = await reader.snapshot(user, delegators=True)
+    head = state.head_block_number()
+    for a in (user, idle, spender):
+        snap = results[a]
+        assert isinstance(snap, EnergySnapshot)
+        assert snap.activated
+        assert snap.available == state.available_energy(a)
+        assert snap.block == head
+        assert snap.read_at == clock.now()
+    user_snap = results[user]
+    assert isinstance(user_snap, EnergySnapshot)
+    assert user_snap.delegated_in == first + 2 * TRX * 1000
+    assert user_snap.limit >= 131_000
+    spender_snap = results[spender]
+    assert isinstance(spender_snap, EnergySnapshot)
+    assert spender_snap.used > 60_000  # a USDT transfer, decayed by one block at most
+    assert spender_snap.available == spender_snap.limit - spender_snap.used
+    unactivated = results[addr(99)]
+    assert isinstance(unactivated, EnergySnapshot) and not unactivated.activated
+    assert detailed.delegators == {provider: first, other: 2 * TRX * 1000}
+
+
+async def test_over_loopback_with_an_api_key_and_latency() -> None:
+    clock = VirtualClock()
+    state = ChainState(clock)
+    a = addr(7)
+    state.create_account(a, balance_sun=10 * TRX)
+    with TronNode.start(state, latency=0.001, api_key="k-123") as node:
+        good = ChainReader(node.url, api_key=SecretStr("k-123"), clock=clock, concurrency=4)
+        async with good:
+            snap = await good.snapshot(a)
+        assert snap.activated and snap.available == 0
+        bad = ChainReader(node.url, api_key=SecretStr("wrong"), clock=clock)
+        async with bad:
+            with pytest.raises(ChainTemporaryError) as info:
+                await bad.snapshot(a)
+    assert "wrong" not in str(info.value)
+    assert node.url in str(info.value)
+
+
+async def test_a_stopped_node_is_a_temporary_error() -> None:
+    state = ChainState(VirtualClock())
+    with TronNode.start(state) as node:
+        url = node.url
+    async with ChainReader(url, api_key=None, clock=VirtualClock(), timeout=2) as reader:
+        with pytest.raises(ChainTemporaryError, match="ConnectError"):
+            await reader.snapshot(addr(1))
