@@ -18,16 +18,19 @@ CLI and the sidecar.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 
+import psycopg
 from pydantic import SecretStr
 
 from engine.clock import Clock
 from engine.store.base import Store, UnsupportedStoreURLError
-from engine.store.postgres import PostgresStore
+from engine.store.postgres import PostgresStore, PostgresTarget
 from engine.store.sqlite import MEMORY, SQLiteStore
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 def parse_sqlite_url(url: str) -> tuple[str, float | None]:
@@ -64,6 +67,40 @@ def parse_sqlite_url(url: str) -> tuple[str, float | None]:
     return path, busy_timeout
 
 
+def parse_postgres_url(url: str) -> PostgresTarget:
+    """Split energyctl's options off a `postgresql://` URL; refuse a password in it."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise UnsupportedStoreURLError(f"not a PostgreSQL URL: scheme {parts.scheme!r}")
+    if parts.password is not None:
+        raise UnsupportedStoreURLError(
+            "the PostgreSQL URL contains a password: remove it and give it as the store's "
+            "password setting (a secret reference) instead"
+        )
+    schema, pool_size, passed = "public", 5, []
+    for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+        if key == "schema":
+            if not _SCHEMA_NAME.match(value):
+                raise UnsupportedStoreURLError(
+                    f"schema must be a lower-case SQL name (letters, digits, _), got {value!r}"
+                )
+            schema = value
+        elif key == "pool_size":
+            if not value.isdigit() or not 1 <= int(value) <= 100:
+                raise UnsupportedStoreURLError(f"pool_size must be 1..100, got {value!r}")
+            pool_size = int(value)
+        else:
+            passed.append((key, value))
+    if not any(key == "connect_timeout" for key, _ in passed):
+        passed.append(("connect_timeout", "10"))
+    conninfo = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(passed)))
+    try:
+        psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.Error as exc:
+        raise UnsupportedStoreURLError(f"bad PostgreSQL URL {url!r}: {exc}") from None
+    return PostgresTarget(conninfo, schema, pool_size, display=url)
+
+
 async def open_store(url: str, clock: Clock, *, password: SecretStr | None = None) -> Store:
     """Open (and migrate) the store `url` names. See the module docstring for the URLs.
 
@@ -71,7 +108,7 @@ async def open_store(url: str, clock: Clock, *, password: SecretStr | None = Non
     """
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in _POSTGRES_SCHEMES:
-        return await PostgresStore.open(url, clock, password=password)
+        return await PostgresStore.open(parse_postgres_url(url), clock, password=password)
     if password is not None:
         raise UnsupportedStoreURLError("a password was given, but SQLite stores take none")
     path, busy_timeout = parse_sqlite_url(url)

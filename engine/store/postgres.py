@@ -1,10 +1,9 @@
 """The PostgreSQL Store: several replicas sharing one database, psycopg 3 (async) and a pool.
 
-Selected by a `postgresql://USER@HOST:PORT/DB` URL (`factory.py`). Options in the URL's
-query: `schema=NAME` (default `public`; created if missing) and `pool_size=N` (default 5);
-any other option goes to libpq unchanged (`sslmode`, `connect_timeout`, ...). The URL
-never carries a password: it comes from the store settings' `password` secret, or from
-libpq's own PGPASSWORD / .pgpass.
+Selected by a `postgresql://USER@HOST:PORT/DB` URL, parsed by `factory.py` into a
+`PostgresTarget`: the libpq connection string, the schema (default `public`, created if
+missing) and the pool size. The URL never carries a password: it comes from the store
+settings' `password` secret, or from libpq's own PGPASSWORD / .pgpass.
 
 Every method is one transaction on a pooled connection, and nothing but the database is
 awaited inside it. Writers run at READ COMMITTED under advisory transaction locks (see
@@ -20,8 +19,6 @@ Neighbours: `postgres_orders.py` (order and ledger statements), `migrating.py`
 
 from __future__ import annotations
 
-import re
-import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -40,7 +37,6 @@ from engine.store.base import (
     StoreClosedError,
     StoreError,
     StoreUnavailableError,
-    UnsupportedStoreURLError,
 )
 from engine.store.migrating import discover, migrate_postgresql
 from engine.store.phases import OPEN_PHASES, OrderPhase
@@ -61,7 +57,6 @@ from engine.store.records import (
 
 T = TypeVar("T")
 Work = Callable[[q.Cursor, float], Awaitable[T]]
-_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 #: set on every connection: a stuck lock wait or statement fails instead of hanging, and a
 #: session that stalls inside a transaction (a frozen replica) loses it and its locks.
 _SESSION = (
@@ -80,40 +75,6 @@ class PostgresTarget:
     display: str = ""
 
 
-def parse_postgres_url(url: str) -> PostgresTarget:
-    """Split energyctl's options off a `postgresql://` URL; refuse a password in it."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("postgresql", "postgres"):
-        raise UnsupportedStoreURLError(f"not a PostgreSQL URL: scheme {parts.scheme!r}")
-    if parts.password is not None:
-        raise UnsupportedStoreURLError(
-            "the PostgreSQL URL contains a password: remove it and give it as the store's "
-            "password setting (a secret reference) instead"
-        )
-    schema, pool_size, passed = "public", 5, []
-    for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
-        if key == "schema":
-            if not _SCHEMA_NAME.match(value):
-                raise UnsupportedStoreURLError(
-                    f"schema must be a lower-case SQL name (letters, digits, _), got {value!r}"
-                )
-            schema = value
-        elif key == "pool_size":
-            if not value.isdigit() or not 1 <= int(value) <= 100:
-                raise UnsupportedStoreURLError(f"pool_size must be 1..100, got {value!r}")
-            pool_size = int(value)
-        else:
-            passed.append((key, value))
-    if not any(key == "connect_timeout" for key, _ in passed):
-        passed.append(("connect_timeout", "10"))
-    conninfo = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(passed)))
-    try:
-        psycopg.conninfo.conninfo_to_dict(conninfo)
-    except psycopg.Error as exc:
-        raise UnsupportedStoreURLError(f"bad PostgreSQL URL {url!r}: {exc}") from None
-    return PostgresTarget(conninfo, schema, pool_size, display=url)
-
-
 class PostgresStore(Store):
     """Open with `await PostgresStore.open(url, clock, password=...)` (or `open_store`)."""
 
@@ -130,10 +91,11 @@ class PostgresStore(Store):
 
     @classmethod
     async def open(
-        cls, url: str, clock: Clock, *, password: SecretStr | None = None
+        cls, target: PostgresTarget, clock: Clock, *, password: SecretStr | None = None
     ) -> PostgresStore:
-        """Connect, apply pending migrations (under an advisory lock), start the pool."""
-        store = cls(parse_postgres_url(url), clock, password=password)
+        """Connect, apply pending migrations (under an advisory lock), start the pool.
+        `factory.parse_postgres_url` makes the target from a URL."""
+        store = cls(target, clock, password=password)
         try:
             await store._start()
         except BaseException:

@@ -313,11 +313,7 @@ async def get_order(cur: Cursor, client_order_id: str) -> OrderRecord:
 
 
 def _order(row: DictRow) -> OrderRecord:
-    fields = dict(row)
-    fields.pop("open_slot")
-    fields.pop("max_open")
-    fields["phase"] = OrderPhase(fields["phase"])
-    return OrderRecord(**fields)
+    return OrderRecord(**{k: v for k, v in row.items() if k not in ("open_slot", "max_open")})
 
 
 async def orders(cur: Cursor, selection: OrderFilter) -> list[OrderRecord]:
@@ -355,17 +351,7 @@ async def order_history(cur: Cursor, client_order_id: str) -> list[OrderEvent]:
     await cur.execute(
         "SELECT * FROM order_events WHERE client_order_id = %s ORDER BY seq", (client_order_id,)
     )
-    return [
-        OrderEvent(
-            seq=row["seq"],
-            client_order_id=row["client_order_id"],
-            from_phase=None if row["from_phase"] is None else OrderPhase(row["from_phase"]),
-            to_phase=OrderPhase(row["to_phase"]),
-            at=row["at"],
-            detail=row["detail"],
-        )
-        for row in await cur.fetchall()
-    ]
+    return [OrderEvent(**row) for row in await cur.fetchall()]
 
 
 async def sum_ledger(cur: Cursor, policy: str | None, start: float, end: float) -> int:

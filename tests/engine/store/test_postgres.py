@@ -25,8 +25,9 @@ from engine.store import (
     UnsupportedStoreURLError,
     open_store,
 )
+from engine.store.factory import parse_postgres_url
 from engine.store.migrating import discover
-from engine.store.postgres import PostgresStore, parse_postgres_url
+from engine.store.postgres import PostgresStore
 from engine.store.postgres_orders import lock_key
 from tests.engine.store.harness import START, PostgresBackend, intent
 
@@ -142,7 +143,7 @@ async def test_three_replicas_starting_together_migrate_once(pg: PostgresBackend
 
 
 async def test_a_newer_schema_is_refused(pg: PostgresBackend) -> None:
-    store = await PostgresStore.open(pg.url(), VirtualClock(START))
+    store = await PostgresStore.open(parse_postgres_url(pg.url()), VirtualClock(START))
     assert store.schema_version == len(discover("postgresql"))
     pg.raw_execute(
         "INSERT INTO schema_migrations (version, name, checksum, applied_at)"
