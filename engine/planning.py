@@ -173,6 +173,15 @@ def _assess_one(
     pending = sum(order.energy for order in orders)
     effective = available + pending
 
+    # An ambiguous order may not exist at all: its energy is not counted on, and the
+    # address is held (invariant 3) whenever the chain shows it short.
+    unresolved = [o.client_order_id for o in orders if o.phase == "unknown"]
+    if unresolved and available < threshold:
+        return blocked(
+            Reason.UNRESOLVED_ORDER,
+            f"order {unresolved[0]} has an ambiguous outcome; held until resolved",
+            available,
+        )
     if effective >= threshold:
         condition = Condition.TOP_UP_PENDING if orders and available < threshold else None
         return Assessment(
@@ -188,13 +197,6 @@ def _assess_one(
     if not observation.activated:
         return blocked(
             Reason.NOT_ACTIVATED, "address not activated: energy cannot be delegated to it", 0
-        )
-    unresolved = [o.client_order_id for o in orders if o.phase == "unknown"]
-    if unresolved:
-        return blocked(
-            Reason.UNRESOLVED_ORDER,
-            f"order {unresolved[0]} has an ambiguous outcome; held until resolved",
-            available,
         )
     if len(orders) >= spec.max_open_orders:
         return Assessment(

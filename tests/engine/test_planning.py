@@ -377,6 +377,14 @@ def test_unresolved_order_holds_the_address_even_when_more_are_allowed() -> None
     assert entry.condition is Condition.BLOCKED and entry.reason is Reason.UNRESOLVED_ORDER
 
 
+def test_unresolved_order_is_not_counted_as_pending_energy() -> None:
+    # a big ambiguous order would lift effective energy above the threshold: still held
+    inp = inputs(open_orders=[order(energy=500_000, phase=OrderPhase.UNKNOWN)])
+    (entry,) = run(inp).entries
+    assert entry.condition is Condition.BLOCKED and entry.reason is Reason.UNRESOLVED_ORDER
+    assert entry.action is None
+
+
 def test_policy_cooldown_between_top_ups() -> None:
     pol = policy(cooldown="5m")
     (entry,) = run(inputs(pol, last_order_at={ADDR[0]: NOW - 100})).entries
