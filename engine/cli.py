@@ -461,3 +461,75 @@ def orders(
         click.echo(json.dumps([o.model_dump(mode="json") for o in found], indent=2))
     else:
         click.echo(orders_table(found), nl=False)
+
+
+# --------------------------------------------------------------------------- run (sidecar)
+
+
+@main.command()
+@_FILES
+@click.option(
+    "--listen",
+    envvar="ENERGYCTL_LISTEN",
+    help="HOST:PORT for the HTTP API (default: EngineConfig http.listen, 127.0.0.1:8080).",
+)
+@click.option(
+    "--log-format",
+    envvar="ENERGYCTL_LOG_FORMAT",
+    type=click.Choice(["auto", "json", "text"]),
+    default="auto",
+    show_default=True,
+    help="auto: text on a terminal, JSON lines otherwise.",
+)
+@click.option(
+    "--log-level",
+    envvar="ENERGYCTL_LOG_LEVEL",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+@click.option(
+    "--reload-interval",
+    envvar="ENERGYCTL_RELOAD_INTERVAL",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="Seconds between checks of the policy files for changes.",
+)
+@click.option(
+    "--stop-grace",
+    envvar="ENERGYCTL_STOP_GRACE",
+    type=click.FloatRange(min=0),
+    default=20.0,
+    show_default=True,
+    help="On SIGTERM, seconds to let the pass in flight (and its vendor calls) finish.",
+)
+def run(
+    paths: tuple[Path, ...],
+    listen: str | None,
+    log_format: str,
+    log_level: str,
+    reload_interval: float,
+    stop_grace: float,
+) -> None:
+    """The sidecar: the reconciliation loop plus its HTTP API, until SIGTERM.
+
+    Passes run every observation interval and at once on a new block (follow mode), an
+    ensure request or a provider callback. Edits to the policy files take effect when
+    valid; an invalid edit is logged and reported in /v1/status, and the last good set
+    stays in force. Alerts are configured by environment (docs/sidecar.md). Exit 0 after
+    SIGTERM or SIGINT, 1 if it cannot start.
+    """
+    import asyncio
+
+    from engine.controller import ControllerSettings
+    from engine.logs import configure
+    from engine.sidecar import SidecarOptions, run_sidecar
+
+    configure(log_format, log_level)
+    options = SidecarOptions(
+        paths=paths,
+        listen=listen,
+        settings=ControllerSettings(reload_interval=reload_interval, stop_grace=stop_grace),
+    )
+    sys.exit(asyncio.run(run_sidecar(options)))

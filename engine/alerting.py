@@ -1,0 +1,217 @@
+"""Alerts from the sidecar: a generic JSON webhook and a Telegram bot, once per episode.
+
+After each pass `Alerter.observe_pass` works out which alert conditions hold:
+
+- `budget`: a policy's budget stops a purchase (reason `Budget`);
+- `providers`: every candidate provider failed for an address (an action `failed`, or no
+  provider could serve: reason `NoProvider`);
+- `below`: an address below its threshold for longer than `below_for` seconds;
+- `order`: an order unresolved past its deadline (tracking flags it);
+- `balance`: a provider's balance below `balance_floor_sun` (read every
+  `balance_interval` seconds by `run()`).
+
+A condition that starts holding opens an episode and sends one alert; while it holds
+nothing more is sent; when it stops holding the episode ends (and a later one alerts
+again). Sends go through a queue drained by `run()`, so a slow webhook never slows a
+pass; failures are logged and dropped. The Telegram token is part of the URL and is
+never logged. Configuration (`AlertSettings.from_env`): ENERGYCTL_ALERT_WEBHOOK_URL,
+ENERGYCTL_TELEGRAM_BOT_TOKEN, ENERGYCTL_TELEGRAM_CHAT_ID, ENERGYCTL_TELEGRAM_API_URL
+(default https://api.telegram.org), ENERGYCTL_ALERT_BELOW_FOR (seconds, default 600),
+ENERGYCTL_ALERT_BALANCE_FLOOR_SUN (unset: no balance alert).
+
+Neighbours: `engine/controller.py` (pass observer), `engine/sidecar.py` (starts `run`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from pydantic import SecretStr
+
+from engine.reconciling import PassResult
+
+if TYPE_CHECKING:
+    from engine.controller import Controller
+
+log = logging.getLogger("energyctl.alerts")
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    webhook_url: str | None = None
+    telegram_token: SecretStr | None = None
+    telegram_chat: str | None = None
+    telegram_api: str = "https://api.telegram.org"
+    below_for: float = 600.0
+    balance_floor_sun: int | None = None
+    balance_interval: float = 300.0
+    timeout: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AlertSettings:
+        e = os.environ if env is None else env
+        token = e.get("ENERGYCTL_TELEGRAM_BOT_TOKEN")
+        floor = e.get("ENERGYCTL_ALERT_BALANCE_FLOOR_SUN")
+        return cls(
+            webhook_url=e.get("ENERGYCTL_ALERT_WEBHOOK_URL") or None,
+            telegram_token=SecretStr(token) if token else None,
+            telegram_chat=e.get("ENERGYCTL_TELEGRAM_CHAT_ID") or None,
+            telegram_api=(e.get("ENERGYCTL_TELEGRAM_API_URL") or cls.telegram_api).rstrip("/"),
+            below_for=float(e.get("ENERGYCTL_ALERT_BELOW_FOR") or cls.below_for),
+            balance_floor_sun=int(floor) if floor else None,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.webhook_url or (self.telegram_token and self.telegram_chat))
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    kind: str
+    subject: str
+    message: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.kind, self.subject)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "subject": self.subject, "message": self.message}
+
+
+class Alerter:
+    """Episodes of alert conditions, and their delivery; see the module docstring."""
+
+    def __init__(
+        self,
+        controller: Controller,
+        settings: AlertSettings | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.controller = controller
+        self.settings = settings if settings is not None else AlertSettings.from_env()
+        self.active: dict[tuple[str, str], Alert] = {}
+        self.sent: list[Alert] = []
+        self._below_since: dict[str, float] = {}
+        self._balance_alerts: dict[tuple[str, str], Alert] = {}
+        self._queue: asyncio.Queue[Alert] = asyncio.Queue()
+        self._client = httpx.AsyncClient(timeout=self.settings.timeout, transport=transport)
+
+    # ------------------------------------------------------------------ conditions
+
+    def observe_pass(self, controller: Controller, result: PassResult | None, _: float) -> None:
+        if result is None:
+            return
+        now = controller.clock.now()
+        found: dict[tuple[str, str], Alert] = {}
+
+        def add(kind: str, subject: str, message: str) -> None:
+            found.setdefault((kind, subject), Alert(kind, subject, message))
+
+        for entry in result.plan.entries:
+            reason = str(entry.reason)
+            if reason == "Budget":
+                add("budget", entry.policy, f"policy {entry.policy}: budget exhausted")
+            elif reason == "NoProvider":
+                add("providers", entry.address, f"{entry.address}: no provider can serve it")
+            below = entry.available is not None and entry.available < entry.threshold
+            if below:
+                since = self._below_since.setdefault(entry.address, now)
+                if now - since >= self.settings.below_for:
+                    add("below", entry.address,
+                        f"{entry.address} below its threshold {entry.threshold} "
+                        f"for {now - since:.0f}s (has {entry.available})")  # fmt: skip
+            else:
+                self._below_since.pop(entry.address, None)
+        for outcome in result.outcomes:
+            if str(outcome.kind) == "failed":
+                add("providers", outcome.address,
+                    f"{outcome.address}: every provider failed ({outcome.reason})")  # fmt: skip
+        for tracked in result.tracked:
+            if tracked.alert:
+                add("order", tracked.client_order_id,
+                    f"order {tracked.client_order_id} at {tracked.provider} unresolved: "
+                    f"{tracked.detail}")  # fmt: skip
+        found.update(self._balance_alerts)
+        self._episodes(found)
+
+    def _episodes(self, found: dict[tuple[str, str], Alert]) -> None:
+        for key, alert in found.items():
+            if key not in self.active:
+                self._queue.put_nowait(alert)
+        for key in set(self.active) - set(found):
+            log.info("alert resolved", extra={"event": "alert", "data": self.active[key].to_json()})
+        self.active = found
+
+    async def check_balances(self) -> None:
+        floor = self.settings.balance_floor_sun
+        reconciler = self.controller.reconciler
+        if floor is None or reconciler is None:
+            return
+        alerts: dict[tuple[str, str], Alert] = {}
+        for name in list(reconciler.providers):
+            try:
+                balance = await reconciler.providers[name].balance()
+            except Exception as exc:  # unknown: no alert either way
+                log.debug("balance unknown", extra={"provider": name, "error": str(exc)})
+                continue
+            if balance < floor:
+                alert = Alert("balance", name, f"provider {name}: balance {balance} sun < {floor}")
+                alerts[alert.key] = alert
+        self._balance_alerts = alerts
+
+    # ------------------------------------------------------------------ delivery
+
+    async def run(self) -> None:
+        """Deliver queued alerts; check balances every `balance_interval` seconds."""
+        balance_task = asyncio.create_task(self._balances())
+        try:
+            while True:
+                alert = await self._queue.get()
+                await self.deliver(alert)
+        finally:
+            balance_task.cancel()
+
+    async def _balances(self) -> None:
+        while self.settings.balance_floor_sun is not None:
+            try:
+                await self.check_balances()
+            except Exception:
+                log.exception("balance check failed", extra={"event": "alert"})
+            await asyncio.sleep(self.settings.balance_interval)
+
+    async def deliver(self, alert: Alert) -> None:
+        log.warning(alert.message, extra={"event": "alert", "data": alert.to_json()})
+        self.sent.append(alert)
+        s = self.settings
+        if s.webhook_url:
+            await self._post(s.webhook_url, {"source": "energyctl", **alert.to_json()}, "webhook")
+        if s.telegram_token is not None and s.telegram_chat:
+            url = f"{s.telegram_api}/bot{s.telegram_token.get_secret_value()}/sendMessage"
+            body = {"chat_id": s.telegram_chat, "text": f"energyctl: {alert.message}"}
+            await self._post(url, body, "telegram")
+
+    async def _post(self, url: str, body: dict[str, Any], channel: str) -> None:
+        try:
+            response = await self._client.post(url, json=body)
+            if response.status_code >= 400:
+                log.error("alert not delivered",
+                          extra={"event": "alert", "channel": channel,
+                                 "status": response.status_code})  # fmt: skip
+        except httpx.HTTPError as exc:
+            log.error("alert not delivered",
+                      extra={"event": "alert", "channel": channel,
+                             "error": type(exc).__name__})  # fmt: skip
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+__all__ = ["Alert", "AlertSettings", "Alerter"]

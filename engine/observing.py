@@ -1,0 +1,102 @@
+"""The sidecar's observation: every address each pass (poll), or only what blocks touched.
+
+`CachingSource` stands between the `Reconciler` and the `ChainReader` (it is the
+reconciler's `reader`). In **poll** mode it reads every address asked for, every pass. In
+**follow** mode `follow()` reads new blocks (`engine/following.py`) and marks the watched
+addresses they touched; a pass then re-reads only those (plus addresses an ensure request
+names and any never read), and hands the planner the last snapshot of the others. Energy
+only falls through transactions in blocks (ARCHITECTURE.md section 2), so an untouched
+address's last snapshot is still a safe floor. A full sweep every `observation.interval`
+is the safety net; snapshots older than the planner's age limit are never reused (the
+planner would refuse them anyway: invariant 6).
+
+Neighbours: `engine/chain.py`, `engine/following.py`, `engine/controller.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from engine.chain import ChainError, ChainReader, EnergySnapshot
+from engine.clock import Clock
+from engine.following import BlockFollower
+from policies.policyset import PolicySet
+
+
+class CachingSource:
+    """A `SnapshotSource` over a `ChainReader`; see the module docstring."""
+
+    def __init__(self, reader: ChainReader, clock: Clock, policy_set: PolicySet) -> None:
+        self.reader = reader
+        self.clock = clock
+        settings = policy_set.settings.observation
+        self.follow_mode = settings.mode == "follow"
+        self.sweep_interval = float(settings.interval)
+        self.max_reuse = max(1.0, min(self.sweep_interval, 60.0))
+        watched = frozenset(policy_set.addresses)
+        self.watched = watched
+        self.follower = BlockFollower(reader, lambda: watched) if self.follow_mode else None
+        self.cache: dict[str, EnergySnapshot] = {}
+        self.dirty: set[str] = set()
+        self.swept_at: float | None = None  # clock time of the last full read
+        self.blocks_seen = 0
+
+    def refresh(self, addresses: Iterable[str]) -> None:
+        """Read these addresses afresh at the next pass (ensure requests)."""
+        self.dirty.update(addresses)
+
+    async def follow(self) -> bool:
+        """Read new blocks; True when one touched a watched address."""
+        if self.follower is None:
+            return False
+        update = await self.follower.poll()
+        self.blocks_seen += len(update.reports)
+        if update.skipped is not None:
+            self.swept_at = None  # fell behind: the next pass reads everything
+            return True
+        touched = update.addresses
+        self.dirty.update(touched)
+        return bool(touched)
+
+    def _due_for_sweep(self, now: float) -> bool:
+        return (
+            not self.follow_mode
+            or self.swept_at is None
+            or now - self.swept_at >= self.sweep_interval
+        )
+
+    async def snapshots(
+        self, addresses: Iterable[str], *, delegators: bool = False
+    ) -> dict[str, EnergySnapshot | ChainError]:
+        wanted = list(dict.fromkeys(addresses))
+        now = self.clock.now()
+        full = set(wanted) >= self.watched and self._due_for_sweep(now)
+        if full or delegators:
+            todo = wanted
+        else:
+            todo = [
+                a
+                for a in wanted
+                if a in self.dirty
+                or a not in self.cache
+                or now - self.cache[a].read_at > self.max_reuse * 4
+            ]
+        fresh = await self.reader.snapshots(todo, delegators=delegators) if todo else {}
+        out: dict[str, EnergySnapshot | ChainError] = {}
+        failed = False
+        for address in wanted:
+            value = fresh.get(address) if address in fresh else self.cache.get(address)
+            if value is None:
+                continue
+            if isinstance(value, EnergySnapshot):
+                self.cache[address] = value
+                self.dirty.discard(address)
+            else:
+                failed = True
+            out[address] = value
+        if full and not failed:
+            self.swept_at = now
+        return out
+
+
+__all__ = ["CachingSource"]

@@ -1,0 +1,134 @@
+"""`energyctl run`: the controller and its HTTP API in one event loop, until SIGTERM.
+
+`run_sidecar(options)` loads the policy set and opens its session (a failure returns 1
+with the reason logged), serves the API with `uvicorn.Server` on `http.listen` (or
+`options.listen`) in the same loop as the controller, and on SIGTERM or SIGINT: the
+controller lets no new pass start and waits up to `stop_grace` for the pass in flight,
+the server stops (requests in flight get `server_grace` seconds), the session and store
+close, and 0 is returned. uvicorn's own signal handling is switched off: this module
+owns the signals.
+
+Neighbours: `engine/controller.py`, `engine/service.py`, `engine/metrics.py`,
+`engine/logs.py`; called by `engine/cli.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+
+from engine.alerting import Alerter
+from engine.controller import Controller, ControllerError, ControllerSettings
+from engine.metrics import Metrics
+from engine.reloading import PolicySource
+from engine.service import create_app
+
+log = logging.getLogger("energyctl.sidecar")
+
+
+@dataclass(frozen=True)
+class SidecarOptions:
+    paths: Sequence[Path]
+    listen: str | None = None  # HOST:PORT; default EngineConfig http.listen
+    settings: ControllerSettings = field(default_factory=ControllerSettings)
+    server_grace: float = 5.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers (the sidecar stops it itself)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def _split(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+async def run_sidecar(options: SidecarOptions) -> int:
+    """Serve until SIGTERM/SIGINT; 0 after a clean stop, 1 if it cannot start."""
+    metrics = Metrics()
+    controller = Controller(
+        PolicySource(options.paths),
+        settings=options.settings,
+        observers=[metrics.observe_pass],
+        wrap_providers=metrics.metered,
+    )
+    alerter = Alerter(controller)
+    controller.observers.append(alerter.observe_pass)
+    try:
+        await controller.start()
+    except ControllerError as exc:
+        log.error("cannot start", extra={"event": "start", "error": str(exc)})
+        return 1
+    assert controller.policy_set is not None
+    host, port = _split(options.listen or controller.policy_set.settings.http.listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        log.error("cannot listen", extra={"event": "start", "error": str(exc)})
+        sock.close()
+        if controller.session is not None:
+            await controller.session.aclose()
+        return 1
+    config = uvicorn.Config(
+        create_app(controller, metrics),
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=max(1, int(options.server_grace)),
+        backlog=2048,
+    )
+    server = _Server(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    bound = sock.getsockname()
+    log.info(
+        "serving",
+        extra={"event": "start", "listen": f"{bound[0]}:{bound[1]}",
+               "revision": controller.policy_set.revision},
+    )  # fmt: skip
+    loop_task = asyncio.create_task(controller.run(), name="energyctl:loop")
+    server_task = asyncio.create_task(server.serve(sockets=[sock]), name="energyctl:http")
+    alert_task = asyncio.create_task(alerter.run(), name="energyctl:alerts")
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({loop_task, server_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    log.info("stopping", extra={"event": "stop"})
+    await controller.stop()
+    try:
+        await asyncio.wait_for(asyncio.shield(loop_task), timeout=options.settings.stop_grace)
+    except TimeoutError:
+        loop_task.cancel()  # cut off: the write-ahead intents are resolved at the next start
+        log.warning("pass cut off at the stop deadline", extra={"event": "stop"})
+    with contextlib.suppress(asyncio.CancelledError):
+        await loop_task
+    server.should_exit = True
+    with contextlib.suppress(asyncio.CancelledError):
+        await server_task
+    for task in (alert_task, stopper):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await alerter.aclose()
+    sock.close()
+    log.info("stopped", extra={"event": "stop"})
+    return 0
+
+
+__all__ = ["SidecarOptions", "run_sidecar"]
