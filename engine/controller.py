@@ -102,6 +102,7 @@ class Controller:
         self._demands: dict[str, int] = {}
         self._waiters: list[asyncio.Future[PassResult]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._tracked_at = float("-inf")  # monotonic time of the last pass that tracked
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -215,8 +216,13 @@ class Controller:
             if self.observer is not None:
                 self.observer.refresh(demands)
             started = time.perf_counter()
+            quick = bool(demands) and reasons <= {"ensure"} and self._tracked_recently()
             try:
-                result = await self.reconciler.reconcile_once(apply=True, demands=demands)
+                if quick:
+                    result = await self._quick_pass(self.reconciler, demands)
+                else:
+                    result = await self.reconciler.reconcile_once(apply=True, demands=demands)
+                    self._tracked_at = time.monotonic()
             except Exception as exc:  # the loop survives a failed pass; it says why
                 self.last_pass_error = f"{type(exc).__name__}: {exc}"
                 log.error("pass failed", extra={"event": "pass", "error": self.last_pass_error})
@@ -231,9 +237,23 @@ class Controller:
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(result)
+            if self.observer is not None:  # orders in flight: always read them afresh
+                self.observer.refresh(_busy_addresses(result))
             _log_pass(result, elapsed, sorted(reasons))
             self._notify(result, elapsed)
             return result
+
+    def _tracked_recently(self) -> bool:
+        return time.monotonic() - self._tracked_at < self.settings.busy_interval
+
+    @staticmethod
+    async def _quick_pass(rec: Reconciler, demands: dict[str, int]) -> PassResult:
+        """An ensure pass right after a full one: the same steps without tracking (open
+        orders count as open until the next full pass moves them: never a second buy)."""
+        observations = await rec.observe()
+        decided = await rec.decide(await rec.inputs(observations, demands))
+        outcomes, notes = await rec.execute(decided, observations)
+        return PassResult(decided, True, tuple(outcomes), (), rec.policy_set.revision, tuple(notes))
 
     def _notify(self, result: PassResult | None, elapsed: float) -> None:
         for observer in self.observers:
@@ -354,6 +374,15 @@ class Controller:
         if self.observer is None or self.observer.swept_at is None:
             return None
         return max(0.0, self.clock.now() - self.observer.swept_at)
+
+
+def _busy_addresses(result: PassResult) -> set[str]:
+    busy = {o.address for o in result.outcomes if o.client_order_id}
+    busy |= {t.address for t in result.tracked}
+    busy |= {
+        e.address for e in result.plan.entries if str(e.condition) in ("TopUpPending", "Blocked")
+    }
+    return busy
 
 
 def _ensure_answer(result: PassResult, address: str, energy: int) -> dict[str, Any]:

@@ -1,14 +1,16 @@
-"""The sidecar's observation: every address each pass (poll), or only what blocks touched.
+"""The sidecar's observation: full reads once per interval, and only what changed between.
 
 `CachingSource` stands between the `Reconciler` and the `ChainReader` (it is the
-reconciler's `reader`). In **poll** mode it reads every address asked for, every pass. In
-**follow** mode `follow()` reads new blocks (`engine/following.py`) and marks the watched
-addresses they touched; a pass then re-reads only those (plus addresses an ensure request
-names and any never read), and hands the planner the last snapshot of the others. Energy
-only falls through transactions in blocks (ARCHITECTURE.md section 2), so an untouched
-address's last snapshot is still a safe floor. A full sweep every `observation.interval`
-is the safety net; snapshots older than the planner's age limit are never reused (the
-planner would refuse them anyway: invariant 6).
+reconciler's `reader`). Every `observation.interval` a pass reads every watched address
+(the sweep). A pass in between (woken by an ensure request, a callback or a block)
+re-reads only the addresses marked with `refresh` - the ones an ensure request names and
+every address with an order in flight (the controller marks them after each pass) - plus
+any never read, and hands the planner the sweep's snapshots of the others. In **follow**
+mode `follow()` reads new blocks (`engine/following.py`) and marks the watched addresses
+they touched. Energy only falls through transactions in blocks (ARCHITECTURE.md section
+2), so in follow mode an untouched address's last snapshot is still a safe floor; in poll
+mode a fall between sweeps is seen at the next sweep, as with plain polling. Snapshots
+older than the planner's age limit are never reused (invariant 6).
 
 Neighbours: `engine/chain.py`, `engine/following.py`, `engine/controller.py`.
 """
@@ -59,11 +61,7 @@ class CachingSource:
         return bool(touched)
 
     def _due_for_sweep(self, now: float) -> bool:
-        return (
-            not self.follow_mode
-            or self.swept_at is None
-            or now - self.swept_at >= self.sweep_interval
-        )
+        return self.swept_at is None or now - self.swept_at >= self.sweep_interval
 
     async def snapshots(
         self, addresses: Iterable[str], *, delegators: bool = False
