@@ -107,6 +107,7 @@ def public_url(url: str) -> str:
     """`url` without user info, query or fragment: safe to print in messages."""
     parts = urlsplit(url)
     host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
 
@@ -417,18 +418,3 @@ def _describe_status(response: httpx.Response) -> str:
     except ValueError:
         pass
     return f"HTTP {status} ({kind}){detail}"
-
-
-__all__ = [
-    "API_KEY_HEADER",
-    "ChainError",
-    "ChainPermanentError",
-    "ChainReader",
-    "ChainTemporaryError",
-    "EnergySnapshot",
-    "NodeHeads",
-    "ObservationError",
-    "TokenBucket",
-    "canonical_address",
-    "public_url",
-]

@@ -24,6 +24,7 @@ from engine.chain import (
     EnergySnapshot,
     TokenBucket,
     canonical_address,
+    public_url,
 )
 from engine.clock import VirtualClock
 
@@ -437,3 +438,23 @@ async def test_blocks_and_heads() -> None:
         node.override = lambda path, body: {"Error": "num must be positive"}
         with pytest.raises(ChainTemporaryError, match="getblockbynum: node error"):
             await reader.block(-1)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:pw@[::1]:8090/node/?apikey=s", "http://[::1]:8090/node"),
+        ("https://api.trongrid.io/", "https://api.trongrid.io"),
+        ("http://127.0.0.1:8090#frag", "http://127.0.0.1:8090"),
+    ],
+)
+def test_public_url_drops_credentials(url: str, shown: str) -> None:
+    assert public_url(url) == shown
+
+
+async def test_malformed_node_info_is_temporary() -> None:
+    node = StubNode()
+    node.override = lambda path, body: {"block": "garbage"} if "nodeinfo" in path else None
+    async with node.reader() as reader:
+        with pytest.raises(ChainTemporaryError, match="getnodeinfo: unexpected answer"):
+            await reader.heads()
