@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Container, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tronpy.keys import to_base58check_address
@@ -221,24 +221,40 @@ class BlockFollower:
         return frozenset(dropped)
 
     async def poll(self) -> FollowUpdate:
-        """Read the blocks since the last poll; ChainTemporaryError if the node fails."""
+        """Read the blocks since the last poll.
+
+        Raises ChainTemporaryError if the node fails before anything was learned; after
+        that, returns what was learned and the next poll carries on.
+        """
         reader, watched = self._reader, self._watch_list()
         heads = await reader.heads()
         if self._next is None:
             self._next = heads.number
-        rewound_to: int | None = None
-        orphaned: frozenset[str] = frozenset()
+        learned = _Progress()
         seen_head = self._seen.get(heads.number)
         if heads.number < self._next - 1 or (seen_head and seen_head[0] != heads.block_id):
-            rewound_to = min(heads.solid, heads.number - 1)
-            orphaned = self._rewind(rewound_to)
-        skipped: tuple[int, int] | None = None
+            learned.rewind(self, min(heads.solid, heads.number - 1))
         if heads.number - self._next + 1 > self._max_lag:
-            skipped = (self._next, heads.number - 1)
+            learned.skipped = (self._next, heads.number - 1)
             self._next = heads.number
-        reports: list[BlockReport] = []
+        try:
+            await self._read_blocks(heads.number, watched, learned)
+        except ChainTemporaryError:
+            if not (learned.reports or learned.rewound_to is not None or learned.skipped):
+                raise
+        return FollowUpdate(
+            head=heads.number,
+            reports=tuple(learned.reports),
+            rewound_to=learned.rewound_to,
+            orphaned=frozenset(a for a in learned.orphaned if a in watched),
+            skipped=learned.skipped,
+        )
+
+    async def _read_blocks(self, head: int, watched: Container[str], learned: _Progress) -> None:
+        """Read blocks up to `head` into `learned`, rewinding on a parent mismatch."""
+        reader = self._reader
         budget, rewinds = self._max_blocks, 0
-        while self._next <= heads.number and budget > 0:
+        while self._next is not None and self._next <= head and budget > 0:
             budget -= 1
             height = self._next
             block = await reader.block(height)
@@ -256,19 +272,24 @@ class BlockFollower:
                     raise ChainTemporaryError(
                         f"node {reader.node}: chain still reorganising at block {height}"
                     )
-                solid = (await reader.heads()).solid
-                rewound_to = min(solid, height - 2)
-                orphaned |= self._rewind(rewound_to)
+                learned.rewind(self, min((await reader.heads()).solid, height - 2))
                 continue
             self._seen[height] = (report.block_id, report.touched)
             while len(self._seen) > self._keep:  # insertion order is height order
                 del self._seen[next(iter(self._seen))]
             self._next = height + 1
-            reports.append(report)
-        return FollowUpdate(
-            head=heads.number,
-            reports=tuple(reports),
-            rewound_to=rewound_to,
-            orphaned=frozenset(a for a in orphaned if a in watched),
-            skipped=skipped,
-        )
+            learned.reports.append(report)
+
+
+@dataclass
+class _Progress:
+    """What one poll has learned so far (kept when a later read fails)."""
+
+    reports: list[BlockReport] = field(default_factory=list)
+    rewound_to: int | None = None
+    orphaned: set[str] = field(default_factory=set)
+    skipped: tuple[int, int] | None = None
+
+    def rewind(self, follower: BlockFollower, to: int) -> None:
+        self.rewound_to = to
+        self.orphaned |= follower._rewind(to)

@@ -224,6 +224,7 @@ class StubChain:
         self.infos: list[list[dict[str, Any]]] = []
         self.solid_lag = solid_lag
         self.reads: list[int] = []
+        self.broken: set[int] = set()  # heights whose block read answers HTTP 503
         self.extend(1)
 
     def extend(self, count: int, spenders: Iterator[str] | None = None, fork: str = "") -> None:
@@ -254,6 +255,8 @@ class StubChain:
             }
         elif path == "/wallet/getblockbynum":
             self.reads.append(body["num"])
+            if body["num"] in self.broken:
+                return httpx.Response(503, text="busy")
             answer = self.blocks[body["num"]] if body["num"] <= self.head else {}
         elif path == "/wallet/gettransactioninfobyblocknum":
             answer = self.infos[body["num"]] if body["num"] <= self.head else []
@@ -348,3 +351,31 @@ async def test_receipts_of_another_fork_are_a_temporary_error() -> None:
         with pytest.raises(ChainTemporaryError, match="not in it"):
             await follower.poll()
         assert follower.next_height == 1  # nothing consumed: the next poll retries it
+
+
+async def test_a_failed_read_keeps_what_the_poll_learned_before_it() -> None:
+    chain = StubChain()
+    async with chain.reader() as reader:
+        follower = BlockFollower(reader, {addr(i) for i in range(1, 9)}, start=1)
+        chain.extend(4, spenders(1, 2, 3, 4))
+        chain.broken = {3}
+        first = await follower.poll()  # blocks 1 and 2, then the node fails
+        assert [r.number for r in first.reports] == [1, 2]
+        assert first.addresses == {addr(1), addr(2)}
+        with pytest.raises(ChainTemporaryError, match="HTTP 503"):
+            await follower.poll()  # nothing learned before the failure: raised
+        chain.broken = set()
+        second = await follower.poll()
+    assert [r.number for r in second.reports] == [3, 4]
+    assert second.addresses == {addr(3), addr(4)}
+
+
+async def test_a_skip_is_reported_even_when_the_next_read_fails() -> None:
+    chain = StubChain()
+    async with chain.reader() as reader:
+        follower = BlockFollower(reader, {addr(1)}, start=0, max_lag=5)
+        chain.extend(10)
+        chain.broken = {10}
+        update = await follower.poll()
+    assert update.skipped == (0, 9)
+    assert update.reports == ()
