@@ -686,3 +686,80 @@ def _world_only(speed: float, duration: int | None, fixed_ports: bool) -> None:
         asyncio.run(serve())
     finally:
         world.stop()
+
+
+# --------------------------------------------------------------------------- simulate
+
+
+@main.command()
+@click.option(
+    "-f",
+    "--file",
+    "paths",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="A policy set (file or directory) to simulate; repeat to compare side by side.",
+)
+@click.option(
+    "--workload",
+    default="payments",
+    show_default=True,
+    help="A profile (steady, daily, bursty, payments) or a CSV file "
+    "(time, sender, recipient_holds_usdt).",
+)
+@click.option("--days", type=click.FloatRange(min=0.001), default=7.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Workload seed.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("simulation"),
+    show_default=True,
+    help="Directory for NAME.json (the report) and NAME.png (the chart) per policy set.",
+)
+@click.option(
+    "--step",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="Emulated seconds per step.",
+)
+def simulate(
+    paths: tuple[Path, ...], workload: str, days: float, seed: int, out: Path, step: float
+) -> None:
+    """Run policy sets over days of emulated traffic, as fast as the machine allows, and
+    report TRX spent per provider, TRX burned, waste, cost per transfer against burning,
+    and spent against the floor. Exit 0, or 1 on error."""
+    import asyncio
+
+    from sandbox.reporting import comparison_table, write_chart
+    from sandbox.simulating import SimulationError
+    from sandbox.simulating import simulate as run_simulation
+
+    out.mkdir(parents=True, exist_ok=True)
+    reports: list[dict[str, Any]] = []
+    for path in paths:
+        name = path.stem or path.name
+        with click.progressbar(length=1000, label=f"simulating {name}", file=sys.stderr) as bar:
+            done = [0]
+
+            def progress(fraction: float, bar: Any = bar, done: list[int] = done) -> None:
+                bar.update(int(fraction * 1000) - done[0])
+                done[0] = int(fraction * 1000)
+
+            try:
+                result = asyncio.run(
+                    run_simulation(
+                        [path], workload, days=days, seed=seed, step=step, name=name,
+                        progress=progress,
+                    )
+                )  # fmt: skip
+            except SimulationError as exc:
+                click.echo(f"error: {path}: {exc}", err=True)
+                sys.exit(1)
+        report = result.report()
+        (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_chart(result, out / f"{name}.png")
+        reports.append(report)
+    click.echo(comparison_table(reports), nl=False)
+    click.echo(f"reports and charts in {out}/")

@@ -9,7 +9,8 @@ recipient is fresh: a fresh recipient costs ~130k energy instead of ~65k). It co
   sandbox's default);
 - a CSV a user exports from their own history, `read_csv(path)`: columns `time` (ISO 8601
   or Unix seconds), `sender` (base58 address) and `recipient_holds_usdt` (true/false,
-  yes/no, 1/0); times are kept relative to the first row.
+  yes/no, 1/0); times keep their time of day: the simulation starts at midnight UTC of
+  the first row's day.
 
 `Spender` plays a workload on a `ChainState`: each due transfer goes through
 `ChainState.transfer_usdt` (which burns TRX for the energy the sender lacks), and its
@@ -160,7 +161,7 @@ def parse_csv(lines: Iterable[str], *, name: str = "csv") -> Workload:
     if not rows:
         raise WorkloadError(f"{name}: no transfers")
     rows.sort()
-    first = rows[0][0]
+    first = rows[0][0] // DAY * DAY  # midnight UTC of the first row's day
     return Workload(name, tuple(Transfer(t - first, s, f) for t, s, f in rows))
 
 

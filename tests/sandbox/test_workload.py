@@ -60,7 +60,7 @@ def test_unknown_profile_or_missing_file_is_an_error() -> None:
         load_workload("no-such-file.csv", SENDERS, days=1)
 
 
-def test_csv_times_are_relative_to_the_first_row_and_cut_to_days(tmp_path: Path) -> None:
+def test_csv_times_count_from_the_first_days_midnight_and_are_cut_to_days(tmp_path: Path) -> None:
     a, b = SENDERS[:2]
     text = (
         "time,sender,recipient_holds_usdt\n"
@@ -72,8 +72,8 @@ def test_csv_times_are_relative_to_the_first_row_and_cut_to_days(tmp_path: Path)
     path.write_text(text)
     loaded = load_workload(str(path), [], days=1)
     assert [(t.at, t.sender, t.fresh) for t in loaded.transfers] == [
-        (0.0, a, False),
-        (3600.0, b, True),
+        (36_000.0, a, False),
+        (39_600.0, b, True),
     ]
 
 

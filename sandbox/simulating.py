@@ -1,0 +1,263 @@
+"""`energyctl simulate`: the engine's own passes against an in-process World, in emulated time.
+
+`simulate(paths, workload, days=...)` loads a policy set, builds a `World` on a
+`SimulationClock` with nothing served (every call goes through ASGI transports), creates
+and funds the policy's addresses, and plays a workload (`sandbox/workload.py`) while the
+same `Reconciler.reconcile_once(apply=True)` as `energyctl apply` and the sidecar runs on
+a temporary SQLite store. No real sleeping: time moves in steps of `step` emulated seconds.
+
+The engine is woken the way block following wakes it (`engine/following.py`): in a step
+where a watched address transacted (a transfer of the workload, or a delegation that
+arrived or expired: its energy limit changed), while any order is open (tracking), and
+otherwise every `sweep` seconds. A step with none of these cannot change what the engine
+would decide, apart from slow energy regeneration, which the sweep covers.
+
+Provider documents keep their names and types but talk to the vendor emulators; their
+`fromEnv` secret references are answered with the sandbox credentials (nothing is read
+from the environment). `fromFile` references are refused. Results (`SimulationResult`)
+feed `sandbox/reporting.py`. Neighbours: `sandbox/world.py`, `engine/reconciling.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.chain import ChainReader
+from engine.clock import VirtualClock
+from engine.providing import ProviderPool
+from engine.reconciling import Reconciler
+from engine.store import OrderFilter, OrderRecord, open_store
+from engine.validating import ENGINE_CHECKS
+from policies.base import SecretRef
+from policies.loading import SecretMode, load
+from policies.policyset import PolicySet
+from providers.base import ProviderError, QuoteRequest
+from providers.http import NO_WAIT
+from sandbox import demo
+from sandbox.reporting import Floor, build_report, order_cost
+from sandbox.tron_node.accounts import to_hex
+from sandbox.workload import DAY, Spender, TransferRecord, load_workload
+from sandbox.world import World
+
+FLOOR_ENERGY = 131_000
+
+
+class SimulationError(Exception):
+    """The policy set cannot be simulated (invalid, fromFile secrets, unknown workload)."""
+
+
+class SimulationClock(VirtualClock):
+    """A VirtualClock whose `sleep` moves time itself: nothing else would (rate limiters)."""
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self.advance(seconds)
+        await asyncio.sleep(0)
+
+
+@dataclass(slots=True)
+class SimulationResult:
+    name: str
+    started_at: float
+    ended_at: float
+    energy_fee: int
+    thresholds: dict[str, int]
+    floor: Floor | None = None
+    passes: int = 0
+    orders: list[OrderRecord] = field(default_factory=list)
+    transfers: list[TransferRecord] = field(default_factory=list)
+    sample_times: list[float] = field(default_factory=list)
+    energy_series: dict[str, list[int]] = field(default_factory=dict)
+    spent_series: list[int] = field(default_factory=list)
+    burned_series: list[int] = field(default_factory=list)
+
+    def report(self) -> dict[str, Any]:
+        return build_report(
+            name=self.name,
+            orders=self.orders,
+            transfers=self.transfers,
+            floor=self.floor,
+            energy_fee=self.energy_fee,
+            extra={"days": round((self.ended_at - self.started_at) / DAY, 4),
+                   "passes": self.passes},
+        )  # fmt: skip
+
+
+def sandbox_env(policy_set: PolicySet) -> dict[str, str]:
+    """Variable -> sandbox credential for every `fromEnv` in the Provider documents."""
+    env: dict[str, str] = {}
+    for name, document in policy_set.providers.items():
+        credentials = demo.CREDENTIALS.get(document.spec.type, {})
+        for key, info in type(document.spec).model_fields.items():
+            ref = getattr(document.spec, key)
+            if not isinstance(ref, SecretRef):
+                continue
+            if ref.from_env is None:
+                raise SimulationError(
+                    f"provider {name!r}: spec.{info.alias or key} comes from a file; "
+                    "simulate answers fromEnv references only"
+                )
+            env[ref.from_env] = credentials.get(info.alias or key, "sandbox")
+    return env
+
+
+def load_for_simulation(paths: Sequence[Path]) -> PolicySet:
+    first = load(paths, secrets=SecretMode.OPTIONAL, checks=ENGINE_CHECKS)
+    if first.policy_set is None:
+        raise SimulationError("; ".join(str(d) for d in first.errors))
+    result = load(
+        paths, secrets=SecretMode.REQUIRED, checks=ENGINE_CHECKS, env=sandbox_env(first.policy_set)
+    )
+    if result.policy_set is None:
+        raise SimulationError("; ".join(str(d) for d in result.errors))
+    return result.policy_set
+
+
+async def _floor(pool: ProviderPool, receiver: str) -> Floor | None:
+    """The cheapest unit price on offer, each provider at its shortest duration."""
+    best: Floor | None = None
+    for name in sorted(pool):
+        caps = pool[name].capabilities
+        duration = caps.durations[0] if caps.durations else max(caps.min_duration, 3600)
+        energy = max(caps.min_amount, FLOOR_ENERGY)
+        try:
+            quote = await pool[name].quote(
+                QuoteRequest(receiver=receiver, energy=energy, duration=duration)
+            )
+        except ProviderError:
+            continue
+        candidate = Floor(name, duration, energy, quote.total_sun)
+        if best is None or candidate.unit_price < best.unit_price:
+            best = candidate
+    return best
+
+
+async def simulate(
+    paths: Sequence[Path],
+    workload: str,
+    *,
+    days: float,
+    seed: int = 0,
+    step: float = 60.0,
+    sweep: float = 900.0,
+    sample: float = 600.0,
+    name: str | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> SimulationResult:
+    """Run one policy set over `days` of emulated traffic; see the module docstring."""
+    policy_set = load_for_simulation(paths)
+    clock = SimulationClock()
+    world = World(clock=clock, watched=0)
+    addresses = list(policy_set.addresses)
+    for address in addresses:
+        world.fund(address, 10_000)
+    try:
+        played = load_workload(workload, addresses, days=days, seed=seed)
+    except ValueError as exc:
+        raise SimulationError(str(exc)) from exc
+    thresholds = {
+        a: p.spec.threshold for a in addresses if (p := policy_set.policy_for(a)) is not None
+    }
+    result = SimulationResult(
+        name=name or ",".join(str(p) for p in paths),
+        started_at=clock.now(),
+        ended_at=clock.now() + days * DAY,
+        energy_fee=world.chain.params.energy_fee,
+        thresholds=thresholds,
+        energy_series={a: [] for a in addresses},
+    )
+    transports = {n: world.transport(d.spec.type) for n, d in policy_set.providers.items()}
+    with tempfile.TemporaryDirectory(prefix="energyctl-simulate-") as tmp:
+        store = await open_store(f"sqlite:///{Path(tmp) / 'simulate.db'}", clock)
+        reader = ChainReader(
+            "http://node.sandbox", api_key=None, clock=clock, transport=world.node_transport()
+        )
+        pool = ProviderPool(policy_set, clock=clock, transports=transports, retry=NO_WAIT)
+        try:
+            await pool.open()
+            rec = Reconciler(
+                policy_set, store=store, reader=reader, providers=pool, clock=clock,
+                applied_by="energyctl simulate",
+            )  # fmt: skip
+            result.floor = await _floor(pool, addresses[0]) if addresses else None
+            spender = Spender(world.chain, played, start=clock.now(), seed=seed)
+            await _loop(
+                world, rec, spender, result, step=step, sweep=sweep, sample=sample,
+                progress=progress,
+            )  # fmt: skip
+            result.orders = await store.orders(OrderFilter(limit=10_000))
+        finally:
+            await pool.aclose()
+            await reader.aclose()
+            await store.close()
+    return result
+
+
+def _limits(world: World, addresses: Sequence[str]) -> list[int]:
+    out = []
+    for address in addresses:
+        resource = world.chain.account_resource_json(to_hex(address)) or {}
+        out.append(int(resource.get("EnergyLimit", 0)))
+    return out
+
+
+async def _loop(
+    world: World,
+    rec: Reconciler,
+    spender: Spender,
+    result: SimulationResult,
+    *,
+    step: float,
+    sweep: float,
+    sample: float,
+    progress: Callable[[float], None] | None,
+) -> None:
+    clock = world.clock
+    assert isinstance(clock, VirtualClock)
+    addresses = list(result.energy_series)
+    start, end = result.started_at, result.ended_at
+    limits = _limits(world, addresses)
+    last_pass = -sweep
+    next_sample = start
+    spent = burned = 0
+    open_orders = False
+    t = start
+    while t <= end:
+        made = spender.run_until(t, set_time=lambda at: clock.set(max(at, clock.now())))
+        result.transfers += made
+        burned += sum(r.burned_sun for r in made)
+        world.advance(max(0.0, t - clock.now()))
+        now_limits = _limits(world, addresses)
+        if made or open_orders or now_limits != limits or clock.now() - last_pass >= sweep:
+            passed = await rec.reconcile_once(apply=True)
+            result.passes += 1
+            last_pass = clock.now()
+            open_orders = bool(passed.outcomes) or bool(await rec.store.open_orders())
+        limits = now_limits
+        if clock.now() >= next_sample:
+            next_sample += sample
+            orders = await rec.store.orders(OrderFilter(limit=10_000))
+            spent = sum(order_cost(o) for o in orders if o.phase not in ("failed", "abandoned"))
+            result.sample_times.append(clock.now())
+            for address in addresses:
+                result.energy_series[address].append(world.chain.available_energy(address))
+            result.spent_series.append(spent)
+            result.burned_series.append(burned)
+            if progress is not None:
+                progress(min(1.0, (clock.now() - start) / (end - start)))
+        t = max(t + step, clock.now())
+
+
+__all__ = [
+    "SimulationClock",
+    "SimulationError",
+    "SimulationResult",
+    "load_for_simulation",
+    "sandbox_env",
+    "simulate",
+]
