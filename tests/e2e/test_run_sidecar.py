@@ -65,8 +65,27 @@ class Sidecar:
                  "--stop-grace", "15", "--log-level", "debug"],
                 env=self.env, cwd=self.box.directory, stdout=out, stderr=out,
             )  # fmt: skip
-        self.wait_for(lambda: self.get("/readyz").status_code == 200, "ready", 20)
+        last: list[str] = []
+
+        def ready() -> bool:
+            answer = self.get("/readyz")
+            last[:] = [answer.text]
+            return answer.status_code == 200
+
+        try:
+            self.wait_for(ready, "ready", 30)
+        except AssertionError as exc:
+            self.kill()  # never leave a process behind a failed start
+            raise AssertionError(f"{exc}\nlast /readyz answer: {last}") from None
+        except BaseException:
+            self.kill()  # never leave a process behind a failed start
+            raise
         return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
         return httpx.get(self.url + path, timeout=30, **kw)
