@@ -10,7 +10,8 @@ The engine is woken the way block following wakes it (`engine/following.py`): in
 where a watched address transacted (a transfer of the workload, or a delegation that
 arrived or expired: its energy limit changed), while any order is open (tracking), and
 otherwise every `sweep` seconds. A step with none of these cannot change what the engine
-would decide, apart from slow energy regeneration, which the sweep covers.
+would decide, apart from slow energy regeneration, which the sweep covers. The emulators
+are ticked every step while an order is open, else every `EMULATOR_TICK` seconds.
 
 Provider documents keep their names and types but talk to the vendor emulators; their
 `fromEnv` secret references are answered with the sandbox credentials (nothing is read
@@ -45,6 +46,10 @@ from sandbox.workload import DAY, Spender, TransferRecord, load_workload
 from sandbox.world import World
 
 FLOOR_ENERGY = 131_000
+#: emulators are ticked every step while an order is open, else this often (emulated
+#: seconds): a rental's expiry is seen at most this late. Each tick costs time in
+#: proportion to every order an emulator ever took.
+EMULATOR_TICK = 120.0
 
 
 class SimulationError(Exception):
@@ -222,7 +227,7 @@ async def _loop(
     addresses = list(result.energy_series)
     start, end = result.started_at, result.ended_at
     limits = _limits(world, addresses)
-    last_pass = -sweep
+    last_pass = last_tick = -sweep
     next_sample = start
     spent = burned = 0
     open_orders = False
@@ -231,7 +236,12 @@ async def _loop(
         made = spender.run_until(t, set_time=lambda at: clock.set(max(at, clock.now())))
         result.transfers += made
         burned += sum(r.burned_sun for r in made)
-        world.advance(max(0.0, t - clock.now()))
+        if open_orders or t - last_tick >= EMULATOR_TICK:
+            world.advance(max(0.0, t - clock.now()))  # deliveries and expiries
+            last_tick = t
+        else:
+            clock.set(max(t, clock.now()))
+            world.chain.produce_blocks()
         now_limits = _limits(world, addresses)
         if made or open_orders or now_limits != limits or clock.now() - last_pass >= sweep:
             passed = await rec.reconcile_once(apply=True)
