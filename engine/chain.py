@@ -187,7 +187,7 @@ class ChainReader:
         self._bucket = TokenBucket(rate_limit_per_s, clock) if rate_limit_per_s else None
         headers = {API_KEY_HEADER: api_key.get_secret_value()} if api_key is not None else {}
         base = node_url if node_url.endswith("/") else node_url + "/"
-        tls = ssl.create_default_context(cafile=certifi.where())
+        tls = _tls_context()
         one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         self._clients: list[httpx.AsyncClient] = []
         self._idle: asyncio.Queue[Any] = asyncio.Queue()  # of AsyncTron
@@ -397,6 +397,12 @@ class ChainReader:
         if not isinstance(infos, list):
             raise self._malformed(path, ValueError(f"a {type(infos).__name__}, not a list"))
         return infos
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context (httpx's default trust store) shared by every lane and reader."""
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _parse_block_ref(text: str) -> tuple[int, str]:
