@@ -1,54 +1,66 @@
-"""The sidecar's loop: reconciliation passes on an interval and on wake-ups, one at a time.
+"""The sidecar's loop: planning passes and tracking, each one at a time, never blocking each other.
 
-`Controller(source, ...)` loads the policy set, opens a `Session` and runs
-`Reconciler.reconcile_once(apply=True)` - the same pass as `energyctl apply` - whenever:
+`Controller(source, ...)` loads the policy set, opens a `Session` and runs two loops:
 
-- the interval elapses (`observation.interval`; `busy_interval` while orders are open, so
-  deliveries are confirmed promptly);
-- something wakes it (`wake(reason)`): a new block touching a watched address (follow
-  mode, `engine/observing.py`), a provider callback, or an ensure request.
+- **passes** (`run_pass`, under the pass lock): `Reconciler.plan_and_apply` - observe,
+  plan, buy - every `observation.interval` and at once when something wakes it
+  (`wake(reason)`): an ensure request, a provider callback, a valid policy change, a new
+  block touching a watched address (follow mode, `engine/observing.py`), or tracking
+  having ended an order;
+- **tracking** (`track_once`, under its own lock): the open orders moved on every
+  `busy_interval`, and at once on a callback, a block or an ensure waiting for energy. It
+  reads the chain for those orders' addresses in one concurrent batch.
 
-A lock keeps one pass at a time. `ensure(address, energy)` adds a demand that the next
-pass hands to the planner (`demands=`): concurrent requests for one address fold into one
-demand, and the store's one-open-order rule holds across passes, so a burst never buys
-twice for one need. The policy directory is polled (`PolicySource.fingerprint`): a valid
-change replaces the session between passes; an invalid one is logged, kept in `status()`
-and ignored, the last good set stays in force. `stop()` lets no new pass start, waits up
-to `stop_grace` for the one in flight (its provider calls finish, its results are
-written), then closes the session: an order cut off later is a write-ahead intent that
-the next start resolves (ARCHITECTURE.md invariant 1).
+An ensure request therefore never waits for tracking: it waits at most for the planning
+pass in flight. Tracking and planning running side by side can never buy twice for one
+need: the pass reads the open orders before the chain, tracking marks an address for a
+fresh read before ending its order (`Reconciler.plan_and_apply` has the argument), the
+store refuses a second open order per address, and tracking leaves alone an intent that
+a pass of this process may still be placing (`engine/rounds.py`).
 
-Library code: never prints, never exits; logs through `logging` (`engine/logs.py` formats).
-Neighbours: `engine/reconciling.py`, `engine/session.py`, `engine/observing.py`,
-`engine/reloading.py`; served by `engine/service.py`, started by `engine/sidecar.py`.
+`ensure(address, energy)` adds a demand that the next pass hands to the planner:
+concurrent requests for one address fold into one demand. The policy directory is polled
+(`PolicySource.fingerprint`): a valid change replaces the session between passes; an
+invalid one is logged, kept in `status()` and ignored. `stop()` lets no new pass or
+tracking start, waits up to `stop_grace` for those in flight (their provider calls
+finish, their results are written), then the session closes: an order cut off later is a
+write-ahead intent that the next start resolves (ARCHITECTURE.md invariant 1).
+
+Library code: never prints, never exits; logs through `logging`. Neighbours:
+`engine/reconciling.py`, `engine/session.py`, `engine/observing.py`,
+`engine/reloading.py`, `engine/ensuring.py`; served by `engine/service.py`, started by
+`engine/sidecar.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from engine.chain import EnergySnapshot
 from engine.clock import Clock, SystemClock
+from engine.ensuring import busy_addresses, ensure_answer, log_pass, wait_for_energy
 from engine.observing import CachingSource
 from engine.reconciling import PassResult, Reconciler
 from engine.reloading import Loaded, PolicySource
+from engine.rounds import RoundRules, track_round
 from engine.session import Session
-from engine.tracking import TrackingSettings
+from engine.swapping import ControllerError, PolicySwaps
+from engine.tracking import TrackingSettings, TrackResult
 from policies.policyset import PolicySet
 
 log = logging.getLogger("energyctl.controller")
 
 SessionFactory = Callable[[PolicySet], Session]
 PassObserver = Callable[["Controller", PassResult | None, float], None]
-
-
-class ControllerError(Exception):
-    """The controller cannot start (no valid policy set, store or node unreachable)."""
+GATE_POLL = 0.005  # seconds between looks at the tracking gate
+_TRACK_REASONS = ("callback:", "block", "ensure-wait", "policies")
 
 
 class UnknownAddress(ControllerError):
@@ -58,15 +70,18 @@ class UnknownAddress(ControllerError):
 @dataclass(frozen=True, slots=True)
 class ControllerSettings:
     reload_interval: float = 5.0  # seconds between polls of the policy files
-    busy_interval: float = 3.0  # pass interval while orders are open
+    busy_interval: float = 3.0  # seconds between tracking rounds
     follow_interval: float = 1.0  # follow mode: seconds between block polls
-    stop_grace: float = 20.0  # SIGTERM: most seconds to let the pass in flight finish
+    stop_grace: float = 20.0  # SIGTERM: most seconds to let the work in flight finish
     ensure_poll: float = 0.5  # ensure with wait: seconds between reads of the address
-    intent_grace: float = 0.0  # a restarted sidecar is the only writer of its intents
+    quote_ttl: float = 2.0  # seconds a vendor quote or balance is reused across passes
+    #: an intent written before this controller started (a previous life of the process,
+    #: or another replica) is resolved once this old; 0: a restarted single sidecar
+    intent_grace: float = 0.0
 
 
-class Controller:
-    """Owns the loop; see the module docstring."""
+class Controller(PolicySwaps):
+    """Owns the loops; see the module docstring."""
 
     def __init__(
         self,
@@ -81,6 +96,7 @@ class Controller:
         self.source = source
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.settings = settings or ControllerSettings()
+        self._reload_every = self.settings.reload_interval
         self._factory = session_factory or self._default_session
         self.observers = list(observers or [])
         self._wrap = wrap_providers or (lambda pool: pool)
@@ -95,26 +111,31 @@ class Controller:
         self.last_pass_at: float | None = None  # clock time the last pass finished
         self.last_pass_error: str | None = None
         self.passes = 0
+        self.tracking_rounds = 0
         self.stopping = False
-        self._lock = asyncio.Lock()
+        self.started_at: float | None = None
+        self._lock = asyncio.Lock()  # one planning pass at a time
+        self._track_lock = asyncio.Lock()  # one tracking round at a time
         self._wake = asyncio.Event()
+        self._track_wake = asyncio.Event()
         self._wake_reasons: set[str] = set()
         self._demands: dict[str, int] = {}
         self._waiters: list[asyncio.Future[PassResult]] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._tracked_at = float("-inf")  # monotonic time of the last pass that tracked
+        self._tracked: list[TrackResult] = []  # tracking results not yet in a PassResult
+        self._mine: set[str] = set()  # intents written by passes of ours that finished
 
     # ------------------------------------------------------------------ lifecycle
 
     def _default_session(self, policy_set: PolicySet) -> Session:
-        tracking = TrackingSettings(intent_grace=self.settings.intent_grace)
-        return Session(policy_set, clock=self.clock, tracking=tracking, applied_by="energyctl run")
+        return Session(policy_set, clock=self.clock, applied_by="energyctl run")
 
     async def start(self) -> None:
         """Load the policy set and open its session; ControllerError if it cannot."""
         loaded = await asyncio.to_thread(self.source.load)
         if loaded.policy_set is None:
             raise ControllerError("invalid policy set:\n" + "\n".join(loaded.errors))
+        self.started_at = self.clock.now()
         await self._install(loaded, "files")
 
     async def _install(self, loaded: Loaded, origin: str) -> None:
@@ -133,9 +154,11 @@ class Controller:
             reader=observer,
             providers=self._wrap(session.pool),
             clock=self.clock,
-            tracking=TrackingSettings(intent_grace=self.settings.intent_grace),
+            tracking=TrackingSettings(intent_grace=0.0),  # `engine/rounds.py` decides instead
+            quote_ttl=self.settings.quote_ttl,
             applied_by="energyctl run",
         )
+        self.reconciler.tracker.before_move = lambda address: observer.refresh([address])
         if origin == "files":  # a set sent over HTTP stays until the files change
             self.fingerprint = loaded.fingerprint
         self.policy_source, self.reload_errors = origin, ()
@@ -147,17 +170,21 @@ class Controller:
             await old.aclose()
 
     async def run(self) -> None:
-        """Pass after pass until `stop()`; then close the session."""
+        """Passes and tracking until `stop()`; then close the session."""
         if self.session is None:
             await self.start()
         assert self.policy_set is not None
-        self._tasks = [asyncio.create_task(self._watch_files(), name="energyctl:reload")]
+        self._tasks = [
+            asyncio.create_task(self._watch_files(), name="energyctl:reload"),
+            asyncio.create_task(self._track_loop(), name="energyctl:track"),
+        ]
         if self.policy_set.settings.observation.mode == "follow":
             self._tasks.append(asyncio.create_task(self._follow(), name="energyctl:follow"))
         try:
             while not self.stopping:
                 await self.run_pass()
-                await self._sleep_until_woken()
+                interval = float(self.policy_set.settings.observation.interval)
+                await self._wait(self._wake, interval)
         finally:
             for task in self._tasks:
                 task.cancel()
@@ -169,44 +196,47 @@ class Controller:
                 await self.session.aclose()
 
     async def stop(self) -> None:
-        """No new pass; the one in flight gets `stop_grace` seconds to finish."""
+        """No new pass or tracking round; those in flight get `stop_grace` seconds."""
         self.stopping = True
         self._wake.set()
-        try:  # the lock is free once the pass in flight has finished
-            await asyncio.wait_for(self._lock.acquire(), timeout=self.settings.stop_grace)
-        except TimeoutError:
-            return
-        self._lock.release()
+        self._track_wake.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.stop_grace
+        for lock in (self._lock, self._track_lock):  # free once the work in flight ends
+            try:
+                await asyncio.wait_for(lock.acquire(), timeout=max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                return
+            lock.release()
 
     def wake(self, reason: str) -> None:
-        """Start a pass now (or right after the one running)."""
+        """Start a pass now (or right after the one running); some reasons track too."""
         self._wake_reasons.add(reason)
         self._wake.set()
+        if reason.startswith(_TRACK_REASONS):
+            self._track_wake.set()
 
-    async def _sleep_until_woken(self) -> None:
-        interval = self._interval()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=interval)
-        self._wake.clear()
-
-    def _interval(self) -> float:
-        assert self.policy_set is not None
-        interval = float(self.policy_set.settings.observation.interval)
-        if self.last_pass is not None and self._open_orders(self.last_pass):
-            interval = min(interval, self.settings.busy_interval)
-        return interval
-
-    @staticmethod
-    def _open_orders(result: PassResult) -> bool:
-        return any(o.client_order_id for o in result.outcomes) or any(
-            str(e.condition) == "TopUpPending" or str(e.reason) == "UnresolvedOrder"
-            for e in result.plan.entries
-        )
+    async def _wait(self, event: asyncio.Event, seconds: float) -> None:
+        """Until `event` is set or `seconds` of the clock pass; then clear it."""
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        waiter = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for future in (sleeper, waiter):
+                future.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await future
+        event.clear()
 
     # ------------------------------------------------------------------ passes
 
+    def _owned(self) -> frozenset[str] | None:
+        """The addresses this process may work on (None: all of them)."""
+        return None
+
     async def run_pass(self) -> PassResult | None:
-        """One pass with the demands gathered so far (skipped once stopping)."""
+        """One planning pass with the demands gathered so far (skipped once stopping)."""
         async with self._lock:
             if self.stopping or self.reconciler is None:
                 return None
@@ -216,13 +246,8 @@ class Controller:
             if self.observer is not None:
                 self.observer.refresh(demands)
             started = time.perf_counter()
-            quick = bool(demands) and reasons <= {"ensure"} and self._tracked_recently()
             try:
-                if quick:
-                    result = await self._quick_pass(self.reconciler, demands)
-                else:
-                    result = await self.reconciler.reconcile_once(apply=True, demands=demands)
-                    self._tracked_at = time.monotonic()
+                result = await self.reconciler.plan_and_apply(demands, only=self._owned())
             except Exception as exc:  # the loop survives a failed pass; it says why
                 self.last_pass_error = f"{type(exc).__name__}: {exc}"
                 log.error("pass failed", extra={"event": "pass", "error": self.last_pass_error})
@@ -231,6 +256,11 @@ class Controller:
                     if not waiter.done():
                         waiter.set_exception(ControllerError(self.last_pass_error))
                 return None
+            self._mine.update(
+                a.client_order_id for o in result.outcomes for a in o.attempts if a.client_order_id
+            )
+            tracked, self._tracked = self._tracked, []
+            result = dataclasses.replace(result, tracked=tuple(tracked))
             elapsed = time.perf_counter() - started
             self.passes += 1
             self.last_pass, self.last_pass_at, self.last_pass_error = result, self.clock.now(), None
@@ -238,22 +268,10 @@ class Controller:
                 if not waiter.done():
                     waiter.set_result(result)
             if self.observer is not None:  # orders in flight: always read them afresh
-                self.observer.refresh(_busy_addresses(result))
-            _log_pass(result, elapsed, sorted(reasons))
+                self.observer.refresh(busy_addresses(result))
+            log_pass(result, elapsed, sorted(reasons))
             self._notify(result, elapsed)
             return result
-
-    def _tracked_recently(self) -> bool:
-        return time.monotonic() - self._tracked_at < self.settings.busy_interval
-
-    @staticmethod
-    async def _quick_pass(rec: Reconciler, demands: dict[str, int]) -> PassResult:
-        """An ensure pass right after a full one: the same steps without tracking (open
-        orders count as open until the next full pass moves them: never a second buy)."""
-        observations = await rec.observe()
-        decided = await rec.decide(await rec.inputs(observations, demands))
-        outcomes, notes = await rec.execute(decided, observations)
-        return PassResult(decided, True, tuple(outcomes), (), rec.policy_set.revision, tuple(notes))
 
     def _notify(self, result: PassResult | None, elapsed: float) -> None:
         for observer in self.observers:
@@ -267,6 +285,42 @@ class Controller:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_exception(error)
+
+    # ------------------------------------------------------------------ tracking
+
+    async def track_once(self) -> list[TrackResult]:
+        """One tracking round (`engine/rounds.py`); wakes a pass when an order ended (its
+        address may need buying again)."""
+        async with self._track_lock:
+            rec, session = self.reconciler, self.session
+            if self.stopping or rec is None or session is None:
+                return []
+            open_orders = await rec.store.open_orders()
+            self._mine &= {o.client_order_id for o in open_orders}
+            rules = RoundRules(frozenset(self._mine), self.started_at, self.settings.intent_grace)
+            results = await track_round(
+                rec, session.reader, open_orders, rules, owned=self._owned(), gate=self._gate
+            )
+            if results:
+                self.tracking_rounds += 1
+            self._tracked.extend(r for r in results if r.moved or r.alert)
+            if any(r.moved and not r.after.is_open for r in results):
+                self.wake("tracked")
+            return results
+
+    async def _gate(self) -> None:
+        """Tracking waits here while a planning pass runs or demands wait for one (a
+        short poll: the pass lock is also held by a policy swap, which wakes no one)."""
+        while not self.stopping and (self._lock.locked() or self._demands):  # noqa: ASYNC110
+            await asyncio.sleep(GATE_POLL)
+
+    async def _track_loop(self) -> None:
+        while not self.stopping:
+            try:
+                await self.track_once()
+            except Exception:
+                log.exception("tracking failed", extra={"event": "order"})
+            await self._wait(self._track_wake, self.settings.busy_interval)
 
     # ------------------------------------------------------------------ ensure
 
@@ -282,77 +336,41 @@ class Controller:
         self._waiters.append(waiter)
         self.wake("ensure")
         result = await waiter
-        answer = _ensure_answer(result, address, energy)
+        answer = ensure_answer(result, address, energy)
         if wait > 0 and not answer["satisfied"]:
-            answer.update(await self._wait_for_energy(address, energy, wait))
+            answer.update(
+                await wait_for_energy(
+                    self._read_one,
+                    address,
+                    energy,
+                    wait,
+                    poll=self.settings.ensure_poll,
+                    stopping=lambda: self.stopping,
+                    nudge=lambda: self.wake("ensure-wait"),
+                )
+            )
         return answer
 
-    async def _wait_for_energy(self, address: str, energy: int, wait: float) -> dict[str, Any]:
-        deadline = time.monotonic() + wait
-        available: int | None = None
-        while not self.stopping:
-            session = self.session
-            if session is not None:
-                try:
-                    available = (await session.reader.snapshot(address)).available
-                except Exception as exc:  # a failed read: try again until the deadline
-                    log.debug("ensure read failed", extra={"error": str(exc)})
-            if available is not None and available >= energy:
-                return {"satisfied": True, "available": available, "timed_out": False}
-            if time.monotonic() >= deadline:
-                break
-            self.wake("ensure-wait")  # tracking moves the order on in the next pass
-            await asyncio.sleep(min(self.settings.ensure_poll, deadline - time.monotonic()))
-        return {"satisfied": False, "available": available, "timed_out": True}
+    async def _read_one(self, address: str) -> EnergySnapshot:
+        if self.session is None:
+            raise ControllerError("no session")
+        return await self.session.reader.snapshot(address)
 
-    # ------------------------------------------------------------------ policies
-
-    async def replace(self, loaded: Loaded, origin: str) -> None:
-        """Put a validated set in force between passes."""
-        async with self._lock:
-            if not self.stopping:
-                await self._install(loaded, origin)
-        self.wake("policies")
-
-    async def reload(self) -> bool:
-        """Load the files if they changed; True when a new set was put in force."""
-        if await asyncio.to_thread(self.source.fingerprint) == self.fingerprint:
+    async def follow_once(self) -> bool:
+        """Follow mode: read new blocks; wake a pass when one touched a watched address."""
+        observer = self.observer
+        if observer is None or not await observer.follow():
             return False
-        loaded = await asyncio.to_thread(self.source.load)
-        if loaded.policy_set is None:
-            if loaded.errors != self.reload_errors:
-                log.error(
-                    "policy change rejected; the last good set stays in force",
-                    extra={"event": "policies", "errors": list(loaded.errors)},
-                )
-            self.reload_errors, self.fingerprint = loaded.errors, loaded.fingerprint
-            return False
-        try:
-            await self.replace(loaded, "files")
-        except ControllerError as exc:
-            self.reload_errors = (str(exc),)
-            log.error("policy change not applied", extra={"event": "policies", "error": str(exc)})
-            return False
+        self.wake("block")
         return True
-
-    async def _watch_files(self) -> None:
-        while not self.stopping:
-            await asyncio.sleep(self.settings.reload_interval)
-            try:
-                await self.reload()
-            except Exception:
-                log.exception("policy reload failed", extra={"event": "policies"})
 
     async def _follow(self) -> None:
         while not self.stopping:
-            observer = self.observer
-            if observer is not None:
-                try:
-                    if await observer.follow():
-                        self.wake("block")
-                except Exception as exc:
-                    log.warning("block following failed", extra={"error": str(exc)})
-            await asyncio.sleep(self.settings.follow_interval)
+            try:
+                await self.follow_once()
+            except Exception as exc:
+                log.warning("block following failed", extra={"error": str(exc)})
+            await self.clock.sleep(self.settings.follow_interval)
 
     # ------------------------------------------------------------------ status
 
@@ -363,6 +381,7 @@ class Controller:
             "policySource": self.policy_source,
             "reloadErrors": list(self.reload_errors),
             "passes": self.passes,
+            "trackingRounds": self.tracking_rounds,
             "lastPassAt": self.last_pass_at,
             "lastPassError": self.last_pass_error,
             "stopping": self.stopping,
@@ -374,49 +393,6 @@ class Controller:
         if self.observer is None or self.observer.swept_at is None:
             return None
         return max(0.0, self.clock.now() - self.observer.swept_at)
-
-
-def _busy_addresses(result: PassResult) -> set[str]:
-    busy = {o.address for o in result.outcomes if o.client_order_id}
-    busy |= {t.address for t in result.tracked}
-    busy |= {
-        e.address for e in result.plan.entries if str(e.condition) in ("TopUpPending", "Blocked")
-    }
-    return busy
-
-
-def _ensure_answer(result: PassResult, address: str, energy: int) -> dict[str, Any]:
-    entry = next((e for e in result.plan.entries if e.address == address), None)
-    outcome = next((o for o in result.outcomes if o.address == address), None)
-    available = entry.available if entry is not None else None
-    return {
-        "address": address,
-        "energy": energy,
-        "available": available,
-        "satisfied": available is not None and available >= energy,
-        "condition": str(entry.condition) if entry else None,
-        "reason": str(entry.reason) if entry else None,
-        "detail": entry.detail if entry else None,
-        "order": outcome.to_json() if outcome is not None else None,
-        "timed_out": False,
-    }
-
-
-def _log_pass(result: PassResult, elapsed: float, reasons: list[str]) -> None:
-    for outcome in result.outcomes:
-        log.info("decision", extra={"event": "decision", "data": outcome.to_json()})
-    for tracked in result.tracked:
-        if tracked.moved or tracked.alert:
-            log.info("order state", extra={"event": "order", "data": tracked.to_json()})
-    log.debug(
-        "pass",
-        extra={
-            "event": "pass",
-            "seconds": round(elapsed, 4),
-            "actions": len(result.plan.actions),
-            "woken_by": reasons,
-        },
-    )
 
 
 __all__ = [

@@ -39,13 +39,19 @@ class CachingSource:
         self.watched = watched
         self.follower = BlockFollower(reader, lambda: watched) if self.follow_mode else None
         self.cache: dict[str, EnergySnapshot] = {}
-        self.dirty: set[str] = set()
+        #: address -> the mark's sequence number: a read clears only marks older than it
+        self.dirty: dict[str, int] = {}
+        self._marks = 0
         self.swept_at: float | None = None  # clock time of the last full read
         self.blocks_seen = 0
 
     def refresh(self, addresses: Iterable[str]) -> None:
-        """Read these addresses afresh at the next pass (ensure requests)."""
-        self.dirty.update(addresses)
+        """Read these addresses afresh at the next pass (ensure requests, orders in flight,
+        orders tracking is about to end). A read already in flight when the mark is made
+        does not clear it: only a read started after the mark does."""
+        for address in addresses:
+            self._marks += 1
+            self.dirty[address] = self._marks
 
     async def follow(self) -> bool:
         """Read new blocks; True when one touched a watched address."""
@@ -57,7 +63,7 @@ class CachingSource:
             self.swept_at = None  # fell behind: the next pass reads everything
             return True
         touched = update.addresses
-        self.dirty.update(touched)
+        self.refresh(touched)
         return bool(touched)
 
     def _due_for_sweep(self, now: float) -> bool:
@@ -79,6 +85,7 @@ class CachingSource:
                 or a not in self.cache
                 or now - self.cache[a].read_at > self.max_reuse * 4
             ]
+        started = self._marks
         fresh = await self.reader.snapshots(todo, delegators=delegators) if todo else {}
         out: dict[str, EnergySnapshot | ChainError] = {}
         failed = False
@@ -88,7 +95,8 @@ class CachingSource:
                 continue
             if isinstance(value, EnergySnapshot):
                 self.cache[address] = value
-                self.dirty.discard(address)
+                if address in fresh and self.dirty.get(address, started + 1) <= started:
+                    del self.dirty[address]
             else:
                 failed = True
             out[address] = value

@@ -10,7 +10,9 @@ The same code path serves `energyctl plan` (`apply=False`: reads only, never cal
 3. **gather**: open orders, money spent per policy and budget window, the last order per
    address (policy cooldowns), provider cooldowns from the store;
 4. **plan**: `planning.assess`, then the quotes and balances it needs, fetched
-   concurrently and once per pass, then `planning.plan` (price cap, budgets, balances,
+   concurrently and once per pass (the sidecar reuses them for `quote_ttl` seconds:
+   a pass per ensure request would otherwise spend vendor rate limits, TronSave's 15
+   requests a second, on quotes), then `planning.plan` (price cap, budgets, balances,
    the safety gate);
 5. **apply** (apply only): the policy revision is recorded, then `applying.apply_action`
    for each action, a bounded number at once (one per address: a plan has at most one
@@ -24,7 +26,7 @@ the controller.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -42,7 +44,7 @@ from engine.planning import (
     plan,
     quote_requests,
 )
-from engine.store import BudgetWindow, OrderFilter, Store, StoreError
+from engine.store import BudgetWindow, OrderFilter, OrderRecord, Store, StoreError
 from engine.tracking import SnapshotSource, Tracker, TrackingSettings, TrackResult
 from policies.policyset import PolicySet
 from providers.base import Provider, ProviderError, Quote, QuoteRequest
@@ -91,6 +93,7 @@ class Reconciler:
         tracking: TrackingSettings | None = None,
         apply_concurrency: int = 8,
         quote_concurrency: int = 16,
+        quote_ttl: float = 0.0,
         applied_by: str = "energyctl",
     ) -> None:
         self.policy_set = policy_set
@@ -103,15 +106,21 @@ class Reconciler:
         )
         self.apply_concurrency = apply_concurrency
         self.quote_concurrency = quote_concurrency
+        #: quotes and balances younger than this are reused (0: fetched every pass)
+        self.quote_ttl = quote_ttl
+        self._quotes: dict[QuoteKey, tuple[float, Quote]] = {}
+        self._balances: dict[str, tuple[float, int]] = {}
         self.applied_by = applied_by
         interval = policy_set.settings.observation.interval
         self.max_observation_age = max(120.0, 4.0 * interval)
 
     # ------------------------------------------------------------------ steps
 
-    async def observe(self) -> Observations:
-        """A fresh snapshot of every watched address (or why there is none)."""
-        raw = await self.reader.snapshots(self.policy_set.addresses)
+    async def observe(self, only: Collection[str] | None = None) -> Observations:
+        """A fresh snapshot of every watched address, or of `only` these (or why there is
+        none)."""
+        wanted = [a for a in self.policy_set.addresses if only is None or a in only]
+        raw = await self.reader.snapshots(wanted)
         return {
             address: value if isinstance(value, EnergySnapshot) else _failure(value)
             for address, value in raw.items()
@@ -122,9 +131,14 @@ class Reconciler:
         return await self.tracker.track(await self.store.open_orders(), observations)
 
     async def inputs(
-        self, observations: Observations, demands: Mapping[str, int] | None = None
+        self,
+        observations: Observations,
+        demands: Mapping[str, int] | None = None,
+        *,
+        open_orders: Sequence[OrderRecord] | None = None,
     ) -> PlanInputs:
-        """Everything the planner needs besides quotes and balances, from the store."""
+        """Everything the planner needs besides quotes and balances, from the store
+        (`open_orders`: read by the caller before `observations`, see `plan_and_apply`)."""
         now = self.clock.now()
         policies = list(self.policy_set.policies.values())
         spent: dict[tuple[str, BudgetWindow], int] = {}
@@ -147,7 +161,7 @@ class Reconciler:
         return PlanInputs(
             policies=policies,
             observations=observations,
-            open_orders=await self.store.open_orders(),
+            open_orders=open_orders if open_orders is not None else await self.store.open_orders(),
             providers=views,
             now=now,
             spent=spent,
@@ -157,9 +171,12 @@ class Reconciler:
             max_actions=self.policy_set.settings.max_actions_per_pass,
         )
 
-    async def decide(self, inputs: PlanInputs) -> Plan:
-        """Assess, fetch the quotes and balances the assessment asks for, and plan."""
+    async def decide(self, inputs: PlanInputs, only: Collection[str] | None = None) -> Plan:
+        """Assess, fetch the quotes and balances the assessment asks for, and plan
+        (`only`: these addresses; the others are left out of the plan)."""
         assessments = assess(inputs)
+        if only is not None:
+            assessments = [a for a in assessments if a.address in only]
         keys = quote_requests(assessments)
         receivers: dict[QuoteKey, str] = {}
         for item in assessments:
@@ -169,23 +186,35 @@ class Reconciler:
                 )
         slots = asyncio.Semaphore(self.quote_concurrency)
 
+        now = self.clock.now()
+
         async def quote(key: QuoteKey) -> Quote | ProviderError:
+            kept = self._quotes.get(key)
+            if kept is not None and now - kept[0] < self.quote_ttl:
+                return kept[1]
             async with slots:
                 try:
-                    return await self.providers[key.provider].quote(
+                    got = await self.providers[key.provider].quote(
                         QuoteRequest(
                             receiver=receivers[key], energy=key.energy, duration=key.duration
                         )
                     )
                 except ProviderError as exc:
                     return exc
+                self._quotes[key] = (now, got)
+                return got
 
         async def balance(name: str) -> int | None:
+            kept = self._balances.get(name)
+            if kept is not None and now - kept[0] < self.quote_ttl:
+                return kept[1]
             async with slots:
                 try:
-                    return await self.providers[name].balance()
+                    sun = await self.providers[name].balance()
                 except ProviderError:
                     return None  # unknown this pass: not a reason to skip
+                self._balances[name] = (now, sun)
+                return sun
 
         ordered = sorted(keys, key=lambda k: (k.provider, k.energy, k.duration))
         names = sorted({k.provider for k in keys})
@@ -236,6 +265,30 @@ class Reconciler:
         outcomes, notes = await self.execute(decided, observations)
         return PassResult(
             decided, True, tuple(outcomes), tuple(tracked), self.policy_set.revision, tuple(notes)
+        )
+
+    async def plan_and_apply(
+        self, demands: Mapping[str, int] | None = None, *, only: Collection[str] | None = None
+    ) -> PassResult:
+        """A pass without tracking, safe while a tracker runs concurrently (the sidecar).
+
+        The open orders are read *before* the observation. An order missing from that list
+        ended before the observation was read, and the tracker marks an order's address
+        for a fresh read before it ends it (`Tracker.before_move`), so the observation
+        already shows a delivered order's energy: the plan never sees "no order" together
+        with a reading from before the delivery. An order still listed but ended meanwhile
+        counts as pending energy: the plan can only hold, never buy twice; the store
+        refuses a second open order in any case. `only`: plan just these addresses (the
+        ones this replica owns); the others are left out of the plan.
+        """
+        open_orders = await self.store.open_orders()
+        observations = await self.observe(only)
+        decided = await self.decide(
+            await self.inputs(observations, demands, open_orders=open_orders), only
+        )
+        outcomes, notes = await self.execute(decided, observations)
+        return PassResult(
+            decided, True, tuple(outcomes), (), self.policy_set.revision, tuple(notes)
         )
 
     async def apply(self, decided: Plan, observations: Observations) -> list[ActionOutcome]:

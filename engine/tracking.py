@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -134,6 +134,9 @@ class Tracker:
         self.reader = reader
         self.clock = clock
         self.settings = settings or TrackingSettings()
+        #: called with an order's address just before the order is moved (the sidecar
+        #: marks the address for a fresh read: `Reconciler.plan_and_apply` relies on it)
+        self.before_move: Callable[[str], None] | None = None
         self._baselines: dict[str, Mapping[str, Any] | None] = {}
 
     async def track(
@@ -185,6 +188,8 @@ class Tracker:
     async def _move(
         self, order: OrderRecord, to: OrderPhase, detail: str, **fields: Any
     ) -> TrackResult:
+        if self.before_move is not None:
+            self.before_move(order.address)
         await self.store.transition(
             order.client_order_id, to, expect_from={order.phase}, note=detail, **fields
         )

@@ -1,0 +1,104 @@
+"""What the sidecar answers to "ensure this address has N energy now", and pass reporting.
+
+`ensure_answer(result, address, energy)` turns the pass that carried an ensure demand
+into the JSON answer of `POST /v1/ensure` (the address's plan entry, the order this pass
+placed for it, `satisfied`); `wait_for_energy` polls the chain for `wait` seconds until the
+address shows the energy. `busy_addresses(result)` lists the addresses with an order in
+flight (the controller has them re-read at the next pass) and `log_pass` writes the
+decision and order-state log lines of a pass.
+
+Neighbours: `engine/controller.py` (calls all of these), `engine/service.py` (serves the
+answer), `engine/reconciling.py` (`PassResult`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from engine.chain import EnergySnapshot
+from engine.reconciling import PassResult
+
+log = logging.getLogger("energyctl.controller")
+
+Reader = Callable[[str], Awaitable[EnergySnapshot]]
+
+
+def busy_addresses(result: PassResult) -> set[str]:
+    """Addresses with an order placed, tracked, pending or blocked in this pass."""
+    busy = {o.address for o in result.outcomes if o.client_order_id}
+    busy |= {t.address for t in result.tracked}
+    busy |= {
+        e.address for e in result.plan.entries if str(e.condition) in ("TopUpPending", "Blocked")
+    }
+    return busy
+
+
+def ensure_answer(result: PassResult, address: str, energy: int) -> dict[str, Any]:
+    """The JSON answer for one ensure request, from the pass that carried its demand."""
+    entry = next((e for e in result.plan.entries if e.address == address), None)
+    outcome = next((o for o in result.outcomes if o.address == address), None)
+    available = entry.available if entry is not None else None
+    return {
+        "address": address,
+        "energy": energy,
+        "available": available,
+        "satisfied": available is not None and available >= energy,
+        "condition": str(entry.condition) if entry else None,
+        "reason": str(entry.reason) if entry else None,
+        "detail": entry.detail if entry else None,
+        "order": outcome.to_json() if outcome is not None else None,
+        "timed_out": False,
+    }
+
+
+async def wait_for_energy(
+    read: Reader,
+    address: str,
+    energy: int,
+    wait: float,
+    *,
+    poll: float,
+    stopping: Callable[[], bool],
+    nudge: Callable[[], None],
+) -> dict[str, Any]:
+    """Read `address` every `poll` seconds until it has `energy` available, `wait`
+    seconds pass, or the sidecar stops; `nudge()` after each miss (wakes tracking)."""
+    deadline = time.monotonic() + wait
+    available: int | None = None
+    while not stopping():
+        try:
+            available = (await read(address)).available
+        except Exception as exc:  # a failed read: try again until the deadline
+            log.debug("ensure read failed", extra={"error": str(exc)})
+        if available is not None and available >= energy:
+            return {"satisfied": True, "available": available, "timed_out": False}
+        if time.monotonic() >= deadline:
+            break
+        nudge()
+        await asyncio.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+    return {"satisfied": False, "available": available, "timed_out": True}
+
+
+def log_pass(result: PassResult, elapsed: float, reasons: list[str]) -> None:
+    """One `decision` line per purchase attempt, one `order` line per order moved."""
+    for outcome in result.outcomes:
+        log.info("decision", extra={"event": "decision", "data": outcome.to_json()})
+    for tracked in result.tracked:
+        if tracked.moved or tracked.alert:
+            log.info("order state", extra={"event": "order", "data": tracked.to_json()})
+    log.debug(
+        "pass",
+        extra={
+            "event": "pass",
+            "seconds": round(elapsed, 4),
+            "actions": len(result.plan.actions),
+            "woken_by": reasons,
+        },
+    )
+
+
+__all__ = ["busy_addresses", "ensure_answer", "log_pass", "wait_for_energy"]
