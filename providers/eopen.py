@@ -59,9 +59,11 @@ from providers.wire import (
     as_object,
     ceil_int,
     get_decimal,
+    get_id,
     get_int,
     get_object,
     get_str,
+    non_negative,
     opt_str,
     trx_to_sun,
 )
@@ -179,9 +181,9 @@ def _build_order_params(order: OrderRequest) -> dict[str, str | int]:
 def _parse_create(data: Any) -> tuple[str, int | None]:
     """`{id, amount, currency}` -> (order id, cost in sun when paid in TRX, else None)."""
     obj = as_object(data, "data")
-    order_id = get_str(obj, "id")
+    order_id = get_id(obj, "id")
     if opt_str(obj, "currency") == "TRX" and obj.get("amount") is not None:
-        return order_id, trx_to_sun(get_decimal(obj, "amount"))
+        return order_id, non_negative(trx_to_sun(get_decimal(obj, "amount")), "amount")
     return order_id, None
 
 
@@ -190,7 +192,7 @@ def _parse_price(data: Any, rental_count: int) -> int:
     obj = as_object(data, "data")
     by_unit = get_decimal(obj, "sun") * rental_count
     by_trx = get_decimal(obj, "trxPrice") * 1_000_000
-    return ceil_int(max(by_unit, by_trx))
+    return non_negative(ceil_int(max(by_unit, by_trx)), "sun")
 
 
 def _parse_history(data: Any, order_id: str) -> EopenOrder:
@@ -207,7 +209,7 @@ def _parse_history(data: Any, order_id: str) -> EopenOrder:
     return EopenOrder(
         order_id=opt_str(obj, "orderId") or order_id,
         status=get_str(obj, "status").upper(),
-        rental_count=get_int(obj, "rentalCount", text=True)
+        rental_count=non_negative(get_int(obj, "rentalCount", text=True), "rentalCount")
         if obj.get("rentalCount") is not None
         else None,
         txid=opt_str(obj, "txId") or None,
@@ -222,7 +224,7 @@ def _order_status(order: EopenOrder, ordered_energy: int, raw: Mapping[str, Any]
     delegated = (order.rental_count or ordered_energy) if state is OrderState.DELEGATED else 0
     cost = None
     if order.currency == "TRX" and order.amount is not None:
-        cost = trx_to_sun(order.amount)
+        cost = non_negative(trx_to_sun(order.amount), "amount")
     return OrderStatus(
         state=state,
         delegated_energy=delegated,

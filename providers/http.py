@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import math
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -145,13 +146,14 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():  # str.isdigit() alone admits "²" and "١٢"
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return max(0.0, when.timestamp() - now)
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(0.0, when.timestamp() - now)
 
 
 def protocol_error(provider: str, message: str, *, create: bool) -> ProviderError:
@@ -338,7 +340,7 @@ def _decode(raw: bytes | None) -> Any:
         return _NOT_JSON
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # bad JSON or UTF, or an int over Python's digit limit
         return _NOT_JSON
 
 

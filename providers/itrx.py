@@ -61,9 +61,12 @@ from providers.wire import (
     as_list,
     as_object,
     floor_int,
+    get_id,
     get_int,
     get_str,
+    non_negative,
     opt_int,
+    opt_non_negative,
     opt_str,
     to_decimal,
 )
@@ -210,7 +213,7 @@ def _check_errno(provider: str, body: Any) -> Mapping[str, Any]:
 
 
 def _parse_create(body: Mapping[str, Any]) -> tuple[str, int | None]:  # (serial, cost)
-    return get_str(body, "serial"), opt_int(body, "amount")
+    return get_id(body, "serial"), opt_non_negative(opt_int(body, "amount"), "amount")
 
 
 def _parse_order(body: Mapping[str, Any]) -> ItrxOrder:
@@ -224,7 +227,7 @@ def _parse_order(body: Mapping[str, Any]) -> ItrxOrder:
         status=get_int(body, "status"),
         energy=get_int(body, "energy_amount"),
         delegated=0 if pay is None else floor_int(to_decimal(pay, "pay_amount")),
-        amount_sun=opt_int(body, "amount"),
+        amount_sun=opt_non_negative(opt_int(body, "amount"), "amount"),
         refund_sun=opt_int(body, "refund_amount") or 0,
         txids=txids,
     )
@@ -260,7 +263,7 @@ def _order_status(order: ItrxOrder, raw: Mapping[str, Any]) -> OrderStatus:
 
 def _parse_price(body: Mapping[str, Any]) -> int:
     """`total_price` in sun; the examples show it includes the small-order `addition`."""
-    return get_int(body, "total_price")
+    return non_negative(get_int(body, "total_price"), "total_price")
 
 
 def _parse_index(body: Mapping[str, Any]) -> ItrxAccount:

@@ -56,7 +56,17 @@ from providers.http import (
     make_client,
     protocol_error,
 )
-from providers.wire import PayloadError, as_object, get_int, get_object, get_str, opt_int, opt_str
+from providers.wire import (
+    PayloadError,
+    as_object,
+    get_id,
+    get_int,
+    get_object,
+    non_negative,
+    opt_int,
+    opt_non_negative,
+    opt_str,
+)
 
 DEFAULT_BASE_URL = "https://api.mefree.net"
 HOUR, DAY = 3600, 86400
@@ -191,11 +201,11 @@ def _map_http_error(provider: str, status: int, body: Any) -> ProviderError | No
 
 def _parse_order(data: Mapping[str, Any]) -> MefreeOrder:
     return MefreeOrder(
-        pay_hash=get_str(data, "pay_hash"),
+        pay_hash=get_id(data, "pay_hash"),
         status=opt_str(data, "status"),
         confirm_status=opt_str(data, "confirm_status"),
-        energy=opt_int(data, "energy_quantity"),
-        amount_sun=opt_int(data, "amount_sun"),
+        energy=opt_non_negative(opt_int(data, "energy_quantity"), "energy_quantity"),
+        amount_sun=opt_non_negative(opt_int(data, "amount_sun"), "amount_sun"),
         delegate_hash=opt_str(data, "delegate_hash") or None,
         client_order_id=opt_str(data, "client_order_id"),
     )
@@ -242,7 +252,7 @@ def _quote_total(config: MefreeConfig, energy: int, duration: int) -> int:
         unit, days = config.multi_day_price_sun, period
     if unit is None:
         raise PayloadError(f"no price for period {period} in /api/config")
-    return unit * energy * days
+    return non_negative(unit, f"price of period {period}") * energy * days
 
 
 # --------------------------------------------------------------------------- adapter

@@ -66,9 +66,11 @@ from providers.wire import (
     as_list,
     as_object,
     floor_int,
+    get_id,
     get_int,
-    get_str,
+    non_negative,
     opt_int,
+    opt_non_negative,
     opt_str,
 )
 
@@ -209,11 +211,11 @@ def _build_estimate_body(request: QuoteRequest, unit_price: str | int = "MEDIUM"
 
 def _parse_estimate(data: Any) -> int:
     """`estimateTrx` is in sun despite its name [C]."""
-    return get_int(as_object(data, "data"), "estimateTrx", text=True)
+    return non_negative(get_int(as_object(data, "data"), "estimateTrx", text=True), "estimateTrx")
 
 
 def _parse_create(data: Any) -> str:
-    return get_str(as_object(data, "data"), "orderId")
+    return get_id(as_object(data, "data"), "orderId")
 
 
 def _order_state(percent: int, list_status: str | None) -> OrderState:
@@ -228,16 +230,16 @@ def _parse_order(data: Any) -> OrderStatus:
     obj = as_object(data, "data")
     percent = get_int(obj, "fulfilledPercent")
     delegates = [as_object(d, "delegate") for d in as_list(obj.get("delegates") or [], "delegates")]
-    delegated = sum(get_int(d, "amount", text=True) for d in delegates)
+    delegated = sum(non_negative(get_int(d, "amount", text=True), "amount") for d in delegates)
     txids = tuple(t for d in delegates if (t := opt_str(d, "txid")))
     state = _order_state(percent, opt_str(obj, "status"))
     if state is OrderState.DELEGATED and not delegates:
-        delegated = get_int(obj, "resourceAmount")
+        delegated = non_negative(get_int(obj, "resourceAmount"), "resourceAmount")
     return OrderStatus(
         state=state,
         delegated_energy=delegated,
         txids=txids,
-        cost_sun=opt_int(obj, "payoutAmount", text=True),
+        cost_sun=opt_non_negative(opt_int(obj, "payoutAmount", text=True), "payoutAmount"),
         raw=dict(obj),
     )
 

@@ -50,6 +50,34 @@ def get_str(data: Mapping[str, Any], key: str) -> str:
     return value
 
 
+MAX_ID_LENGTH = 200
+
+
+def get_id(data: Mapping[str, Any], key: str) -> str:
+    """A vendor's order id: a non-blank string of at most `MAX_ID_LENGTH` characters.
+
+    A receipt without a usable id could never be looked up again, so an answer carrying an
+    empty one is as unreadable as an answer without it.
+    """
+    value = get_str(data, key)
+    if not value.strip():
+        raise PayloadError(f"field {key!r} is empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise PayloadError(f"field {key!r} is longer than {MAX_ID_LENGTH} characters")
+    return value
+
+
+def non_negative(value: int, what: str) -> int:
+    """`value` when >= 0: amounts, prices and costs a vendor reports are never negative."""
+    if value < 0:
+        raise PayloadError(f"field {what!r} is negative")
+    return value
+
+
+def opt_non_negative(value: int | None, what: str) -> int | None:
+    return None if value is None else non_negative(value, what)
+
+
 def opt_str(data: Mapping[str, Any], key: str) -> str | None:
     value = data.get(key)
     if value is None:
