@@ -3,8 +3,9 @@
 After each pass `Alerter.observe_pass` works out which alert conditions hold:
 
 - `budget`: a policy's budget stops a purchase (reason `Budget`);
-- `providers`: every candidate provider failed for an address (an action `failed`, or no
-  provider could serve: reason `NoProvider`);
+- `providers`: every configured provider is failing: the last purchase attempt at each
+  of them failed (definitely or ambiguously) and none has succeeded since; one alert for
+  the whole outage, not one per address;
 - `below`: an address below its threshold for longer than `below_for` seconds;
 - `order`: an order unresolved past its deadline (tracking flags it);
 - `balance`: a provider's balance below `balance_floor_sun` (read every
@@ -101,6 +102,7 @@ class Alerter:
         self.sent: list[Alert] = []
         self._below_since: dict[str, float] = {}
         self._balance_alerts: dict[tuple[str, str], Alert] = {}
+        self._failing: dict[str, str] = {}  # provider -> why its last purchase failed
         self._queue: asyncio.Queue[Alert] = asyncio.Queue()
         self._client = httpx.AsyncClient(timeout=self.settings.timeout, transport=transport)
 
@@ -119,8 +121,6 @@ class Alerter:
             reason = str(entry.reason)
             if reason == "Budget":
                 add("budget", entry.policy, f"policy {entry.policy}: budget exhausted")
-            elif reason == "NoProvider":
-                add("providers", entry.address, f"{entry.address}: no provider can serve it")
             below = entry.available is not None and entry.available < entry.threshold
             if below:
                 since = self._below_since.setdefault(entry.address, now)
@@ -131,9 +131,16 @@ class Alerter:
             else:
                 self._below_since.pop(entry.address, None)
         for outcome in result.outcomes:
-            if str(outcome.kind) == "failed":
-                add("providers", outcome.address,
-                    f"{outcome.address}: every provider failed ({outcome.reason})")  # fmt: skip
+            for attempt in outcome.attempts:
+                if attempt.result == "accepted":
+                    self._failing.pop(attempt.provider, None)
+                elif attempt.result in ("failed", "ambiguous"):
+                    self._failing[attempt.provider] = attempt.detail
+        configured = self._configured()
+        if configured and configured <= set(self._failing):
+            add("providers", "all",
+                "every provider is failing: " + "; ".join(
+                    f"{name}: {self._failing[name]}" for name in sorted(configured)))  # fmt: skip
         for tracked in result.tracked:
             if tracked.alert:
                 add("order", tracked.client_order_id,
@@ -141,6 +148,10 @@ class Alerter:
                     f"{tracked.detail}")  # fmt: skip
         found.update(self._balance_alerts)
         self._episodes(found)
+
+    def _configured(self) -> set[str]:
+        reconciler = self.controller.reconciler
+        return set(reconciler.providers) if reconciler is not None else set()
 
     def _episodes(self, found: dict[tuple[str, str], Alert]) -> None:
         for key, alert in found.items():
@@ -159,8 +170,11 @@ class Alerter:
         for name in list(reconciler.providers):
             try:
                 balance = await reconciler.providers[name].balance()
-            except Exception as exc:  # unknown: no alert either way
+            except Exception as exc:  # unknown: the episode (or its absence) goes on
                 log.debug("balance unknown", extra={"provider": name, "error": str(exc)})
+                kept = self._balance_alerts.get(("balance", name))
+                if kept is not None:
+                    alerts[kept.key] = kept
                 continue
             if balance < floor:
                 alert = Alert("balance", name, f"provider {name}: balance {balance} sun < {floor}")
