@@ -265,6 +265,19 @@ def plan(
     "provider, and is left alone. 0 when no other energyctl uses this store (restarting "
     "after a crash).",
 )
+@click.option(
+    "--server",
+    metavar="URL",
+    help="Hand the validated policy set to the sidecar at URL (POST /v1/policies) instead "
+    "of applying it here; prints the sidecar's answer.",
+)
+@click.option(
+    "--token-env",
+    default="ENERGYCTL_API_TOKEN",
+    show_default=True,
+    metavar="NAME",
+    help="With --server: the environment variable holding the sidecar's API token.",
+)
 def apply(
     paths: tuple[Path, ...],
     output: str,
@@ -273,6 +286,8 @@ def apply(
     yes: bool,
     wait: float,
     intent_grace: float,
+    server: str | None,
+    token_env: str,
 ) -> None:
     """Plan, then buy: open orders are followed first, then the plan is shown and, once
     confirmed, carried out. Prints what was bought, from whom, at what cost, and what was
@@ -281,7 +296,14 @@ def apply(
     Confirmation is asked on a terminal unless --yes; without a terminal, --yes is
     required. Exit codes: 0 every purchase placed (or nothing to do), 2 some purchases
     held or failed, 1 error (including a refused confirmation).
+
+    With --server URL the set is validated here (secrets may stay unresolved: the sidecar
+    resolves them) and handed to a running sidecar, which validates it again and puts it
+    in force between passes; exit 0 when it accepted the set, 1 otherwise.
     """
+    if server is not None:
+        _push(paths, server, token_env, output)
+        return
     from engine.applying import OutcomeKind
     from engine.rendering import outcomes_text, plan_table, tracked_text
     from engine.session import Session
@@ -335,6 +357,38 @@ def apply(
         for note in result["notes"]:
             click.echo(f"note: {note}", err=True)
     sys.exit(0 if all(o.kind is OutcomeKind.BOUGHT for o in outcomes) else 2)
+
+
+def _push(paths: tuple[Path, ...], server: str, token_env: str, output: str) -> None:
+    """`apply --server`: validate, send to the sidecar, print its answer, exit."""
+    import os
+
+    from pydantic import SecretStr
+
+    from engine.pushing import PushError, policy_files, push_policies
+
+    _load_or_exit(paths, secrets=False)
+    token = os.environ.get(token_env)
+    if not token:
+        click.echo(f"warning: {token_env} is not set: sending no token", err=True)
+    try:
+        status, answer = push_policies(
+            server, policy_files(paths), SecretStr(token) if token else None
+        )
+    except PushError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if output == "json":
+        click.echo(json.dumps({"status": status, "answer": answer}, indent=2))
+    elif status == 200 and isinstance(answer, dict):
+        click.echo(f"applied by the sidecar: revision {answer.get('revision')}")
+    else:
+        click.echo(f"the sidecar refused the policy set (HTTP {status}):", err=True)
+        message = answer.get("error") if isinstance(answer, dict) else answer
+        click.echo(f"  {message}", err=True)
+        for line in answer.get("errors", []) if isinstance(answer, dict) else []:
+            click.echo(f"  {line}", err=True)
+    sys.exit(0 if status == 200 else 1)
 
 
 async def _follow(session: Any, outcomes: list[Any], wait: float) -> list[Any]:
@@ -631,7 +685,8 @@ def sandbox(
     show_live = sys.stdout.isatty() if live is None else live
     click.echo(
         f"sandbox: speed {speed:g}x, policies in {run.directory}, node at "
-        f"{run.world.url('node')}" + ("" if duration is None else f", for {duration} s"),
+        f"{run.world.url('node')}, API at {run.api_url}"
+        + ("" if duration is None else f", for {duration} s"),
         err=show_live,
     )
 
@@ -649,9 +704,12 @@ def sandbox(
 
     try:
         state = asyncio.run(main_task())
+    except SandboxError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     finally:
         run.stop()
-    for line in summary_lines(state):
+    for line in summary_lines(state, run.api_url):
         click.echo(line)
     sys.exit(0 if state.delivered else 2)
 
