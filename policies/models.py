@@ -230,7 +230,8 @@ class NodeSettings(Model):
         description="Full-node HTTP API base URL (http or https).",
     )
     api_key: SecretRef | None = Field(
-        default=None, description="TronGrid API key (sent only to trongrid hosts)."
+        default=None,
+        description="Node API key (TronGrid), sent as the TRON-PRO-API-KEY header to `url`.",
     )
 
     @field_validator("url")
