@@ -505,8 +505,10 @@ def orders(
 
     async def run() -> list[Any]:
         from engine.clock import SystemClock
+        from engine.session import store_password
 
-        store = await open_store(store_url or policy_set.settings.store.url, SystemClock())
+        url = store_url or policy_set.settings.store.url
+        store = await open_store(url, SystemClock(), password=store_password(policy_set, url))
         async with store:
             return await store.orders(selection)
 

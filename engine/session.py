@@ -2,9 +2,10 @@
 
 `Session(policy_set, ...)` opens, as an async context manager, everything a pass needs and
 closes it all on exit: the store (`EngineConfig` `store.url`, or the `store_url`
-override), the `ChainReader` (`node.url` and its API key, or `node_url`), and a
-`ProviderPool` of adapters. `session.reconciler` is the `Reconciler` over them. The CLI's
-`plan`, `apply`, `status` and `orders` and the sidecar all start here.
+override; a PostgreSQL store gets `store.password`), the `ChainReader` (`node.url` and
+its API key, or `node_url`), and a `ProviderPool` of adapters. `session.reconciler` is
+the `Reconciler` over them. The CLI's `plan`, `apply`, `status` and `orders` and the
+sidecar all start here.
 
 Neighbours: `engine/reconciling.py`, `engine/providing.py`, `engine/store/`,
 `engine/chain.py`.
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from types import TracebackType
 
 import httpx
+from pydantic import SecretStr
 
 from engine.chain import ChainReader
 from engine.clock import Clock, SystemClock
@@ -24,6 +26,14 @@ from engine.reconciling import Reconciler
 from engine.store import Store, open_store
 from engine.tracking import TrackingSettings
 from policies.policyset import PolicySet
+
+
+def store_password(policy_set: PolicySet, url: str) -> SecretStr | None:
+    """The store settings' password, for a PostgreSQL `url` (SQLite takes none)."""
+    ref = policy_set.settings.store.password
+    if ref is None or not ref.resolved or not url.lower().startswith(("postgresql:", "postgres:")):
+        return None
+    return ref.get()
 
 
 class Session:
@@ -56,7 +66,9 @@ class Session:
 
     async def __aenter__(self) -> Session:
         try:
-            self._store = await open_store(self.store_url, self.clock)
+            self._store = await open_store(
+                self.store_url, self.clock, password=store_password(self.policy_set, self.store_url)
+            )
             api_key = self.policy_set.settings.node.api_key
             self._reader = ChainReader(
                 self.node_url,

@@ -1,0 +1,67 @@
+"""Session wiring: the store settings' password reaches a PostgreSQL store, never SQLite.
+
+`open_store` is replaced by a recorder (no database is opened); the policy set is the
+sandbox's, with its store URL and a password reference set per case.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import session as session_module
+from engine.clock import VirtualClock
+from engine.reloading import PolicySource
+from engine.session import Session, store_password
+from sandbox import demo
+from sandbox.world import World
+
+PORTS = {"node": 1, **{vendor: 2 + n for n, vendor in enumerate(demo.VENDORS)}}
+
+
+def _policy_set(tmp_path: Path, url: str, password: bool) -> Any:
+    World(ports=PORTS).write_policies(tmp_path, store_url=url)
+    if password:
+        with (tmp_path / "engine.yaml").open("a") as f:
+            f.write("    password: {fromEnv: UNIT_DB_PASSWORD}\n")
+    env = {**demo.env_values(), "UNIT_DB_PASSWORD": "s3cret-db"}
+    loaded = PolicySource([tmp_path], env=env).load()
+    assert loaded.policy_set is not None, loaded.errors
+    return loaded.policy_set
+
+
+class _Opened(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("url", "password", "expected"),
+    [
+        ("postgresql://energyctl@db.test:5432/energy?schema=e", True, "s3cret-db"),
+        ("postgresql://energyctl@db.test:5432/energy", False, None),
+    ],
+)
+async def test_the_store_password_reaches_open_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, password: bool, expected: Any
+) -> None:
+    seen: list[Any] = []
+
+    async def recorder(given: str, clock: Any, *, password: Any = None) -> Any:
+        seen.append((given, None if password is None else password.get_secret_value()))
+        raise _Opened
+
+    monkeypatch.setattr(session_module, "open_store", recorder)
+    policy_set = _policy_set(tmp_path, url, password)
+    with pytest.raises(_Opened):
+        async with Session(policy_set, clock=VirtualClock()):
+            pass
+    assert seen == [(url, expected)]
+
+
+def test_an_sqlite_override_gets_no_password(tmp_path: Path) -> None:
+    policy_set = _policy_set(tmp_path, "postgresql://energyctl@db.test/energy", True)
+    assert store_password(policy_set, "sqlite:///x.db") is None
+    secret = store_password(policy_set, "postgresql://energyctl@db.test/energy")
+    assert secret is not None and "s3cret" not in repr(secret)
