@@ -9,9 +9,11 @@ the same addresses the world creates:
 - sandbox credentials are the vendor emulators' documented defaults (docs/sandbox-providers.md)
   and reach the policies through `{fromEnv: SANDBOX_...}` references (`ENV`, `env_values()`);
 - `render_policy_files(urls, store_url)` writes the Provider documents (baseUrl at the
-  emulators), an EngineConfig (node URL, store) and the demo EnergyPolicies: 20 addresses in
-  four policies, each listing all four vendors in a different order. `examples/sandbox/` is
-  this output for the default ports (`DEFAULT_PORTS`); a test keeps the two equal.
+  emulators), an EngineConfig (node URL, store) and the demo
+  EnergyPolicies: 20 addresses in four policies, each listing all four vendors in a
+  different order. `examples/sandbox/` is this output for the default ports
+  (`DEFAULT_PORTS`) and `DEMO_POLICIES`; a test keeps the two equal. `World.write_policies`
+  writes `TEST_POLICIES` (small top-ups the engine's end-to-end tests count on).
 
 Neighbours: `sandbox/world.py` creates these accounts and writes these files.
 """
@@ -34,6 +36,7 @@ DEFAULT_PORTS: Mapping[str, int] = {
     "tronsave": 18094,
 }
 DEFAULT_STORE_URL = "sqlite:///energyctl-sandbox.db"
+API_PORT = 18095  # the engine's HTTP API (the sidecar's), as `energyctl sandbox` serves it
 BASE_PATHS: Mapping[str, str] = {"eopen": "/api"}  # eopen's API lives under /api
 
 #: spec key -> sandbox credential value, per vendor (the emulators' defaults)
@@ -122,7 +125,31 @@ spec:
 """
 
 #: (name, comment, first address, count, threshold, topUp, providers, maxPrice, budget)
-DEMO_POLICIES: tuple[tuple[str, str, int, int, str, str, str, str, str], ...] = (
+#: Sized for the sandbox's default workload (`payments`: ~30 transfers per address per
+#: day, ~2.3M energy) at the emulators' prices: rentals of a day or more (an address's
+#: used energy takes 24 h to recover, so a rental supports about its size per day) and
+#: daily budgets above a first day's purchases. docs/sandbox.md has the figures.
+PolicyRow = tuple[str, str, int, int, str, str, str, str, str]
+DEMO_POLICIES: tuple[PolicyRow, ...] = (
+    ("payouts", "hot wallets paying out USDT all day: cheapest market first",
+     0, 6, "150k", "{amount: 1M, duration: 3d}",
+     "[tronsave, eopen, itrx, mefree]", "300 sun/energy", "{perDay: 5000 TRX}"),
+    ("deposit-sweep", "deposit addresses swept all day: three-day rentals",
+     6, 6, "150k", "{amount: 1M, duration: 3d}",
+     "[eopen, mefree, tronsave, itrx]", "300 sun/energy", "{perDay: 8000 TRX}"),
+    ("treasury", "treasury wallets sending batches: topped up to a level",
+     12, 4, "200k", "{target: 2M, duration: 3d}",
+     "[itrx, mefree, tronsave, eopen]", "300 sun/energy",
+     "{perDay: 6000 TRX, perMonth: 100000 TRX}"),
+    ("settlement", "settlement wallets: three-day rentals",
+     16, 4, "150k", "{amount: 1M, duration: 3d}",
+     "[mefree, itrx, tronsave, eopen]", "300 sun/energy", "{perDay: 6000 TRX}"),
+)  # fmt: skip
+
+
+#: Small top-ups (131k for 1 h, ...) that the engine's end-to-end tests are written
+#: against: what `World.write_policies` writes (through `render_policy_files`'s default).
+TEST_POLICIES: tuple[PolicyRow, ...] = (
     ("payouts", "hot wallets paying out USDT all day: cheapest market first",
      0, 6, "65k", "{amount: 131k, duration: 1h}",
      "[tronsave, eopen, itrx, mefree]", "100 sun/energy", "{perDay: 1000 TRX}"),
@@ -139,7 +166,7 @@ DEMO_POLICIES: tuple[tuple[str, str, int, int, str, str, str, str, str], ...] = 
 )  # fmt: skip
 
 
-def _policy(row: tuple[str, str, int, int, str, str, str, str, str]) -> str:
+def _policy(row: PolicyRow) -> str:
     name, comment, first, count, threshold, top_up, providers, max_price, budget = row
     addresses = "".join(f"    - {watched_address(n)}\n" for n in range(first, first + count))
     return (
@@ -150,10 +177,14 @@ def _policy(row: tuple[str, str, int, int, str, str, str, str, str]) -> str:
     )
 
 
-def render_policy_files(urls: Mapping[str, str], store_url: str) -> dict[str, str]:
+def render_policy_files(
+    urls: Mapping[str, str], store_url: str, policies: tuple[PolicyRow, ...] | None = None
+) -> dict[str, str]:
     """File name -> YAML text: `providers.yaml`, `engine.yaml`, `policies.yaml`.
 
-    `urls` maps "node" and each vendor to its base URL (eopen's includes `/api`).
+    `urls` maps "node" and each vendor to its base URL (eopen's includes `/api`);
+    `policies`: `DEMO_POLICIES` (examples/sandbox, `energyctl sandbox`) or, by default,
+    `TEST_POLICIES`.
     """
     providers = _HEADER.format(what="one Provider per vendor emulator")
     for vendor in VENDORS:
@@ -163,6 +194,7 @@ def render_policy_files(urls: Mapping[str, str], store_url: str) -> dict[str, st
         providers += _PROVIDER.format(vendor=vendor, url=urls[vendor], secrets=secrets)
     engine = _HEADER.format(what="the emulated node and a local store")
     engine += _ENGINE.format(node=urls["node"], store=store_url)
-    policies = _HEADER.format(what=f"{WATCHED} watched addresses in four policies")
-    policies += "".join(_policy(row) for row in DEMO_POLICIES)
-    return {"providers.yaml": providers, "engine.yaml": engine, "policies.yaml": policies}
+    rows = TEST_POLICIES if policies is None else policies
+    text = _HEADER.format(what=f"{WATCHED} watched addresses in four policies")
+    text += "".join(_policy(row) for row in rows)
+    return {"providers.yaml": providers, "engine.yaml": engine, "policies.yaml": text}

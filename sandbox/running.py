@@ -1,18 +1,24 @@
 """`energyctl sandbox`: the served World, a workload spending energy, and the engine's passes.
 
 `SandboxRun(options)` builds a `World` on a `ScaledClock` (`speed` emulated seconds per
-real second), serves it on loopback, writes its policy files (the same documents as
+real second), serves it on loopback, binds a loopback port for the engine's HTTP API
+(`demo.API_PORT` with fixed ports), writes its policy files (the same documents as
 `examples/sandbox/`, pointed at the served ports) into a directory with a fresh SQLite
-store, and loads them with the sandbox credentials. `await run.run(stop)` then loops until
-`duration` real seconds have passed or `stop` is set:
+store, and loads them with the sandbox credentials. `await run.run(stop)` then runs
+until `duration` real seconds have passed or `stop` is set:
 
+- the engine is the sidecar's: `engine.controller.Controller` (passes, tracking, wake-ups,
+  policy reload) on the sandbox's ScaledClock, with its HTTP API
+  (`engine.service.create_app`: `/healthz`, `/readyz`, `/metrics`, `/v1/status`,
+  `/v1/orders`, ...) served on `run.api_url`. `energyctl run` (`engine/sidecar.py`) does
+  the same on the system clock; its entry point takes no clock, so the sandbox assembles
+  the same public parts itself. The engine talks HTTP to the node and the four vendor
+  emulators as it would to the real ones;
 - the workload (`sandbox/workload.py`, the `payments` profile by default) makes the
   transfers that are due on the emulated chain, burning TRX where energy is short;
-- every observation interval of emulated time, one `Reconciler.reconcile_once(apply=True)`
-  through an `engine.session.Session`: the engine talks HTTP to the node and the four
-  vendor emulators like it would to the real ones;
-- after each pass `on_pass(state)` receives a `SandboxState` (energy per address against
-  its threshold, orders, spend per provider, transfers and burns) for the live view.
+- after each pass of the engine `on_pass(state)` receives a `SandboxState` (energy per
+  address against its threshold, orders, spend per provider, transfers and burns) for the
+  live view.
 
 Every watched address starts with no energy (drained), so the first pass tops them all up.
 Neighbours: `sandbox/world.py`, `sandbox/workload.py`, `sandbox/live.py` (terminal view),
@@ -23,15 +29,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+
 from engine.clock import ScaledClock
+from engine.controller import Controller, ControllerError, ControllerSettings
+from engine.metrics import Metrics
 from engine.reconciling import PassResult
+from engine.reloading import PolicySource
+from engine.service import create_app
 from engine.session import Session
 from engine.store import OrderFilter, OrderRecord
 from engine.validating import ENGINE_CHECKS
@@ -56,8 +69,7 @@ class SandboxOptions:
     workload: Workload | None = None  # default: the `payments` profile over the demo addresses
     seed: int = 0
     directory: Path | None = None  # policy files and store; default: a temporary directory
-    fixed_ports: bool = False  # demo.DEFAULT_PORTS (as examples/sandbox/) instead of free ones
-    interval: float | None = None  # emulated seconds between passes; default: the policies'
+    fixed_ports: bool = False  # demo.DEFAULT_PORTS and API_PORT (as examples/sandbox/)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +115,14 @@ def load_sandbox_policies(directory: Path, env: dict[str, str]) -> PolicySet:
     return result.policy_set
 
 
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers (the sandbox's command owns Ctrl-C)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
 class SandboxRun:
     """One `energyctl sandbox` session; see the module docstring."""
 
@@ -112,24 +132,39 @@ class SandboxRun:
         ports = demo.DEFAULT_PORTS if options.fixed_ports else None
         self.world = World(clock=self.clock, ports=ports, watched_trx=10_000)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._socket: socket.socket | None = None
         self.policy_set: PolicySet | None = None
+        self.api_url = ""
 
     def start(self) -> SandboxRun:
-        """Serve the world and write and load the policy files (SandboxError if it cannot)."""
+        """Serve the world, bind the API's port, write and load the policy files
+        (SandboxError if it cannot)."""
         try:
             self.world.start()
+            self._socket = _bind(demo.API_PORT if self.options.fixed_ports else 0)
         except OSError as exc:
-            raise SandboxError(f"cannot serve the sandbox world on loopback: {exc}") from exc
+            self.stop()
+            raise SandboxError(f"cannot serve the sandbox on loopback: {exc}") from exc
+        host, port = self._socket.getsockname()[:2]
+        self.api_url = f"http://{host}:{port}"
         directory = self.options.directory
         if directory is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="energyctl-sandbox-")
             directory = Path(self._tmp.name)
-        self.directory = self.world.write_policies(directory)
-        self.policy_set = load_sandbox_policies(self.directory, self.world.env())
+        directory.mkdir(parents=True, exist_ok=True)
+        store = f"sqlite:///{(directory / 'energyctl.db').resolve()}"
+        files = demo.render_policy_files(self.world.urls(), store, demo.DEMO_POLICIES)
+        for name, text in files.items():
+            (directory / name).write_text(text)
+        self.directory = directory
+        self.policy_set = load_sandbox_policies(directory, self.world.env())
         return self
 
     def stop(self) -> None:
         self.world.stop()
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -140,47 +175,86 @@ class SandboxRun:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _controller(self) -> Controller:
+        clock = self.clock
+
+        def session(policy_set: PolicySet) -> Session:
+            return Session(policy_set, clock=clock, applied_by="energyctl sandbox")
+
+        return Controller(
+            PolicySource([self.directory], env=self.world.env()),
+            clock=clock,
+            settings=ControllerSettings(stop_grace=5.0),
+            session_factory=session,
+        )
+
     async def run(
         self,
         stop: asyncio.Event | None = None,
         on_pass: Callable[[SandboxState], None] | None = None,
     ) -> SandboxState:
-        """Workload and passes until `duration` (real seconds) or `stop`; the final state."""
-        policy_set = self.policy_set
-        if policy_set is None:
+        """Engine, API and workload until `duration` (real seconds) or `stop`; the final
+        state."""
+        if self.policy_set is None or self._socket is None:
             raise RuntimeError("start() the sandbox first")
         stop = stop or asyncio.Event()
-        clock, chain = self.clock, self.world.chain
+        clock = self.clock
+        controller = self._controller()
+        try:
+            await controller.start()
+        except ControllerError as exc:
+            raise SandboxError(f"the engine cannot start: {exc}") from exc
+        metrics = Metrics()
+        controller.observers.append(metrics.observe_pass)
+        config = uvicorn.Config(
+            create_app(controller, metrics), lifespan="off", access_log=False, log_config=None
+        )
+        server = _Server(config)
+        server_task = asyncio.create_task(server.serve(sockets=[self._socket]))
+        engine_task = asyncio.create_task(controller.run())
         workload = self.options.workload or profile(
             "payments", self.world.watched, days=30, seed=self.options.seed
         )
-        spender = Spender(chain, workload, start=clock.now(), seed=self.options.seed)
-        interval = self.options.interval or float(policy_set.settings.observation.interval)
+        spender = Spender(self.world.chain, workload, start=clock.now(), seed=self.options.seed)
         state = SandboxState(started_at=clock.now(), now=clock.now())
-        deadline = None if self.options.duration is None else time.monotonic()
-        if deadline is not None and self.options.duration is not None:
-            deadline += self.options.duration
-        async with Session(policy_set, clock=clock, applied_by="energyctl sandbox") as session:
-            next_pass = clock.now()
+        deadline = None
+        if self.options.duration is not None:
+            deadline = time.monotonic() + self.options.duration
+        seen = 0
+        try:
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                if engine_task.done():
+                    state.errors.append("the engine stopped")
+                    break
                 state.transfers += spender.run_until(clock.now())
-                if clock.now() >= next_pass:
-                    next_pass = clock.now() + interval
-                    try:
-                        state.last_pass = await session.reconciler.reconcile_once(apply=True)
-                    except Exception as exc:
-                        state.errors.append(f"{type(exc).__name__}: {exc}")
-                    state.passes += 1
-                    await self._refresh(state, session, policy_set)
+                if controller.passes != seen:
+                    seen = controller.passes
+                    await self._refresh(state, controller)
                     if on_pass is not None:
                         on_pass(state)
-                wait = min(next_pass, spender.next_at() or next_pass) - clock.now()
-                await _wait(stop, max(0.0, min(wait, interval)) / clock.speed, deadline)
-            await self._refresh(state, session, policy_set)
+                due = spender.next_at()
+                wait = 1.0 if due is None else min(1.0, max(0.0, due - clock.now()))
+                await _wait(stop, wait / clock.speed, deadline)
+            await self._refresh(state, controller)
+        finally:
+            await controller.stop()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(engine_task, timeout=10.0)
+            server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await server_task
         return state
 
-    async def _refresh(self, state: SandboxState, session: Session, ps: PolicySet) -> None:
+    async def _refresh(self, state: SandboxState, controller: Controller) -> None:
+        ps, session = controller.policy_set, controller.session
         state.now = self.clock.now()
+        state.passes = controller.passes
+        state.last_pass = controller.last_pass
+        error = controller.last_pass_error
+        if error is not None and (not state.errors or state.errors[-1] != error):
+            state.errors.append(error)
+        if ps is None or session is None:
+            return
         state.addresses = [
             AddressState(
                 address,
@@ -195,6 +269,17 @@ class SandboxRun:
         state.providers = provider_totals(state.orders)
 
 
+def _bind(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((demo.HOST, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 async def _wait(stop: asyncio.Event, seconds: float, deadline: float | None) -> None:
     if deadline is not None:
         seconds = min(seconds, max(0.0, deadline - time.monotonic()))
@@ -202,13 +287,13 @@ async def _wait(stop: asyncio.Event, seconds: float, deadline: float | None) -> 
         await asyncio.wait_for(stop.wait(), timeout=max(0.001, seconds))
 
 
-def summary_lines(state: SandboxState) -> list[str]:
+def summary_lines(state: SandboxState, api_url: str = "") -> list[str]:
     """The plain-text summary printed when the sandbox stops."""
     minutes = (state.now - state.started_at) / 60.0
     burns = state.burns
     lines = [
         f"sandbox: {minutes:.1f} emulated minutes, {state.passes} passes, "
-        f"{len(state.addresses)} addresses",
+        f"{len(state.addresses)} addresses" + (f", API at {api_url}" if api_url else ""),
         f"orders: {len(state.orders)} placed, {state.delivered} delivered on the emulated chain, "
         f"{sum(o.is_open for o in state.orders)} open",
     ]

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.chain import ChainReader
 from engine.clock import VirtualClock
 from engine.providing import ProviderPool
 from engine.reconciling import Reconciler
@@ -41,6 +40,7 @@ from providers.base import ProviderError, QuoteRequest
 from providers.http import NO_WAIT
 from sandbox import demo
 from sandbox.reporting import Floor, build_report, order_cost
+from sandbox.state_reader import StateReader
 from sandbox.tron_node.accounts import to_hex
 from sandbox.workload import DAY, Spender, TransferRecord, load_workload
 from sandbox.world import World
@@ -179,9 +179,7 @@ async def simulate(
     transports = {n: world.transport(d.spec.type) for n, d in policy_set.providers.items()}
     with tempfile.TemporaryDirectory(prefix="energyctl-simulate-") as tmp:
         store = await open_store(f"sqlite:///{Path(tmp) / 'simulate.db'}", clock)
-        reader = ChainReader(
-            "http://node.sandbox", api_key=None, clock=clock, transport=world.node_transport()
-        )
+        reader = StateReader(world.chain, clock)
         pool = ProviderPool(policy_set, clock=clock, transports=transports, retry=NO_WAIT)
         try:
             await pool.open()

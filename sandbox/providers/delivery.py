@@ -13,6 +13,10 @@ market) a delivery first asks the delegator's `ChainView` what it can delegate: 
 until the whole order fits. Faults (`faults.py`) fixed at acceptance: delay, no delivery,
 fraction delivered.
 
+`tick` only walks the deliveries still in progress (something scheduled or a delegation
+not yet reclaimed): a finished delivery can never change again, so a week of emulated
+orders costs each tick no more than the orders still open.
+
 Neighbours: `base.py` (Delegator, ChainView), `emulating.py` (calls `tick` on each request
 and from its background loop). Construct: `DeliveryBook(delegator, delay=3.0)`.
 """
@@ -85,6 +89,11 @@ class Delivery:
         return self.delegations[0].delegated_at if self.delegations else None
 
     @property
+    def finished(self) -> bool:
+        """Nothing scheduled and nothing left to reclaim: the delivery cannot change again."""
+        return self.due_at is None and not self.active
+
+    @property
     def state(self) -> DeliveryState:
         if not self.delegations:
             failed = self.error is not None and self.due_at is None
@@ -111,7 +120,8 @@ class DeliveryBook:
         self.delay = delay
         self.retry_delay = retry_delay
         self.max_attempts = max_attempts
-        self.deliveries: list[Delivery] = []
+        self.deliveries: list[Delivery] = []  # every delivery, in acceptance order
+        self._open: list[Delivery] = []  # those not finished, in acceptance order
 
     def schedule(
         self,
@@ -137,16 +147,19 @@ class DeliveryBook:
             partial_fill=partial_fill,
         )
         self.deliveries.append(delivery)
+        if not delivery.finished:
+            self._open.append(delivery)
         return delivery
 
     def tick(self, now: float) -> list[Delivery]:
-        """Advance every delivery to `now`; returns those whose state changed."""
+        """Advance every unfinished delivery to `now`; returns those whose state changed."""
         changed: list[Delivery] = []
-        for delivery in self.deliveries:
+        for delivery in self._open:
             before = (delivery.state, delivery.delivered)
             self._advance(delivery, now)
             if (delivery.state, delivery.delivered) != before:
                 changed.append(delivery)
+        self._open = [d for d in self._open if not d.finished]
         return changed
 
     def reclaim_early(self, delivery: Delivery, now: float) -> list[str]:

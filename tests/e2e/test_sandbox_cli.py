@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -50,23 +51,57 @@ def test_world_only_prints_one_json_line_and_serves_it() -> None:
 
 
 def test_no_transfer_burns_while_budgets_and_providers_last(tmp_path: Path) -> None:
+    """Acceptance (issue 7): a few emulated minutes of the sandbox, and no transfer burned
+    TRX while the policies had budget and the providers had energy. Each address spends
+    more than its first top-up (18 x 64,285 > 1M), so the engine must buy again in time."""
     import asyncio
 
-    # every address pays a USDT holder every 4 emulated minutes, from minute 2
     senders = [demo.watched_address(n) for n in range(demo.WATCHED)]
     transfers = sorted(
-        (Transfer(120.0 + 240.0 * k + n, sender, False) for k in range(3) for n, sender in
-         enumerate(senders)),
+        (Transfer(120.0 + 30.0 * k + n * 0.5, sender, False) for k in range(18)
+         for n, sender in enumerate(senders)),
         key=lambda t: t.at,
     )  # fmt: skip
     options = SandboxOptions(
-        duration=7.0, speed=120.0, workload=Workload("gentle", tuple(transfers)),
+        duration=8.0, speed=120.0, workload=Workload("gentle", tuple(transfers)),
         directory=tmp_path,
     )  # fmt: skip
     with SandboxRun(options) as run:
         state = asyncio.run(run.run())
-    assert len(state.transfers) == 3 * demo.WATCHED, len(state.transfers)
+    assert len(state.transfers) == 18 * demo.WATCHED, len(state.transfers)
     assert all(r.ok for r in state.transfers)
     assert state.burns == [], [(r.sender, r.burned_sun) for r in state.burns]
-    assert state.delivered > demo.WATCHED  # the first top-ups and some after spending
+    assert state.delivered > demo.WATCHED  # the first top-ups, then more after spending
     assert not state.errors
+
+
+async def test_the_engines_http_api_answers_during_a_run(tmp_path: Path) -> None:
+    """The sandbox's engine is the sidecar's: /healthz and /v1/status answer while it runs."""
+    import asyncio
+
+    options = SandboxOptions(duration=20.0, speed=60.0, directory=tmp_path)
+    with SandboxRun(options) as run:
+        assert run.api_url.startswith("http://127.0.0.1:")
+        stop = asyncio.Event()
+        task = asyncio.create_task(run.run(stop))
+        status: dict[str, Any] = {}
+        async with httpx.AsyncClient(base_url=run.api_url, timeout=5) as client:
+            for _ in range(150):
+                await asyncio.sleep(0.1)
+                try:
+                    health = await client.get("/healthz")
+                    answer = await client.get("/v1/status")
+                except httpx.TransportError:
+                    continue  # not serving yet
+                status = answer.json()
+                if status.get("passes", 0) > 0:
+                    break
+            assert health.status_code == 200 and health.json() == {"status": "ok"}
+            assert answer.status_code == 200, answer.text
+            orders = (await client.get("/v1/orders", params={"limit": 100})).json()
+        stop.set()
+        state = await task
+    assert status["passes"] > 0 and status["lastPassError"] is None
+    assert len(status["addresses"]) == demo.WATCHED
+    assert isinstance(orders, list) and orders  # the first pass bought top-ups
+    assert state.passes >= status["passes"] and not state.errors

@@ -87,3 +87,17 @@ async def test_file_secrets_and_unknown_workloads_are_refused(tmp_path: Path) ->
     (tmp_path / "p.yaml").write_text(POLICY)
     with pytest.raises(SimulationError, match="neither a profile"):
         await simulate([tmp_path / "p.yaml"], "spiky", days=0.01)
+
+
+async def test_an_exhausted_budget_stops_buying_and_transfers_burn(tmp_path: Path) -> None:
+    # room for one 131k order a day (8.515 TRX at eopen's 1 h price; the cap needs 13.1)
+    (tmp_path / "p.yaml").write_text(POLICY.replace("perDay: 1000 TRX", "perDay: 14 TRX"))
+    rows = [f"2026-01-01T{h:02d}:{m:02d}:00Z,{ADDRESS},true" for h in range(3) for m in (5, 35)]
+    (tmp_path / "w.csv").write_text("time,sender,recipient_holds_usdt\n" + "\n".join(rows))
+    result = await simulate([tmp_path / "p.yaml"], str(tmp_path / "w.csv"), days=0.125)
+    report = result.report()
+    charged = [o for o in result.orders if str(o.phase) not in ("failed", "abandoned")]
+    assert len(charged) == 1 and report["spent_sun"] == 131_000 * 65 <= 14 * 1_000_000
+    # the first order covers two transfers; every later one burns
+    assert [r.burned_sun > 0 for r in result.transfers] == [False, False] + [True] * 4
+    assert report["burned_sun"] == sum(r.burned_sun for r in result.transfers)

@@ -63,7 +63,9 @@ async def test_chain_reader_reads_the_world_in_process() -> None:
 
 
 def test_examples_are_the_rendered_demo_files() -> None:
-    rendered = demo.render_policy_files(demo.default_urls(), demo.DEFAULT_STORE_URL)
+    rendered = demo.render_policy_files(
+        demo.default_urls(), demo.DEFAULT_STORE_URL, demo.DEMO_POLICIES
+    )
     on_disk = {p.name: p.read_text() for p in EXAMPLES.glob("*.yaml")}
     assert on_disk == rendered
     result = load(EXAMPLES, env=demo.env_values())
