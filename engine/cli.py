@@ -608,9 +608,9 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> i
 @click.option(
     "--speed",
     type=click.FloatRange(min=0.01),
-    default=60.0,
-    show_default=True,
-    help="Emulated seconds per real second.",
+    default=None,
+    help="Emulated seconds per real second. Default: 60, or 1 with --world-only (your own "
+    "tools sign requests with the real time, which the emulated vendors check).",
 )
 @click.option(
     "--world-only",
@@ -644,7 +644,7 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> i
 )
 def sandbox(
     duration: int | None,
-    speed: float,
+    speed: float | None,
     world_only: bool,
     fixed_ports: bool | None,
     workload: str,
@@ -665,8 +665,9 @@ def sandbox(
     from sandbox.workload import WorkloadError, load_workload
 
     if world_only:
-        _world_only(speed, duration, fixed_ports is not False)
+        _world_only(speed or 1.0, duration, fixed_ports is not False)
         return
+    speed = 60.0 if speed is None else speed
     from sandbox import demo
 
     try:

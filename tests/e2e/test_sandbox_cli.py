@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import hashlib
+import hmac
 import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +50,23 @@ def test_world_only_prints_one_json_line_and_serves_it() -> None:
         assert described["providers"]["itrx"]["credentials"] == demo.CREDENTIALS["itrx"]
         assert described["env"] == demo.env_values()
         block = httpx.post(node + "/wallet/getnowblock", timeout=10).json()
-        assert block["block_header"]["raw_data"]["number"] >= 0
+        assert block["block_header"]["raw_data"].get("number", 0) >= 0  # 0 is omitted
+        # real time by default: a request signed with the wall clock is fresh for Mefree
+        assert described["clock"]["speed"] == 1.0
+        mefree = described["providers"]["mefree"]
+        time.sleep(6)  # longer than Mefree's 5 s freshness window would be at 60x
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        secret = mefree["credentials"]["apiSecret"].encode()
+        sign = base64.b64encode(
+            hmac.new(secret, (stamp + "GET/api/config").encode(), hashlib.sha256).digest()
+        ).decode()
+        answer = httpx.get(
+            mefree["baseUrl"] + "/api/config",
+            headers={"MF-ACCESS-KEY": mefree["credentials"]["apiKey"],
+                     "MF-ACCESS-TIMESTAMP": stamp, "MF-ACCESS-SIGN": sign},
+            timeout=10,
+        )  # fmt: skip
+        assert answer.status_code == 200, answer.text
         proc.send_signal(2)  # Ctrl-C stops it cleanly
         assert proc.wait(timeout=20) == 0
 
