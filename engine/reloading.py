@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,10 @@ class Loaded:
 
 def _errors(result: LoadResult) -> tuple[str, ...]:
     return tuple(str(d) for d in result.errors) or ("the policy set is not valid",)
+
+
+#: what a file name sent over HTTP may look like (it becomes a temporary file)
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class PolicySource:
@@ -77,12 +82,24 @@ class PolicySource:
         if not files or len(files) > MAX_FILES:
             return Loaded(None, (f"send between 1 and {MAX_FILES} files",), "")
         names: list[str] = []
-        for name in files:
+        for name, text in files.items():
             pure = PurePosixPath(name)
             if pure.is_absolute() or ".." in pure.parts or len(pure.parts) != 1:
                 return Loaded(None, (f"{name!r}: file names only, no directories",), "")
+            if not _FILE_NAME.fullmatch(name):
+                return Loaded(
+                    None,
+                    (f"{name!r}: file names may hold letters, digits, '.', '_' and '-' only",),
+                    "",
+                )
             if pure.suffix not in (".yaml", ".yml"):
                 return Loaded(None, (f"{name!r}: policy files end in .yaml or .yml",), "")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return Loaded(
+                    None, (f"{name}: not UTF-8 text (unpaired surrogate at {exc.start})",), ""
+                )
             names.append(name)
         digest = hashlib.sha256()
         with tempfile.TemporaryDirectory(prefix="energyctl-policies-") as tmp:

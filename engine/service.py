@@ -46,8 +46,14 @@ class _HttpError(Exception):
         self.status = status
 
 
+def _printable(message: str) -> str:
+    """`message` as UTF-8 can carry it: a request may smuggle lone surrogates (valid JSON
+    escapes) into text we echo, and encoding those would fail the response."""
+    return message.encode("utf-8", "replace").decode("utf-8")
+
+
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
+    return JSONResponse({"error": _printable(message), **extra}, status_code=status)
 
 
 async def _body(request: Request, limit: int) -> bytes:

@@ -1,8 +1,7 @@
-"""Sidecar API requests that answer 500, found while fuzzing: kept as strict xfails.
+"""Sidecar API requests that answered 500, found while fuzzing: now regression tests.
 
-Each is valid JSON sent with the right bearer token. They fail in engine code that is
-being reworked (engine/reloading.py, engine/service.py), so they are pinned here as
-`xfail(strict=True)`: the day the fix lands, the xfail turns into a failure and is removed.
+Each is valid JSON sent with the right bearer token: a NUL in a pushed file name, a lone
+surrogate in a pushed file, a lone surrogate in an ensure address echoed in the 404.
 In process, through `httpx.ASGITransport`, like tests/engine/test_service.py.
 """
 
@@ -47,29 +46,14 @@ def _post(c: Controller, path: str, body: bytes) -> int:
     return asyncio.run(send())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/reloading.py PolicySource.load_texts writes the file name as given: a NUL "
-    "in it raises ValueError('embedded null byte') from pathlib -> 500 instead of 422",
-)
 def test_policies_with_a_nul_in_a_file_name_are_refused(controller: Controller) -> None:
     assert _post(controller, "/v1/policies", b'{"files": {"a\\u0000.yaml": "x: 1"}}') == 422
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/reloading.py PolicySource.load_texts calls text.encode() on the file text: "
-    "a lone surrogate (JSON \\ud800) raises UnicodeEncodeError -> 500 instead of 422",
-)
 def test_policies_with_a_lone_surrogate_are_refused(controller: Controller) -> None:
     assert _post(controller, "/v1/policies", b'{"files": {"a.yaml": "k: \\ud800"}}') == 422
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/service.py ensure echoes the unknown address in a JSONResponse (404); "
-    "Starlette encodes it as UTF-8 and a lone surrogate raises UnicodeEncodeError -> 500",
-)
 def test_ensure_with_a_lone_surrogate_address_is_a_4xx(controller: Controller) -> None:
     status = _post(controller, "/v1/ensure", b'{"address": "T\\ud800", "energy": 1}')
     assert 400 <= status < 500
