@@ -18,7 +18,7 @@ Facts from `reference/providers.md` section 3 and the vendor page in the seeds:
   example); the reference could not retrieve it, so a list is also accepted and searched
   for our order id [I]. Statuses COMPLETED, PENDING, PROCESSING, FAILED, REFUNDED.
 
-Neighbours: `providers/base.py`, `providers/http.py`, `providers/wire.py`.
+Neighbours: `providers/base.py`, `providers/adapter.py`, `providers/http.py`, `providers/wire.py`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import SecretStr
 
+from providers.adapter import HttpProvider
 from providers.base import (
     Capabilities,
     ErrorReason,
@@ -38,22 +39,13 @@ from providers.base import (
     OrderState,
     OrderStatus,
     PermanentError,
-    Provider,
     ProviderError,
     Quote,
     QuoteRequest,
     Receipt,
     TemporaryError,
 )
-from providers.http import (
-    DEFAULT_TIMEOUT,
-    Clock,
-    JsonApi,
-    RetryPolicy,
-    SystemClock,
-    make_client,
-    protocol_error,
-)
+from providers.http import DEFAULT_TIMEOUT, Clock, JsonResponse, RetryPolicy
 from providers.wire import (
     PayloadError,
     as_object,
@@ -244,7 +236,9 @@ def _parse_account(data: Any) -> int:
 # --------------------------------------------------------------------------- adapter
 
 
-class EopenProvider(Provider):
+class EopenProvider(HttpProvider[tuple[Any, Mapping[str, Any]]]):
+    """Each call yields the envelope's `data` and the whole answer (kept as `raw`)."""
+
     type_name: ClassVar[str] = "eopen"
     capabilities: ClassVar[Capabilities] = Capabilities(
         durations=tuple(sorted(PERIODS)),
@@ -253,6 +247,7 @@ class EopenProvider(Provider):
         min_amount=64_000,
         activates_receiver=True,
     )
+    unsold: ClassVar[str] = "amount or duration not sold by eopen"
 
     def __init__(
         self,
@@ -265,35 +260,19 @@ class EopenProvider(Provider):
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
     ) -> None:
-        super().__init__(name)
-        self._clock = clock or SystemClock()
-        client = make_client(
-            base_url, transport=transport, timeout=timeout, auth=EopenAuth(api_key)
-        )
-        self._api = JsonApi(
+        super().__init__(
             name,
-            client,
-            clock=self._clock,
-            retry=retry or RetryPolicy(),
-            map_error=lambda status, body: _map_http_error(name, status, body),
+            base_url=base_url,
+            auth=lambda _clock: EopenAuth(api_key),
+            map_error=_map_http_error,
+            clock=clock,
+            transport=transport,
+            timeout=timeout,
+            retry=retry,
         )
 
-    async def _data(
-        self, method: str, path: str, params: dict[str, str | int] | None, *, create: bool = False
-    ) -> tuple[Any, Mapping[str, Any]]:
-        response = await self._api.call(method, path, params=params, create=create)
-        try:
-            return _envelope_data(self.name, response.body), response.body
-        except PayloadError as exc:
-            raise protocol_error(self.name, str(exc), create=create) from exc
-
-    def _check(self, energy: int, duration: int) -> None:
-        if duration not in PERIODS or energy < self.capabilities.min_amount:
-            raise PermanentError(
-                self.name,
-                "amount or duration not sold by eopen",
-                reason=ErrorReason.INVALID_REQUEST,
-            )
+    def _open(self, response: JsonResponse) -> tuple[Any, Mapping[str, Any]]:
+        return _envelope_data(self.name, response.body), response.body
 
     async def quote(self, request: QuoteRequest) -> Quote:
         self._check(request.energy, request.duration)
@@ -301,56 +280,23 @@ class EopenProvider(Provider):
             "rentalCount": request.energy,
             "period": _period(request.duration),
         }
-        data, raw = await self._data("GET", "/v1/tron/price", params)
-        try:
-            total = _parse_price(data, request.energy)
-        except PayloadError as exc:
-            raise protocol_error(self.name, str(exc), create=False) from exc
-        return Quote(
-            provider=self.name,
-            energy=request.energy,
-            duration=request.duration,
-            total_sun=total,
-            raw=raw,
-        )
+        data, raw = await self._data("GET", "/v1/tron/price", params=params)
+        return self._quote(request, self._parsed(_parse_price, data, request.energy), raw)
 
     async def place(self, order: OrderRequest) -> Receipt:
         self._check(order.energy, order.duration)
         # No idempotency key at eopen: never retried after the request may have been sent.
-        data, raw = await self._data(
-            "POST", "/v1/tron/order", _build_order_params(order), create=True
-        )
-        try:
-            order_id, cost = _parse_create(data)
-        except PayloadError as exc:
-            raise protocol_error(self.name, str(exc), create=True) from exc
-        return Receipt(
-            provider=self.name,
-            client_order_id=order.client_order_id,
-            provider_order_id=order_id,
-            receiver=order.receiver,
-            energy=order.energy,
-            duration=order.duration,
-            cost_sun=cost,
-            raw=raw,
-        )
+        params = _build_order_params(order)
+        data, raw = await self._data("POST", "/v1/tron/order", params=params, create=True)
+        order_id, cost = self._parsed(_parse_create, data, create=True)
+        return self._receipt(order, order_id, cost_sun=cost, raw=raw)
 
     async def status(self, receipt: Receipt) -> OrderStatus:
-        data, raw = await self._data(
-            "GET", "/v1/tron/history", {"orderId": receipt.provider_order_id}
-        )
-        try:
-            parsed = _parse_history(data, receipt.provider_order_id)
-            return _order_status(parsed, receipt.energy, raw)
-        except PayloadError as exc:
-            raise protocol_error(self.name, str(exc), create=False) from exc
+        order_id = receipt.provider_order_id
+        data, raw = await self._data("GET", "/v1/tron/history", params={"orderId": order_id})
+        parsed = self._parsed(_parse_history, data, order_id)
+        return self._parsed(_order_status, parsed, receipt.energy, raw)
 
     async def balance(self) -> int:
-        data, _ = await self._data("GET", "/v1/account", None)
-        try:
-            return _parse_account(data)
-        except PayloadError as exc:
-            raise protocol_error(self.name, str(exc), create=False) from exc
-
-    async def aclose(self) -> None:
-        await self._api.client.aclose()
+        data, _ = await self._data("GET", "/v1/account")
+        return self._parsed(_parse_account, data)

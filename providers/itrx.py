@@ -18,8 +18,8 @@ Facts from `reference/providers.md` section 2 (tags as there):
 - Errors [C]: HTTP 400 with DRF field lists or `{"detail": ...}`; HTTP 200 with
   `errno` 1 (+`message`) or 404 (unknown serial). No numeric catalogue exists.
 
-Neighbours: `providers/base.py`, `providers/http.py`, `providers/wire.py`, and
-`providers/itrx_callbacks.py` (signed delivery callbacks).
+Neighbours: `providers/base.py`, `providers/adapter.py`, `providers/http.py`,
+`providers/wire.py`, and `providers/itrx_callbacks.py` (signed delivery callbacks).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import SecretStr
 
+from providers.adapter import JSON_CONTENT, HttpProvider
 from providers.base import (
     Capabilities,
     ErrorReason,
@@ -41,23 +42,13 @@ from providers.base import (
     OrderState,
     OrderStatus,
     PermanentError,
-    Provider,
     ProviderError,
     Quote,
     QuoteRequest,
     Receipt,
 )
-from providers.http import (
-    DEFAULT_TIMEOUT,
-    Clock,
-    JsonApi,
-    RetryPolicy,
-    SystemClock,
-    make_client,
-    protocol_error,
-)
+from providers.http import DEFAULT_TIMEOUT, Clock, JsonResponse, RetryPolicy
 from providers.wire import (
-    PayloadError,
     as_list,
     as_object,
     floor_int,
@@ -278,7 +269,7 @@ def _parse_index(body: Mapping[str, Any]) -> ItrxAccount:
 # --------------------------------------------------------------------------- adapter
 
 
-class ItrxProvider(Provider):
+class ItrxProvider(HttpProvider[Mapping[str, Any]]):
     type_name: ClassVar[str] = "itrx"
     capabilities: ClassVar[Capabilities] = Capabilities(
         durations=tuple(sorted(PERIODS)),
@@ -290,6 +281,7 @@ class ItrxProvider(Provider):
         callbacks=True,
         activates_receiver=True,
     )
+    unsold: ClassVar[str] = "amount or duration not sold by itrx"
 
     def __init__(
         self,
@@ -303,47 +295,20 @@ class ItrxProvider(Provider):
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
     ) -> None:
-        super().__init__(name)
-        self._clock = clock or SystemClock()
-        client = make_client(
-            base_url,
+        super().__init__(
+            name,
+            base_url=base_url,
+            auth=lambda clock: ItrxAuth(api_key, api_secret, clock),
+            map_error=_map_http_error,
+            clock=clock,
             transport=transport,
             timeout=timeout,
-            headers={"Content-Type": "application/json"},
-            auth=ItrxAuth(api_key, api_secret, self._clock),
-        )
-        self._api = JsonApi(
-            name,
-            client,
-            clock=self._clock,
-            retry=retry or RetryPolicy(),
-            map_error=lambda status, body: _map_http_error(name, status, body),
+            retry=retry,
+            headers=JSON_CONTENT,
         )
 
-    async def _json(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        content: bytes | None = None,
-        create: bool = False,
-    ) -> Mapping[str, Any]:
-        response = await self._api.call(
-            method, API + path, params=params, content=content, create=create
-        )
-        try:
-            return _check_errno(self.name, response.body)
-        except PayloadError as exc:
-            raise protocol_error(self.name, str(exc), create=create) from exc
-
-    def _check(self, energy: int, duration: int) -> None:
-        if duration not in PERIODS or energy < self.capabilities.min_amount:
-            raise PermanentError(
-                self.name,
-                "amount or duration not sold by itrx",
-                reason=ErrorReason.INVALID_REQUEST,
-            )
+    def _open(self, response: JsonResponse) -> Mapping[str, Any]:
+        return _check_errno(self.name, response.body)
 
     async def quote(self, request: QuoteRequest) -> Quote:
         self._check(request.energy, request.duration)
@@ -351,18 +316,8 @@ class ItrxProvider(Provider):
             "period": _period(request.duration),
             "energy_amount": request.energy,
         }
-        body = await self._json("GET", "/order/price", params=params)
-        try:
-            total = _parse_price(body)
-        except PayloadError as exc:
-            raise protocol_error(self.name, str(exc), create=False) from exc
-        return Quote(
-            provider=self.name,
-            energy=request.energy,
-            duration=request.duration,
-            total_sun=total,
-            raw=dict(body),
-        )
+        body = await self._data("GET", f"{API}/order/price", params=params)
+        return self._quote(request, self._parsed(_parse_price, body), dict(body))
 
     async def place(self, order: OrderRequest) -> Receipt:
         self._check(order.energy, order.duration)
@@ -371,40 +326,20 @@ class ItrxProvider(Provider):
         except ValueError as exc:
             raise PermanentError(self.name, str(exc), reason=ErrorReason.INVALID_REQUEST) from exc
         # No idempotency key at itrx: never retried after the request may have been sent.
-        body = await self._json("POST", "/order", content=content, create=True)
-        try:
-            serial, cost = _parse_create(body)
-        except PayloadError as exc:
-            raise protocol_error(self.name, str(exc), create=True) from exc
-        return Receipt(
-            provider=self.name,
-            client_order_id=order.client_order_id,
-            provider_order_id=serial,
-            receiver=order.receiver,
-            energy=order.energy,
-            duration=order.duration,
-            cost_sun=cost,
-            raw=dict(body),
-        )
+        body = await self._data("POST", f"{API}/order", content=content, create=True)
+        serial, cost = self._parsed(_parse_create, body, create=True)
+        return self._receipt(order, serial, cost_sun=cost, raw=dict(body))
 
     async def status(self, receipt: Receipt) -> OrderStatus:
-        body = await self._json("GET", "/order/query", params={"serial": receipt.provider_order_id})
-        try:
-            return _order_status(_parse_order(body), dict(body))
-        except PayloadError as exc:
-            raise protocol_error(self.name, str(exc), create=False) from exc
+        params = {"serial": receipt.provider_order_id}
+        body = await self._data("GET", f"{API}/order/query", params=params)
+        return self._parsed(_order_status, self._parsed(_parse_order, body), dict(body))
 
     async def limits(self) -> ItrxAccount:  # balance and this account's order size limits
-        body = await self._json("GET", "/index-data")
+        body = await self._data("GET", f"{API}/index-data")
         if not body:
             raise PermanentError(self.name, "API key not recognised", reason=ErrorReason.AUTH)
-        try:
-            return _parse_index(body)
-        except PayloadError as exc:
-            raise protocol_error(self.name, str(exc), create=False) from exc
+        return self._parsed(_parse_index, body)
 
     async def balance(self) -> int:
         return (await self.limits()).balance_sun
-
-    async def aclose(self) -> None:
-        await self._api.client.aclose()

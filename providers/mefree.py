@@ -16,7 +16,8 @@ Facts from `reference/providers.md` section 1 (tags [C], [3P], [I], [?] as there
 - Errors [C]: HTTP 400 (bad path or parameters), 401 (signature or key), 429 (rate).
   The numeric `code` list is unknown: a non-zero `code` is a definite refusal [I].
 
-Neighbours: `providers/base.py` (interface), `providers/http.py` (calls), `providers/wire.py`.
+Neighbours: `providers/base.py` (interface), `providers/adapter.py` (the shared adapter
+plumbing), `providers/http.py` (calls), `providers/wire.py`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr
 
+from providers.adapter import JSON_CONTENT, HttpProvider
 from providers.base import (
     Capabilities,
     ErrorReason,
@@ -40,22 +42,12 @@ from providers.base import (
     OrderState,
     OrderStatus,
     PermanentError,
-    Provider,
     ProviderError,
     Quote,
     QuoteRequest,
     Receipt,
-    TemporaryError,
 )
-from providers.http import (
-    DEFAULT_TIMEOUT,
-    Clock,
-    JsonApi,
-    RetryPolicy,
-    SystemClock,
-    make_client,
-    protocol_error,
-)
+from providers.http import DEFAULT_TIMEOUT, Clock, JsonResponse, RetryPolicy
 from providers.wire import (
     PayloadError,
     as_object,
@@ -258,7 +250,7 @@ def _quote_total(config: MefreeConfig, energy: int, duration: int) -> int:
 # --------------------------------------------------------------------------- adapter
 
 
-class MefreeProvider(Provider):
+class MefreeProvider(HttpProvider[Mapping[str, Any]]):
     type_name: ClassVar[str] = "mefree"
     capabilities: ClassVar[Capabilities] = Capabilities(
         durations=tuple(sorted(PERIODS)),
@@ -268,6 +260,7 @@ class MefreeProvider(Provider):
         idempotency_key=True,
         lookup_by_client_id=False,  # no documented lookup by client_order_id
     )
+    unsold: ClassVar[str] = "amount or duration not sold by Mefree"
 
     def __init__(
         self,
@@ -281,96 +274,45 @@ class MefreeProvider(Provider):
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
     ) -> None:
-        super().__init__(name)
-        self._clock = clock or SystemClock()
-        client = make_client(
-            base_url,
+        super().__init__(
+            name,
+            base_url=base_url,
+            auth=lambda clock: MefreeAuth(api_key, api_secret, clock),
+            map_error=_map_http_error,
+            clock=clock,
             transport=transport,
             timeout=timeout,
-            headers={"Content-Type": "application/json"},
-            auth=MefreeAuth(api_key, api_secret, self._clock),
-        )
-        self._api = JsonApi(
-            name,
-            client,
-            clock=self._clock,
-            retry=retry or RetryPolicy(),
-            map_error=lambda status, body: _map_http_error(name, status, body),
+            retry=retry,
+            headers=JSON_CONTENT,
         )
 
-    async def _data(
-        self,
-        method: str,
-        path: str,
-        params: dict[str, str | int] | None = None,
-        *,
-        create: bool = False,
-        idempotent: bool = False,
-    ) -> Mapping[str, Any]:
-        response = await self._api.call(
-            method, path, params=params, create=create, idempotent=idempotent
-        )
-        try:
-            return _envelope_data(self.name, response.body)
-        except PayloadError as exc:
-            raise protocol_error(self.name, str(exc), create=create) from exc
+    def _open(self, response: JsonResponse) -> Mapping[str, Any]:
+        return _envelope_data(self.name, response.body)
 
     async def _config(self) -> MefreeConfig:
-        data = await self._data("GET", "/api/config")
-        try:
-            return _parse_config(data)
-        except PayloadError as exc:
-            raise protocol_error(self.name, str(exc), create=False) from exc
+        return self._parsed(_parse_config, await self._data("GET", "/api/config"))
 
     async def quote(self, request: QuoteRequest) -> Quote:
-        if request.duration not in PERIODS:
+        if request.duration not in PERIODS:  # the amount is not checked for a quote
             raise PermanentError(
                 self.name, "duration not sold by Mefree", reason=ErrorReason.INVALID_REQUEST
             )
         config = await self._config()
-        try:
-            total = _quote_total(config, request.energy, request.duration)
-        except PayloadError as exc:
-            raise TemporaryError(self.name, str(exc), reason=ErrorReason.PROTOCOL) from exc
-        return Quote(
-            provider=self.name, energy=request.energy, duration=request.duration, total_sun=total
-        )
+        total = self._parsed(_quote_total, config, request.energy, request.duration)
+        return self._quote(request, total, {})
 
     async def place(self, order: OrderRequest) -> Receipt:
-        if order.duration not in PERIODS or order.energy < self.capabilities.min_amount:
-            raise PermanentError(
-                self.name,
-                "amount or duration not sold by Mefree",
-                reason=ErrorReason.INVALID_REQUEST,
-            )
+        self._check(order.energy, order.duration)
         # client_order_id makes the create idempotent [C]: retried after ambiguous failures.
-        data = await self._data(
-            "POST", "/api/order", _build_order_params(order), create=True, idempotent=True
-        )
-        try:
-            parsed = _parse_order(data)
-        except PayloadError as exc:
-            raise protocol_error(self.name, str(exc), create=True) from exc
-        return Receipt(
-            provider=self.name,
-            client_order_id=order.client_order_id,
-            provider_order_id=parsed.pay_hash,
-            receiver=order.receiver,
-            energy=order.energy,
-            duration=order.duration,
-            cost_sun=parsed.amount_sun,
-            raw=dict(data),
-        )
+        params = _build_order_params(order)
+        data = await self._data("POST", "/api/order", params=params, create=True, idempotent=True)
+        parsed = self._parsed(_parse_order, data, create=True)
+        return self._receipt(order, parsed.pay_hash, cost_sun=parsed.amount_sun, raw=dict(data))
 
     async def status(self, receipt: Receipt) -> OrderStatus:
         data = await self._data("GET", f"/api/order/{quote(receipt.provider_order_id, safe='')}")
-        try:
-            return _order_status(_parse_order(data), receipt.energy, dict(data))
-        except PayloadError as exc:
-            raise protocol_error(self.name, str(exc), create=False) from exc
+        parsed = self._parsed(_parse_order, data)
+        return self._parsed(_order_status, parsed, receipt.energy, dict(data))
 
     async def balance(self) -> int:
         return (await self._config()).balance_sun
-
-    async def aclose(self) -> None:
-        await self._api.client.aclose()

@@ -22,7 +22,7 @@ Facts from `reference/providers.md` section 4 and the vendor page in the seeds:
 - Errors [C]: `{error:true, message:"TSAS:<n> <CODE> [detail]"}`; Fastify validation
   `{statusCode, code:"FST_ERR_VALIDATION"}`; 429 `{"message":"Rate limit reached"}`.
 
-Neighbours: `providers/base.py`, `providers/http.py`, `providers/wire.py`.
+Neighbours: `providers/base.py`, `providers/adapter.py`, `providers/http.py`, `providers/wire.py`.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr
 
+from providers.adapter import JSON_CONTENT, HttpProvider
 from providers.base import (
     Capabilities,
     ErrorReason,
@@ -44,23 +45,13 @@ from providers.base import (
     OrderState,
     OrderStatus,
     PermanentError,
-    Provider,
     ProviderError,
     Quote,
     QuoteRequest,
     Receipt,
     TemporaryError,
 )
-from providers.http import (
-    DEFAULT_TIMEOUT,
-    Clock,
-    JsonApi,
-    RateLimiter,
-    RetryPolicy,
-    SystemClock,
-    make_client,
-    protocol_error,
-)
+from providers.http import DEFAULT_TIMEOUT, Clock, JsonResponse, RetryPolicy
 from providers.wire import (
     PayloadError,
     as_list,
@@ -198,6 +189,11 @@ def _build_order_body(
     return body
 
 
+def _encode_body(body: Mapping[str, Any]) -> bytes:
+    """Compact JSON, the body of a POST."""
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
 def _build_estimate_body(request: QuoteRequest, unit_price: str | int = "MEDIUM") -> dict[str, Any]:
     return {
         "resourceType": "ENERGY",
@@ -244,6 +240,12 @@ def _parse_order(data: Any) -> OrderStatus:
     )
 
 
+def _parse_listed_ids(data: Any) -> list[str | None]:
+    """The order ids of one page of `GET /v2/orders` (one per row, None when absent)."""
+    rows = as_list(as_object(data, "data").get("data") or [], "data")
+    return [opt_str(as_object(row, "order"), "id") for row in rows]
+
+
 def _parse_user_info(data: Any) -> int:
     """`balance` is a string of sun [C]."""
     return get_int(as_object(data, "data"), "balance", text=True)
@@ -257,7 +259,7 @@ def _parse_user_info(data: Any) -> int:
 COMPLETED_PAGES, COMPLETED_PAGE_SIZE = 10, 10
 
 
-class TronsaveProvider(Provider):
+class TronsaveProvider(HttpProvider[Any]):
     type_name: ClassVar[str] = "tronsave"
     capabilities: ClassVar[Capabilities] = Capabilities(
         durations=None,
@@ -269,6 +271,7 @@ class TronsaveProvider(Provider):
         fill_or_nothing=True,
         price_cap=True,
     )
+    unsold: ClassVar[str] = "amount or duration outside TronSave's range"
 
     def __init__(
         self,
@@ -286,60 +289,31 @@ class TronsaveProvider(Provider):
         retry: RetryPolicy | None = None,
         requests_per_second: float = REQUESTS_PER_SECOND,
     ) -> None:
-        super().__init__(name)
-        self._clock = clock or SystemClock()
+        super().__init__(
+            name,
+            base_url=base_url or BASE_URLS[network],
+            auth=lambda _clock: TronsaveAuth(api_key),
+            map_error=_map_error,
+            clock=clock,
+            transport=transport,
+            timeout=timeout,
+            retry=retry,
+            headers=JSON_CONTENT,
+            requests_per_second=requests_per_second,
+        )
         self._unit_price = unit_price
         self._min_delegate_amount = min_delegate_amount
         self._sponsor = sponsor
-        client = make_client(
-            base_url or BASE_URLS[network],
-            transport=transport,
-            timeout=timeout,
-            headers={"Content-Type": "application/json"},
-            auth=TronsaveAuth(api_key),
-        )
-        self._api = JsonApi(
-            name,
-            client,
-            clock=self._clock,
-            retry=retry or RetryPolicy(),
-            limiter=RateLimiter(requests_per_second, clock=self._clock),
-            map_error=lambda status, body: _map_error(name, status, body),
-        )
 
-    async def _data(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None, *, create: bool = False
-    ) -> Any:
-        content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
-        response = await self._api.call(method, path, content=content, create=create)
-        try:
-            return _envelope_data(self.name, response.status, response.body)
-        except PayloadError as exc:
-            raise protocol_error(self.name, str(exc), create=create) from exc
-
-    def _check(self, energy: int, duration: int) -> None:
-        caps = self.capabilities
-        if not caps.accepts_duration(duration) or energy < caps.min_amount:
-            raise PermanentError(
-                self.name, "amount or duration outside TronSave's range", reason=R.INVALID_REQUEST
-            )
+    def _open(self, response: JsonResponse) -> Any:
+        return _envelope_data(self.name, response.status, response.body)
 
     async def quote(self, request: QuoteRequest) -> Quote:
         self._check(request.energy, request.duration)
-        data = await self._data(
-            "POST", "/v2/estimate-buy-resource", _build_estimate_body(request, self._unit_price)
-        )
-        try:
-            total = _parse_estimate(data)
-        except PayloadError as exc:
-            raise protocol_error(self.name, str(exc), create=False) from exc
-        return Quote(
-            provider=self.name,
-            energy=request.energy,
-            duration=request.duration,
-            total_sun=total,
-            raw=dict(data) if isinstance(data, Mapping) else {},
-        )
+        content = _encode_body(_build_estimate_body(request, self._unit_price))
+        data = await self._data("POST", "/v2/estimate-buy-resource", content=content)
+        total = self._parsed(_parse_estimate, data)
+        return self._quote(request, total, dict(data) if isinstance(data, Mapping) else {})
 
     async def place(self, order: OrderRequest) -> Receipt:
         self._check(order.energy, order.duration)
@@ -351,38 +325,22 @@ class TronsaveProvider(Provider):
         )
         if body["options"].get("maxPriceAccepted", 1) < 1:
             raise PermanentError(self.name, "price cap below 1 sun per unit", reason=R.PRICE)
-        data = await self._data("POST", "/v2/buy-resource", body, create=True)
-        try:
-            order_id = _parse_create(data)
-        except PayloadError as exc:
-            raise protocol_error(self.name, str(exc), create=True) from exc
-        return Receipt(
-            provider=self.name,
-            client_order_id=order.client_order_id,
-            provider_order_id=order_id,
-            receiver=order.receiver,
-            energy=order.energy,
-            duration=order.duration,
-            raw=dict(data) if isinstance(data, Mapping) else {},
-        )
+        content = _encode_body(body)
+        data = await self._data("POST", "/v2/buy-resource", content=content, create=True)
+        order_id = self._parsed(_parse_create, data, create=True)
+        return self._receipt(order, order_id, raw=dict(data) if isinstance(data, Mapping) else {})
 
     async def status(self, receipt: Receipt) -> OrderStatus:
         order_id = receipt.provider_order_id
         data = await self._data("GET", f"/v2/order/{quote(order_id, safe='')}")
-        try:
-            status = _parse_order(data)
-        except PayloadError as exc:
-            raise protocol_error(self.name, str(exc), create=False) from exc
+        status = self._parsed(_parse_order, data)
         # The detail view has no `status`; only the list view says `Completed`, which is
         # what ends a partial fill [C 4.7]. Look for the order among the newest completed
         # ones (bounded: an order unmatched for longer is for the engine's deadline).
         if status.state in (OrderState.PENDING, OrderState.DELEGATING) and (
             await self._listed_completed(order_id)
         ):
-            try:
-                return _parse_order(dict(status.raw) | {"status": "Completed"})
-            except PayloadError as exc:
-                raise protocol_error(self.name, str(exc), create=False) from exc
+            return self._parsed(_parse_order, dict(status.raw) | {"status": "Completed"})
         return status
 
     async def _listed_completed(self, order_id: str) -> bool:
@@ -390,23 +348,12 @@ class TronsaveProvider(Provider):
             data = await self._data(
                 "GET", f"/v2/orders?page={page}&pageSize={COMPLETED_PAGE_SIZE}&status=Completed"
             )
-            try:
-                rows = as_list(as_object(data, "data").get("data") or [], "data")
-                ids = {opt_str(as_object(row, "order"), "id") for row in rows}
-            except PayloadError as exc:
-                raise protocol_error(self.name, str(exc), create=False) from exc
+            ids = self._parsed(_parse_listed_ids, data)
             if order_id in ids:
                 return True
-            if len(rows) < COMPLETED_PAGE_SIZE:
+            if len(ids) < COMPLETED_PAGE_SIZE:
                 return False
         return False
 
     async def balance(self) -> int:
-        data = await self._data("GET", "/v2/user-info")
-        try:
-            return _parse_user_info(data)
-        except PayloadError as exc:
-            raise protocol_error(self.name, str(exc), create=False) from exc
-
-    async def aclose(self) -> None:
-        await self._api.client.aclose()
+        return self._parsed(_parse_user_info, await self._data("GET", "/v2/user-info"))

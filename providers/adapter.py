@@ -1,0 +1,165 @@
+"""What the four HTTP vendor adapters share: `HttpProvider`, a `Provider` over a JSON API.
+
+The plumbing is the same for every vendor: a clock (the system's unless one is injected),
+one HTTP client with the vendor's `httpx.Auth`, a `JsonApi` with the retry policy, an
+optional rate limiter and the vendor's mapping of HTTP errors. So is the treatment of an
+answer: the vendor's envelope is opened (`_open`), and a `PayloadError` from it or from
+any parser becomes the PROTOCOL error of that call (`_parsed`: Ambiguous after a create,
+Temporary otherwise). What differs stays in each vendor module: signing, the envelope,
+the `_build_*`/`_parse_*` functions, statuses and error codes.
+
+Neighbours: `providers/base.py` (interface), `providers/http.py` (calls, error mapping),
+`providers/wire.py` (`PayloadError`); subclassed by `providers/{mefree,itrx,eopen,tronsave}.py`.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Generic, TypeVar, TypeVarTuple
+
+import httpx
+
+from providers.base import (
+    ErrorReason,
+    OrderRequest,
+    PermanentError,
+    Provider,
+    ProviderError,
+    Quote,
+    QuoteRequest,
+    Receipt,
+)
+from providers.http import (
+    DEFAULT_TIMEOUT,
+    Clock,
+    JsonApi,
+    JsonResponse,
+    RateLimiter,
+    RetryPolicy,
+    SystemClock,
+    make_client,
+    protocol_error,
+)
+from providers.wire import PayloadError
+
+#: what a vendor's envelope yields from one answer (its `data`, or `data` and the body)
+PayloadT = TypeVar("PayloadT")
+T = TypeVar("T")
+Args = TypeVarTuple("Args")
+
+#: the vendor's mapping of a non-2xx answer: (provider, status, decoded JSON or None)
+VendorErrorMapper = Callable[[str, int, Any], ProviderError | None]
+
+#: the `Content-Type` of vendors that take (or sign) JSON bodies
+JSON_CONTENT: Mapping[str, str] = {"Content-Type": "application/json"}
+
+
+class HttpProvider(Provider, Generic[PayloadT]):
+    """One vendor account behind a JSON HTTP API. Subclasses open the envelope."""
+
+    #: the refusal of an amount or duration outside `capabilities` (`_check`)
+    unsold: ClassVar[str] = "amount or duration not sold"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        base_url: str,
+        auth: Callable[[Clock], httpx.Auth],
+        map_error: VendorErrorMapper,
+        clock: Clock | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        headers: Mapping[str, str] | None = None,
+        requests_per_second: float | None = None,
+    ) -> None:
+        """`auth` is given the clock (signatures carry timestamps); `requests_per_second`
+        adds a client-side token bucket shared by every call of this instance."""
+        super().__init__(name)
+        self._clock = clock or SystemClock()
+        client = make_client(
+            base_url,
+            transport=transport,
+            timeout=timeout,
+            headers=headers,
+            auth=auth(self._clock),
+        )
+        limiter = None
+        if requests_per_second is not None:
+            limiter = RateLimiter(requests_per_second, clock=self._clock)
+        self._api = JsonApi(
+            name,
+            client,
+            clock=self._clock,
+            retry=retry or RetryPolicy(),
+            limiter=limiter,
+            map_error=functools.partial(map_error, name),
+        )
+
+    @abc.abstractmethod
+    def _open(self, response: JsonResponse) -> PayloadT:
+        """The vendor's envelope: its payload, or the vendor's refusal raised as a
+        `ProviderError`; `PayloadError` when the answer has the wrong shape."""
+
+    async def _data(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        content: bytes | None = None,
+        create: bool = False,
+        idempotent: bool = False,
+    ) -> PayloadT:
+        """One call (`JsonApi.call`, same arguments) and its opened envelope."""
+        response = await self._api.call(
+            method, path, params=params, content=content, create=create, idempotent=idempotent
+        )
+        return self._parsed(self._open, response, create=create)
+
+    def _parsed(self, parse: Callable[[*Args], T], *args: *Args, create: bool = False) -> T:
+        """`parse(*args)`; a `PayloadError` is the PROTOCOL error of a read or a create."""
+        try:
+            return parse(*args)
+        except PayloadError as exc:
+            raise protocol_error(self.name, str(exc), create=create) from exc
+
+    def _check(self, energy: int, duration: int) -> None:
+        """Refuse, before any call, an order this vendor does not sell."""
+        caps = self.capabilities
+        if not caps.accepts_duration(duration) or energy < caps.min_amount:
+            raise PermanentError(self.name, self.unsold, reason=ErrorReason.INVALID_REQUEST)
+
+    def _quote(self, request: QuoteRequest, total_sun: int, raw: Mapping[str, Any]) -> Quote:
+        return Quote(
+            provider=self.name,
+            energy=request.energy,
+            duration=request.duration,
+            total_sun=total_sun,
+            raw=raw,
+        )
+
+    def _receipt(
+        self,
+        order: OrderRequest,
+        provider_order_id: str,
+        *,
+        cost_sun: int | None = None,
+        raw: Mapping[str, Any],
+    ) -> Receipt:
+        return Receipt(
+            provider=self.name,
+            client_order_id=order.client_order_id,
+            provider_order_id=provider_order_id,
+            receiver=order.receiver,
+            energy=order.energy,
+            duration=order.duration,
+            cost_sun=cost_sun,
+            raw=raw,
+        )
+
+    async def aclose(self) -> None:
+        await self._api.client.aclose()
