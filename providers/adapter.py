@@ -1,4 +1,6 @@
-"""What the four HTTP vendor adapters share: `HttpProvider`, a `Provider` over a JSON API.
+"""What the four HTTP vendor adapters share: `HttpProvider`, a `Provider` over a JSON API,
+and the credential holders their `httpx.Auth` classes are built on (`KeyAuth`,
+`SigningAuth`).
 
 The plumbing is the same for every vendor: a clock (the system's unless one is injected),
 one HTTP client with the vendor's `httpx.Auth`, a `JsonApi` with the retry policy, an
@@ -16,10 +18,11 @@ from __future__ import annotations
 
 import abc
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Any, ClassVar, Generic, TypeVar, TypeVarTuple
 
 import httpx
+from pydantic import SecretStr
 
 from providers.base import (
     ErrorReason,
@@ -54,6 +57,40 @@ VendorErrorMapper = Callable[[str, int, Any], ProviderError | None]
 
 #: the `Content-Type` of vendors that take (or sign) JSON bodies
 JSON_CONTENT: Mapping[str, str] = {"Content-Type": "application/json"}
+
+
+class KeyAuth(httpx.Auth):
+    """The API key in one header (`key_header`) on every request; `repr` hides it.
+
+    Vendors that sign subclass it with the secret and the clock and add their headers in
+    `_sign`, which sees the request after the key header is set."""
+
+    key_header: ClassVar[str]
+
+    def __init__(self, api_key: SecretStr) -> None:
+        self._key = api_key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers[self.key_header] = self._key.get_secret_value()
+        self._sign(request)
+        yield request
+
+    def _sign(self, request: httpx.Request) -> None:
+        """Add signature headers (none for a vendor that only checks the key)."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+
+class SigningAuth(KeyAuth):
+    """A `KeyAuth` that also signs with a secret and a timestamp from the clock."""
+
+    requires_request_body = True
+
+    def __init__(self, api_key: SecretStr, api_secret: SecretStr, clock: Clock) -> None:
+        super().__init__(api_key)
+        self._secret = api_secret
+        self._clock = clock
 
 
 class HttpProvider(Provider, Generic[PayloadT]):

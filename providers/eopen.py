@@ -23,7 +23,7 @@ Neighbours: `providers/base.py`, `providers/adapter.py`, `providers/http.py`, `p
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import SecretStr
 
-from providers.adapter import HttpProvider
+from providers.adapter import HttpProvider, KeyAuth
 from providers.base import (
     Capabilities,
     ErrorReason,
@@ -105,18 +105,10 @@ STATES: Mapping[str, OrderState] = {
 }
 
 
-class EopenAuth(httpx.Auth):
+class EopenAuth(KeyAuth):
     """The `API-KEY` header (eopen documents no signature)."""
 
-    def __init__(self, api_key: SecretStr) -> None:
-        self._key = api_key
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["API-KEY"] = self._key.get_secret_value()
-        yield request
-
-    def __repr__(self) -> str:
-        return "<EopenAuth>"
+    key_header = "API-KEY"
 
 
 # --------------------------------------------------------------------------- pure

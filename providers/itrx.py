@@ -27,14 +27,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
 from pydantic import SecretStr
 
-from providers.adapter import JSON_CONTENT, HttpProvider
+from providers.adapter import JSON_CONTENT, HttpProvider, SigningAuth
 from providers.base import (
     Capabilities,
     ErrorReason,
@@ -79,27 +79,17 @@ def sign(secret: str, timestamp: str, body: str) -> str:
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-class ItrxAuth(httpx.Auth):
+class ItrxAuth(SigningAuth):
     """`API-KEY` on every call; `TIMESTAMP` and `SIGNATURE` over the exact body sent."""
 
-    requires_request_body = True
+    key_header = "API-KEY"
 
-    def __init__(self, api_key: SecretStr, api_secret: SecretStr, clock: Clock) -> None:
-        self._key = api_key
-        self._secret = api_secret
-        self._clock = clock
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["API-KEY"] = self._key.get_secret_value()
+    def _sign(self, request: httpx.Request) -> None:
         if request.method != "GET":
             timestamp = str(int(self._clock.now()))
             body = request.content.decode("utf-8")
             request.headers["TIMESTAMP"] = timestamp
             request.headers["SIGNATURE"] = sign(self._secret.get_secret_value(), timestamp, body)
-        yield request
-
-    def __repr__(self) -> str:
-        return "<ItrxAuth>"
 
 
 # --------------------------------------------------------------------------- pure

@@ -26,7 +26,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -34,7 +34,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr
 
-from providers.adapter import JSON_CONTENT, HttpProvider
+from providers.adapter import JSON_CONTENT, HttpProvider, SigningAuth
 from providers.base import (
     Capabilities,
     ErrorReason,
@@ -82,30 +82,20 @@ def sign(secret: str, timestamp: str, method: str, path_with_query: str) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
-class MefreeAuth(httpx.Auth):
+class MefreeAuth(SigningAuth):
     """Adds `MF-ACCESS-KEY`, `MF-ACCESS-TIMESTAMP` and `MF-ACCESS-SIGN` to each request."""
 
-    requires_request_body = True
+    key_header = "MF-ACCESS-KEY"
 
-    def __init__(self, api_key: SecretStr, api_secret: SecretStr, clock: Clock) -> None:
-        self._key = api_key
-        self._secret = api_secret
-        self._clock = clock
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def _sign(self, request: httpx.Request) -> None:
         timestamp = format_timestamp(self._clock.now())
         # The path and query exactly as they go on the wire. A body is appended when
         # present [3P]; no documented Mefree call has one.
         signed = request.url.raw_path.decode("ascii") + request.content.decode()
-        request.headers["MF-ACCESS-KEY"] = self._key.get_secret_value()
         request.headers["MF-ACCESS-TIMESTAMP"] = timestamp
         request.headers["MF-ACCESS-SIGN"] = sign(
             self._secret.get_secret_value(), timestamp, request.method, signed
         )
-        yield request
-
-    def __repr__(self) -> str:
-        return "<MefreeAuth>"
 
 
 # --------------------------------------------------------------------------- pure

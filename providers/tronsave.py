@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
@@ -37,7 +37,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr
 
-from providers.adapter import JSON_CONTENT, HttpProvider
+from providers.adapter import JSON_CONTENT, HttpProvider, KeyAuth
 from providers.base import (
     Capabilities,
     ErrorReason,
@@ -93,18 +93,10 @@ ERRORS: Mapping[str, tuple[type[ProviderError], ErrorReason]] = {
 _TSAS = re.compile(r"^\s*TSAS:\s*(\S+)\s+([A-Z_]+)\s*(.*)$")
 
 
-class TronsaveAuth(httpx.Auth):
+class TronsaveAuth(KeyAuth):
     """The `apikey` header."""
 
-    def __init__(self, api_key: SecretStr) -> None:
-        self._key = api_key
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["apikey"] = self._key.get_secret_value()
-        yield request
-
-    def __repr__(self) -> str:
-        return "<TronsaveAuth>"
+    key_header = "apikey"
 
 
 # --------------------------------------------------------------------------- pure

@@ -7,8 +7,9 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
-from providers.adapter import JSON_CONTENT, HttpProvider
+from providers.adapter import JSON_CONTENT, HttpProvider, KeyAuth, SigningAuth
 from providers.base import (
     AmbiguousError,
     Capabilities,
@@ -198,3 +199,34 @@ async def test_without_a_rate_calls_are_not_spaced(clock: RecordingClock) -> Non
     for _ in range(3):
         await p.balance()
     assert clock.slept == []
+
+
+class Keyed(KeyAuth):
+    key_header = "X-Key"
+
+
+class Signed(SigningAuth):
+    key_header = "X-Key"
+
+    def _sign(self, request: httpx.Request) -> None:
+        # sees the key header already set, and the clock and secret it was given
+        seen = request.headers["X-Key"]
+        request.headers["X-Sig"] = f"{seen}|{self._secret.get_secret_value()}|{self._clock.now()}"
+
+
+def test_key_auth_sends_the_key_in_its_header_and_never_shows_it() -> None:
+    auth = Keyed(SecretStr("canary-key"))
+    sent = next(auth.sync_auth_flow(httpx.Request("GET", "https://vendor.test/")))
+    assert sent.headers["X-Key"] == "canary-key"
+    assert "X-Sig" not in sent.headers
+    assert repr(auth) == "<Keyed>"
+    assert not auth.requires_request_body
+
+
+def test_signing_auth_signs_after_the_key_header_is_set(clock: RecordingClock) -> None:
+    auth = Signed(SecretStr("canary-key"), SecretStr("canary-secret"), clock)
+    sent = next(auth.sync_auth_flow(httpx.Request("POST", "https://vendor.test/", content=b"{}")))
+    assert sent.headers["X-Sig"] == f"canary-key|canary-secret|{clock.now()}"
+    assert repr(auth) == "<Signed>"
+    assert "canary" not in repr(auth)
+    assert auth.requires_request_body
