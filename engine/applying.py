@@ -22,7 +22,14 @@ is found by `engine/tracking.py`). A create call is never retried here: adapters
 only where the vendor has an idempotency key (invariant 4).
 
 `ENERGYCTL_TEST_CRASH_AT=after_intent|after_place` makes the process exit at once (status
-137) at that point: the crash tests' hook; inert unless the variable is set.
+137) at that point: the crash tests' hook; inert unless the variable is set. The chaos
+suite (`sandbox/chaos/`) sets `crash_hook` instead, called with the name of every crash
+point (`CRASH_POINTS`; tracking has its own), to kill an in-process engine there; None
+(the default) makes it inert.
+
+`call_timeout` (seconds on the injected clock; None: only the adapters' own HTTP
+timeouts) bounds the whole `place` call, retries included: a provider that never answers
+is an ambiguous outcome after that long (`bounded`), never a stalled pass.
 
 Neighbours: `engine/planning.py` (the `Action`), `engine/store/` (intents, transitions),
 `providers/base.py` (the calls), `engine/reconciling.py` (calls this per action).
@@ -30,13 +37,14 @@ Neighbours: `engine/planning.py` (the `Action`), `engine/store/` (intents, trans
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import json
 import os
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.chain import EnergySnapshot
 from engine.clock import Clock
@@ -62,15 +70,58 @@ from providers.base import (
 )
 
 CRASH_ENV = "ENERGYCTL_TEST_CRASH_AT"
+#: where applying may be killed: before the intent's commit, after it (before the call),
+#: after the provider's receipt (before its store write), after a failed or ambiguous
+#: answer (before its store write)
+CRASH_POINTS = ("before_intent", "after_intent", "after_place", "after_answer")
+#: test-only: called with each crash point's name (`sandbox/chaos/`); None: inert
+crash_hook: Callable[[str], None] | None = None
+
+_T = TypeVar("_T")
 
 #: provider failures that say nothing about the provider's health (the order was wrong)
 _NOT_THE_PROVIDERS_FAULT = frozenset({ErrorReason.RECEIVER, ErrorReason.PRICE})
 
 
 def crash_point(name: str) -> None:
-    """Exit the process at once if the crash tests asked for a crash at `name`."""
+    """Exit the process at once if the crash tests asked for a crash at `name` (or let
+    the chaos suite's `crash_hook` raise there)."""
+    if crash_hook is not None:
+        crash_hook(name)
     if os.environ.get(CRASH_ENV) == name:
         os._exit(137)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a given-up call's late exception as seen (it is not the caller's any more)."""
+    if not task.cancelled():
+        task.exception()
+
+
+class CallTimeout(Exception):
+    """A provider call outlived its `call_timeout` on the engine's clock."""
+
+
+async def bounded(clock: Clock, seconds: float | None, call: Awaitable[_T]) -> _T:
+    """Await `call`, giving up after `seconds` of `clock` time (None: no bound).
+
+    The call is cancelled on expiry and `CallTimeout` raised: the caller decides what a
+    call without an answer means (a create: ambiguous; a read: temporary).
+    """
+    if seconds is None:
+        return await call
+    task = asyncio.ensure_future(call)
+    task.add_done_callback(_retrieve)
+    timer = asyncio.ensure_future(clock.sleep(seconds))
+    try:
+        done, _ = await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        timer.cancel()
+        if not task.done():
+            task.cancel()  # on expiry, or when the caller itself is cancelled
+    if task not in done:
+        raise CallTimeout(f"no answer within {seconds:g}s")
+    return task.result()
 
 
 class OutcomeKind(enum.StrEnum):
@@ -170,6 +221,7 @@ async def apply_action(
     baseline: EnergySnapshot | None = None,
     resolve_within: float = 1800.0,
     new_id: Callable[[], str] = new_order_id,
+    call_timeout: float | None = None,
 ) -> ActionOutcome:
     """Buy what `action` asks for from the first candidate that accepts; never raises."""
     attempts: list[Attempt] = []
@@ -197,6 +249,7 @@ async def apply_action(
             deadline=clock.now() + resolve_within,
             note=baseline_note(action.reason, baseline),
         )
+        crash_point("before_intent")
         try:
             created = await store.create_intent(
                 intent, budgets=list(budgets), max_open=action.max_open
@@ -208,7 +261,9 @@ async def apply_action(
             attempts.append(Attempt(candidate.provider, coid, "refused", str(created)))
             return outcome(OutcomeKind.HELD, str(created))
         crash_point("after_intent")
-        attempt, ending = await _place(action, candidate, provider, coid, cap, store)
+        attempt, ending = await _place(
+            action, candidate, provider, coid, cap, store, clock, call_timeout
+        )
         attempts.append(attempt)
         if ending is not None:
             kind, reason, extra = ending
@@ -228,6 +283,8 @@ async def _place(
     coid: str,
     cap: int,
     store: Store,
+    clock: Clock,
+    call_timeout: float | None,
 ) -> tuple[Attempt, _Ending | None]:
     """Place one order on its committed intent and record the answer."""
     name = candidate.provider
@@ -246,8 +303,9 @@ async def _place(
     order: dict[str, Any] = {"provider": name, "client_order_id": coid}
     order |= {"energy": candidate.energy, "duration": candidate.duration, "cap_sun": cap}
     try:
-        receipt = await provider.place(request)
+        receipt = await bounded(clock, call_timeout, provider.place(request))
     except (TemporaryError, PermanentError) as exc:
+        crash_point("after_answer")
         ok = await _record(store, coid, OrderPhase.FAILED, error=str(exc))
         if exc.reason not in _NOT_THE_PROVIDERS_FAULT:
             await _health(store, name, False, f"{exc.reason}: {exc}")
@@ -260,6 +318,7 @@ async def _place(
         return attempt, None
     except Exception as exc:  # AmbiguousError, or anything unforeseen: it may exist
         kind = "ambiguous" if isinstance(exc, AmbiguousError) else type(exc).__name__
+        crash_point("after_answer")
         await _record(store, coid, OrderPhase.UNKNOWN, error=f"{kind}: {exc}")
         await _health(store, name, False, f"ambiguous: {exc}")
         why = f"{name} may have accepted order {coid} ({exc}); held until resolved"

@@ -18,6 +18,14 @@ The same code path serves `energyctl plan` (`apply=False`: reads only, never cal
    for each action, a bounded number at once (one per address: a plan has at most one
    action per address).
 
+`call_timeout` (seconds of clock time; None: the adapters' own HTTP timeouts only) bounds
+every provider call of a pass, retries included: a quote or balance read without an answer
+by then is a temporary failure (that candidate is skipped, the balance unknown), a create
+an ambiguous one (held). As quotes, balances and actions run concurrently, a provider that
+never answers delays the others' purchases by at most `call_timeout`. It is measured with
+`clock.sleep`, so it cannot be used with a clock whose sleep moves time itself
+(`energyctl simulate`'s).
+
 Neighbours: `engine/planning.py` (pure decisions), `engine/applying.py`,
 `engine/tracking.py`, `engine/chain.py`, `engine/store/`; called by `engine/cli.py` and
 the controller.
@@ -26,11 +34,11 @@ the controller.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
-from engine.applying import ActionOutcome, apply_action, budget_limits
+from engine.applying import ActionOutcome, CallTimeout, apply_action, bounded, budget_limits
 from engine.chain import ChainError, EnergySnapshot
 from engine.clock import Clock
 from engine.planning import (
@@ -47,9 +55,10 @@ from engine.planning import (
 from engine.store import BudgetWindow, OrderFilter, OrderRecord, Store, StoreError
 from engine.tracking import SnapshotSource, Tracker, TrackingSettings, TrackResult
 from policies.policyset import PolicySet
-from providers.base import Provider, ProviderError, Quote, QuoteRequest
+from providers.base import Provider, ProviderError, Quote, QuoteRequest, TemporaryError
 
 Observations = dict[str, EnergySnapshot | ObservationFailure]
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +104,12 @@ class Reconciler:
         quote_concurrency: int = 16,
         quote_ttl: float = 0.0,
         applied_by: str = "energyctl",
+        call_timeout: float | None = None,
     ) -> None:
         self.policy_set = policy_set
+        self.call_timeout = call_timeout
+        if tracking is None and call_timeout is not None:
+            tracking = TrackingSettings(call_timeout=call_timeout)
         self.store = store
         self.reader = reader
         self.providers = providers
@@ -193,11 +206,12 @@ class Reconciler:
             if kept is not None and now - kept[0] < self.quote_ttl:
                 return kept[1]
             async with slots:
+                request = QuoteRequest(
+                    receiver=receivers[key], energy=key.energy, duration=key.duration
+                )
                 try:
-                    got = await self.providers[key.provider].quote(
-                        QuoteRequest(
-                            receiver=receivers[key], energy=key.energy, duration=key.duration
-                        )
+                    got = await self._bounded(
+                        key.provider, self.providers[key.provider].quote(request)
                     )
                 except ProviderError as exc:
                     return exc
@@ -210,7 +224,7 @@ class Reconciler:
                 return kept[1]
             async with slots:
                 try:
-                    sun = await self.providers[name].balance()
+                    sun = await self._bounded(name, self.providers[name].balance())
                 except ProviderError:
                     return None  # unknown this pass: not a reason to skip
                 self._balances[name] = (now, sun)
@@ -227,6 +241,13 @@ class Reconciler:
         for name, sun in zip(names, got[1], strict=True):
             views[name] = replace(views[name], balance_sun=sun)
         return plan(replace(inputs, providers=views), assessments, quotes)
+
+    async def _bounded(self, provider: str, call: Awaitable[_R]) -> _R:
+        """A provider read bounded by `call_timeout`; its expiry is a TemporaryError."""
+        try:
+            return await bounded(self.clock, self.call_timeout, call)
+        except CallTimeout as exc:
+            raise TemporaryError(provider, str(exc)) from exc
 
     # ------------------------------------------------------------------ the pass
 
@@ -306,6 +327,7 @@ class Reconciler:
                     clock=self.clock,
                     budgets=budget_limits(policy),
                     baseline=seen if isinstance(seen, EnergySnapshot) else None,
+                    call_timeout=self.call_timeout,
                 )
 
         return list(await asyncio.gather(*(one(a) for a in decided.actions)))

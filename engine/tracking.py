@@ -18,7 +18,13 @@
   arrived) or `failed` with its cost (charged, nothing arrived: an alert).
 
 Every move is a compare-and-set (`expect_from` the phase read); losing one means another
-tracker moved the order, which is fine. Nothing here raises per order.
+tracker moved the order, which is fine. Nothing here raises per order. Without a reading
+of the address (the node down or stale) nothing is concluded from the chain: a delegating
+order waits, however long the vendor has said "delegated".
+
+Provider calls are bounded by `TrackingSettings.call_timeout` on the clock (a timeout is a
+temporary failure: the order stays where it is). `crash_point("before_move")` and
+`crash_point("after_move")` (engine/applying.py) surround every move, for the chaos suite.
 
 Neighbours: `engine/applying.py` (writes the intents and the baseline note),
 `engine/reconciling.py` (calls `track`), `engine/store/`, `engine/chain.py`.
@@ -28,10 +34,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from engine.applying import CallTimeout, bounded, crash_point
 from engine.chain import ChainError, EnergySnapshot
 from engine.clock import Clock
 from engine.store import OrderPhase, OrderRecord, Store, StoreError
@@ -44,9 +51,11 @@ from providers.base import (
     Provider,
     ProviderError,
     Receipt,
+    TemporaryError,
 )
 
 _P = OrderPhase
+_R = TypeVar("_R")
 #: permanent errors on a re-placed create that prove nothing about the order
 _UNPROVEN = frozenset({ErrorReason.AUTH, ErrorReason.PROTOCOL, ErrorReason.UNKNOWN})
 
@@ -69,6 +78,8 @@ class TrackingSettings:
     tolerance: float = 0.97
     #: open orders tracked at once
     concurrency: int = 16
+    #: most seconds (clock time) one provider call may take; None: the adapters' own
+    call_timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,10 +201,19 @@ class Tracker:
     ) -> TrackResult:
         if self.before_move is not None:
             self.before_move(order.address)
+        crash_point("before_move")
         await self.store.transition(
             order.client_order_id, to, expect_from={order.phase}, note=detail, **fields
         )
+        crash_point("after_move")
         return self._result(order, to, detail)
+
+    async def _call(self, provider: str, call: Awaitable[_R]) -> _R:
+        """A provider call bounded by `call_timeout`; its expiry is a TemporaryError."""
+        try:
+            return await bounded(self.clock, self.settings.call_timeout, call)
+        except CallTimeout as exc:
+            raise TemporaryError(provider, str(exc)) from exc
 
     async def _baseline(self, order: OrderRecord) -> Mapping[str, Any] | None:
         coid = order.client_order_id
@@ -229,7 +249,7 @@ class Tracker:
             return await self._replace(order, provider)
         if provider is not None and caps is not None and caps.lookup_by_client_id:
             try:
-                receipt = await provider.lookup(order.client_order_id)
+                receipt = await self._call(order.provider, provider.lookup(order.client_order_id))
             except ProviderError as exc:
                 return self._result(order, order.phase, f"lookup failed: {exc}")
             if receipt is not None:
@@ -255,7 +275,7 @@ class Tracker:
             duration=order.duration,
         )
         try:
-            receipt = await provider.place(request)
+            receipt = await self._call(order.provider, provider.place(request))
         except AmbiguousError as exc:
             return self._result(order, order.phase, f"re-placing was ambiguous again: {exc}")
         except PermanentError as exc:
@@ -290,7 +310,7 @@ class Tracker:
             return self._result(order, order.phase, "no receipt stored; cannot follow")
         receipt = Receipt.model_validate(dict(order.receipt))
         try:
-            status = await provider.status(receipt)
+            status = await self._call(order.provider, provider.status(receipt))
         except ProviderError as exc:
             return self._result(order, order.phase, f"status failed: {exc}")
         cost = status.cost_sun if status.cost_sun is not None else order.cost_sun
@@ -321,7 +341,9 @@ class Tracker:
             return self._result(
                 order, order.phase, "the provider reports delegated; not on chain yet"
             )
-        shown = rise or 0
+        if rise is None:  # the node down or stale: "nothing arrived" would be a guess
+            return self._result(order, order.phase, "no reading of the chain; waiting")
+        shown = rise
         if shown > 0:
             return await self._move(
                 order, _P.PARTIAL, f"the chain shows only +{shown} of {order.energy}", cost_sun=cost

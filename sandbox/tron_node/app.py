@@ -5,7 +5,8 @@ the `ChainState` (`reads.py`) and prints the answer with `wire.py`'s conventions
 everywhere, `{}` for not found, `{"Error": ...}` for bad input, `visible` from the body
 except on `getnowblock`/`getchainparameters` (java-tron reads those from the query string
 only). The TronGrid `TRON-PRO-API-KEY` header is accepted (and, if configured, enforced);
-an optional injected delay stands for network latency. `control.py` adds `/control/*`.
+an optional injected delay stands for network latency, and `faults` (`faults.py`) an
+outage or a stale node. `control.py` adds `/control/*`.
 `TronNode` serves the app on a loopback port (`sandbox.serving`) for a `with` block.
 """
 
@@ -28,6 +29,7 @@ from starlette.routing import Route
 from sandbox.serving import LoopbackServer, serve
 from sandbox.tron_node import wire
 from sandbox.tron_node.control import control_routes
+from sandbox.tron_node.faults import NodeFaults
 from sandbox.tron_node.state import ChainState
 from sandbox.tron_node.wire import WireError, parse_address, parse_int
 
@@ -220,6 +222,11 @@ def _endpoint(
         refused = await gate(request)
         if refused is not None:
             return refused
+        faults: NodeFaults = request.app.state.faults
+        faults.requests += 1
+        if faults.down:
+            faults.refused += 1
+            return Response(b"503 Service Temporarily Unavailable", 503, media_type="text/plain")
         state: ChainState = request.app.state.chain
         try:
             params = await read_params(request)
@@ -231,12 +238,20 @@ def _endpoint(
             body = wire.error_body(str(exc))
         except ValueError as exc:  # TronError and friends from the model
             body = wire.error_body(f"{wire.ILLEGAL_ARGUMENT} : {exc}")
+        if faults.frozen:
+            key = (request.url.path, str(request.query_params), await request.body())
+            body = faults.answer(key, body)
         return Response(body, media_type=JSON)
 
     return handle
 
 
-def create_app(state: ChainState, latency: float = 0.0, api_key: str | None = None) -> Starlette:
+def create_app(
+    state: ChainState,
+    latency: float = 0.0,
+    api_key: str | None = None,
+    faults: NodeFaults | None = None,
+) -> Starlette:
     """The node as an ASGI app: `/wallet/*`, `/walletsolidity/*` and `/control/*`.
 
     `latency` seconds are awaited (not slept) before each node answer, so concurrent
@@ -244,6 +259,7 @@ def create_app(state: ChainState, latency: float = 0.0, api_key: str | None = No
     `TRON-PRO-API-KEY`: none -> HTTP 401, another key -> HTTP 403 with TronGrid's
     "Exceed the user daily usage" JSON body (what makes tronpy rotate keys).
     `app.state.api_keys` counts the keys seen (None for requests without one).
+    `faults` (default: a fresh `NodeFaults`, all off) is `app.state.faults`.
     """
     keys_seen: Counter[str | None] = Counter()
 
@@ -268,6 +284,7 @@ def create_app(state: ChainState, latency: float = 0.0, api_key: str | None = No
     app = Starlette(routes=routes + control_routes())
     app.state.chain = state
     app.state.api_keys = keys_seen
+    app.state.faults = faults if faults is not None else NodeFaults()
     return app
 
 
