@@ -18,6 +18,11 @@ fresh read before ending its order (`Reconciler.plan_and_apply` has the argument
 store refuses a second open order per address, and tracking leaves alone an intent that
 a pass of this process may still be placing (`engine/rounds.py`).
 
+Replicas (`shards` > 0, the default on PostgreSQL): a lease loop runs
+`ShardLeases.tick` every `lease_ttl / 3` seconds (`engine/sharding.py`), and passes,
+tracking and ensure requests act only on the addresses whose shard this replica holds;
+an ensure for another replica's address raises `NotOwner` naming the holder.
+
 `ensure(address, energy)` adds a demand that the next pass hands to the planner:
 concurrent requests for one address fold into one demand. The policy directory is polled
 (`PolicySource.fingerprint`): a valid change replaces the session between passes; an
@@ -43,14 +48,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.chain import EnergySnapshot
 from engine.clock import Clock, SystemClock
-from engine.ensuring import busy_addresses, ensure_answer, log_pass, wait_for_energy
+from engine.ensuring import Ensures, UnknownAddress, busy_addresses, log_pass
 from engine.observing import CachingSource
 from engine.reconciling import PassResult, Reconciler
 from engine.reloading import Loaded, PolicySource
-from engine.rounds import RoundRules, track_round
+from engine.rounds import IN_FLIGHT_GRACE, RoundRules, track_round
 from engine.session import Session
+from engine.sharding import LeasedWork, NotOwner, ShardLeases
 from engine.swapping import ControllerError, PolicySwaps
 from engine.tracking import TrackingSettings, TrackResult
 from policies.policyset import PolicySet
@@ -63,10 +68,6 @@ GATE_POLL = 0.005  # seconds between looks at the tracking gate
 _TRACK_REASONS = ("callback:", "block", "ensure-wait", "policies")
 
 
-class UnknownAddress(ControllerError):
-    """An ensure request for an address no policy watches."""
-
-
 @dataclass(frozen=True, slots=True)
 class ControllerSettings:
     reload_interval: float = 5.0  # seconds between polls of the policy files
@@ -75,12 +76,22 @@ class ControllerSettings:
     stop_grace: float = 20.0  # SIGTERM: most seconds to let the work in flight finish
     ensure_poll: float = 0.5  # ensure with wait: seconds between reads of the address
     quote_ttl: float = 2.0  # seconds a vendor quote or balance is reused across passes
-    #: an intent written before this controller started (a previous life of the process,
-    #: or another replica) is resolved once this old; 0: a restarted single sidecar
-    intent_grace: float = 0.0
+    #: an intent not written by a pass of this process (a previous life of the process,
+    #: or another replica) is resolved once this old. None: 0 for a single sidecar (a
+    #: restart resolves its intents at once); with shards, max(60, 4 x lease_ttl)
+    intent_grace: float | None = None
+    replica: str = "energyctl"  # this replica's name (leases, status, metrics)
+    #: address shards leased among replicas; None: 64 on PostgreSQL, 0 (off) on SQLite
+    shards: int | None = None
+    lease_ttl: float = 15.0  # seconds a shard lease lives without renewal
+
+    def grace(self, sharded: bool) -> float:
+        if self.intent_grace is not None:
+            return self.intent_grace
+        return max(60.0, 4.0 * self.lease_ttl) if sharded else 0.0
 
 
-class Controller(PolicySwaps):
+class Controller(PolicySwaps, LeasedWork, Ensures):
     """Owns the loops; see the module docstring."""
 
     def __init__(
@@ -124,6 +135,10 @@ class Controller(PolicySwaps):
         self._tasks: list[asyncio.Task[None]] = []
         self._tracked: list[TrackResult] = []  # tracking results not yet in a PassResult
         self._mine: set[str] = set()  # intents written by passes of ours that finished
+        self._running_since: float | None = None  # start of the pass in flight
+        self._failed: list[tuple[float, float | None]] = []  # windows of failed passes
+        self.leases: ShardLeases | None = None
+        self._owned_seen: frozenset[str] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -137,6 +152,8 @@ class Controller(PolicySwaps):
             raise ControllerError("invalid policy set:\n" + "\n".join(loaded.errors))
         self.started_at = self.clock.now()
         await self._install(loaded, "files")
+        assert self.session is not None and self.policy_set is not None
+        self.leases = self._make_leases(self.session.store_url)
 
     async def _install(self, loaded: Loaded, origin: str) -> None:
         assert loaded.policy_set is not None
@@ -180,6 +197,9 @@ class Controller(PolicySwaps):
         ]
         if self.policy_set.settings.observation.mode == "follow":
             self._tasks.append(asyncio.create_task(self._follow(), name="energyctl:follow"))
+        if self.leases is not None:
+            await self._tick()  # the first pass already knows what this replica holds
+            self._tasks.append(asyncio.create_task(self._lease_loop(), name="energyctl:lease"))
         try:
             while not self.stopping:
                 await self.run_pass()
@@ -192,6 +212,7 @@ class Controller(PolicySwaps):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             self._fail_waiters(ControllerError("the sidecar is stopping"))
+            await self._release_leases()
             if self.session is not None:
                 await self.session.aclose()
 
@@ -233,7 +254,15 @@ class Controller(PolicySwaps):
 
     def _owned(self) -> frozenset[str] | None:
         """The addresses this process may work on (None: all of them)."""
-        return None
+        if self.leases is None or self.policy_set is None:
+            return None
+        return self.leases.owned(self.policy_set.addresses)
+
+    def _windows(self) -> tuple[tuple[float, float | None], ...]:
+        now = self.clock.now()
+        self._failed = [w for w in self._failed if (w[1] or now) > now - IN_FLIGHT_GRACE]
+        running = self._running_since
+        return (*self._failed, *([(running, None)] if running is not None else []))
 
     async def run_pass(self) -> PassResult | None:
         """One planning pass with the demands gathered so far (skipped once stopping)."""
@@ -246,9 +275,12 @@ class Controller(PolicySwaps):
             if self.observer is not None:
                 self.observer.refresh(demands)
             started = time.perf_counter()
+            self._running_since = began = self.clock.now()
             try:
-                result = await self.reconciler.plan_and_apply(demands, only=self._owned())
+                result = await self.reconciler.plan_and_apply(demands, only=self._scope())
             except Exception as exc:  # the loop survives a failed pass; it says why
+                self._running_since = None  # its actions may outlive it: keep its window
+                self._failed.append((began, self.clock.now()))
                 self.last_pass_error = f"{type(exc).__name__}: {exc}"
                 log.error("pass failed", extra={"event": "pass", "error": self.last_pass_error})
                 self._notify(None, time.perf_counter() - started)
@@ -259,6 +291,7 @@ class Controller(PolicySwaps):
             self._mine.update(
                 a.client_order_id for o in result.outcomes for a in o.attempts if a.client_order_id
             )
+            self._running_since = None
             tracked, self._tracked = self._tracked, []
             result = dataclasses.replace(result, tracked=tuple(tracked))
             elapsed = time.perf_counter() - started
@@ -297,7 +330,8 @@ class Controller(PolicySwaps):
                 return []
             open_orders = await rec.store.open_orders()
             self._mine &= {o.client_order_id for o in open_orders}
-            rules = RoundRules(frozenset(self._mine), self.started_at, self.settings.intent_grace)
+            grace = self.settings.grace(self.leases is not None)
+            rules = RoundRules(frozenset(self._mine), self._windows(), grace)
             results = await track_round(
                 rec, session.reader, open_orders, rules, owned=self._owned(), gate=self._gate
             )
@@ -322,39 +356,7 @@ class Controller(PolicySwaps):
                 log.exception("tracking failed", extra={"event": "order"})
             await self._wait(self._track_wake, self.settings.busy_interval)
 
-    # ------------------------------------------------------------------ ensure
-
-    async def ensure(self, address: str, energy: int, wait: float = 0.0) -> dict[str, Any]:
-        """Buy now if `address` needs it for `energy`; with `wait`, return once the chain
-        shows that much available energy or `wait` seconds have passed."""
-        if self.policy_set is None or self.policy_set.policy_for(address) is None:
-            raise UnknownAddress(f"{address} is not watched by any policy")
-        if self.stopping:
-            raise ControllerError("the sidecar is stopping")
-        waiter: asyncio.Future[PassResult] = asyncio.get_running_loop().create_future()
-        self._demands[address] = max(self._demands.get(address, 0), energy)
-        self._waiters.append(waiter)
-        self.wake("ensure")
-        result = await waiter
-        answer = ensure_answer(result, address, energy)
-        if wait > 0 and not answer["satisfied"]:
-            answer.update(
-                await wait_for_energy(
-                    self._read_one,
-                    address,
-                    energy,
-                    wait,
-                    poll=self.settings.ensure_poll,
-                    stopping=lambda: self.stopping,
-                    nudge=lambda: self.wake("ensure-wait"),
-                )
-            )
-        return answer
-
-    async def _read_one(self, address: str) -> EnergySnapshot:
-        if self.session is None:
-            raise ControllerError("no session")
-        return await self.session.reader.snapshot(address)
+    # ------------------------------------------------------------------ following
 
     async def follow_once(self) -> bool:
         """Follow mode: read new blocks; wake a pass when one touched a watched address."""
@@ -385,6 +387,7 @@ class Controller(PolicySwaps):
             "lastPassAt": self.last_pass_at,
             "lastPassError": self.last_pass_error,
             "stopping": self.stopping,
+            "replica": self.leases.status() if self.leases else {"name": self.settings.replica},
             "addresses": [e.to_json() for e in result.plan.entries] if result else [],
         }
 
@@ -399,6 +402,7 @@ __all__ = [
     "Controller",
     "ControllerError",
     "ControllerSettings",
+    "NotOwner",
     "PassObserver",
     "UnknownAddress",
 ]

@@ -7,6 +7,11 @@ address shows the energy. `busy_addresses(result)` lists the addresses with an o
 flight (the controller has them re-read at the next pass) and `log_pass` writes the
 decision and order-state log lines of a pass.
 
+`Ensures` is the part of the controller that takes ensure requests: the demand is
+folded into the next pass's, the answer comes from that pass. With shards, an address
+this replica does not hold is refused with `NotOwner` naming the holder (`POST
+/v1/ensure` answers 409 with it: the caller retries there).
+
 Neighbours: `engine/controller.py` (calls all of these), `engine/service.py` (serves the
 answer), `engine/reconciling.py` (`PassResult`).
 """
@@ -17,14 +22,79 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.chain import EnergySnapshot
 from engine.reconciling import PassResult
+from engine.sharding import NotOwner, ShardLeases
+from engine.swapping import ControllerError
+
+if TYPE_CHECKING:
+    from engine.controller import ControllerSettings
+    from engine.session import Session
+    from policies.policyset import PolicySet
 
 log = logging.getLogger("energyctl.controller")
 
 Reader = Callable[[str], Awaitable[EnergySnapshot]]
+
+
+class UnknownAddress(ControllerError):
+    """An ensure request for an address no policy watches."""
+
+
+class Ensures:
+    """Ensure requests of a `Controller` (which provides the attributes declared here)."""
+
+    settings: ControllerSettings
+    session: Session | None
+    policy_set: PolicySet | None
+    stopping: bool
+    leases: ShardLeases | None
+    _demands: dict[str, int]
+    _waiters: list[asyncio.Future[PassResult]]
+
+    def wake(self, reason: str) -> None:
+        raise NotImplementedError
+
+    def _owned(self) -> frozenset[str] | None:
+        raise NotImplementedError
+
+    async def ensure(self, address: str, energy: int, wait: float = 0.0) -> dict[str, Any]:
+        """Buy now if `address` needs it for `energy`; with `wait`, return once the chain
+        shows that much available energy or `wait` seconds have passed."""
+        if self.policy_set is None or self.policy_set.policy_for(address) is None:
+            raise UnknownAddress(f"{address} is not watched by any policy")
+        owned = self._owned()
+        if owned is not None and address not in owned:
+            assert self.leases is not None
+            raise NotOwner(address, await self.leases.owner(address))
+        if self.stopping:
+            raise ControllerError("the sidecar is stopping")
+        waiter: asyncio.Future[PassResult] = asyncio.get_running_loop().create_future()
+        self._demands[address] = max(self._demands.get(address, 0), energy)
+        self._waiters.append(waiter)
+        self.wake("ensure")
+        result = await waiter
+        answer = ensure_answer(result, address, energy)
+        if wait > 0 and not answer["satisfied"]:
+            answer.update(
+                await wait_for_energy(
+                    self._read_one,
+                    address,
+                    energy,
+                    wait,
+                    poll=self.settings.ensure_poll,
+                    stopping=lambda: self.stopping,
+                    nudge=lambda: self.wake("ensure-wait"),
+                )
+            )
+        return answer
+
+    async def _read_one(self, address: str) -> EnergySnapshot:
+        if self.session is None:
+            raise ControllerError("no session")
+        return await self.session.reader.snapshot(address)
 
 
 def busy_addresses(result: PassResult) -> set[str]:
@@ -101,4 +171,11 @@ def log_pass(result: PassResult, elapsed: float, reasons: list[str]) -> None:
     )
 
 
-__all__ = ["busy_addresses", "ensure_answer", "log_pass", "wait_for_energy"]
+__all__ = [
+    "Ensures",
+    "UnknownAddress",
+    "busy_addresses",
+    "ensure_answer",
+    "log_pass",
+    "wait_for_energy",
+]

@@ -17,6 +17,11 @@ Series (all prefixed `energyctl_`):
   passes_total{result}                           passes that finished ok or failed
   observation_age_seconds                        age of the last full read of the addresses
   last_pass_timestamp_seconds                    when the last pass finished (clock time)
+  shards_held                                    address shards this replica holds now
+
+With a replica name (`Metrics(replica=...)`, the sidecar gives it when replicas share the
+addresses) every sample carries a `replica` label, added at exposition
+(`_ReplicaLabelled`), so the series of several replicas never collide in one scrape.
 
 Neighbours: `engine/controller.py`, `engine/service.py`.
 """
@@ -25,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -35,6 +40,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from engine.planning import Condition
 from engine.reconciling import PassResult
@@ -51,7 +59,8 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 class Metrics:
     """The sidecar's series in one registry; see the module docstring."""
 
-    def __init__(self) -> None:
+    def __init__(self, replica: str | None = None) -> None:
+        self.replica = replica
         r = self.registry = CollectorRegistry(auto_describe=True)
         self.energy = Gauge(
             "energyctl_address_energy", "Available energy.", ["address", "policy"], registry=r
@@ -95,6 +104,16 @@ class Metrics:
         self.last_pass = Gauge(
             "energyctl_last_pass_timestamp_seconds", "When the last pass ended.", registry=r
         )
+        self.shards = Gauge("energyctl_shards_held", "Address shards held.", registry=r)
+        self._exposed = r
+        if replica is not None:
+            self.label_replica(replica)
+
+    def label_replica(self, replica: str) -> None:
+        """From now on every sample carries `replica="REPLICA"`."""
+        self.replica = replica
+        self._exposed = CollectorRegistry(auto_describe=False)
+        self._exposed.register(_ReplicaLabelled(self.registry, replica))
 
     # ------------------------------------------------------------------ passes
 
@@ -119,6 +138,8 @@ class Metrics:
         """Scrape-time values: orders by provider and state, observation age."""
         age = controller.observation_age()
         self.observation_age.set(age if age is not None else float("nan"))
+        leases = controller.leases
+        self.shards.set(len(leases.status()["held"]) if leases is not None else float("nan"))
         session = controller.session
         if session is None:
             return
@@ -136,12 +157,27 @@ class Metrics:
             self.spent.labels(name).set(spent)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self._exposed)
 
     # ------------------------------------------------------------------ providers
 
     def metered(self, pool: Mapping[str, Provider]) -> Mapping[str, Provider]:
         return _MeteredPool(pool, self)
+
+
+class _ReplicaLabelled(Collector):
+    """Every family of `inner` with `replica="NAME"` added to each sample's labels."""
+
+    def __init__(self, inner: CollectorRegistry, replica: str) -> None:
+        self.inner, self.replica = inner, replica
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self.inner.collect():
+            family.samples = [
+                Sample(s.name, {**s.labels, "replica": self.replica}, *s[2:])
+                for s in family.samples
+            ]
+            yield family
 
 
 class _MeteredPool(Mapping[str, Provider]):

@@ -28,6 +28,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         401: "Missing or wrong bearer token (or, for callbacks, a bad signature or timestamp).",
         403: "Mutating endpoints are off: no http.apiToken is configured.",
         404: "Unknown address or provider.",
+        409: "Another replica reconciles this address: `owner` names it.",
         413: "The body is too large.",
         422: "The request is not valid; `error` (and `errors`) say why.",
         503: "Not ready, or stopping.",
@@ -128,7 +129,7 @@ def document() -> dict[str, Any]:
                 "requestBody": {"required": True, "content": {
                     "application/json": {"schema": _ENSURE_REQUEST}}},
                 "responses": {"200": _json(_ENSURE_ANSWER, "What the pass decided."),
-                              **_errors(400, 401, 403, 404, 413, 422, 503)},
+                              **_errors(400, 401, 403, 404, 409, 413, 422, 503)},
             }},
             "/v1/policies": {"post": {
                 "summary": "Validate a policy set and put it in force (energyctl apply --server).",

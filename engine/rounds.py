@@ -6,9 +6,11 @@ but an `intent` that is neither
 
 - written by a pass of this process that has finished (`mine`: its provider call has
   returned, or the process gave up on it), nor
-- older than its grace: `intent_grace` for an intent written before this process started
-  (a previous life of the process, or another replica that may still be calling its
-  provider), `IN_FLIGHT_GRACE` for one written since by a pass still running.
+- older than its grace: `IN_FLIGHT_GRACE` for one written while a pass of this process
+  that may still be placing it ran (`windows`: the pass running now, and passes that
+  failed, whose actions may outlive them); `intent_grace` for any other (a previous life
+  of the process, or another replica - dead, or fenced off its shard - that may still be
+  calling its provider: above the provider timeout and the lease time-to-live).
 
 `track_round` moves the orders in chunks of `CHUNK`: the chain is read for a chunk's
 addresses in one batch (the `ChainReader`'s concurrent lanes), the chunk goes to
@@ -42,8 +44,14 @@ class RoundRules:
     """What `may_track` needs to know of the process running the round."""
 
     mine: frozenset[str]
-    started_at: float | None
+    #: (start, end) clock times of this process's passes that may still be placing
+    #: orders: the one running (end None) and those that failed
+    windows: tuple[tuple[float, float | None], ...]
     intent_grace: float
+
+
+def _in_window(at: float, windows: tuple[tuple[float, float | None], ...]) -> bool:
+    return any(start <= at and (end is None or at <= end) for start, end in windows)
 
 
 def may_track(order: OrderRecord, now: float, rules: RoundRules) -> bool:
@@ -51,7 +59,7 @@ def may_track(order: OrderRecord, now: float, rules: RoundRules) -> bool:
     if order.phase is not OrderPhase.INTENT or order.client_order_id in rules.mine:
         return True
     grace = rules.intent_grace
-    if rules.started_at is not None and order.created_at >= rules.started_at:
+    if _in_window(order.created_at, rules.windows):
         grace = max(grace, IN_FLIGHT_GRACE)
     return now - order.created_at >= grace
 

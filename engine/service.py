@@ -1,8 +1,11 @@
 """The sidecar's HTTP API: a Starlette app over one `Controller`.
 
 Read endpoints: `GET /healthz` (the process answers), `GET /readyz` (store reachable, a
-pass finished recently, observation fresh; 503 with the reasons otherwise), `GET /metrics`
-(Prometheus text), `GET /v1/status`, `GET /v1/orders`, `GET /openapi.json`.
+pass finished recently, observation fresh; 503 with the reasons otherwise; both say which
+replica answers and which shards it holds until when), `GET /metrics` (Prometheus text),
+`GET /v1/status`, `GET /v1/orders`, `GET /openapi.json`. An ensure for an address whose
+shard another replica holds is answered 409 with that replica's name in `owner` (503
+while no replica holds it): the caller sends it there, nothing is forwarded.
 
 Mutating endpoints need `Authorization: Bearer <http.apiToken>` (compared in constant
 time; with no token configured they are refused): `POST /v1/ensure` and
@@ -28,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.controller import Controller, ControllerError, UnknownAddress
+from engine.controller import Controller, ControllerError, NotOwner, UnknownAddress
 from engine.metrics import CONTENT_TYPE, Metrics
 from engine.openapi import document
 from engine.store import OPEN_PHASES, OrderFilter, OrderPhase, StoreError
@@ -138,9 +141,12 @@ class Service:
             problems.append("observation is missing or stale")
         if c.stopping:
             problems.append("stopping")
+        replica = c.status()["replica"]
         if problems:
-            return _error(503, "not ready", problems=problems)
-        return JSONResponse({"status": "ready", "revision": c.policy_set.revision})
+            return _error(503, "not ready", problems=problems, replica=replica)
+        return JSONResponse(
+            {"status": "ready", "revision": c.policy_set.revision, "replica": replica}
+        )
 
     async def prometheus(self, request: Request) -> Response:
         if self.metrics is None:
@@ -198,6 +204,8 @@ class Service:
             answer = await self.controller.ensure(address, energy, min(float(wait), MAX_WAIT))
         except UnknownAddress as exc:
             return _error(404, str(exc))
+        except NotOwner as exc:  # another replica reconciles it: the caller goes there
+            return _error(409 if exc.owner else 503, str(exc), owner=exc.owner)
         except ControllerError as exc:
             return _error(503, str(exc))
         return JSONResponse(answer)

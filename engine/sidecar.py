@@ -4,8 +4,10 @@
 with the reason logged), serves the API with `uvicorn.Server` on `http.listen` (or
 `options.listen`) in the same loop as the controller, and on SIGTERM or SIGINT: the
 controller lets no new pass start and waits up to `stop_grace` for the pass in flight,
-the server stops (requests in flight get `server_grace` seconds), the session and store
-close, and 0 is returned. uvicorn's own signal handling is switched off: this module
+the server stops (requests in flight get `server_grace` seconds), the controller gives
+its shard leases back (replicas on PostgreSQL: the others take the addresses at once),
+the session and store close, and 0 is returned. With shard leases the metrics carry a
+`replica` label. uvicorn's own signal handling is switched off: this module
 owns the signals.
 
 Neighbours: `engine/controller.py`, `engine/service.py`, `engine/metrics.py`,
@@ -72,6 +74,8 @@ async def run_sidecar(options: SidecarOptions) -> int:
         log.error("cannot start", extra={"event": "start", "error": str(exc)})
         return 1
     assert controller.policy_set is not None
+    if controller.leases is not None:  # replicas share the addresses: say whose series
+        metrics.label_replica(controller.leases.replica)
     host, port = _split(options.listen or controller.policy_set.settings.http.listen)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -102,7 +106,9 @@ async def run_sidecar(options: SidecarOptions) -> int:
     log.info(
         "serving",
         extra={"event": "start", "listen": f"{bound[0]}:{bound[1]}",
-               "revision": controller.policy_set.revision},
+               "revision": controller.policy_set.revision,
+               "replica": controller.settings.replica,
+               "shards": controller.leases.settings.shards if controller.leases else 0},
     )  # fmt: skip
     loop_task = asyncio.create_task(controller.run(), name="energyctl:loop")
     server_task = asyncio.create_task(server.serve(sockets=[sock]), name="energyctl:http")

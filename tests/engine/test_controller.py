@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from engine.clock import VirtualClock
-from engine.controller import Controller, ControllerSettings
+from engine.controller import Controller, ControllerSettings, NotOwner
 from engine.reloading import PolicySource
 from engine.session import Session
 from engine.store import OrderFilter, OrderPhase, OrderRecord, open_store
@@ -348,3 +348,50 @@ async def test_a_mark_made_during_a_read_survives_it(tmp_path: Path) -> None:
     assert address not in observer.dirty
     assert c.session is not None
     await c.session.aclose()
+
+
+async def test_two_replicas_split_the_addresses_and_refuse_each_other_s_ensures(
+    tmp_path: Path,
+) -> None:
+    """Two controllers on one store with shard leases: each plans only the addresses of
+    its shards, an ensure for the other's address names the owner, and a drained address
+    is bought for once, by its owner."""
+    rig = Rig(tmp_path, shards=4, replica="a", lease_ttl=30.0)
+    other = Controller(
+        rig.controller.source,
+        clock=rig.clock,
+        settings=ControllerSettings(shards=4, replica="b", lease_ttl=30.0),
+        session_factory=rig._session,
+    )
+    a = rig.controller
+    await a.start()
+    await other.start()
+    for c in (a, other, a, other):  # a takes all, b joins, a hands over, b takes its share
+        assert c.leases is not None
+        await c.leases.tick()
+    owned_a, owned_b = a._owned(), other._owned()
+    assert owned_a is not None and owned_b is not None
+    assert owned_a | owned_b == set(rig.addresses) and not owned_a & owned_b
+    assert owned_a and owned_b, "4 addresses over 4 shards land on both replicas here"
+    theirs = sorted(owned_b)[0]
+    with pytest.raises(NotOwner) as refused:
+        await a.ensure(theirs, START + 100_000)
+    assert refused.value.owner == "b"
+    rig.world.drain(rig.addresses)
+    for c in (a, other):
+        assert c.observer is not None
+        c.observer.refresh(rig.addresses)
+        result = await c.run_pass()
+        assert result is not None
+        assert {o.address for o in result.outcomes} == c._owned()
+        assert {e.address for e in result.plan.entries} == c._owned()
+    orders = await rig.orders()
+    assert sorted(o.address for o in orders) == sorted(rig.addresses)  # one order each
+    assert rig.creates() == len(rig.addresses)
+    status = a.status()["replica"]
+    assert status["name"] == "a" and status["members"] == ["a", "b"]
+    assert len(status["held"]) == 2 and status["leaseExpiresAt"] > rig.clock.now()
+    for c in (a, other):
+        await c.stop()
+        assert c.session is not None
+        await c.session.aclose()
