@@ -27,6 +27,17 @@ from engine.store import Store, open_store
 from engine.tracking import TrackingSettings
 from policies.policyset import PolicySet
 
+#: bound on one provider call (quote, balance, create, status) in real time: a vendor that
+#: never answers delays other addresses' purchases by at most this (docs/chaos.md)
+DEFAULT_CALL_TIMEOUT = 30.0
+
+
+class _Default:
+    """Marker: no call timeout was given."""
+
+
+_DEFAULT = _Default()
+
 
 def store_password(policy_set: PolicySet, url: str) -> SecretStr | None:
     """The store settings' password, for a PostgreSQL `url` (SQLite takes none)."""
@@ -50,6 +61,7 @@ class Session:
         node_transport: httpx.AsyncBaseTransport | None = None,
         provider_transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
         applied_by: str = "energyctl",
+        call_timeout: float | _Default | None = _DEFAULT,
     ) -> None:
         settings = policy_set.settings
         self.policy_set = policy_set
@@ -59,6 +71,13 @@ class Session:
         self._tracking = tracking
         self._node_transport = node_transport
         self._applied_by = applied_by
+        if isinstance(call_timeout, _Default):
+            # Real time: bound every provider call. In emulated time (a ScaledClock or a
+            # VirtualClock) seconds are not wall seconds: callers choose the bound there.
+            real = isinstance(self.clock, SystemClock)
+            call_timeout = DEFAULT_CALL_TIMEOUT if real else None
+        #: most seconds (clock time) one provider call may take, None: the HTTP timeouts only
+        self.call_timeout: float | None = call_timeout
         self.pool = ProviderPool(policy_set, clock=self.clock, transports=provider_transports)
         self._store: Store | None = None
         self._reader: ChainReader | None = None
@@ -126,4 +145,5 @@ class Session:
             clock=self.clock,
             tracking=self._tracking,
             applied_by=self._applied_by,
+            call_timeout=self.call_timeout,
         )

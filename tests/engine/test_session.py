@@ -65,3 +65,20 @@ def test_an_sqlite_override_gets_no_password(tmp_path: Path) -> None:
     assert store_password(policy_set, "sqlite:///x.db") is None
     secret = store_password(policy_set, "postgresql://energyctl@db.test/energy")
     assert secret is not None and "s3cret" not in repr(secret)
+
+
+def test_provider_calls_are_bounded_in_real_time_only(tmp_path: Path) -> None:
+    from engine.clock import ScaledClock, SystemClock
+    from engine.session import DEFAULT_CALL_TIMEOUT
+
+    policy_set = _policy_set(tmp_path, "sqlite:///x.db", password=False)
+    assert Session(policy_set, clock=SystemClock()).call_timeout == DEFAULT_CALL_TIMEOUT
+    assert Session(policy_set).call_timeout == DEFAULT_CALL_TIMEOUT
+    # emulated seconds are not wall seconds: the caller chooses there
+    assert Session(policy_set, clock=ScaledClock(speed=60)).call_timeout is None
+    assert Session(policy_set, clock=VirtualClock()).call_timeout is None
+    assert Session(policy_set, clock=ScaledClock(), call_timeout=5.0).call_timeout == 5.0
+    assert Session(policy_set, call_timeout=None).call_timeout is None
+    built = Session(policy_set)
+    built._store, built._reader = object(), object()  # type: ignore[assignment]
+    assert built.reconciler.call_timeout == DEFAULT_CALL_TIMEOUT
