@@ -177,6 +177,7 @@ class ChainReader:
         rate_limit_per_s: float | None = None,
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_head_age: float | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -184,6 +185,9 @@ class ChainReader:
         self._clock = clock
         self._timeout = timeout
         self._concurrency = concurrency
+        #: a head block older than this (clock seconds) means the node stopped following
+        #: the chain: its answers are stale, and reads fail (never buy blind). None: no check.
+        self.max_head_age = max_head_age
         self._bucket = TokenBucket(rate_limit_per_s, clock) if rate_limit_per_s else None
         headers = {API_KEY_HEADER: api_key.get_secret_value()} if api_key is not None else {}
         base = node_url if node_url.endswith("/") else node_url + "/"
@@ -274,10 +278,32 @@ class ChainReader:
             raise self._malformed(path, exc) from exc
         return NodeHeads(number=number, block_id=block_id, solid=solid)
 
+    async def _check_head_age(self) -> None:
+        """Raise ChainTemporaryError when the node's head block is older than
+        `max_head_age`: a node that stopped following the chain answers with old state."""
+        if self.max_head_age is None:
+            return
+        path = "wallet/getnowblock"
+        block = await self._request(path)
+        try:
+            raw = block["block_header"]["raw_data"]
+            stamp = _int(raw, "timestamp") / 1000
+            number = _int(raw, "number")
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise self._malformed(path, exc) from exc
+        age = self._clock.now() - stamp
+        if age > self.max_head_age:
+            raise self._temporary(
+                path,
+                f"head block {number} is {age:.0f}s old (limit {self.max_head_age:.0f}s): "
+                "the node is not following the chain",
+            )
+
     async def snapshot(self, address: str, *, delegators: bool = False) -> EnergySnapshot:
         """One address's energy now; raises ChainTemporaryError / ChainPermanentError."""
         canonical = canonical_address(address)
         heads = await self.heads()
+        await self._check_head_age()
         return await self._read(canonical, heads.number, delegators)
 
     async def snapshots(
@@ -291,6 +317,7 @@ class ChainReader:
         results: dict[str, EnergySnapshot | ChainError] = {}
         try:
             block = (await self.heads()).number
+            await self._check_head_age()
         except ChainError as exc:
             return dict.fromkeys(todo, exc)
         pending = iter(todo)

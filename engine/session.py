@@ -30,6 +30,9 @@ from policies.policyset import PolicySet
 #: bound on one provider call (quote, balance, create, status) in real time: a vendor that
 #: never answers delays other addresses' purchases by at most this (docs/chaos.md)
 DEFAULT_CALL_TIMEOUT = 30.0
+#: in real time, a node whose head block is older than this is not following the chain:
+#: its reads fail (never buy blind, never end an order on stale state)
+DEFAULT_MAX_HEAD_AGE = 120.0
 
 
 class _Default:
@@ -71,11 +74,11 @@ class Session:
         self._tracking = tracking
         self._node_transport = node_transport
         self._applied_by = applied_by
+        self._real_time = isinstance(self.clock, SystemClock)
         if isinstance(call_timeout, _Default):
             # Real time: bound every provider call. In emulated time (a ScaledClock or a
             # VirtualClock) seconds are not wall seconds: callers choose the bound there.
-            real = isinstance(self.clock, SystemClock)
-            call_timeout = DEFAULT_CALL_TIMEOUT if real else None
+            call_timeout = DEFAULT_CALL_TIMEOUT if self._real_time else None
         #: most seconds (clock time) one provider call may take, None: the HTTP timeouts only
         self.call_timeout: float | None = call_timeout
         self.pool = ProviderPool(policy_set, clock=self.clock, transports=provider_transports)
@@ -94,6 +97,7 @@ class Session:
                 api_key=api_key.get() if api_key is not None else None,
                 clock=self.clock,
                 transport=self._node_transport,
+                max_head_age=DEFAULT_MAX_HEAD_AGE if self._real_time else None,
             )
             await self.pool.open()
         except BaseException:

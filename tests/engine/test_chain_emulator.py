@@ -88,3 +88,32 @@ async def test_a_stopped_node_is_a_temporary_error() -> None:
     async with ChainReader(url, api_key=None, clock=VirtualClock(), timeout=2) as reader:
         with pytest.raises(ChainTemporaryError, match="ConnectError"):
             await reader.snapshot(addr(1))
+
+
+async def test_a_node_that_stopped_following_the_chain_is_stale() -> None:
+    """A frozen node keeps answering with its old head: with `max_head_age`, every read of
+    the batch fails as temporary (never buy blind, never end an order on stale state)."""
+    from sandbox.tron_node.faults import NodeFaults
+
+    clock = VirtualClock()
+    state = ChainState(clock)
+    state.create_account(addr(1), balance_sun=10 * TRX)
+    faults = NodeFaults()
+    transport = httpx.ASGITransport(app=create_app(state, faults=faults))
+    reader = ChainReader(
+        "http://node.test", api_key=None, clock=clock, transport=transport, max_head_age=120
+    )
+    async with reader:
+        clock.advance(60)
+        fresh = await reader.snapshots([addr(1)])
+        assert isinstance(fresh[addr(1)], EnergySnapshot)
+        faults.freeze()
+        await reader.snapshots([addr(1)])  # the node keeps these answers from now on
+        clock.advance(121)
+        stale = await reader.snapshots([addr(1)])
+        assert isinstance(stale[addr(1)], ChainTemporaryError)
+        assert "not following the chain" in str(stale[addr(1)])
+        with pytest.raises(ChainTemporaryError, match="121s old"):
+            await reader.snapshot(addr(1))
+        faults.thaw()
+        assert isinstance((await reader.snapshots([addr(1)]))[addr(1)], EnergySnapshot)
