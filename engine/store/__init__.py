@@ -2,8 +2,9 @@
 
 The public face of the store package: `open_store(url, clock)` and the interface and
 values the engine uses. `base.py` defines the `Store` interface and its errors,
-`records.py` and `phases.py` the values and the pure rules, `sqlite.py` the default
-implementation, `migrating.py` the schema migrations, `factory.py` URL selection.
+`records.py` and `phases.py` the values and the pure rules, `rows.py` what both backends
+do alike around their SQL, `sqlite.py` the default implementation (`postgres.py` the
+replicated one), `migrating.py` the schema migrations, `factory.py` URL selection.
 docs/store.md describes the tables and how the money invariants are enforced.
 """
 

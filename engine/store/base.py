@@ -108,6 +108,10 @@ class Store(abc.ABC):
         #: the source of every time the store writes (ARCHITECTURE.md invariant 8)
         self.clock = clock
 
+    def _as_of(self, now: float | None) -> float:
+        """The time a query is asked about: `now` if given, else the clock's."""
+        return self.clock.now() if now is None else now
+
     # ---- orders
 
     @abc.abstractmethod
@@ -194,7 +198,7 @@ class Store(abc.ABC):
     async def provider_cooldowns(self, now: float | None = None) -> dict[str, float]:
         """Providers still cooling down at `now`, with the time they may be tried again
         (`records.cooldown_until` with its default backoff)."""
-        moment = self.clock.now() if now is None else now
+        moment = self._as_of(now)
         result: dict[str, float] = {}
         for name, health in (await self.provider_health()).items():
             until = cooldown_until(health)

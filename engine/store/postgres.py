@@ -31,6 +31,7 @@ from pydantic import SecretStr
 
 from engine.clock import Clock
 from engine.store import postgres_orders as q
+from engine.store import rows
 from engine.store.base import (
     SchemaVersionError,
     Store,
@@ -39,7 +40,7 @@ from engine.store.base import (
     StoreUnavailableError,
 )
 from engine.store.migrating import discover, migrate_postgresql
-from engine.store.phases import OPEN_PHASES, OrderPhase
+from engine.store.phases import OrderPhase
 from engine.store.records import (
     BudgetLimit,
     BudgetWindow,
@@ -169,8 +170,7 @@ class PostgresStore(Store):
     async def create_intent(
         self, intent: NewIntent, *, budgets: list[BudgetLimit], max_open: int = 1
     ) -> IntentOutcome:
-        if max_open < 1:
-            raise ValueError(f"max_open must be >= 1, got {max_open}")
+        rows.check_max_open(max_open)
         chosen = list(budgets)
         return await self._run(
             lambda cur, now: q.create_intent(cur, self.schema, now, intent, chosen, max_open)
@@ -190,32 +190,25 @@ class PostgresStore(Store):
         note: str | None = None,
         attempt: bool = False,
     ) -> OrderRecord:
-        expected = None if expect_from is None else frozenset(expect_from)
-        return await self._run(
-            lambda cur, now: q.transition(
-                cur,
-                self.schema,
-                now,
-                client_order_id,
-                OrderPhase(to_phase),
-                expect_from=expected,
-                provider_order_id=provider_order_id,
-                cost_sun=cost_sun,
-                refund_sun=refund_sun,
-                receipt=receipt,
-                error=error,
-                note=note,
-                attempt=attempt,
-            )
+        change = rows.OrderChange(
+            client_order_id,
+            OrderPhase(to_phase),
+            expect_from=None if expect_from is None else frozenset(expect_from),
+            provider_order_id=provider_order_id,
+            cost_sun=cost_sun,
+            refund_sun=refund_sun,
+            receipt=receipt,
+            error=error,
+            note=note,
+            attempt=attempt,
         )
+        return await self._run(lambda cur, now: q.transition(cur, self.schema, now, change))
 
     async def get_order(self, client_order_id: str) -> OrderRecord:
         return await self._read(lambda cur: q.get_order(cur, client_order_id))
 
     async def open_orders(self, address: str | None = None) -> list[OrderRecord]:
-        selection = OrderFilter(
-            phases=OPEN_PHASES, address=address, limit=10_000, newest_first=False
-        )
+        selection = rows.open_orders_filter(address)
         return await self._read(lambda cur: q.orders(cur, selection))
 
     async def orders(self, selection: OrderFilter | None = None) -> list[OrderRecord]:
@@ -228,7 +221,7 @@ class PostgresStore(Store):
     async def spent(
         self, policy: str | None, window: BudgetWindow, now: float | None = None
     ) -> int:
-        start, end = window_bounds(window, self.clock.now() if now is None else now)
+        start, end = window_bounds(window, self._as_of(now))
         return await self._read(lambda cur: q.sum_ledger(cur, policy, start, end))
 
     async def ledger_entries(
@@ -304,7 +297,7 @@ class PostgresStore(Store):
     # ------------------------------------------------------------------ leases
 
     async def acquire_lease(self, name: str, holder: str, ttl: float) -> Lease | None:
-        _check_ttl(ttl)
+        rows.check_ttl(ttl)
 
         async def work(cur: q.Cursor, now: float) -> Lease | None:
             # One statement, atomic under concurrency: insert, or take the row over only
@@ -327,7 +320,7 @@ class PostgresStore(Store):
         return await self._run(work)
 
     async def renew_lease(self, name: str, holder: str, ttl: float) -> Lease | None:
-        _check_ttl(ttl)
+        rows.check_ttl(ttl)
 
         async def work(cur: q.Cursor, now: float) -> Lease | None:
             await cur.execute(
@@ -352,7 +345,7 @@ class PostgresStore(Store):
         return await self._run(work)
 
     async def lease_holders(self, now: float | None = None) -> dict[str, Lease]:
-        moment = self.clock.now() if now is None else now
+        moment = self._as_of(now)
 
         async def work(cur: q.Cursor) -> dict[str, Lease]:
             await cur.execute("SELECT * FROM leases WHERE expires_at > %s ORDER BY name", (moment,))
@@ -388,8 +381,3 @@ async def _one(cur: q.Cursor) -> DictRow:
     row = await cur.fetchone()
     assert row is not None
     return row
-
-
-def _check_ttl(ttl: float) -> None:
-    if not ttl > 0:
-        raise ValueError(f"lease ttl must be > 0 seconds, got {ttl}")

@@ -15,7 +15,8 @@ database, so the rules are enforced there:
 
 Locks are always taken in the same order (account, then policy, then order rows), so two
 writers never wait on each other in a cycle. Neighbours: `postgres.py` (pool,
-transactions, error mapping), `phases.py` (rules), `records.py` (values).
+transactions, error mapping), `rows.py` (row conversion, checks and transition plans
+shared with SQLite), `phases.py` (rules), `records.py` (values).
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ import psycopg
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
+from engine.store import rows
 from engine.store.base import (
     DuplicateOrderError,
-    IllegalTransitionError,
     OrderNotFoundError,
     TransitionConflictError,
 )
@@ -38,21 +39,17 @@ from engine.store.phases import (
     OPEN_PHASES,
     LedgerKind,
     OrderPhase,
-    check_transition,
     free_slot,
-    settlement,
 )
 from engine.store.records import (
     BudgetLimit,
     IntentCreated,
     IntentOutcome,
-    IntentRefused,
     LedgerEntry,
     NewIntent,
     OrderEvent,
     OrderFilter,
     OrderRecord,
-    RefusalReason,
     window_bounds,
 )
 
@@ -90,12 +87,7 @@ async def create_intent(
     budgets: list[BudgetLimit],
     max_open: int,
 ) -> IntentOutcome:
-    for budget in budgets:
-        if budget.policy not in (None, intent.policy):
-            raise ValueError(
-                f"budget for policy {budget.policy!r} cannot limit an order of policy "
-                f"{intent.policy!r}"
-            )
+    rows.check_budget_scopes(intent, budgets)
     account = any(budget.policy is None for budget in budgets)
     await lock_budgets(cur, schema, intent.policy, account=account)
     if await _fetch_order_row(cur, intent.client_order_id) is not None:
@@ -104,49 +96,27 @@ async def create_intent(
     holders = await _slot_holders(cur, intent.address)
     slot = free_slot(set(holders.values()), max_open)
     if slot is None:
-        return IntentRefused(reason=RefusalReason.OPEN_ORDER_EXISTS, open_orders=tuple(holders))
+        return rows.open_order_refusal(holders)
     for budget in budgets:
         start, end = window_bounds(budget.window, now)
-        spent = await sum_ledger(cur, budget.policy, start, end)
-        if spent + intent.reserved_sun > budget.limit_sun:
-            return IntentRefused(
-                reason=RefusalReason.BUDGET_EXCEEDED,
-                budget=budget,
-                spent_sun=spent,
-                requested_sun=intent.reserved_sun,
-            )
+        refusal = rows.over_budget(intent, budget, await sum_ledger(cur, budget.policy, start, end))
+        if refusal is not None:
+            return refusal
     try:
         async with cur.connection.transaction():  # a savepoint: a refusal keeps the txn
             await cur.execute(
                 "INSERT INTO orders (client_order_id, policy, address, provider, energy,"
                 " duration, phase, open_slot, max_open, reserved_sun, created_at, updated_at,"
                 " deadline) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    intent.client_order_id,
-                    intent.policy,
-                    intent.address,
-                    intent.provider,
-                    intent.energy,
-                    intent.duration,
-                    OrderPhase.INTENT.value,
-                    slot,
-                    max_open,
-                    intent.reserved_sun,
-                    now,
-                    now,
-                    intent.deadline,
-                ),
+                rows.intent_values(intent, slot, max_open, now),
             )
     except psycopg.errors.UniqueViolation as exc:
         if exc.diag.constraint_name != "orders_open_slot_unique":
             raise DuplicateOrderError(intent.client_order_id) from exc
         # The database's own guard (invariant 2), reached when another transaction took
         # the slot after our read (another policy claiming the same address). Re-read.
-        holders = await _slot_holders(cur, intent.address)
-        return IntentRefused(reason=RefusalReason.OPEN_ORDER_EXISTS, open_orders=tuple(holders))
-    detail: dict[str, Any] = {"reserved_sun": intent.reserved_sun, "max_open": max_open}
-    if intent.note:
-        detail["note"] = intent.note
+        return rows.open_order_refusal(await _slot_holders(cur, intent.address))
+    detail = rows.intent_detail(intent, max_open)
     await _insert_event(cur, intent.client_order_id, None, OrderPhase.INTENT, now, detail)
     if intent.reserved_sun:
         await _insert_ledger(
@@ -164,25 +134,9 @@ async def _slot_holders(cur: Cursor, address: str) -> dict[str, int]:
     return {str(row["client_order_id"]): int(row["open_slot"]) for row in await cur.fetchall()}
 
 
-async def transition(
-    cur: Cursor,
-    schema: str,
-    now: float,
-    client_order_id: str,
-    to_phase: OrderPhase,
-    *,
-    expect_from: frozenset[OrderPhase] | None,
-    provider_order_id: str | None,
-    cost_sun: int | None,
-    refund_sun: int | None,
-    receipt: Mapping[str, Any] | None,
-    error: str | None,
-    note: str | None,
-    attempt: bool,
-) -> OrderRecord:
-    for label, value in (("cost_sun", cost_sun), ("refund_sun", refund_sun)):
-        if value is not None and value < 0:
-            raise ValueError(f"{label} must be >= 0 sun, got {value}")
+async def transition(cur: Cursor, schema: str, now: float, change: rows.OrderChange) -> OrderRecord:
+    client_order_id = change.client_order_id
+    rows.check_amounts(change.cost_sun, change.refund_sun)
     # The policy never changes: read it without a lock, lock its ledger, then the row.
     await cur.execute("SELECT policy FROM orders WHERE client_order_id = %s", (client_order_id,))
     found = await cur.fetchone()
@@ -192,62 +146,19 @@ async def transition(
     row = await _fetch_order_row(cur, client_order_id, for_update=True)
     assert row is not None  # orders are never deleted
     order = _order(row)
-    if expect_from is not None and order.phase not in expect_from:
-        raise TransitionConflictError(client_order_id, expect_from, order.phase)
-    if not check_transition(order.phase, to_phase):
-        raise IllegalTransitionError(client_order_id, order.phase, to_phase)
-
-    entries = settlement(
-        to_phase,
-        reserved_sun=order.reserved_sun,
-        cost_sun=cost_sun,
-        known_cost_sun=order.cost_sun,
-        refund_sun=refund_sun,
-    )
-    # While open, cost_sun is what the provider reported; once terminal, what was settled.
-    new_cost = order.cost_sun if cost_sun is None else cost_sun
-    if to_phase.is_terminal:
-        new_cost = sum(amount for kind, amount in entries if kind is LedgerKind.SETTLE)
-    new_refund = -sum(amount for kind, amount in entries if kind is LedgerKind.REFUND)
+    plan = rows.plan_transition(order, change)
     await cur.execute(
         "UPDATE orders SET phase = %s, open_slot = CASE WHEN %s THEN open_slot END,"
         " provider_order_id = COALESCE(%s, provider_order_id), cost_sun = %s,"
         " refund_sun = COALESCE(%s, refund_sun), receipt = COALESCE(%s, receipt),"
         " last_error = COALESCE(%s, last_error), attempts = attempts + %s, updated_at = %s"
         " WHERE client_order_id = %s AND phase = %s",
-        (
-            to_phase.value,
-            to_phase.is_open,
-            provider_order_id,
-            new_cost,
-            new_refund or None,
-            None if receipt is None else Jsonb(dict(receipt)),
-            error,
-            1 if attempt else 0,
-            now,
-            client_order_id,
-            order.phase.value,
-        ),
+        plan.update_values(now, Jsonb),
     )
     if cur.rowcount != 1:  # compare-and-set on the phase read above (row is locked: safety)
-        raise TransitionConflictError(client_order_id, frozenset({order.phase}), to_phase)
-    detail: dict[str, Any] = {
-        key: value
-        for key, value in (
-            ("provider_order_id", provider_order_id),
-            ("cost_sun", cost_sun),
-            ("refund_sun", refund_sun),
-            ("error", error),
-            ("note", note),
-        )
-        if value is not None
-    }
-    if attempt:
-        detail["attempt"] = True
-    if entries:
-        detail["ledger"] = [[kind.value, amount] for kind, amount in entries]
-    await _insert_event(cur, client_order_id, order.phase, to_phase, now, detail)
-    for kind, amount in entries:
+        raise TransitionConflictError(client_order_id, frozenset({order.phase}), change.to_phase)
+    await _insert_event(cur, client_order_id, order.phase, change.to_phase, now, plan.detail)
+    for kind, amount in plan.entries:
         await _insert_ledger(cur, order, kind, amount, booked_at=order.created_at, now=now)
     return await get_order(cur, client_order_id)
 
@@ -313,7 +224,7 @@ async def get_order(cur: Cursor, client_order_id: str) -> OrderRecord:
 
 
 def _order(row: DictRow) -> OrderRecord:
-    return OrderRecord(**{k: v for k, v in row.items() if k not in ("open_slot", "max_open")})
+    return rows.order_from_row(row)
 
 
 async def orders(cur: Cursor, selection: OrderFilter) -> list[OrderRecord]:
@@ -351,7 +262,7 @@ async def order_history(cur: Cursor, client_order_id: str) -> list[OrderEvent]:
     await cur.execute(
         "SELECT * FROM order_events WHERE client_order_id = %s ORDER BY seq", (client_order_id,)
     )
-    return [OrderEvent(**row) for row in await cur.fetchall()]
+    return [rows.event_from_row(row) for row in await cur.fetchall()]
 
 
 async def sum_ledger(cur: Cursor, policy: str | None, start: float, end: float) -> int:
@@ -390,4 +301,4 @@ async def ledger_entries(
         + " ORDER BY seq LIMIT %s"
     )
     await cur.execute(sql, (*params, limit))
-    return [LedgerEntry(**{**row, "kind": LedgerKind(row["kind"])}) for row in await cur.fetchall()]
+    return [rows.ledger_entry_from_row(row) for row in await cur.fetchall()]

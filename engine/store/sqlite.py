@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from engine.clock import Clock
+from engine.store import rows
 from engine.store import sqlite_orders as q
 from engine.store.base import (
     SchemaVersionError,
@@ -153,8 +154,7 @@ class SQLiteStore(Store):
     async def create_intent(
         self, intent: NewIntent, *, budgets: list[BudgetLimit], max_open: int = 1
     ) -> IntentOutcome:
-        if max_open < 1:
-            raise ValueError(f"max_open must be >= 1, got {max_open}")
+        rows.check_max_open(max_open)
         return await self._write(
             lambda conn, now: q.create_intent(conn, now, intent, list(budgets), max_open)
         )
@@ -173,23 +173,19 @@ class SQLiteStore(Store):
         note: str | None = None,
         attempt: bool = False,
     ) -> OrderRecord:
-        expected = None if expect_from is None else frozenset(expect_from)
-        return await self._write(
-            lambda conn, now: q.transition(
-                conn,
-                now,
-                client_order_id,
-                OrderPhase(to_phase),
-                expect_from=expected,
-                provider_order_id=provider_order_id,
-                cost_sun=cost_sun,
-                refund_sun=refund_sun,
-                receipt=receipt,
-                error=error,
-                note=note,
-                attempt=attempt,
-            )
+        change = rows.OrderChange(
+            client_order_id,
+            OrderPhase(to_phase),
+            expect_from=None if expect_from is None else frozenset(expect_from),
+            provider_order_id=provider_order_id,
+            cost_sun=cost_sun,
+            refund_sun=refund_sun,
+            receipt=receipt,
+            error=error,
+            note=note,
+            attempt=attempt,
         )
+        return await self._write(lambda conn, now: q.transition(conn, now, change))
 
     async def get_order(self, client_order_id: str) -> OrderRecord:
         return await self._read(lambda conn: q.get_order(conn, client_order_id))
@@ -207,7 +203,7 @@ class SQLiteStore(Store):
     async def spent(
         self, policy: str | None, window: BudgetWindow, now: float | None = None
     ) -> int:
-        start, end = window_bounds(window, self.clock.now() if now is None else now)
+        start, end = window_bounds(window, self._as_of(now))
         return await self._read(lambda conn: q.spent(conn, policy, start, end))
 
     async def ledger_entries(
@@ -286,7 +282,7 @@ class SQLiteStore(Store):
     # ------------------------------------------------------------------ leases
 
     async def acquire_lease(self, name: str, holder: str, ttl: float) -> Lease | None:
-        _check_ttl(ttl)
+        rows.check_ttl(ttl)
 
         def run(conn: sqlite3.Connection, now: float) -> Lease | None:
             row = conn.execute("SELECT * FROM leases WHERE name = ?", (name,)).fetchone()
@@ -311,7 +307,7 @@ class SQLiteStore(Store):
         return await self._write(run)
 
     async def renew_lease(self, name: str, holder: str, ttl: float) -> Lease | None:
-        _check_ttl(ttl)
+        rows.check_ttl(ttl)
 
         def run(conn: sqlite3.Connection, now: float) -> Lease | None:
             cursor = conn.execute(
@@ -333,7 +329,7 @@ class SQLiteStore(Store):
         return await self._write(run)
 
     async def lease_holders(self, now: float | None = None) -> dict[str, Lease]:
-        moment = self.clock.now() if now is None else now
+        moment = self._as_of(now)
 
         def run(conn: sqlite3.Connection) -> dict[str, Lease]:
             rows = conn.execute(
@@ -375,8 +371,3 @@ class SQLiteStore(Store):
 
 def _lease(conn: sqlite3.Connection, name: str) -> Lease:
     return Lease(**dict(conn.execute("SELECT * FROM leases WHERE name = ?", (name,)).fetchone()))
-
-
-def _check_ttl(ttl: float) -> None:
-    if not ttl > 0:
-        raise ValueError(f"lease ttl must be > 0 seconds, got {ttl}")

@@ -6,7 +6,8 @@ opened by `sqlite.py`, which holds SQLite's single write lock across processes: 
 open-order check, the budget check and the inserts of invariants 1, 2 and 5 happen under
 that one lock, and the database's unique index and CHECKs refuse what slips past Python.
 
-Neighbours: `sqlite.py` (connection, thread, transactions), `phases.py` (transition and
+Neighbours: `sqlite.py` (connection, thread, transactions), `rows.py` (row conversion,
+checks and transition plans shared with PostgreSQL), `phases.py` (transition and
 settlement rules), `records.py` (values).
 """
 
@@ -17,9 +18,9 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
+from engine.store import rows
 from engine.store.base import (
     DuplicateOrderError,
-    IllegalTransitionError,
     OrderNotFoundError,
     TransitionConflictError,
 )
@@ -27,21 +28,17 @@ from engine.store.phases import (
     OPEN_PHASES,
     LedgerKind,
     OrderPhase,
-    check_transition,
     free_slot,
-    settlement,
 )
 from engine.store.records import (
     BudgetLimit,
     IntentCreated,
     IntentOutcome,
-    IntentRefused,
     LedgerEntry,
     NewIntent,
     OrderEvent,
     OrderFilter,
     OrderRecord,
-    RefusalReason,
     window_bounds,
 )
 
@@ -58,12 +55,7 @@ def create_intent(
     budgets: list[BudgetLimit],
     max_open: int,
 ) -> IntentOutcome:
-    for budget in budgets:
-        if budget.policy not in (None, intent.policy):
-            raise ValueError(
-                f"budget for policy {budget.policy!r} cannot limit an order of policy "
-                f"{intent.policy!r}"
-            )
+    rows.check_budget_scopes(intent, budgets)
     if _fetch_order_row(conn, intent.client_order_id) is not None:
         raise DuplicateOrderError(intent.client_order_id)
 
@@ -74,53 +66,26 @@ def create_intent(
     ).fetchall()
     slot = free_slot({int(row["open_slot"]) for row in holders}, max_open)
     if slot is None:
-        return IntentRefused(
-            reason=RefusalReason.OPEN_ORDER_EXISTS,
-            open_orders=tuple(str(row["client_order_id"]) for row in holders),
-        )
+        return rows.open_order_refusal(str(row["client_order_id"]) for row in holders)
     for budget in budgets:
         start, end = window_bounds(budget.window, now)
-        spent = _sum_ledger(conn, budget.policy, start, end)
-        if spent + intent.reserved_sun > budget.limit_sun:
-            return IntentRefused(
-                reason=RefusalReason.BUDGET_EXCEEDED,
-                budget=budget,
-                spent_sun=spent,
-                requested_sun=intent.reserved_sun,
-            )
+        refusal = rows.over_budget(intent, budget, _sum_ledger(conn, budget.policy, start, end))
+        if refusal is not None:
+            return refusal
     try:
         conn.execute(
             "INSERT INTO orders (client_order_id, policy, address, provider, energy, duration,"
             " phase, open_slot, max_open, reserved_sun, created_at, updated_at, deadline)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                intent.client_order_id,
-                intent.policy,
-                intent.address,
-                intent.provider,
-                intent.energy,
-                intent.duration,
-                OrderPhase.INTENT.value,
-                slot,
-                max_open,
-                intent.reserved_sun,
-                now,
-                now,
-                intent.deadline,
-            ),
+            rows.intent_values(intent, slot, max_open, now),
         )
     except sqlite3.IntegrityError as exc:
         if "open_slot" not in str(exc):
             raise
         # The database's own guard (invariant 2): reachable only if Python's check above
         # was wrong. The failed statement wrote nothing; report it as the refusal it is.
-        return IntentRefused(
-            reason=RefusalReason.OPEN_ORDER_EXISTS,
-            open_orders=tuple(str(row["client_order_id"]) for row in holders),
-        )
-    detail: dict[str, Any] = {"reserved_sun": intent.reserved_sun, "max_open": max_open}
-    if intent.note:
-        detail["note"] = intent.note
+        return rows.open_order_refusal(str(row["client_order_id"]) for row in holders)
+    detail = rows.intent_detail(intent, max_open)
     _insert_event(conn, intent.client_order_id, None, OrderPhase.INTENT, now, detail)
     if intent.reserved_sun:
         _insert_ledger(
@@ -135,84 +100,31 @@ def create_intent(
     return IntentCreated(order=get_order(conn, intent.client_order_id))
 
 
-def transition(
-    conn: sqlite3.Connection,
-    now: float,
-    client_order_id: str,
-    to_phase: OrderPhase,
-    *,
-    expect_from: frozenset[OrderPhase] | None,
-    provider_order_id: str | None,
-    cost_sun: int | None,
-    refund_sun: int | None,
-    receipt: Mapping[str, Any] | None,
-    error: str | None,
-    note: str | None,
-    attempt: bool,
-) -> OrderRecord:
-    order = get_order(conn, client_order_id)
-    if expect_from is not None and order.phase not in expect_from:
-        raise TransitionConflictError(client_order_id, expect_from, order.phase)
-    if not check_transition(order.phase, to_phase):
-        raise IllegalTransitionError(client_order_id, order.phase, to_phase)
-    for label, value in (("cost_sun", cost_sun), ("refund_sun", refund_sun)):
-        if value is not None and value < 0:
-            raise ValueError(f"{label} must be >= 0 sun, got {value}")
-
-    entries = settlement(
-        to_phase,
-        reserved_sun=order.reserved_sun,
-        cost_sun=cost_sun,
-        known_cost_sun=order.cost_sun,
-        refund_sun=refund_sun,
-    )
-    # While open, cost_sun is what the provider reported; once terminal, what was settled,
-    # so that for every terminal order cost_sun - refund_sun is its share of the ledger.
-    new_cost = order.cost_sun if cost_sun is None else cost_sun
-    if to_phase.is_terminal:
-        new_cost = sum(amount for kind, amount in entries if kind is LedgerKind.SETTLE)
-    new_refund = -sum(amount for kind, amount in entries if kind is LedgerKind.REFUND)
+def transition(conn: sqlite3.Connection, now: float, change: rows.OrderChange) -> OrderRecord:
+    order = get_order(conn, change.client_order_id)
+    plan = rows.plan_transition(order, change)
     cursor = conn.execute(
         "UPDATE orders SET phase = ?, open_slot = CASE WHEN ? THEN open_slot END,"
         " provider_order_id = COALESCE(?, provider_order_id), cost_sun = ?,"
         " refund_sun = COALESCE(?, refund_sun), receipt = COALESCE(?, receipt),"
         " last_error = COALESCE(?, last_error), attempts = attempts + ?, updated_at = ?"
         " WHERE client_order_id = ? AND phase = ?",
-        (
-            to_phase.value,
-            to_phase.is_open,
-            provider_order_id,
-            new_cost,
-            new_refund or None,
-            None if receipt is None else json.dumps(dict(receipt), sort_keys=True),
-            error,
-            1 if attempt else 0,
-            now,
-            client_order_id,
-            order.phase.value,
-        ),
+        plan.update_values(now, _dumps),
     )
     if cursor.rowcount != 1:  # compare-and-set on the phase read above (same transaction)
-        raise TransitionConflictError(client_order_id, frozenset({order.phase}), to_phase)
-    detail: dict[str, Any] = {
-        key: value
-        for key, value in (
-            ("provider_order_id", provider_order_id),
-            ("cost_sun", cost_sun),
-            ("refund_sun", refund_sun),
-            ("error", error),
-            ("note", note),
+        raise TransitionConflictError(
+            change.client_order_id, frozenset({order.phase}), change.to_phase
         )
-        if value is not None
-    }
-    if attempt:
-        detail["attempt"] = True
-    if entries:
-        detail["ledger"] = [[kind.value, amount] for kind, amount in entries]
-    _insert_event(conn, client_order_id, order.phase, to_phase, now, detail)
-    for kind, amount in entries:
-        _insert_ledger(conn, client_order_id, order.policy, kind, amount, order.created_at, now)
-    return get_order(conn, client_order_id)
+    _insert_event(conn, change.client_order_id, order.phase, change.to_phase, now, plan.detail)
+    for kind, amount in plan.entries:
+        _insert_ledger(
+            conn, change.client_order_id, order.policy, kind, amount, order.created_at, now
+        )
+    return get_order(conn, change.client_order_id)
+
+
+def _dumps(value: Mapping[str, Any]) -> str:
+    return json.dumps(dict(value), sort_keys=True)
 
 
 def _insert_event(
@@ -231,7 +143,7 @@ def _insert_event(
             None if from_phase is None else from_phase.value,
             to_phase.value,
             at,
-            json.dumps(dict(detail), sort_keys=True),
+            _dumps(detail),
         ),
     )
 
@@ -271,31 +183,11 @@ def get_order(conn: sqlite3.Connection, client_order_id: str) -> OrderRecord:
 
 
 def _order(row: sqlite3.Row) -> OrderRecord:
-    return OrderRecord(
-        client_order_id=row["client_order_id"],
-        policy=row["policy"],
-        address=row["address"],
-        provider=row["provider"],
-        energy=row["energy"],
-        duration=row["duration"],
-        phase=OrderPhase(row["phase"]),
-        reserved_sun=row["reserved_sun"],
-        cost_sun=row["cost_sun"],
-        refund_sun=row["refund_sun"],
-        provider_order_id=row["provider_order_id"],
-        receipt=None if row["receipt"] is None else json.loads(row["receipt"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        deadline=row["deadline"],
-        attempts=row["attempts"],
-        last_error=row["last_error"],
-    )
+    return rows.order_from_row(row, decode_json=json.loads)
 
 
 def open_orders(conn: sqlite3.Connection, address: str | None) -> list[OrderRecord]:
-    return orders(
-        conn, OrderFilter(phases=OPEN_PHASES, address=address, limit=10_000, newest_first=False)
-    )
+    return orders(conn, rows.open_orders_filter(address))
 
 
 def orders(conn: sqlite3.Connection, selection: OrderFilter) -> list[OrderRecord]:
@@ -330,14 +222,7 @@ def orders(conn: sqlite3.Connection, selection: OrderFilter) -> list[OrderRecord
 def order_history(conn: sqlite3.Connection, client_order_id: str) -> list[OrderEvent]:
     get_order(conn, client_order_id)  # raises OrderNotFoundError
     return [
-        OrderEvent(
-            seq=row["seq"],
-            client_order_id=row["client_order_id"],
-            from_phase=None if row["from_phase"] is None else OrderPhase(row["from_phase"]),
-            to_phase=OrderPhase(row["to_phase"]),
-            at=row["at"],
-            detail=json.loads(row["detail"]),
-        )
+        rows.event_from_row(row, decode_json=json.loads)
         for row in conn.execute(
             "SELECT * FROM order_events WHERE client_order_id = ? ORDER BY seq",
             (client_order_id,),
@@ -381,15 +266,4 @@ def ledger_entries(
         + (" WHERE " + " AND ".join(where) if where else "")
         + " ORDER BY seq LIMIT ?"
     )
-    return [
-        LedgerEntry(
-            seq=row["seq"],
-            client_order_id=row["client_order_id"],
-            policy=row["policy"],
-            kind=LedgerKind(row["kind"]),
-            amount_sun=row["amount_sun"],
-            booked_at=row["booked_at"],
-            recorded_at=row["recorded_at"],
-        )
-        for row in conn.execute(sql, (*params, limit))
-    ]
+    return [rows.ledger_entry_from_row(row) for row in conn.execute(sql, (*params, limit))]
