@@ -1,0 +1,76 @@
+"""Shared pieces of the commands: the common options, unit parsing, loading and running.
+
+Loading the policy set or running a session either succeeds or prints one line per
+problem on stderr and exits 1, so each command reads top to bottom. Used by the command
+modules of `engine/cli/`; calls `policies/loading.py` and `engine/validating.py`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+FILES = click.option(
+    "-f",
+    "--file",
+    "paths",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Policy file or directory (repeatable).",
+)
+STORE = click.option("--store", "store_url", help="Store URL (default: EngineConfig store.url).")
+NODE = click.option("--node", "node_url", help="Node URL (default: EngineConfig node.url).")
+OUTPUT = click.option(
+    "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+
+
+def parsed(unit: str) -> Callable[[click.Context, click.Parameter, str], int]:
+    """An option callback: the value through `policies.units.parse_<unit>` (65k, 1h)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str) -> int:
+        from policies import units
+
+        parse: Callable[[object], int] = getattr(units, f"parse_{unit}")
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from exc
+
+    return callback
+
+
+def load_or_exit(paths: tuple[Path, ...], *, secrets: bool = True) -> Any:
+    """The policy set, secrets REQUIRED unless `secrets` is False (an unresolved one is an
+    error naming the variable or file), or exit 1."""
+    from engine.validating import ENGINE_CHECKS
+    from policies.loading import SecretMode, load
+
+    mode = SecretMode.REQUIRED if secrets else SecretMode.OPTIONAL
+    result = load(paths, secrets=mode, checks=ENGINE_CHECKS)
+    for diagnostic in result.diagnostics:
+        click.echo(str(diagnostic), err=True)
+    if result.policy_set is None:
+        click.echo(f"invalid: errors {len(result.errors)}", err=True)
+        sys.exit(1)
+    return result.policy_set
+
+
+def run_or_exit(coro: Any) -> Any:
+    """Run a session coroutine; an engine error is one line on stderr and exit 1."""
+    import asyncio
+
+    from engine.chain import ChainError
+    from engine.providing import ProvidingError
+    from engine.store import StoreError
+
+    try:
+        return asyncio.run(coro)
+    except (StoreError, ProvidingError, ChainError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,330 @@
+"""`energyctl plan`, `apply`, `status` and `orders`: one pass against the node and the store.
+
+plan, apply and status open a `Session` and call the same reconciler as the sidecar
+(`engine/reconciling.py`); orders reads the store only. Rendering is in
+`engine/rendering.py`; `apply --server` hands the set to a sidecar (`engine/pushing.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from engine.cli.common import FILES, NODE, OUTPUT, STORE, load_or_exit, run_or_exit
+
+
+@click.command()
+@FILES
+@OUTPUT
+@STORE
+@NODE
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when nothing is to be bought, 2 when purchases are pending, 1 on error.",
+)
+def plan(
+    paths: tuple[Path, ...],
+    output: str,
+    store_url: str | None,
+    node_url: str | None,
+    detailed_exitcode: bool,
+) -> None:
+    """Show what apply would buy: every address with its energy, threshold, condition,
+    action, provider and estimated cost. Never buys and never writes orders.
+
+    Exit codes: 0 success (with --detailed-exitcode: nothing to do), 2 purchases pending
+    (only with --detailed-exitcode), 1 error.
+    """
+    from engine.rendering import plan_table
+    from engine.session import Session
+
+    policy_set = load_or_exit(paths)
+
+    async def run() -> Any:
+        async with Session(policy_set, store_url=store_url, node_url=node_url) as session:
+            return await session.reconciler.reconcile_once(apply=False)
+
+    result = run_or_exit(run())
+    if output == "json":
+        click.echo(json.dumps(result.plan.to_json(), indent=2))
+    else:
+        click.echo(plan_table(result.plan), nl=False)
+    sys.exit(2 if detailed_exitcode and result.pending else 0)
+
+
+@click.command()
+@FILES
+@OUTPUT
+@STORE
+@NODE
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--wait",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to follow the new orders until the chain shows them (0: do not wait).",
+)
+@click.option(
+    "--intent-grace",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="An order intent younger than this may belong to a process still calling its "
+    "provider, and is left alone. 0 when no other energyctl uses this store (restarting "
+    "after a crash).",
+)
+@click.option(
+    "--server",
+    metavar="URL",
+    help="Hand the validated policy set to the sidecar at URL (POST /v1/policies) instead "
+    "of applying it here; prints the sidecar's answer.",
+)
+@click.option(
+    "--token-env",
+    default="ENERGYCTL_API_TOKEN",
+    show_default=True,
+    metavar="NAME",
+    help="With --server: the environment variable holding the sidecar's API token.",
+)
+def apply(
+    paths: tuple[Path, ...],
+    output: str,
+    store_url: str | None,
+    node_url: str | None,
+    yes: bool,
+    wait: float,
+    intent_grace: float,
+    server: str | None,
+    token_env: str,
+) -> None:
+    """Plan, then buy: open orders are followed first, then the plan is shown and, once
+    confirmed, carried out. Prints what was bought, from whom, at what cost, and what was
+    held and why. Records the policy revision in the store.
+
+    Confirmation is asked on a terminal unless --yes; without a terminal, --yes is
+    required. Exit codes: 0 every purchase placed (or nothing to do), 2 some purchases
+    held or failed, 1 error (including a refused confirmation).
+
+    With --server URL the set is validated here (secrets may stay unresolved: the sidecar
+    resolves them) and handed to a running sidecar, which validates it again and puts it
+    in force between passes; exit 0 when it accepted the set, 1 otherwise.
+    """
+    if server is not None:
+        _push(paths, server, token_env, output)
+        return
+    from engine.applying import OutcomeKind
+    from engine.rendering import outcomes_text, plan_table, tracked_text
+    from engine.session import Session
+    from engine.tracking import TrackingSettings
+
+    policy_set = load_or_exit(paths)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    tracking = TrackingSettings(intent_grace=intent_grace)
+
+    async def run() -> dict[str, Any]:
+        async with Session(
+            policy_set, store_url=store_url, node_url=node_url, tracking=tracking
+        ) as session:
+            rec = session.reconciler
+            observations, tracked, decided = await rec.prepare(apply=True)
+            if output == "table":
+                click.echo(tracked_text(tracked), nl=False)
+                click.echo(plan_table(decided), nl=False)
+            if decided.actions and not yes:
+                if not interactive:
+                    return {"refused": "not a terminal: pass --yes to apply without asking"}
+                if not click.confirm("Buy these top-ups?", default=False):
+                    return {"refused": "not confirmed"}
+            outcomes, notes = await rec.execute(decided, observations)
+            followed = await _follow(session, outcomes, wait) if wait > 0 else []
+            return {
+                "plan": decided,
+                "outcomes": outcomes,
+                "notes": notes,
+                "tracked": tracked + followed,
+                "revision": policy_set.revision,
+            }
+
+    result = run_or_exit(run())
+    if "refused" in result:
+        click.echo(f"error: {result['refused']}; nothing was bought", err=True)
+        sys.exit(1)
+    outcomes = result["outcomes"]
+    if output == "json":
+        report = {
+            "revision": result["revision"],
+            "plan": result["plan"].to_json(),
+            "outcomes": [o.to_json() for o in outcomes],
+            "tracked": [t.to_json() for t in result["tracked"] if t.moved or t.alert],
+            "notes": result["notes"],
+        }
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(outcomes_text(outcomes), nl=False)
+        click.echo(tracked_text(result["tracked"]), nl=False)
+        for note in result["notes"]:
+            click.echo(f"note: {note}", err=True)
+    sys.exit(0 if all(o.kind is OutcomeKind.BOUGHT for o in outcomes) else 2)
+
+
+def _push(paths: tuple[Path, ...], server: str, token_env: str, output: str) -> None:
+    """`apply --server`: validate, send to the sidecar, print its answer, exit."""
+    import os
+
+    from pydantic import SecretStr
+
+    from engine.pushing import PushError, policy_files, push_policies
+
+    load_or_exit(paths, secrets=False)
+    token = os.environ.get(token_env)
+    if not token:
+        click.echo(f"warning: {token_env} is not set: sending no token", err=True)
+    try:
+        status, answer = push_policies(
+            server, policy_files(paths), SecretStr(token) if token else None
+        )
+    except PushError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if output == "json":
+        click.echo(json.dumps({"status": status, "answer": answer}, indent=2))
+    elif status == 200 and isinstance(answer, dict):
+        click.echo(f"applied by the sidecar: revision {answer.get('revision')}")
+    else:
+        click.echo(f"the sidecar refused the policy set (HTTP {status}):", err=True)
+        message = answer.get("error") if isinstance(answer, dict) else answer
+        click.echo(f"  {message}", err=True)
+        for line in answer.get("errors", []) if isinstance(answer, dict) else []:
+            click.echo(f"  {line}", err=True)
+    sys.exit(0 if status == 200 else 1)
+
+
+async def _follow(session: Any, outcomes: list[Any], wait: float) -> list[Any]:
+    """Track the orders just placed until none is open or `wait` seconds have passed."""
+    mine = {o.client_order_id for o in outcomes if o.client_order_id}
+    results: list[Any] = []
+    deadline = session.clock.now() + wait
+    while mine:
+        still = [o for o in await session.store.open_orders() if o.client_order_id in mine]
+        if not still:
+            break
+        results += [r for r in await session.reconciler.tracker.track(still) if r.moved]
+        if session.clock.now() >= deadline:
+            break
+        await session.clock.sleep(min(1.0, max(0.0, deadline - session.clock.now())))
+    return results
+
+
+@click.command()
+@FILES
+@OUTPUT
+@STORE
+@NODE
+def status(
+    paths: tuple[Path, ...], output: str, store_url: str | None, node_url: str | None
+) -> None:
+    """Each watched address: a fresh read of its energy, its condition and reason, and its
+    open orders from the store. Read-only. Exit 0, or 1 on error."""
+    from engine.planning import assess
+    from engine.rendering import status_table
+    from engine.session import Session
+
+    policy_set = load_or_exit(paths)
+
+    async def run() -> tuple[Any, Any]:
+        async with Session(policy_set, store_url=store_url, node_url=node_url) as session:
+            rec = session.reconciler
+            inputs = await rec.inputs(await rec.observe())
+            return assess(inputs), inputs.open_orders
+
+    assessments, open_orders = run_or_exit(run())
+    by_address: dict[str, list[Any]] = {}
+    for order in open_orders:
+        by_address.setdefault(order.address, []).append(order)
+    if output == "json":
+        rows = [
+            {
+                "address": a.address,
+                "policy": a.policy.metadata.name,
+                "available": a.available,
+                "threshold": a.threshold,
+                "condition": str(a.condition),
+                "reason": str(a.reason),
+                "detail": a.detail,
+                "open_orders": [o.client_order_id for o in by_address.get(a.address, [])],
+            }
+            for a in assessments
+        ]
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(status_table(assessments, by_address), nl=False)
+
+
+@click.command()
+@FILES
+@OUTPUT
+@STORE
+@click.option("--address", help="Only orders for this receiver.")
+@click.option("--provider", help="Only orders from this provider (instance name).")
+@click.option("--state", "states", multiple=True, help="Phase (repeatable), or 'open'.")
+@click.option("--since", help="Only orders created in the last DURATION (e.g. 1h, 2d).")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+def orders(
+    paths: tuple[Path, ...],
+    output: str,
+    store_url: str | None,
+    address: str | None,
+    provider: str | None,
+    states: tuple[str, ...],
+    since: str | None,
+    limit: int,
+) -> None:
+    """Order history from the store, newest first, with filters. Exit 0, or 1 on error."""
+    import time
+
+    from engine.rendering import orders_table
+    from engine.store import OPEN_PHASES, OrderFilter, OrderPhase, open_store
+    from policies.units import parse_duration
+
+    phases: set[OrderPhase] = set()
+    for state in states:
+        if state == "open":
+            phases |= OPEN_PHASES
+        elif state in {p.value for p in OrderPhase}:
+            phases.add(OrderPhase(state))
+        else:
+            known = ", ".join(["open", *(p.value for p in OrderPhase)])
+            raise click.BadParameter(f"{state!r} is not one of {known}", param_hint="--state")
+    try:
+        seconds = parse_duration(since) if since else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from exc
+    policy_set = load_or_exit(paths, secrets=False)  # the store only: no vendor is called
+    selection = OrderFilter(
+        phases=frozenset(phases) if phases else None,
+        address=address,
+        provider=provider,
+        since=time.time() - seconds if seconds is not None else None,
+        limit=limit,
+    )
+
+    async def run() -> list[Any]:
+        from engine.clock import SystemClock
+        from engine.session import store_password
+
+        url = store_url or policy_set.settings.store.url
+        store = await open_store(url, SystemClock(), password=store_password(policy_set, url))
+        async with store:
+            return await store.orders(selection)
+
+    found = run_or_exit(run())
+    if output == "json":
+        click.echo(json.dumps([o.model_dump(mode="json") for o in found], indent=2))
+    else:
+        click.echo(orders_table(found), nl=False)
