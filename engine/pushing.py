@@ -10,7 +10,7 @@ the set again with its own secrets and puts it in force between passes
 resolves from its own environment.
 
 Library code: raises `PushError` for what the caller must report. Neighbours:
-`engine/cli.py` (the `apply` command), `engine/service.py` (the endpoint).
+`engine/cli/planning.py` (the `apply` command), `engine/service.py` (the endpoint).
 """
 
 from __future__ import annotations

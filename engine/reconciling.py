@@ -27,7 +27,7 @@ never answers delays the others' purchases by at most `call_timeout`. It is meas
 (`energyctl simulate`'s).
 
 Neighbours: `engine/planning.py` (pure decisions), `engine/applying.py`,
-`engine/tracking.py`, `engine/chain.py`, `engine/store/`; called by `engine/cli.py` and
+`engine/tracking.py`, `engine/chain.py`, `engine/store/`; called by `engine/cli/` and
 the controller.
 """
 

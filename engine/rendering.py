@@ -3,7 +3,7 @@
 PURE: values in, strings out (the CLI echoes them; nothing here prints). Money is shown
 in TRX/sun with `policies.units.format_sun`, energy as integers, times in UTC.
 
-Neighbours: `engine/cli.py` (the only caller), `engine/planning.py`,
+Neighbours: `engine/cli/planning.py` (the only caller), `engine/planning.py`,
 `engine/applying.py`, `engine/tracking.py`, `engine/store/records.py`.
 """
 

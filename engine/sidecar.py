@@ -11,7 +11,7 @@ the session and store close, and 0 is returned. With shard leases the metrics ca
 owns the signals.
 
 Neighbours: `engine/controller.py`, `engine/service.py`, `engine/metrics.py`,
-`engine/logs.py`; called by `engine/cli.py`.
+`engine/logs.py`; called by `engine/cli/running.py`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ credentials out of messages). `render_table` and `ProviderSurvey.to_dict` are th
 renderings of `energyctl providers`.
 
 Neighbours: `engine/providing.py` (the pool), `engine/validating.py` (capability texts),
-`engine/cli.py` (prints).
+`engine/cli/providers.py` (prints).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ checks that need each adapter's `Capabilities` live here and run through
 A `target` top-up is rounded up to a vendor's minimum, so only its maximum is checked.
 
 Neighbours: `providers.registry` (type name -> adapter class), `policies.loading` (runs the
-checks), `engine/cli.py` (`validate`, and every command that loads policies).
+checks), `engine/cli/` (`validate`, and every command that loads policies).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ would be valid. Its `str()` is the familiar compiler form `file:line:col: error:
 Diagnostics never contain secret values.
 
 Neighbours: produced by `policies/reading.py`, `policies/loading.py` and
-`policies/checking.py` (and by checks the engine registers); rendered by `engine/cli.py`.
+`policies/checking.py` (and by checks the engine registers); rendered by `engine/cli/`.
 """
 
 from __future__ import annotations
