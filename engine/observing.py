@@ -35,15 +35,21 @@ class CachingSource:
         self.follow_mode = settings.mode == "follow"
         self.sweep_interval = float(settings.interval)
         self.max_reuse = max(1.0, min(self.sweep_interval, 60.0))
-        watched = frozenset(policy_set.addresses)
-        self.watched = watched
-        self.follower = BlockFollower(reader, lambda: watched) if self.follow_mode else None
+        self.watched = frozenset(policy_set.addresses)
+        self.follower = BlockFollower(reader, lambda: self.watched) if self.follow_mode else None
         self.cache: dict[str, EnergySnapshot] = {}
         #: address -> the mark's sequence number: a read clears only marks older than it
         self.dirty: dict[str, int] = {}
         self._marks = 0
         self.swept_at: float | None = None  # clock time of the last full read
         self.blocks_seen = 0
+
+    def watch(self, addresses: frozenset[str]) -> None:
+        """Watch these addresses from now on (a replica's shards changed); a changed set is
+        read in full at the next pass, and block following reports only these."""
+        if addresses != self.watched:
+            self.watched = addresses
+            self.swept_at = None
 
     def refresh(self, addresses: Iterable[str]) -> None:
         """Read these addresses afresh at the next pass (ensure requests, orders in flight,

@@ -258,7 +258,7 @@ class LeasedWork:
         """`_owned()` for a pass; the observer sweeps just those (a new set: at once)."""
         owned = self._owned()
         if owned is not None and self.observer is not None and owned != self._owned_seen:
-            self.observer.watched, self.observer.swept_at = owned, None
+            self.observer.watch(owned)
         self._owned_seen = owned
         return owned
 
