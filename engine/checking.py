@@ -93,7 +93,9 @@ DOCUMENTED_NOT_FOUND: Mapping[str, Documented] = {
         "(https://docs.tronsave.io/developers/errors-and-rate-limits)",
     ),
     "mefree": Documented(
-        frozenset(), "not documented (https://docs.mefree.net/api/create-order): any refusal"
+        frozenset(),
+        "none, Mefree documents no answer for it (https://docs.mefree.net/api/create-order): "
+        "any refusal will do",
     ),
 }
 
@@ -293,18 +295,16 @@ def _lookup_check(
         return Check(
             "lookup", False, f"{asked} (made up) was answered as an order ({state})", False
         )
-    got = f"{asked} -> {error_text(err)}"
-    if not isinstance(err, PermanentError) or err.reason in (
-        ErrorReason.AUTH,
-        ErrorReason.PROTOCOL,
-    ):
-        return Check("lookup", False, f"{got}; documented: {expected}", False)
+    got = f"{asked} -> {error_text(err)}; documented answer: {expected}"
+    if err.reason is ErrorReason.AUTH:  # refused before the order was looked for
+        return Check("lookup", False, got, None)
+    if not isinstance(err, PermanentError) or err.reason is ErrorReason.PROTOCOL:
+        return Check("lookup", False, got, False)
     if documented is not None and documented.vendor_codes:
         matched = err.vendor_code in documented.vendor_codes
-        ok = matched or err.reason is ErrorReason.NOT_FOUND
-        return Check("lookup", ok, f"{got}; documented: {expected}", matched)
+        return Check("lookup", matched or err.reason is ErrorReason.NOT_FOUND, got, matched)
     ok = err.reason in (ErrorReason.NOT_FOUND, ErrorReason.INVALID_REQUEST)
-    return Check("lookup", ok, f"{got}; documented: {expected}", None)
+    return Check("lookup", ok, got, None)
 
 
 async def check_provider(
