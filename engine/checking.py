@@ -317,10 +317,13 @@ async def check_provider(
 ) -> VendorCheck:
     """The six checks of one provider (read endpoints only; nothing is bought)."""
     balance, balance_err = await _attempt(provider.balance())
+    silent = isinstance(balance_err, TemporaryError) and getattr(provider, "answered", 1) == 0
+    if silent:  # no answer at all (after the retries): the other calls would wait as long
+        sizes = []
     asked = [await _quote(provider, energy, duration, receiver) for energy, duration in sizes]
     quotes = [line for line, _ in asked]
     receipt = _unknown_receipt(provider, type_name, receiver)
-    status, lookup_err = await _attempt(provider.status(receipt))
+    status, lookup_err = (None, None) if silent else await _attempt(provider.status(receipt))
     skew: float | None = getattr(provider, "clock_skew", None)
     answered: int | None = getattr(provider, "answered", None)
 

@@ -38,7 +38,10 @@ def _missing(ctx: click.Context, name: str) -> click.MissingParameter:
     return click.MissingParameter(ctx=ctx, param=param)
 
 
-@click.group(invoke_without_command=True)
+@click.group(
+    invoke_without_command=True,
+    short_help="Each provider's quote and balance; `check` tests the accounts.",
+)
 @click.option(
     "-f",
     "--file",
