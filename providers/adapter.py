@@ -10,6 +10,11 @@ any parser becomes the PROTOCOL error of that call (`_parsed`: Ambiguous after a
 Temporary otherwise). What differs stays in each vendor module: signing, the envelope,
 the `_build_*`/`_parse_*` functions, statuses and error codes.
 
+Every answer's `Date` header measures the vendor's clock against ours (`clock_skew`,
+seconds, vendor minus us); a skew above `SKEW_WARNING_S` is logged once (signed
+timestamps are refused past a few seconds: Mefree's guide says 5). `answered` counts the
+HTTP answers received, whatever their status.
+
 Neighbours: `providers/base.py` (interface), `providers/http.py` (calls, error mapping),
 `providers/wire.py` (`PayloadError`); subclassed by `providers/{mefree,itrx,eopen,tronsave}.py`.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import logging
 from collections.abc import Callable, Generator, Mapping
 from typing import Any, ClassVar, Generic, TypeVar, TypeVarTuple
 
@@ -36,12 +42,14 @@ from providers.base import (
 )
 from providers.http import (
     DEFAULT_TIMEOUT,
+    SKEW_WARNING_S,
     Clock,
     JsonApi,
     JsonResponse,
     RateLimiter,
     RetryPolicy,
     SystemClock,
+    date_skew,
     make_client,
     protocol_error,
 )
@@ -54,6 +62,8 @@ Args = TypeVarTuple("Args")
 
 #: the vendor's mapping of a non-2xx answer: (provider, status, decoded JSON or None)
 VendorErrorMapper = Callable[[str, int, Any], ProviderError | None]
+
+log = logging.getLogger("energyctl.providers")
 
 #: the `Content-Type` of vendors that take (or sign) JSON bodies
 JSON_CONTENT: Mapping[str, str] = {"Content-Type": "application/json"}
@@ -135,6 +145,28 @@ class HttpProvider(Provider, Generic[PayloadT]):
             limiter=limiter,
             map_error=functools.partial(map_error, name),
         )
+        #: seconds the vendor's clock is ahead of ours (negative: behind), by the `Date`
+        #: header of its latest answer; None until an answer carried one
+        self.clock_skew: float | None = None
+        #: HTTP answers received from the vendor (any status)
+        self.answered = 0
+        client.event_hooks["response"].append(self._on_answer)
+
+    async def _on_answer(self, response: httpx.Response) -> None:
+        """Count the answer and measure the vendor's clock by its `Date` header."""
+        self.answered += 1
+        skew = date_skew(response.headers.get("date"), self._clock.now())
+        if skew is None:
+            return
+        before, self.clock_skew = self.clock_skew, skew
+        if abs(skew) > SKEW_WARNING_S and (before is None or abs(before) <= SKEW_WARNING_S):
+            log.warning(
+                "%s: the vendor's clock is %+.1f s from ours (its Date header); signed "
+                "requests may be refused: check this host's time (NTP)",
+                self.name,
+                skew,
+                extra={"event": "provider_clock_skew", "provider": self.name, "skew_s": skew},
+            )
 
     @abc.abstractmethod
     def _open(self, response: JsonResponse) -> PayloadT:

@@ -23,6 +23,7 @@ JSON), the vendor modules (signing as `httpx.Auth`, vendor error codes).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import email.utils
 import json
 import math
@@ -154,6 +155,28 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
         return max(0.0, when.timestamp() - now)
     except (TypeError, ValueError, OverflowError):
         return None
+
+
+#: a vendor's clock further than this from ours (seconds, by its `Date` header) is logged
+SKEW_WARNING_S = 2.0
+
+
+def date_skew(value: str | None, now: float) -> float | None:
+    """How far the server's clock is ahead of `now` (negative: behind), in seconds, from
+    its `Date` header; None when there is none or it cannot be read.
+
+    An HTTP-date counts whole seconds, rounded down, so half a second is added: read on
+    arrival, the result is within half a second plus the answer's latency.
+    """
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC by RFC 5322
+        when = when.replace(tzinfo=dt.UTC)
+    return when.timestamp() + 0.5 - now
 
 
 def protocol_error(provider: str, message: str, *, create: bool) -> ProviderError:

@@ -20,7 +20,11 @@ import uvicorn
 class LoopbackServer:
     """A uvicorn server on 127.0.0.1 running in its own thread and event loop."""
 
-    def __init__(self, app: Any, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, app: Any, port: int = 0, host: str = "127.0.0.1", *, date_header: bool = True
+    ) -> None:
+        """`date_header=False` leaves the `Date` header to the app (the vendor emulators
+        stamp their own clock's time; uvicorn would add a second one)."""
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # Accepted sockets inherit this; without it every answer waits ~40 ms (Nagle +
@@ -29,7 +33,12 @@ class LoopbackServer:
         self._sock.bind((host, port))
         self.host, self.port = self._sock.getsockname()[:2]
         config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", backlog=2048
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            backlog=2048,
+            date_header=date_header,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name=f"serve:{self.port}", daemon=True)

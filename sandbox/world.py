@@ -88,7 +88,11 @@ class World:
         vendor_balance_trx: int = 100_000,
         ports: Mapping[str, int] | None = None,
         tick_interval: float = 1.0,
+        clock_offsets: Mapping[str, float] | None = None,
     ) -> None:
+        """`clock_offsets` (vendor -> seconds) sets vendor emulators' server clocks ahead
+        of the world's (negative: behind): their `Date` headers and signed-timestamp checks
+        use it, as a vendor whose clock is off would."""
         self.clock: Clock = clock if clock is not None else VirtualClock()
         self.chain = ChainState(self.clock)
         self.ports = dict(ports or {})
@@ -118,6 +122,10 @@ class World:
                 d["tronsave"], clock=c, balance_sun=balance, api_key=creds["tronsave"]["apiKey"]
             ),
         }  # fmt: skip
+        for vendor, offset in (clock_offsets or {}).items():
+            if vendor not in self.emulators:
+                raise ValueError(f"clock offset for {vendor!r}: not one of {list(demo.VENDORS)}")
+            self.emulators[vendor].clock_offset_s = float(offset)
         self.chain.create_account(demo.SINK, 0)
         self.chain.mark_usdt_holder(demo.SINK)
         self.watched = [demo.watched_address(n) for n in range(watched)]
@@ -210,7 +218,8 @@ class World:
             self._servers["node"] = node.start()
             for vendor, emulator in self.emulators.items():
                 attached = _Attached(emulator.app, self._on_attach(emulator))
-                server = LoopbackServer(attached, port=self.ports.get(vendor, 0)).start()
+                port = self.ports.get(vendor, 0)
+                server = LoopbackServer(attached, port=port, date_header=False).start()
                 self._servers[vendor], self._attached[vendor] = server, attached
                 httpx.get(server.url + PING_PATH, timeout=10).raise_for_status()
         except BaseException:
@@ -271,6 +280,9 @@ class World:
         clock: dict[str, Any] = {"kind": type(self.clock).__name__, "now": self.clock.now()}
         if isinstance(self.clock, ScaledClock):
             clock["speed"] = self.clock.speed
+        offsets = {v: e.clock_offset_s for v, e in self.emulators.items() if e.clock_offset_s}
+        if offsets:
+            clock["vendorOffsets"] = offsets
         urls = self.urls() if self.running or self.ports else {}
         return {
             "clock": clock,

@@ -21,6 +21,26 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> i
     return None if value is None else parsed("duration")(ctx, param, value)
 
 
+def _offsets(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, float]:
+    """`mefree=30` (repeatable) -> {vendor: seconds}; a vendor's server clock offset."""
+    from sandbox import demo
+
+    offsets: dict[str, float] = {}
+    for value in values:
+        vendor, sep, seconds = value.partition("=")
+        if not sep or vendor not in demo.VENDORS:
+            raise click.BadParameter(
+                f"{value!r}: expected VENDOR=SECONDS, VENDOR one of {', '.join(demo.VENDORS)}"
+            )
+        try:
+            offsets[vendor] = float(seconds)
+        except ValueError:
+            raise click.BadParameter(f"{value!r}: {seconds!r} is not a number of seconds") from None
+    return offsets
+
+
 @click.command()
 @click.option(
     "--duration",
@@ -40,6 +60,16 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> i
     is_flag=True,
     help="Only the emulated node and providers: print one JSON line with their URLs and "
     "the sandbox credentials, then serve until Ctrl-C (or --duration).",
+)
+@click.option(
+    "--vendor-clock-offset",
+    "clock_offsets",
+    multiple=True,
+    callback=_offsets,
+    metavar="VENDOR=SECONDS",
+    help="With --world-only: run that vendor emulator's server clock SECONDS ahead "
+    "(negative: behind) of the world's, in its Date header and signed-timestamp checks "
+    "(repeatable), to see what a skewed vendor clock does (`providers check`).",
 )
 @click.option(
     "--fixed-ports/--random-ports",
@@ -69,6 +99,7 @@ def sandbox(
     duration: int | None,
     speed: float | None,
     world_only: bool,
+    clock_offsets: dict[str, float],
     fixed_ports: bool | None,
     workload: str,
     seed: int,
@@ -88,8 +119,10 @@ def sandbox(
     from sandbox.workload import WorkloadError, load_workload
 
     if world_only:
-        _world_only(speed or 1.0, duration, fixed_ports is not False)
+        _world_only(speed or 1.0, duration, fixed_ports is not False, clock_offsets)
         return
+    if clock_offsets:
+        raise click.UsageError("--vendor-clock-offset needs --world-only")
     speed = 60.0 if speed is None else speed
     from sandbox import demo
 
@@ -140,7 +173,9 @@ def sandbox(
     sys.exit(0 if state.delivered else 2)
 
 
-def _world_only(speed: float, duration: int | None, fixed_ports: bool) -> None:
+def _world_only(
+    speed: float, duration: int | None, fixed_ports: bool, clock_offsets: dict[str, float]
+) -> None:
     import asyncio
     import contextlib
     import signal
@@ -149,7 +184,11 @@ def _world_only(speed: float, duration: int | None, fixed_ports: bool) -> None:
     from sandbox import demo
     from sandbox.world import World
 
-    world = World(clock=ScaledClock(speed=speed), ports=demo.DEFAULT_PORTS if fixed_ports else None)
+    world = World(
+        clock=ScaledClock(speed=speed),
+        ports=demo.DEFAULT_PORTS if fixed_ports else None,
+        clock_offsets=clock_offsets,
+    )
     try:
         world.start()
     except OSError as exc:

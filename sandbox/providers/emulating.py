@@ -13,6 +13,11 @@ Time only comes from the clock, so a test stepping a `VirtualClock` is determini
 advance the clock, then make a request (or call `tick()` / `await step()`). The world's
 loop calls `await run()` to advance orders and send callbacks in the background.
 
+Each emulator also has its own notion of the time of day, `now()`: the clock plus
+`clock_offset_s` (0 unless set), as a vendor's server clock may be off from ours. It
+stamps the HTTP `Date` header of every answer and is what signed timestamps are checked
+against; orders and deliveries stay on the shared clock (the chain's).
+
 Neighbours: `base.py`, `delivery.py`, `faults.py`; subclasses `mefree.py`, `itrx.py`,
 `eopen.py`, `tronsave.py`.
 """
@@ -21,15 +26,18 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import email.utils
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.clock import Clock
 from sandbox.providers.base import Delegator
@@ -43,6 +51,29 @@ _PROXY_REASONS = {
     503: "Service Temporarily Unavailable",
     504: "Gateway Time-out",
 }
+
+
+class DateHeader:
+    """ASGI middleware: a `Date` header (RFC 9110 HTTP-date) from `now()` on every answer,
+    replacing any the app set."""
+
+    def __init__(self, app: ASGIApp, now: Callable[[], float]) -> None:
+        self.app = app
+        self.now = now
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def dated(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                stamp = email.utils.formatdate(self.now(), usegmt=True).encode("ascii")
+                message = {**message, "headers": [*headers, (b"date", stamp)]}
+            await send(message)
+
+        await self.app(scope, receive, dated)
 
 
 @dataclass(frozen=True)
@@ -83,12 +114,20 @@ class EmulatorBase(abc.ABC):
         #: requests per emulated second before the vendor's "rate limited" answer (None: none)
         self.rate_limit_per_s = rate_limit_per_s
         self.calls: list[Call] = []
+        #: seconds this vendor's server clock is ahead of the shared clock (negative: behind)
+        self.clock_offset_s = 0.0
         self.app = Starlette(
             routes=[self._route(*spec) for spec in self._routes()],
             exception_handlers={404: self._http_error, 405: self._http_error},
+            middleware=[Middleware(DateHeader, now=self.now)],
         )
 
     # ------------------------------------------------------------------ time
+
+    def now(self) -> float:
+        """This vendor's time of day: the clock plus `clock_offset_s` (its `Date` header,
+        and what signed timestamps are checked against)."""
+        return self.clock.now() + self.clock_offset_s
 
     def tick(self) -> None:
         """Advance every order to the clock's now (runs on every request, too)."""

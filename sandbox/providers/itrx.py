@@ -147,7 +147,7 @@ class ItrxEmulator(EmulatorBase):
         if not ts.isdigit():
             return self._detail("Invalid TIMESTAMP")
         tolerance = self.timestamp_tolerance
-        if tolerance is not None and abs(self.clock.now() - int(ts)) > tolerance:
+        if tolerance is not None and abs(self.now() - int(ts)) > tolerance:
             return self._detail("TIMESTAMP expired")
         given = request.headers.get("SIGNATURE", "").lower()
         text = raw.decode("utf-8", "replace")

@@ -166,7 +166,7 @@ class MefreeEmulator(EmulatorBase):
             when = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
         except ValueError:
             return self._error(401, "INVALID_TIMESTAMP", "MF-ACCESS-TIMESTAMP is not ISO-8601 UTC")
-        skew = abs(self.clock.now() - when.timestamp())
+        skew = abs(self.now() - when.timestamp())
         if self.timestamp_tolerance is not None and skew > self.timestamp_tolerance:
             return self._error(401, "TIMESTAMP_EXPIRED", "MF-ACCESS-TIMESTAMP expired")
         raw_path = request.scope.get("raw_path") or request.url.path.encode()
