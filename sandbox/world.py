@@ -44,6 +44,7 @@ from sandbox.providers.emulating import EmulatorBase
 from sandbox.providers.eopen import EopenEmulator
 from sandbox.providers.itrx import ItrxEmulator
 from sandbox.providers.mefree import MefreeEmulator
+from sandbox.providers.readings import Readings
 from sandbox.providers.tronsave import TronSaveEmulator
 from sandbox.serving import LoopbackServer
 from sandbox.tron_node import ChainState, create_app
@@ -88,7 +89,11 @@ class World:
         vendor_balance_trx: int = 100_000,
         ports: Mapping[str, int] | None = None,
         tick_interval: float = 1.0,
+        readings: Readings | None = None,
     ) -> None:
+        """`readings`: the emulators' answers where the vendors' docs allow two
+        (`sandbox/providers/readings.py`); None: every default."""
+        self.readings = readings if readings is not None else Readings()
         self.clock: Clock = clock if clock is not None else VirtualClock()
         self.chain = ChainState(self.clock)
         self.ports = dict(ports or {})
@@ -101,21 +106,23 @@ class World:
             self.delegators[vendor] = ChainDelegator(self.chain, address)
         balance = vendor_balance_trx * TRX
         creds = demo.CREDENTIALS
-        d, c = self.delegators, self.clock
+        d, c, r = self.delegators, self.clock, self.readings
         self.emulators: dict[str, EmulatorBase] = {
             "mefree": MefreeEmulator(
-                d["mefree"], clock=c, balance_sun=balance,
+                d["mefree"], clock=c, balance_sun=balance, readings=r,
                 api_key=creds["mefree"]["apiKey"], api_secret=creds["mefree"]["apiSecret"],
             ),
             "itrx": ItrxEmulator(
-                d["itrx"], clock=c, balance_sun=balance,
+                d["itrx"], clock=c, balance_sun=balance, readings=r,
                 api_key=creds["itrx"]["apiKey"], api_secret=creds["itrx"]["apiSecret"],
             ),
             "eopen": EopenEmulator(
-                d["eopen"], clock=c, balance_sun=balance, api_key=creds["eopen"]["apiKey"]
+                d["eopen"], clock=c, balance_sun=balance, readings=r,
+                api_key=creds["eopen"]["apiKey"],
             ),
             "tronsave": TronSaveEmulator(
-                d["tronsave"], clock=c, balance_sun=balance, api_key=creds["tronsave"]["apiKey"]
+                d["tronsave"], clock=c, balance_sun=balance, readings=r,
+                api_key=creds["tronsave"]["apiKey"],
             ),
         }  # fmt: skip
         self.chain.create_account(demo.SINK, 0)
@@ -274,6 +281,7 @@ class World:
         urls = self.urls() if self.running or self.ports else {}
         return {
             "clock": clock,
+            "readings": self.readings.chosen(),
             "node": {"url": urls.get("node")},
             "providers": {
                 vendor: {
