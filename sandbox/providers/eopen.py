@@ -5,7 +5,7 @@
   answer is HTTP 200 with a `code` (0 = success) except injected 5xx (code 11000).
 - Parameters are read from the query string and from the body (JSON or form), the body
   winning; `/v1/tron/order` answers POST and GET (the docs' curl examples use `-G`).
-  Reading `eopen.params=query` / `=body` reads only that one (`readings.py`).
+  Reading `eopen.params=query` / `=body` reads only that one on a POST (`readings.py`).
 - Readings `eopen.history=completed` (history finds only delegated orders: 12002 before)
   and `eopen.completed=ended` (PROCESSING while delegated, COMPLETED once the rental
   ended).
@@ -174,8 +174,9 @@ class EopenEmulator(EmulatorBase):
                 return self._reply(20012)
         if request.headers.get("API-KEY", "") != self.api_key:
             return self._reply(20001)
-        where = self.reading("params")
-        params = {k: v for k, v in request.query_params.items()} if where != "body" else {}
+        where = self.reading("params")  # a GET has no body: its query is always read
+        query = where != "body" or request.method == "GET"
+        params = {k: v for k, v in request.query_params.items()} if query else {}
         raw = await request.body()
         if raw and where != "query":
             ctype = request.headers.get("content-type", "")

@@ -45,9 +45,7 @@ class Reading:
             try:
                 number = float(value)
             except ValueError:
-                raise ReadingError(
-                    f"{self.name} takes a number of seconds, not {value!r}"
-                ) from None
+                raise ReadingError(f"{self.name} takes a number, not {value!r}") from None
             if number < 0:
                 raise ReadingError(f"{self.name} must be >= 0, got {value!r}")
             return value
@@ -108,7 +106,8 @@ READINGS: tuple[Reading, ...] = (
         "both",
         'Create order: headed "POST", every curl example sends the parameters with `-G` '
         "(query string), the migration notes show a JSON body. both: the query and the "
-        "body are read; query / body: only that one (the other is ignored, 11003).",
+        "body are read; query / body: only that one on a POST (the other is ignored, "
+        "11003); a GET's query is always read.",
     ),
     Reading(
         "eopen",
