@@ -1,6 +1,6 @@
 """eopen (api.eopen.io) adapter: periods, statuses, prices, the 19 error codes.
 
-Facts from `reference/providers.md` section 3 and the vendor page in the seeds:
+Facts from https://docs.eopen.io (order, errors, account):
 
 - Auth [C]: an `API-KEY` header; no signing. Base `https://api.eopen.io/api`.
 - Parameters [?]: the docs head the create "POST", every curl example sends the

@@ -1,6 +1,7 @@
 """itrx (itrx.io) adapter: signing, order options, statuses, prices, errors.
 
-Facts from `reference/providers.md` section 2 (tags as there):
+Facts from https://develop.itrx.io and the docs repo itrxio/Tron-energy-API-of-itrx.io
+(tags as in `providers/mefree.py`):
 
 - Signing [C][V]: POSTs carry `TIMESTAMP` (Unix seconds) and `SIGNATURE` = hex
   HMAC-SHA256 over `"{ts}&{sorted compact JSON body}"`; every call carries `API-KEY`.

@@ -1,6 +1,7 @@
 """Mefree (api.mefree.net) adapter: signing, order options, statuses, prices, errors.
 
-Facts from `reference/providers.md` section 1 (tags [C], [3P], [I], [?] as there):
+Facts from https://docs.mefree.net (create order, config, language guides) and third-party
+clients; tags: [C] vendor docs, [3P] third party, [I] inference, [?] uncertain:
 
 - Signing [C]: `MF-ACCESS-SIGN = Base64(HMAC-SHA256(secret, ts + METHOD + pathWithQuery))`
   with `ts` ISO-8601 UTC with milliseconds and `Z`. `MefreeAuth` signs the path and query

@@ -1,6 +1,6 @@
 """TronSave (api.tronsave.io, API v2 with an API key) adapter.
 
-Facts from `reference/providers.md` section 4 and the vendor page in the seeds:
+Facts from https://docs.tronsave.io/developers and the official SDKs:
 
 - Auth [C]: an `apikey` header. Mainnet `https://api.tronsave.io`; Nile testnet
   `https://api-dev.tronsave.io` (`network="nile"`). 15 requests a second [C], enforced
