@@ -164,8 +164,9 @@ _REFUSALS: tuple[tuple[tuple[str, ...], ErrorReason], ...] = (
     (("address",), ErrorReason.RECEIVER),
     (("param", "invalid", "quantity", "period", "count"), ErrorReason.INVALID_REQUEST),
 )
-#: message words saying an order with our client_order_id exists already [?]
-_EXISTS = ("exist", "duplicate", "client_order_id", "repeat")
+#: message words saying an order with our client_order_id exists already [?] (not "does
+#: not exist", TRON's wording for an unactivated address)
+_EXISTS = ("already exist", "duplicate", "repeat", "client_order_id exist")
 
 
 def _classify(text: str) -> tuple[ErrorReason, bool]:
@@ -198,20 +199,20 @@ def _code_error(provider: str, code: int, body: Mapping[str, Any]) -> ProviderEr
 
 
 def _map_http_error(provider: str, status: int, body: Any) -> ProviderError | None:
-    """Mefree's documented HTTP errors: 400 parameters, 401 signature or key [C]. A 400
-    whose message says the client order id exists is no refusal (`_classify`)."""
+    """Mefree's documented HTTP errors: 400 parameters, 401 signature or key [C]. A 400 is
+    a refusal, with its reason from the message, unless the message says the client
+    order id exists (`_classify`)."""
     if status == 400:
         msg = body.get("msg") if isinstance(body, Mapping) else None
-        texts = [body.get(k) for k in ("msg", "sub_code", "sub_msg")] if msg is not None else []
+        keys = ("msg", "sub_code", "sub_msg")
+        texts = [body.get(k) for k in keys] if isinstance(body, Mapping) else []
         words = " ".join(t for t in texts if isinstance(t, str))
-        exists = any(word in words.lower() for word in _EXISTS)
+        reason, refusal = _classify(words)
+        if reason is ErrorReason.UNKNOWN:  # a documented 400: the parameters were refused
+            reason, refusal = ErrorReason.INVALID_REQUEST, True
         detail = f": {msg[:200]}" if isinstance(msg, str) else ""
         return PermanentError(
-            provider,
-            f"bad request{detail}",
-            reason=ErrorReason.DUPLICATE if exists else ErrorReason.INVALID_REQUEST,
-            vendor_code="400",
-            refusal=not exists,
+            provider, f"bad request{detail}", reason=reason, vendor_code="400", refusal=refusal
         )
     if status == 401:
         return PermanentError(

@@ -42,6 +42,8 @@ MEFREE: list[Row] = [
     ("mefree", "HTTP 429", 429, _mf(429, "Too many requests"), TEMPORARY, TEMPORARY),
     ("mefree", "code 1 balance", 200, _mf(1, "Insufficient balance"), REFUSAL, REFUSAL),
     ("mefree", "code 1 address", 200, _mf(1, "invalid target_address"), REFUSAL, REFUSAL),
+    ("mefree", "code 1 address not exists", 200, _mf(1, "Account[T...] not exists"),
+     REFUSAL, REFUSAL),
     ("mefree", "code 1 client_order_id exists", 200,
      _mf(1, "INVALID_PARAMETERS", "client_order_id already exists"), AMBIGUOUS, REFUSAL),
     ("mefree", "code 9999 UNKNOWN", 200, _mf(9999, "UNKNOWN"), AMBIGUOUS, REFUSAL),
