@@ -6,6 +6,7 @@
 - Parameters are read from the query string and from the body (JSON or form), the body
   winning; `/v1/tron/order` answers POST and GET (the docs' curl examples use `-G`).
   Reading `eopen.params=query` / `=body` reads only that one on a POST (`readings.py`).
+- Reading `eopen.error_status=400`: error codes come with HTTP 400 instead of 200.
 - Readings `eopen.history=completed` (history finds only delegated orders: 12002 before)
   and `eopen.completed=ended` (PROCESSING while delegated, COMPLETED once the rental
   ended).
@@ -158,6 +159,8 @@ class EopenEmulator(EmulatorBase):
             "time": str(int(self.clock.now())),
             "data": data,
         }
+        if code != 0 and status == 200 and self.reading("error_status") == "400":
+            status = 400  # the HTTP status of an error code is undocumented
         return JSONResponse(body, status_code=status)
 
     def _rate_limited(self) -> Response:

@@ -17,7 +17,9 @@
   ends DELEGATE_FAILED and is refunded (assumption). Reusing `client_order_id` charges
   nothing and returns the existing order unchanged (reading `mefree.duplicate=existing`,
   the default) or `{code: 1, msg: INVALID_PARAMETERS, sub_msg: "client_order_id already
-  exists"}` with HTTP 200 (`mefree.duplicate=error`).
+  exists"}` with HTTP 200 (`mefree.duplicate=error`) or the same as a 400
+  (`mefree.duplicate=error400`). `mefree.envelope=bare` answers successes without the
+  envelope, as the create-order page shows.
 
 Operation names for `Faults(on=...)`: "create", "status", "balance".
 Construct: `MefreeEmulator(delegator, clock=clock, api_key="mf-key", api_secret="mf-secret")`.
@@ -144,8 +146,9 @@ class MefreeEmulator(EmulatorBase):
             ("/api/order/{pay_hash}", self._status, ["GET"], "status"),
         ]
 
-    @staticmethod
-    def _ok(data: dict[str, Any]) -> JSONResponse:
+    def _ok(self, data: dict[str, Any]) -> JSONResponse:
+        if self.reading("envelope") == "bare":  # the create-order page shows a bare object
+            return JSONResponse(data)
         return JSONResponse(
             {"code": 0, "msg": "success", "sub_code": "", "sub_msg": "", "data": data}
         )
@@ -271,6 +274,8 @@ class MefreeEmulator(EmulatorBase):
                         "data": None,
                     }
                 )
+            if self.reading("duplicate") == "error400":
+                return self._error(400, "INVALID_PARAMETERS", "client_order_id already exists")
             return self._ok(self._render(self.orders[self._by_client_id[client_order_id]]))
         if ("quantity" in q) == ("count" in q):
             return self._error(400, "INVALID_PARAMETER", "exactly one of quantity, count")

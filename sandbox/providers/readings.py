@@ -64,12 +64,20 @@ READINGS: tuple[Reading, ...] = (
     Reading(
         "mefree",
         "duplicate",
-        ("existing", "error"),
+        ("existing", "error", "error400"),
         "existing",
         'Create order, `client_order_id`: a previously used value "will not create a new '
         'order"; what the repeat answers is not said. existing: the existing order as a '
         "success; error: `{code: 1, msg: INVALID_PARAMETERS, sub_msg: client_order_id "
-        "already exists}` (HTTP 200).",
+        "already exists}` (HTTP 200); error400: the same refusal as an HTTP 400.",
+    ),
+    Reading(
+        "mefree",
+        "envelope",
+        ("wrapped", "bare"),
+        "wrapped",
+        "Responses: the schema shows `{code, msg, sub_code, sub_msg, data}`, the create-order "
+        "page's example a bare order object. bare: successes without the envelope.",
     ),
     Reading(
         "mefree",
@@ -108,6 +116,14 @@ READINGS: tuple[Reading, ...] = (
         "(query string), the migration notes show a JSON body. both: the query and the "
         "body are read; query / body: only that one on a POST (the other is ignored, "
         "11003); a GET's query is always read.",
+    ),
+    Reading(
+        "eopen",
+        "error_status",
+        ("200", "400"),
+        "200",
+        "Errors page: the codes are listed, the HTTP status that goes with them is not. "
+        "400: a non-zero code comes with HTTP 400.",
     ),
     Reading(
         "eopen",
