@@ -397,3 +397,38 @@ async def test_a_retried_create_refused_is_ambiguous(tmp_path: Path) -> None:
         assert market.creates("mefree") == 1
     finally:
         await market.close()
+
+
+async def test_tracking_re_place_refused_is_not_a_failure(tmp_path: Path) -> None:
+    """Tracking re-places an ambiguous Mefree order on its key; a refusal of that retry
+    (here "Insufficient balance": the first order spent it) proves nothing."""
+    market = await Market.open(tmp_path)
+    try:
+        adapters(market)
+        [address] = market.watched(1)
+        emulator = market.emulators["mefree"]
+        emulator.faults.fail_next(10, 500, after_accept=True, on="create")
+        outcome = await apply_action(
+            action(address, "mefree", "itrx"),
+            store=market.store,
+            providers=market.providers,
+            clock=market.clock,
+        )
+        assert outcome.kind is OutcomeKind.HELD and market.creates("mefree") == 1
+        emulator.faults.reset()
+        status, body = REFUSALS["mefree"]
+        emulator.faults.answer_next(_json(body), status=status, after_accept=False, on="create")
+        tracker = Tracker(
+            store=market.store,
+            providers=market.providers,
+            reader=market.reader,
+            clock=market.clock,
+            settings=TrackingSettings(),
+        )
+        market.advance(60)
+        await tracker.track(await market.store.open_orders())
+        assert emulator.count("create") == 4  # the re-place was sent and refused
+        [row] = await market.store.orders(OrderFilter(address=address))
+        assert row.phase is OrderPhase.UNKNOWN, row.phase  # held, never failed
+    finally:
+        await market.close()

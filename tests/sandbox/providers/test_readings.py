@@ -44,7 +44,10 @@ def test_parse_comma_separated_and_repeated() -> None:
     ("spec", "message"),
     [
         ("mefree.dup=error", "unknown reading 'mefree.dup'; valid: eopen.completed"),
-        ("mefree.duplicate=maybe", "mefree.duplicate is one of existing, error, error400, not 'maybe'"),
+        (
+            "mefree.duplicate=maybe",
+            "mefree.duplicate is one of existing, error, error400, not 'maybe'",
+        ),
         ("mefree.window=soon", "mefree.window takes a number, not 'soon'"),
         ("mefree.window=-1", "mefree.window must be >= 0"),
         ("mefree.duplicate", "a reading is written vendor.key=value"),
