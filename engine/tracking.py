@@ -273,6 +273,7 @@ class Tracker:
             receiver=order.address,
             energy=order.energy,
             duration=order.duration,
+            retry=True,  # the first create may have been accepted: a refusal proves nothing
         )
         try:
             receipt = await self._call(order.provider, provider.place(request))

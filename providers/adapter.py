@@ -51,6 +51,7 @@ from providers.http import (
     SystemClock,
     date_skew,
     make_client,
+    on_create,
     protocol_error,
 )
 from providers.wire import PayloadError
@@ -180,14 +181,37 @@ class HttpProvider(Provider, Generic[PayloadT]):
         *,
         params: Mapping[str, str | int] | None = None,
         content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
         create: bool = False,
         idempotent: bool = False,
+        retried: bool = False,
     ) -> PayloadT:
-        """One call (`JsonApi.call`, same arguments) and its opened envelope."""
-        response = await self._api.call(
-            method, path, params=params, content=content, create=create, idempotent=idempotent
-        )
-        return self._parsed(self._open, response, create=create)
+        """One call (`JsonApi.call`, same arguments) and its opened envelope.
+
+        On a create (`create=True`), an error is what it means as a create's answer
+        (`on_create`): only a documented refusal of a first attempt stays definite.
+        `retried` says an earlier create with the same client order id may have reached
+        the vendor (`OrderRequest.retry`)."""
+        response: JsonResponse | None = None
+        try:
+            response = await self._api.call(
+                method,
+                path,
+                params=params,
+                content=content,
+                headers=headers,
+                create=create,
+                idempotent=idempotent,
+            )
+            return self._parsed(self._open, response, create=create)
+        except ProviderError as exc:
+            if not create:
+                raise
+            sent = retried or (response is not None and response.retried)
+            error = on_create(exc, retried=sent)
+            if error is exc:
+                raise
+            raise error from exc
 
     def _parsed(self, parse: Callable[[*Args], T], *args: *Args, create: bool = False) -> T:
         """`parse(*args)`; a `PayloadError` is the PROTOCOL error of a read or a create."""

@@ -127,6 +127,11 @@ class OrderRequest(_Value):
     allow_partial: bool = False
     activate: bool = False
     callback_url: str | None = None
+    retry: bool = Field(
+        default=False,
+        description="An earlier create with this client order id may have reached the "
+        "vendor (tracking re-places it): a refusal now proves nothing, it is ambiguous.",
+    )
 
 
 class Receipt(_Value):
@@ -203,11 +208,16 @@ class ProviderError(Exception):
         *,
         reason: ErrorReason = ErrorReason.UNKNOWN,
         vendor_code: str | None = None,
+        refusal: bool = True,
     ) -> None:
         super().__init__(f"{provider}: {message}")
         self.provider = provider
         self.reason = reason
         self.vendor_code = vendor_code
+        #: the vendor documents this answer as a refusal made before anything was bought.
+        #: False for answers that do not prove it (an unknown code, "operation failed,
+        #: retry later"): on a create they are ambiguous (`providers.http.on_create`).
+        self.refusal = refusal
 
 
 class TemporaryError(ProviderError):
@@ -221,8 +231,9 @@ class TemporaryError(ProviderError):
         delay: float | None = None,
         reason: ErrorReason = ErrorReason.UNAVAILABLE,
         vendor_code: str | None = None,
+        refusal: bool = True,
     ) -> None:
-        super().__init__(provider, message, reason=reason, vendor_code=vendor_code)
+        super().__init__(provider, message, reason=reason, vendor_code=vendor_code, refusal=refusal)
         self.delay = delay
 
 

@@ -1,11 +1,13 @@
 """eopen (api.eopen.io) adapter: periods, statuses, prices, the 19 error codes.
 
-Facts from `reference/providers.md` section 3 and the vendor page in the seeds:
+Facts from https://docs.eopen.io (order, errors, account):
 
 - Auth [C]: an `API-KEY` header; no signing. Base `https://api.eopen.io/api`.
-- Parameters [?]: every curl example sends them as a query string (`curl -G`), even for
-  the documented POST. We follow the documented method and send the parameters in the
-  query string, which a server reading either place accepts.
+- Parameters [?]: the docs head the create "POST", every curl example sends the
+  parameters as a query string (`curl -G`), and the migration notes show a JSON body. A
+  server reading only the body would refuse a query-only order (11003), one reading only
+  the query would refuse a body-only one, so the create sends the same parameters in
+  both: every reading finds them (`_build_order_params`, `_encode_body`).
 - Envelope [C]: `{code, msg, time, data}`; `code` 0 is success, the 18 others are mapped
   in `ERRORS`. The HTTP status that goes with them is undocumented (200 assumed [I]).
 - Periods [C]: 10min, 1h, 1d, 3d, 7d, 14d, 30d. Minimum 64,000 energy. Orders activate
@@ -17,12 +19,20 @@ Facts from `reference/providers.md` section 3 and the vendor page in the seeds:
 - History [C/?]: `GET /v1/tron/history?orderId=` answers one object (the vendor page's
   example); the reference could not retrieve it, so a list is also accepted and searched
   for our order id [I]. Statuses COMPLETED, PENDING, PROCESSING, FAILED, REFUNDED.
+  The docs call it "recently completed orders": an order still in progress may answer
+  12002 (not found), which `status` reads as PENDING (never failed), and COMPLETED may
+  mean "rental ended" rather than "delegated"; either way tracking's chain reading
+  decides whether the energy arrived.
+- On a create [?]: 11000 ("operation failed, retry later") and an unknown code do not
+  prove that nothing was bought, so they are ambiguous (`refusal=False`); the other
+  documented codes are refusals made before any order.
 
 Neighbours: `providers/base.py`, `providers/adapter.py`, `providers/http.py`, `providers/wire.py`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -31,7 +41,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import SecretStr
 
-from providers.adapter import HttpProvider, KeyAuth
+from providers.adapter import JSON_CONTENT, HttpProvider, KeyAuth
 from providers.base import (
     Capabilities,
     ErrorReason,
@@ -74,6 +84,8 @@ PERIODS: Mapping[int, str] = {
 
 P, T = PermanentError, TemporaryError
 R = ErrorReason
+#: codes that do not prove that nothing was bought (ambiguous on a create) [?]
+NOT_REFUSALS = frozenset({11000})
 #: code -> (error class, reason, vendor wording) for every documented non-zero code [C]
 ERRORS: Mapping[int, tuple[type[ProviderError], ErrorReason, str]] = {
     100: (P, R.INVALID_REQUEST, "request parameter error"),
@@ -95,6 +107,8 @@ ERRORS: Mapping[int, tuple[type[ProviderError], ErrorReason, str]] = {
     20011: (P, R.INVALID_REQUEST, "invalid parameter"),
     20012: (P, R.AUTH, "IP not in whitelist"),
 }
+
+ORDER_NOT_FOUND = 12002
 
 STATES: Mapping[str, OrderState] = {
     "COMPLETED": OrderState.DELEGATED,
@@ -134,7 +148,8 @@ def _period(duration: int) -> str:
 def _code_error(provider: str, code: int, msg: str | None) -> ProviderError:
     cls, reason, wording = ERRORS.get(code, (PermanentError, ErrorReason.UNKNOWN, "unknown code"))
     text = f"{wording} (code {code})" + (f": {msg[:200]}" if msg else "")
-    return cls(provider, text, reason=reason, vendor_code=str(code))
+    refusal = code in ERRORS and code not in NOT_REFUSALS
+    return cls(provider, text, reason=reason, vendor_code=str(code), refusal=refusal)
 
 
 def _envelope_data(provider: str, body: Any) -> Any:
@@ -160,6 +175,11 @@ def _build_order_params(order: OrderRequest) -> dict[str, str | int]:
         "rentalCount": order.energy,
         "period": _period(order.duration),
     }
+
+
+def _encode_body(params: Mapping[str, str | int]) -> bytes:
+    """The create's parameters as a JSON body too (see the module docstring)."""
+    return json.dumps(dict(params), separators=(",", ":")).encode()
 
 
 def _parse_create(data: Any) -> tuple[str, int | None]:
@@ -278,14 +298,29 @@ class EopenProvider(HttpProvider[tuple[Any, Mapping[str, Any]]]):
     async def place(self, order: OrderRequest) -> Receipt:
         self._check(order.energy, order.duration)
         # No idempotency key at eopen: never retried after the request may have been sent.
+        # The parameters go in the query string and in a JSON body (module docstring).
         params = _build_order_params(order)
-        data, raw = await self._data("POST", "/v1/tron/order", params=params, create=True)
+        data, raw = await self._data(
+            "POST",
+            "/v1/tron/order",
+            params=params,
+            content=_encode_body(params),
+            headers=JSON_CONTENT,
+            create=True,
+            retried=order.retry,
+        )
         order_id, cost = self._parsed(_parse_create, data, create=True)
         return self._receipt(order, order_id, cost_sun=cost, raw=raw)
 
     async def status(self, receipt: Receipt) -> OrderStatus:
         order_id = receipt.provider_order_id
-        data, raw = await self._data("GET", "/v1/tron/history", params={"orderId": order_id})
+        try:
+            data, raw = await self._data("GET", "/v1/tron/history", params={"orderId": order_id})
+        except PermanentError as exc:
+            if exc.vendor_code != str(ORDER_NOT_FOUND):
+                raise
+            # "recently completed orders": an order in progress may not be listed yet.
+            return OrderStatus(state=OrderState.PENDING, raw={"code": ORDER_NOT_FOUND})
         parsed = self._parsed(_parse_history, data, order_id)
         return self._parsed(_order_status, parsed, receipt.energy, raw)
 

@@ -13,6 +13,11 @@ The rules (ARCHITECTURE.md invariants 3 and 4):
   or when the failure proves nothing was sent (the connection was never established).
   A timeout, a dropped connection, a 5xx, or a 2xx we cannot parse on a create is an
   `AmbiguousError`: an order may exist.
+- On a create, only an answer the vendor documents as a refusal made before anything was
+  bought (`ProviderError.refusal`) is definite, and only on the first attempt: once an
+  attempt may have reached the vendor, any later refusal is ambiguous too (the earlier
+  attempt may have bought), see `on_create`. `JsonResponse.retried` tells the adapter
+  that a 2xx came after such an attempt, so an envelope refusal in it is ambiguous.
 - 429 is Temporary(RATE_LIMITED) with the `Retry-After` delay; 401/403 are
   Permanent(AUTH); other 4xx go to the adapter's vendor error mapping first.
 
@@ -23,6 +28,7 @@ JSON), the vendor modules (signing as `httpx.Auth`, vendor error codes).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import email.utils
 import json
@@ -92,6 +98,8 @@ class JsonResponse:
     status: int
     body: Any
     headers: Mapping[str, str]
+    #: an earlier attempt of this create may have reached the vendor (see `on_create`)
+    retried: bool = False
 
 
 def make_client(
@@ -186,6 +194,32 @@ def protocol_error(provider: str, message: str, *, create: bool) -> ProviderErro
     return TemporaryError(provider, message, reason=ErrorReason.PROTOCOL)
 
 
+def on_create(error: ProviderError, *, retried: bool) -> ProviderError:
+    """What `error` means as the answer to a create call.
+
+    Definite (unchanged) only when the vendor documents it as a refusal made before
+    anything was bought (`error.refusal`) and no earlier attempt with the same client
+    order id may have reached the vendor (`retried`); otherwise an `AmbiguousError`
+    keeping the reason and vendor code: an order may exist, so no other provider may be
+    asked until it is resolved.
+    """
+    if isinstance(error, AmbiguousError) or (error.refusal and not retried):
+        return error
+    text = str(error).removeprefix(f"{error.provider}: ")
+    if retried:
+        what = f"create answered {text!r} after an attempt that may have been accepted"
+    else:
+        what = f"create answered {text!r}, which does not prove that nothing was bought"
+    ambiguous = AmbiguousError(
+        error.provider,
+        f"{what}: an order may exist",
+        reason=error.reason,
+        vendor_code=error.vendor_code,
+    )
+    ambiguous.__cause__ = error
+    return ambiguous
+
+
 class _Failed(Exception):
     """One failed attempt: the error to raise and whether trying again is safe."""
 
@@ -240,12 +274,25 @@ class JsonApi:
             retry=lambda state: _should_retry(state),
             reraise=True,
         )
+        maybe_sent = False  # an earlier attempt of this create may have reached the vendor
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._once(
-                        method, path, params, content, headers, create, idempotent
-                    )
+                    try:
+                        response = await self._once(
+                            method, path, params, content, headers, create, idempotent
+                        )
+                    except _Failed as failed:
+                        if not create:
+                            raise
+                        if maybe_sent:
+                            error = on_create(failed.error, retried=True)
+                            raise _Failed(error, retry=failed.retry) from failed.__cause__
+                        maybe_sent = isinstance(failed.error, AmbiguousError)
+                        raise
+                    if maybe_sent:
+                        return dataclasses.replace(response, retried=True)
+                    return response
         except _Failed as failed:
             raise failed.error from failed.__cause__
         raise AssertionError("unreachable: tenacity ends in a return or a raise")

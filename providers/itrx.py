@@ -1,6 +1,7 @@
 """itrx (itrx.io) adapter: signing, order options, statuses, prices, errors.
 
-Facts from `reference/providers.md` section 2 (tags as there):
+Facts from https://develop.itrx.io and the docs repo itrxio/Tron-energy-API-of-itrx.io
+(tags as in `providers/mefree.py`):
 
 - Signing [C][V]: POSTs carry `TIMESTAMP` (Unix seconds) and `SIGNATURE` = hex
   HMAC-SHA256 over `"{ts}&{sorted compact JSON body}"`; every call carries `API-KEY`.
@@ -16,7 +17,9 @@ Facts from `reference/providers.md` section 2 (tags as there):
   terminated, 43 abnormal termination. The doc sample calls 30 "fully delegated", which
   contradicts the table: 30 is never read as delivered (safer).
 - Errors [C]: HTTP 400 with DRF field lists or `{"detail": ...}`; HTTP 200 with
-  `errno` 1 (+`message`) or 404 (unknown serial). No numeric catalogue exists.
+  `errno` 1 (+`message`) or 404 (unknown serial). No numeric catalogue exists. On a
+  create, errno 1 is a refusal only when its message names what was refused; any other
+  errno or wording proves nothing and is ambiguous [?].
 
 Neighbours: `providers/base.py`, `providers/adapter.py`, `providers/http.py`,
 `providers/wire.py`, and `providers/itrx_callbacks.py` (signed delivery callbacks).
@@ -190,7 +193,17 @@ def _check_errno(provider: str, body: Any) -> Mapping[str, Any]:
     message = obj.get("message")
     text = message[:200] if isinstance(message, str) else f"errno {errno}"
     reason = ErrorReason.NOT_FOUND if errno == 404 else _message_reason(text)
-    raise PermanentError(provider, text, reason=reason, vendor_code=str(errno))
+    # errno 1 is a refusal only when its message names what was refused (balance,
+    # address, key); a bare "problem" or an undocumented errno proves nothing [?].
+    named = reason is not ErrorReason.INVALID_REQUEST or _names_a_field(text)
+    refusal = errno == 404 or (errno == 1 and named)
+    raise PermanentError(provider, text, reason=reason, vendor_code=str(errno), refusal=refusal)
+
+
+def _names_a_field(text: str) -> bool:
+    """Whether an errno-1 message names a request field (a validation refusal)."""
+    low = text.lower()
+    return any(f in low for f in ("energy_amount", "period", "receive_address", "valid"))
 
 
 def _parse_create(body: Mapping[str, Any]) -> tuple[str, int | None]:  # (serial, cost)
@@ -316,7 +329,9 @@ class ItrxProvider(HttpProvider[Mapping[str, Any]]):
         except ValueError as exc:
             raise PermanentError(self.name, str(exc), reason=ErrorReason.INVALID_REQUEST) from exc
         # No idempotency key at itrx: never retried after the request may have been sent.
-        body = await self._data("POST", f"{API}/order", content=content, create=True)
+        body = await self._data(
+            "POST", f"{API}/order", content=content, create=True, retried=order.retry
+        )
         serial, cost = self._parsed(_parse_create, body, create=True)
         return self._receipt(order, serial, cost_sun=cost, raw=dict(body))
 

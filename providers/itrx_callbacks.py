@@ -1,7 +1,7 @@
 """Verification of itrx's signed delivery callbacks (pure: no I/O, time passed in).
 
-itrx POSTs a JSON body after a delegation completes or fails (`reference/providers.md`
-2.11): headers `TIMESTAMP` and `SIGNATURE`, signed like a request with the secret of the
+itrx POSTs a JSON body after a delegation completes or fails (https://develop.itrx.io,
+callbacks): headers `TIMESTAMP` and `SIGNATURE`, signed like a request with the secret of the
 key that placed the order, over `"{TIMESTAMP}&{sorted JSON body}"`.
 
 [?] The official Python verifier serialises with Python's default separators

@@ -1,6 +1,7 @@
 """Mefree (api.mefree.net) adapter: signing, order options, statuses, prices, errors.
 
-Facts from `reference/providers.md` section 1 (tags [C], [3P], [I], [?] as there):
+Facts from https://docs.mefree.net (create order, config, language guides) and third-party
+clients; tags: [C] vendor docs, [3P] third party, [I] inference, [?] uncertain:
 
 - Signing [C]: `MF-ACCESS-SIGN = Base64(HMAC-SHA256(secret, ts + METHOD + pathWithQuery))`
   with `ts` ISO-8601 UTC with milliseconds and `Z`. `MefreeAuth` signs the path and query
@@ -14,7 +15,15 @@ Facts from `reference/providers.md` section 1 (tags [C], [3P], [I], [?] as there
   unit: 1 h -> `hour_price_sun`, 1 day -> `day_price_sun`, N days (3..30) ->
   `multi_day_price_sun` x N. Trust the order's `amount_sun` over this estimate.
 - Errors [C]: HTTP 400 (bad path or parameters), 401 (signature or key), 429 (rate).
-  The numeric `code` list is unknown: a non-zero `code` is a definite refusal [I].
+  The numeric `code` list is unknown [?]: a non-zero `code` is a refusal only when its
+  message names the balance, the address or a parameter; 9999 UNKNOWN, any other
+  wording, and a message saying the client order id exists prove nothing, so they are
+  ambiguous on a create (`_classify`).
+- Reused `client_order_id` [C][?]: the docs say a repeat "will not create a new order"
+  but not what it answers. The existing order is the likely answer; an error envelope
+  is the other reading, so after a create attempt that may have been accepted every
+  refusal is ambiguous (`providers.http.on_create`) and tracking re-places with
+  `OrderRequest.retry` set: never a failure that lets another provider buy.
 
 Neighbours: `providers/base.py` (interface), `providers/adapter.py` (the shared adapter
 plumbing), `providers/http.py` (calls), `providers/wire.py`.
@@ -149,30 +158,61 @@ def _envelope_data(provider: str, body: Any) -> Mapping[str, Any]:
     return get_object(obj, "data")
 
 
+#: message words that name a refusal made before anything was bought [I]
+_REFUSALS: tuple[tuple[tuple[str, ...], ErrorReason], ...] = (
+    (("balance", "insufficient"), ErrorReason.BALANCE),
+    (("address",), ErrorReason.RECEIVER),
+    (("param", "invalid", "quantity", "period", "count"), ErrorReason.INVALID_REQUEST),
+)
+#: message words saying an order with our client_order_id exists already [?] (not "does
+#: not exist", TRON's wording for an unactivated address)
+_EXISTS = ("already exist", "duplicate", "repeat", "client_order_id exist")
+
+
+def _classify(text: str) -> tuple[ErrorReason, bool]:
+    """(reason, refusal) for a Mefree error message; the code list is undocumented [?].
+
+    Only a message naming the balance, the address or a parameter is a refusal; a
+    message saying the client order id exists, 9999 UNKNOWN, or any other wording does
+    not prove that nothing was bought (ambiguous on a create)."""
+    low = text.lower()
+    if any(word in low for word in _EXISTS):
+        return ErrorReason.DUPLICATE, False
+    for words, reason in _REFUSALS:
+        if any(word in low for word in words):
+            return reason, True
+    return ErrorReason.UNKNOWN, False
+
+
 def _code_error(provider: str, code: int, body: Mapping[str, Any]) -> ProviderError:
     message = " ".join(
         str(body.get(k)) for k in ("msg", "sub_code", "sub_msg") if isinstance(body.get(k), str)
     )[:200]
-    text = message.lower()
-    # The code list is undocumented; the reason is read from the message text [I].
-    if "balance" in text or "insufficient" in text:
-        reason = ErrorReason.BALANCE
-    elif "address" in text:
-        reason = ErrorReason.RECEIVER
-    else:
-        reason = ErrorReason.UNKNOWN
+    reason, refusal = _classify(message)
     return PermanentError(
-        provider, f"refused (code {code}): {message}", reason=reason, vendor_code=str(code)
+        provider,
+        f"refused (code {code}): {message}",
+        reason=reason,
+        vendor_code=str(code),
+        refusal=refusal,
     )
 
 
 def _map_http_error(provider: str, status: int, body: Any) -> ProviderError | None:
-    """Mefree's documented HTTP errors: 400 parameters, 401 signature or key [C]."""
+    """Mefree's documented HTTP errors: 400 parameters, 401 signature or key [C]. A 400 is
+    a refusal, with its reason from the message, unless the message says the client
+    order id exists (`_classify`)."""
     if status == 400:
         msg = body.get("msg") if isinstance(body, Mapping) else None
+        keys = ("msg", "sub_code", "sub_msg")
+        texts = [body.get(k) for k in keys] if isinstance(body, Mapping) else []
+        words = " ".join(t for t in texts if isinstance(t, str))
+        reason, refusal = _classify(words)
+        if reason is ErrorReason.UNKNOWN:  # a documented 400: the parameters were refused
+            reason, refusal = ErrorReason.INVALID_REQUEST, True
         detail = f": {msg[:200]}" if isinstance(msg, str) else ""
         return PermanentError(
-            provider, f"bad request{detail}", reason=ErrorReason.INVALID_REQUEST, vendor_code="400"
+            provider, f"bad request{detail}", reason=reason, vendor_code="400", refusal=refusal
         )
     if status == 401:
         return PermanentError(
@@ -295,7 +335,9 @@ class MefreeProvider(HttpProvider[Mapping[str, Any]]):
         self._check(order.energy, order.duration)
         # client_order_id makes the create idempotent [C]: retried after ambiguous failures.
         params = _build_order_params(order)
-        data = await self._data("POST", "/api/order", params=params, create=True, idempotent=True)
+        data = await self._data(
+            "POST", "/api/order", params=params, create=True, idempotent=True, retried=order.retry
+        )
         parsed = self._parsed(_parse_order, data, create=True)
         return self._receipt(order, parsed.pay_hash, cost_sun=parsed.amount_sun, raw=dict(data))
 

@@ -1,6 +1,6 @@
 """TronSave (api.tronsave.io, API v2 with an API key) adapter.
 
-Facts from `reference/providers.md` section 4 and the vendor page in the seeds:
+Facts from https://docs.tronsave.io/developers and the official SDKs:
 
 - Auth [C]: an `apikey` header. Mainnet `https://api.tronsave.io`; Nile testnet
   `https://api-dev.tronsave.io` (`network="nile"`). 15 requests a second [C], enforced
@@ -15,7 +15,13 @@ Facts from `reference/providers.md` section 4 and the vendor page in the seeds:
   that formula and rounded down (stricter). The engine also checks the quote.
 - Durations [?]: any number of seconds; the API gives no bounds. 300 s is the shortest in
   the docs' examples and the website says orders run up to 30 days: we offer 300 s..30 d.
-  No minimum amount is documented [?]: 32,000, the smallest in the examples, is used.
+  No minimum amount is documented [?]: the docs' examples order 32,000, but the official
+  SDK (`tronsave` 2.0 on PyPI and npm) refuses 64,000 or less, so 64,001 is used: a plan
+  never depends on an order the vendor may refuse.
+- `maxPriceAccepted` [?]: "reject if the estimated price is above" it; a server reading
+  it as "less than" would refuse a price equal to it. With a numeric `unit_price`, an
+  order whose cap (in unit price) is not above that price is refused here, before any
+  call: the cap is never sent equal to the expected price.
 - Status [C]: `fulfilledPercent` 0 -> PENDING, 1..99 -> DELEGATING, 100 -> DELEGATED; when
   the list view says `Completed` below 100 % the order is PARTIAL (or FAILED at 0 %) [I].
   Delegated energy is the sum of `delegates[].amount`.
@@ -127,7 +133,9 @@ def _map_error(provider: str, status: int, body: Any) -> ProviderError | None:
         return PermanentError(provider, detail[:200], reason=R.PROTOCOL, vendor_code=name)
     cls, reason = ERRORS.get(name, (PermanentError, R.UNKNOWN))
     text = name + (f": {detail[:200]}" if detail else "")
-    return cls(provider, text, reason=reason, vendor_code=name)
+    # Only the documented names are refusals made before any order [C]; another name
+    # proves nothing (ambiguous on a create).
+    return cls(provider, text, reason=reason, vendor_code=name, refusal=name in ERRORS)
 
 
 def _envelope_data(provider: str, status: int, body: Any) -> Any:
@@ -136,7 +144,7 @@ def _envelope_data(provider: str, status: int, body: Any) -> Any:
         raise PayloadError("answer has no boolean 'error' field")
     if obj["error"]:
         raise _map_error(provider, status, obj) or PermanentError(
-            provider, "error answer without a code", reason=R.UNKNOWN
+            provider, "error answer without a code", reason=R.UNKNOWN, refusal=False
         )
     return obj.get("data")
 
@@ -257,7 +265,7 @@ class TronsaveProvider(HttpProvider[Any]):
         durations=None,
         min_duration=300,
         max_duration=30 * DAY,
-        min_amount=32_000,
+        min_amount=64_001,
         duplicate_guard=True,
         partial_fill=True,
         fill_or_nothing=True,
@@ -315,10 +323,20 @@ class TronsaveProvider(HttpProvider[Any]):
             min_delegate_amount=self._min_delegate_amount,
             sponsor=self._sponsor,
         )
-        if body["options"].get("maxPriceAccepted", 1) < 1:
+        cap = body["options"].get("maxPriceAccepted")
+        if cap is not None and cap < 1:
             raise PermanentError(self.name, "price cap below 1 sun per unit", reason=R.PRICE)
+        if cap is not None and isinstance(self._unit_price, int) and cap <= self._unit_price:
+            raise PermanentError(
+                self.name,
+                f"unit price {self._unit_price} sun is not below the cap's {cap} sun per unit; "
+                "TronSave may refuse a price equal to maxPriceAccepted",
+                reason=R.PRICE,
+            )
         content = _encode_body(body)
-        data = await self._data("POST", "/v2/buy-resource", content=content, create=True)
+        data = await self._data(
+            "POST", "/v2/buy-resource", content=content, create=True, retried=order.retry
+        )
         order_id = self._parsed(_parse_create, data, create=True)
         return self._receipt(order, order_id, raw=dict(data) if isinstance(data, Mapping) else {})
 

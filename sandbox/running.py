@@ -51,6 +51,7 @@ from engine.validating import ENGINE_CHECKS
 from policies.loading import SecretMode, load
 from policies.policyset import PolicySet
 from sandbox import demo
+from sandbox.providers.readings import Readings
 from sandbox.reporting import ProviderTotals, provider_totals
 from sandbox.workload import Spender, TransferRecord, Workload, profile
 from sandbox.world import World
@@ -70,6 +71,7 @@ class SandboxOptions:
     seed: int = 0
     directory: Path | None = None  # policy files and store; default: a temporary directory
     fixed_ports: bool = False  # demo.DEFAULT_PORTS and API_PORT (as examples/sandbox/)
+    readings: Readings | None = None  # the emulators' readings; None: every default
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +132,9 @@ class SandboxRun:
         self.options = options
         self.clock = ScaledClock(speed=options.speed)
         ports = demo.DEFAULT_PORTS if options.fixed_ports else None
-        self.world = World(clock=self.clock, ports=ports, watched_trx=10_000)
+        self.world = World(
+            clock=self.clock, ports=ports, watched_trx=10_000, readings=options.readings
+        )
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._socket: socket.socket | None = None
         self.policy_set: PolicySet | None = None

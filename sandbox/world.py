@@ -44,6 +44,7 @@ from sandbox.providers.emulating import EmulatorBase
 from sandbox.providers.eopen import EopenEmulator
 from sandbox.providers.itrx import ItrxEmulator
 from sandbox.providers.mefree import MefreeEmulator
+from sandbox.providers.readings import Readings
 from sandbox.providers.tronsave import TronSaveEmulator
 from sandbox.serving import LoopbackServer
 from sandbox.tron_node import ChainState, create_app
@@ -89,10 +90,14 @@ class World:
         ports: Mapping[str, int] | None = None,
         tick_interval: float = 1.0,
         clock_offsets: Mapping[str, float] | None = None,
+        readings: Readings | None = None,
     ) -> None:
         """`clock_offsets` (vendor -> seconds) sets vendor emulators' server clocks ahead
         of the world's (negative: behind): their `Date` headers and signed-timestamp checks
-        use it, as a vendor whose clock is off would."""
+        use it, as a vendor whose clock is off would. `readings`: the emulators' answers
+        where the vendors' docs allow two (`sandbox/providers/readings.py`); None: every
+        default."""
+        self.readings = readings if readings is not None else Readings()
         self.clock: Clock = clock if clock is not None else VirtualClock()
         self.chain = ChainState(self.clock)
         self.ports = dict(ports or {})
@@ -105,21 +110,23 @@ class World:
             self.delegators[vendor] = ChainDelegator(self.chain, address)
         balance = vendor_balance_trx * TRX
         creds = demo.CREDENTIALS
-        d, c = self.delegators, self.clock
+        d, c, r = self.delegators, self.clock, self.readings
         self.emulators: dict[str, EmulatorBase] = {
             "mefree": MefreeEmulator(
-                d["mefree"], clock=c, balance_sun=balance,
+                d["mefree"], clock=c, balance_sun=balance, readings=r,
                 api_key=creds["mefree"]["apiKey"], api_secret=creds["mefree"]["apiSecret"],
             ),
             "itrx": ItrxEmulator(
-                d["itrx"], clock=c, balance_sun=balance,
+                d["itrx"], clock=c, balance_sun=balance, readings=r,
                 api_key=creds["itrx"]["apiKey"], api_secret=creds["itrx"]["apiSecret"],
             ),
             "eopen": EopenEmulator(
-                d["eopen"], clock=c, balance_sun=balance, api_key=creds["eopen"]["apiKey"]
+                d["eopen"], clock=c, balance_sun=balance, readings=r,
+                api_key=creds["eopen"]["apiKey"],
             ),
             "tronsave": TronSaveEmulator(
-                d["tronsave"], clock=c, balance_sun=balance, api_key=creds["tronsave"]["apiKey"]
+                d["tronsave"], clock=c, balance_sun=balance, readings=r,
+                api_key=creds["tronsave"]["apiKey"],
             ),
         }  # fmt: skip
         for vendor, offset in (clock_offsets or {}).items():
@@ -286,6 +293,7 @@ class World:
         urls = self.urls() if self.running or self.ports else {}
         return {
             "clock": clock,
+            "readings": self.readings.chosen(),
             "node": {"url": urls.get("node")},
             "providers": {
                 vendor: {

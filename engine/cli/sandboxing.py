@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from engine.cli.common import parsed
+
+if TYPE_CHECKING:
+    from sandbox.providers.readings import Readings
 
 
 def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
@@ -91,6 +94,15 @@ def _offsets(
     help="Keep the policy files and the store here (default: a temporary directory).",
 )
 @click.option(
+    "--reading",
+    "readings",
+    multiple=True,
+    metavar="VENDOR.KEY=VALUE[,...]",
+    help="Serve the emulated providers with this reading of a point their docs leave "
+    "open, e.g. mefree.duplicate=error,eopen.params=body (repeatable; the list is in "
+    "docs/sandbox-providers.md). Default: the most likely reading of each.",
+)
+@click.option(
     "--live/--no-live",
     default=None,
     help="The live terminal view (default: on when stdout is a terminal).",
@@ -104,6 +116,7 @@ def sandbox(
     workload: str,
     seed: int,
     directory: Path | None,
+    readings: tuple[str, ...],
     live: bool | None,
 ) -> None:
     """The whole system offline: an emulated TRON node, the four emulated providers, a
@@ -115,11 +128,16 @@ def sandbox(
     import asyncio
     import signal
 
+    from sandbox.providers.readings import ReadingError, Readings
     from sandbox.running import SandboxError, SandboxOptions, SandboxRun, summary_lines
     from sandbox.workload import WorkloadError, load_workload
 
+    try:
+        chosen = Readings.parse(readings)
+    except ReadingError as exc:
+        raise click.BadParameter(str(exc), param_hint="--reading") from exc
     if world_only:
-        _world_only(speed or 1.0, duration, fixed_ports is not False, clock_offsets)
+        _world_only(speed or 1.0, duration, fixed_ports is not False, clock_offsets, chosen)
         return
     if clock_offsets:
         raise click.UsageError("--vendor-clock-offset needs --world-only")
@@ -135,6 +153,7 @@ def sandbox(
             directory=directory,
             fixed_ports=bool(fixed_ports),
             workload=load_workload(workload, senders, days=30, seed=seed),
+            readings=chosen,
         )
         run = SandboxRun(options)
         run.start()
@@ -174,7 +193,11 @@ def sandbox(
 
 
 def _world_only(
-    speed: float, duration: int | None, fixed_ports: bool, clock_offsets: dict[str, float]
+    speed: float,
+    duration: int | None,
+    fixed_ports: bool,
+    clock_offsets: dict[str, float],
+    readings: Readings,
 ) -> None:
     import asyncio
     import contextlib
@@ -188,6 +211,7 @@ def _world_only(
         clock=ScaledClock(speed=speed),
         ports=demo.DEFAULT_PORTS if fixed_ports else None,
         clock_offsets=clock_offsets,
+        readings=readings,
     )
     try:
         world.start()

@@ -6,8 +6,12 @@ Each route runs through one pipeline:
 
     rate limit (vendor default or Faults.rate_limit; the vendor's own 429 body)
     -> tick() (orders advance to clock.now(); a pending Faults.set_balance applies)
-    -> queued fault for this operation (5xx before or after processing; a hold on the clock)
+    -> queued fault for this operation (5xx or a given answer, before or after processing;
+       a hold on the clock)
     -> the vendor handler
+
+Where the vendor's docs allow two answers, the emulator gives the one its `Readings`
+choose (`self.reading(key)`; `readings.py`); the default is the most likely.
 
 Time only comes from the clock, so a test stepping a `VirtualClock` is deterministic:
 advance the clock, then make a request (or call `tick()` / `await step()`). The world's
@@ -30,6 +34,7 @@ import email.utils
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -42,7 +47,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from engine.clock import Clock
 from sandbox.providers.base import Delegator
 from sandbox.providers.delivery import Delivery, DeliveryBook
-from sandbox.providers.faults import Faults
+from sandbox.providers.faults import Faults, Injected
+from sandbox.providers.readings import Readings
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -92,6 +98,8 @@ class EmulatorBase(abc.ABC):
 
     #: seconds between acceptance and delegation, unless Faults.slow_delivery says otherwise
     default_delivery_delay: float = 3.0
+    #: the vendor's name in reading names (`mefree.duplicate`)
+    vendor: ClassVar[str]
 
     def __init__(
         self,
@@ -103,8 +111,10 @@ class EmulatorBase(abc.ABC):
         seed: int = 0,
         delivery_delay: float | None = None,
         rate_limit_per_s: int | None = None,
+        readings: Readings | None = None,
     ) -> None:
         self.delegator = delegator
+        self.readings = readings if readings is not None else Readings()
         self.clock = clock
         self.faults = faults if faults is not None else Faults()
         self.balance_sun = balance_sun
@@ -148,6 +158,10 @@ class EmulatorBase(abc.ABC):
         while True:
             await self.step()
             await self.clock.sleep(interval)
+
+    def reading(self, key: str) -> str:
+        """This emulator's value of reading `vendor.key` (`readings.py`)."""
+        return self.readings.value(self.vendor, key)
 
     def count(self, op: str) -> int:
         """How many requests for operation `op` were answered (any status)."""
@@ -205,16 +219,21 @@ class EmulatorBase(abc.ABC):
         self.tick()
         fault = self.faults.take(op)
         if fault is not None and not fault.after_accept:
-            if fault.kind == "fail":
-                return self._server_error(fault.status)
+            if fault.kind != "hang":
+                return self._fault_answer(fault)
             await self._hold(fault.seconds)
             self.tick()
         response = await handler(request)
         if fault is not None and fault.after_accept:
-            if fault.kind == "fail":
-                return self._server_error(fault.status)
+            if fault.kind != "hang":
+                return self._fault_answer(fault)
             await self._hold(fault.seconds)
         return response
+
+    def _fault_answer(self, fault: Injected) -> Response:
+        if fault.kind == "answer":
+            return Response(fault.body, status_code=fault.status, media_type=fault.media_type)
+        return self._server_error(fault.status)
 
     async def _hold(self, seconds: float) -> None:
         released = self.faults.hold_event()

@@ -5,6 +5,11 @@
   answer is HTTP 200 with a `code` (0 = success) except injected 5xx (code 11000).
 - Parameters are read from the query string and from the body (JSON or form), the body
   winning; `/v1/tron/order` answers POST and GET (the docs' curl examples use `-G`).
+  Reading `eopen.params=query` / `=body` reads only that one on a POST (`readings.py`).
+- Reading `eopen.error_status=400`: error codes come with HTTP 400 instead of 200.
+- Readings `eopen.history=completed` (history finds only delegated orders: 12002 before)
+  and `eopen.completed=ended` (PROCESSING while delegated, COMPLETED once the rental
+  ended).
 - `POST /v1/tron/order` {pledgeAddress, rentalCount >= 64,000, period in 10min/1h/1d/3d/
   7d/14d/30d} -> `{id, amount (decimal number), currency}`; paid in TRX when the TRX
   balance allows, else USDT at `sun_per_usdt`; unactivated receivers are activated.
@@ -37,6 +42,7 @@ from sandbox.providers.base import ChainView, Delegator, is_tron_address
 from sandbox.providers.delivery import Delivery, DeliveryState
 from sandbox.providers.emulating import EmulatorBase, Handler
 from sandbox.providers.faults import Faults
+from sandbox.providers.readings import Readings
 
 MIN_RENTAL = 64_000
 PERIODS = {"10min": 600, "1h": 3600, "1d": 86_400, "3d": 259_200, "7d": 604_800,
@@ -93,6 +99,8 @@ class EopenOrder:
 class EopenEmulator(EmulatorBase):
     """eopen's HTTP API over a `Delegator`; inspect `.orders`, `.balance_sun`, `.usdt_micros`."""
 
+    vendor = "eopen"
+
     default_delivery_delay = 4.0  # the docs: "generally 3-6 seconds"
 
     def __init__(
@@ -111,6 +119,7 @@ class EopenEmulator(EmulatorBase):
         seed: int = 3,
         delivery_delay: float | None = None,
         rate_limit_per_s: int | None = None,
+        readings: Readings | None = None,
     ) -> None:
         self.api_key = api_key
         self.usdt_micros = usdt_micros
@@ -127,6 +136,7 @@ class EopenEmulator(EmulatorBase):
             seed=seed,
             delivery_delay=delivery_delay,
             rate_limit_per_s=rate_limit_per_s,
+            readings=readings,
         )
 
     def _routes(self) -> list[tuple[str, Handler, list[str], str]]:
@@ -149,6 +159,8 @@ class EopenEmulator(EmulatorBase):
             "time": str(int(self.clock.now())),
             "data": data,
         }
+        if code != 0 and status == 200 and self.reading("error_status") == "400":
+            status = 400  # the HTTP status of an error code is undocumented
         return JSONResponse(body, status_code=status)
 
     def _rate_limited(self) -> Response:
@@ -165,9 +177,11 @@ class EopenEmulator(EmulatorBase):
                 return self._reply(20012)
         if request.headers.get("API-KEY", "") != self.api_key:
             return self._reply(20001)
-        params = {k: v for k, v in request.query_params.items()}
+        where = self.reading("params")  # a GET has no body: its query is always read
+        query = where != "body" or request.method == "GET"
+        params = {k: v for k, v in request.query_params.items()} if query else {}
         raw = await request.body()
-        if raw:
+        if raw and where != "query":
             ctype = request.headers.get("content-type", "")
             if "json" in ctype:
                 try:
@@ -261,6 +275,8 @@ class EopenEmulator(EmulatorBase):
         order = self.orders.get(p["orderId"])
         if order is None:
             return self._reply(12002)
+        if self.reading("history") == "completed" and not order.delivery.delegations:
+            return self._reply(12002)  # "recently completed orders" only
         d = order.delivery
         data = {
             "orderId": order.id,
@@ -306,6 +322,9 @@ class EopenEmulator(EmulatorBase):
         if d.state is DeliveryState.FAILED:
             return "REFUNDED"
         if d.delegations:
+            ended = d.state is DeliveryState.EXPIRED
+            if self.reading("completed") == "ended" and not ended:
+                return "PROCESSING"
             return "COMPLETED"
         return "PENDING" if self.clock.now() < d.accepted_at + 1.0 else "PROCESSING"
 

@@ -4,8 +4,10 @@ A `Faults` object is handed to an emulator at construction (`ItrxEmulator(..., f
 and changed by the test or the sandbox while the emulator runs. Knobs:
 
 - per request, queued in order: `fail_next` (an HTTP 5xx, optionally *after* the order was
-  accepted, i.e. an ambiguous outcome) and `hang_next` (the answer is held for a long
-  emulated time, awaited on the emulator's clock);
+  accepted, i.e. an ambiguous outcome), `answer_next` (any given answer instead of the
+  vendor's, e.g. an error envelope after the order was accepted, or a 2xx that cannot be
+  parsed) and `hang_next` (the answer is held for a long emulated time, awaited on the
+  emulator's clock);
 - per order, for orders accepted from then on: `slow_delivery`, `no_delivery`,
   `partial_delivery`;
 - per emulator: `rate_limit` (requests per emulated second, answered with the vendor's own
@@ -28,11 +30,13 @@ from typing import Literal
 class Injected:
     """One queued request fault."""
 
-    kind: Literal["fail", "hang"]
+    kind: Literal["fail", "hang", "answer"]
     status: int = 500
     after_accept: bool = True
     seconds: float = 3600.0
     on: str | None = None
+    body: bytes = b""
+    media_type: str = "application/json"
 
 
 class Faults:
@@ -62,6 +66,26 @@ class Faults:
         if not 500 <= status <= 599:
             raise ValueError(f"fail_next injects server errors (5xx), got {status}")
         self._queue.extend(Injected("fail", status, after_accept, 0.0, on) for _ in range(n))
+
+    def answer_next(
+        self,
+        body: bytes | str,
+        *,
+        status: int = 200,
+        after_accept: bool = True,
+        on: str | None = None,
+        media_type: str = "application/json",
+    ) -> None:
+        """Answer the next request (matching `on`) with `status` and `body` as given.
+
+        after_accept=True: the request is processed first (an order may be created) and
+        its answer replaced, e.g. by `{"code": 9999, "msg": "UNKNOWN"}`; False: refused
+        before anything happens.
+        """
+        if not 100 <= status <= 599:
+            raise ValueError(f"status must be an HTTP status, got {status}")
+        raw = body.encode() if isinstance(body, str) else body
+        self._queue.append(Injected("answer", status, after_accept, 0.0, on, raw, media_type))
 
     def hang_next(
         self,

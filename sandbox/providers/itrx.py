@@ -14,6 +14,9 @@
   `details[]` per delegation (20 delegating, 30 reclaimed). `exclusive=1` reclaims this
   emulator's other delegations to the receiver first (`order.exclusive_reclaimed`).
 - Signed callbacks (`itrx_callbacks.py`) when an order ends, sent by `await step()`.
+- Readings (`readings.py`): `itrx.status30=delegated` reports 30 while delegated and 40
+  only when the rental ended (the sample's "30 means fully delegated");
+  `itrx.out_trade_no=unique` refuses a reused `out_trade_no` with errno 1.
 
 Operation names for `Faults(on=...)`: "create", "status", "price", "balance", "reclaim".
 Construct: `ItrxEmulator(delegator, clock=clock, api_key="K", api_secret="S")`.
@@ -37,6 +40,7 @@ from sandbox.providers.emulating import EmulatorBase, Handler
 from sandbox.providers.faults import Faults
 from sandbox.providers.itrx_callbacks import CallbackSender, compact_sorted, hex_signature
 from sandbox.providers.itrx_rules import PERIOD, ItrxPrices, check_amount, period_days
+from sandbox.providers.readings import Readings
 
 _CST = timezone(timedelta(hours=8))
 
@@ -61,6 +65,8 @@ class ItrxOrder:
 class ItrxEmulator(EmulatorBase):
     """itrx's HTTP API over a `Delegator`; inspect `.orders`, `.balance_sun`, `.callbacks`."""
 
+    vendor = "itrx"
+
     def __init__(
         self,
         delegator: Delegator,
@@ -80,6 +86,7 @@ class ItrxEmulator(EmulatorBase):
         seed: int = 2,
         delivery_delay: float | None = None,
         rate_limit_per_s: int | None = None,
+        readings: Readings | None = None,
     ) -> None:
         self.api_key, self.api_secret = api_key, api_secret
         self.prices = prices or ItrxPrices()
@@ -97,6 +104,7 @@ class ItrxEmulator(EmulatorBase):
             seed=seed,
             delivery_delay=delivery_delay,
             rate_limit_per_s=rate_limit_per_s,
+            readings=readings,
         )
 
     def _routes(self) -> list[tuple[str, Handler, list[str], str]]:
@@ -239,6 +247,13 @@ class ItrxEmulator(EmulatorBase):
             return self._detail("Insufficient funds")
         if energy > self._platform_energy():
             return JSONResponse({"errno": 1, "message": "Insufficient platform energy"})
+        reference = str(body.get("out_trade_no") or "")
+        if (
+            reference
+            and self.reading("out_trade_no") == "unique"
+            and any(o.out_trade_no == reference for o in self.orders.values())
+        ):
+            return JSONResponse({"errno": 1, "message": "out_trade_no already exists"})
         active_hash = ""
         if inactive and isinstance(self.delegator, ChainView):
             active_hash = self.delegator.activate(receiver)
@@ -305,7 +320,8 @@ class ItrxEmulator(EmulatorBase):
         if state is DeliveryState.EXPIRED:
             return 40 if d.delivered >= d.energy else 43
         if state is DeliveryState.DELEGATED:
-            return 40
+            # reading itrx.status30=delegated: "30 means fully delegated", 40 at the end
+            return 30 if self.reading("status30") == "delegated" else 40
         if state is DeliveryState.PARTIAL:
             return 31
         if d.retrying:

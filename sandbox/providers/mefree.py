@@ -3,15 +3,23 @@
 - Auth on every call: `MF-ACCESS-KEY`, `MF-ACCESS-TIMESTAMP` (ISO-8601 UTC with ms and
   `Z`), `MF-ACCESS-SIGN` = Base64(HMAC-SHA256(secret, ts + METHOD + path?query [+ body])),
   checked against the raw path and query string as sent. Bad key, bad signature, or a
-  timestamp further than `timestamp_tolerance` seconds from the clock -> HTTP 401.
+  timestamp further than the window from the clock -> HTTP 401. The window is the
+  `mefree.window` reading (5 s, the Java guide's "not older than 5 seconds") unless
+  `timestamp_tolerance` is given; on a sped-up clock (`--speed 60`) it is judged in real
+  seconds, and a timestamp within the window of the wall clock is accepted too (a signer
+  outside the sandbox's clock, e.g. an engine run against `--world-only`).
 - Envelope `{code, msg, sub_code, sub_msg, data}`, `code: 0` on success; errors repeat the
   HTTP status in `code` (400, 401, 404, 429) with a `sub_code` word (an assumption).
 - `POST /api/order?quantity|count&target_address&period[&client_order_id]` (query string,
   no body); `GET /api/order/{pay_hash}`; `GET /api/config` (prices and balance).
 - Orders: `status` TRANSFER_SUCCESS -> DELEGATE_SUCCESS when delegated, `confirm_status`
   UNCONFIRMED -> DELEGATION_CONFIRMED `confirm_delay` seconds later; a refused delegation
-  ends DELEGATE_FAILED and is refunded (assumption). Reusing `client_order_id` returns the
-  existing order unchanged and charges nothing.
+  ends DELEGATE_FAILED and is refunded (assumption). Reusing `client_order_id` charges
+  nothing and returns the existing order unchanged (reading `mefree.duplicate=existing`,
+  the default) or `{code: 1, msg: INVALID_PARAMETERS, sub_msg: "client_order_id already
+  exists"}` with HTTP 200 (`mefree.duplicate=error`) or the same as a 400
+  (`mefree.duplicate=error400`). `mefree.envelope=bare` answers successes without the
+  envelope, as the create-order page shows.
 
 Operation names for `Faults(on=...)`: "create", "status", "balance".
 Construct: `MefreeEmulator(delegator, clock=clock, api_key="mf-key", api_secret="mf-secret")`.
@@ -22,6 +30,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +44,7 @@ from sandbox.providers.base import Delegator, is_tron_address
 from sandbox.providers.delivery import Delivery, DeliveryState
 from sandbox.providers.emulating import EmulatorBase, Handler
 from sandbox.providers.faults import Faults
+from sandbox.providers.readings import Readings
 
 PAY_ADDRESS = "TWZEhq5JuUVvGtutNgnRBATbF8BnHGyn4S"  # the emulated platform address
 MIN_QUANTITY = 65_000
@@ -85,6 +95,8 @@ class MefreeOrder:
 class MefreeEmulator(EmulatorBase):
     """Mefree's HTTP API over a `Delegator`; inspect `.orders` and `.balance_sun`."""
 
+    vendor = "mefree"
+
     def __init__(
         self,
         delegator: Delegator,
@@ -95,13 +107,16 @@ class MefreeEmulator(EmulatorBase):
         balance_sun: int = 1_000_000_000,
         prices: MefreePrices | None = None,
         faults: Faults | None = None,
-        timestamp_tolerance: float | None = 300.0,
+        timestamp_tolerance: float | None = None,
         confirm_delay: float = 3.0,
         energy_per_transfer: int = 65_000,
         seed: int = 1,
         delivery_delay: float | None = None,
         rate_limit_per_s: int | None = None,
+        readings: Readings | None = None,
     ) -> None:
+        """`timestamp_tolerance`: seconds a signed timestamp may be off; None: the
+        `mefree.window` reading (5 s unless chosen)."""
         self.api_key = api_key
         self.api_secret = api_secret
         self.prices = prices or MefreePrices()
@@ -119,6 +134,7 @@ class MefreeEmulator(EmulatorBase):
             seed=seed,
             delivery_delay=delivery_delay,
             rate_limit_per_s=rate_limit_per_s,
+            readings=readings,
         )
 
     # ------------------------------------------------------------------ wire helpers
@@ -130,8 +146,9 @@ class MefreeEmulator(EmulatorBase):
             ("/api/order/{pay_hash}", self._status, ["GET"], "status"),
         ]
 
-    @staticmethod
-    def _ok(data: dict[str, Any]) -> JSONResponse:
+    def _ok(self, data: dict[str, Any]) -> JSONResponse:
+        if self.reading("envelope") == "bare":  # the create-order page shows a bare object
+            return JSONResponse(data)
         return JSONResponse(
             {"code": 0, "msg": "success", "sub_code": "", "sub_msg": "", "data": data}
         )
@@ -156,6 +173,31 @@ class MefreeEmulator(EmulatorBase):
         digest = hmac.new(self.api_secret.encode(), prehash, hashlib.sha256).digest()
         return base64.b64encode(digest).decode()
 
+    @property
+    def window(self) -> float:
+        """Seconds a signed timestamp may be off (real seconds on a sped-up clock)."""
+        if self.timestamp_tolerance is not None:
+            return self.timestamp_tolerance
+        return self.readings.number("mefree", "window")
+
+    def fresh(self, signed_at: float) -> bool:
+        """Whether a request signed at `signed_at` (epoch seconds) is within the window.
+
+        Against the emulator's clock, with the window in real seconds: at `--speed 60` a
+        request that takes 0.1 s is 6 emulated seconds old. Or against the wall clock: a
+        signer that does not share the sandbox's clock (`--world-only`, a served world on
+        a virtual clock) signs with the real time.
+        """
+        window = self.window
+        speed = max(1.0, float(getattr(self.clock, "speed", 1.0)))
+        if abs(self.now() - signed_at) <= window * speed:
+            return True
+        return abs(self.wall_now() + self.clock_offset_s - signed_at) <= window
+
+    def wall_now(self) -> float:
+        """The real time a signer outside the sandbox's clock uses (a seam for tests)."""
+        return time.time()
+
     async def _authenticate(self, request: Request) -> Response | None:
         key = request.headers.get("MF-ACCESS-KEY", "")
         ts = request.headers.get("MF-ACCESS-TIMESTAMP", "")
@@ -166,8 +208,7 @@ class MefreeEmulator(EmulatorBase):
             when = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
         except ValueError:
             return self._error(401, "INVALID_TIMESTAMP", "MF-ACCESS-TIMESTAMP is not ISO-8601 UTC")
-        skew = abs(self.now() - when.timestamp())
-        if self.timestamp_tolerance is not None and skew > self.timestamp_tolerance:
+        if not self.fresh(when.timestamp()):
             return self._error(401, "TIMESTAMP_EXPIRED", "MF-ACCESS-TIMESTAMP expired")
         raw_path = request.scope.get("raw_path") or request.url.path.encode()
         path = bytes(raw_path).split(b"?", 1)[0].decode("latin-1")
@@ -223,6 +264,18 @@ class MefreeEmulator(EmulatorBase):
         if len(client_order_id) > 64:
             return self._error(400, "INVALID_PARAMETER", "client_order_id longer than 64")
         if client_order_id and client_order_id in self._by_client_id:
+            if self.reading("duplicate") == "error":
+                return JSONResponse(
+                    {
+                        "code": 1,
+                        "msg": "INVALID_PARAMETERS",
+                        "sub_code": "INVALID_PARAMETERS",
+                        "sub_msg": "client_order_id already exists",
+                        "data": None,
+                    }
+                )
+            if self.reading("duplicate") == "error400":
+                return self._error(400, "INVALID_PARAMETERS", "client_order_id already exists")
             return self._ok(self._render(self.orders[self._by_client_id[client_order_id]]))
         if ("quantity" in q) == ("count" in q):
             return self._error(400, "INVALID_PARAMETER", "exactly one of quantity, count")

@@ -12,6 +12,9 @@
 - The market fills orders from the delegator's free stake (`ChainView`): the order's
   `fulfilledPercent`, `remainAmount` and `delegates[]` progress as delegations land; an
   order that cannot be matched stays open (no failure, no refund).
+- Readings (`readings.py`): `tronsave.minimum` (smallest `resourceAmount` accepted,
+  32,000 as in the docs' examples; 64001 as the official SDK) and
+  `tronsave.max_price=below` (a price equal to `maxPriceAccepted` is refused too).
 - `GET /v2/user-info` (balance: string of sun), `/v2/order/:id`, `/v2/orders`,
   `/v2/order-book`. The Nile testnet is the same app under another base URL.
 
@@ -33,6 +36,7 @@ from sandbox.providers.base import ChainView, Delegator, is_tron_address
 from sandbox.providers.delivery import Delivery
 from sandbox.providers.emulating import EmulatorBase, Handler
 from sandbox.providers.faults import Faults
+from sandbox.providers.readings import Readings
 from sandbox.providers.tronsave_market import (
     TronSavePrices,
     cost_sun,
@@ -66,6 +70,8 @@ class TronSaveOrder:
 class TronSaveEmulator(EmulatorBase):
     """TronSave's HTTP API over a `Delegator`; inspect `.orders` and `.balance_sun`."""
 
+    vendor = "tronsave"
+
     default_delivery_delay = 6.0  # "within seconds to minutes" of matching
 
     def __init__(
@@ -80,6 +86,7 @@ class TronSaveEmulator(EmulatorBase):
         seed: int = 4,
         delivery_delay: float | None = None,
         rate_limit_per_s: int | None = 15,
+        readings: Readings | None = None,
     ) -> None:
         self.api_key = api_key
         self.prices = prices or TronSavePrices()
@@ -92,6 +99,7 @@ class TronSaveEmulator(EmulatorBase):
             seed=seed,
             delivery_delay=delivery_delay,
             rate_limit_per_s=rate_limit_per_s,
+            readings=readings,
         )
         self.book.max_attempts = 10**9  # an unmatched market order stays open
 
@@ -206,12 +214,16 @@ class TronSaveEmulator(EmulatorBase):
             return self._fail("INVALID_PARAMS", "Invalid receiver")
         if amount <= 0 or not 0 < duration <= 30 * 86_400:
             return self._fail("INVALID_PARAMS", "resourceAmount or durationSec out of range")
+        minimum = self.readings.number("tronsave", "minimum")
+        if amount < minimum:
+            return self._fail("INVALID_PARAMS", f"resourceAmount must be >= {minimum:.0f}")
         available = self._available()
         q = quote(self.prices, body.get("unitPrice", "MEDIUM"), amount, duration, available)
         if q.price < q.slow:
             return self._fail("MIN_PRICE_INVALID")
         cap = options.get("maxPriceAccepted")
-        if cap is not None and q.price > cap:
+        below = self.reading("max_price") == "below"  # "less than": equal is refused too
+        if cap is not None and (q.price > cap or (below and q.price == cap)):
             return self._fail("PRICE_EXCEED_MAX_PRICE_REQUIRED")
         if options.get("onlyCreateWhenFulfilled") and available < amount:
             return self._fail("CANNOT_FULFILLED")

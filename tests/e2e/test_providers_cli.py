@@ -59,12 +59,12 @@ def test_json_output_with_refusals_and_an_auth_error(world: tuple[World, Path]) 
     running, policies = world
     env = {**running.env(), "SANDBOX_ITRX_API_KEY": CANARY}
     code, out, err = _invoke(
-        env, "-f", str(policies), "--amount", "50k", "--duration", "2h", "-o", "json"
+        env, "-f", str(policies), "--amount", "70k", "--duration", "2h", "-o", "json"
     )
     assert code == 0, err
     rows = {row["name"]: row for row in json.loads(out)}
     assert rows["mefree"]["quoteError"] == "unsupported duration 2h"
-    assert rows["tronsave"]["quote"]["totalSun"] == 50_000 * 65  # MEDIUM: SLOW 60 (<= 1 day) + 5
+    assert rows["tronsave"]["quote"]["totalSun"] == 70_000 * 65  # MEDIUM: SLOW 60 (<= 1 day) + 5
     assert rows["itrx"]["balanceError"].startswith("permanent (auth): itrx:")
     assert rows["eopen"]["capabilities"]["minAmount"] == 64_000
     assert CANARY not in out + err
@@ -80,7 +80,8 @@ def test_quote_for_an_address_and_below_minimum(world: tuple[World, Path]) -> No
     rows = {row["name"]: row for row in json.loads(out)}
     assert rows["mefree"]["quoteError"] == "unsupported duration 10m"
     assert rows["eopen"]["quote"]["totalSun"] == 64_000 * 55
-    assert rows["tronsave"]["quote"] is not None and rows["itrx"]["quote"] is None
+    assert rows["itrx"]["quote"] is None
+    assert rows["tronsave"]["quoteError"] == "below minimum 64001"  # the SDK's minimum
 
 
 def test_load_errors_exit_1(world: tuple[World, Path], tmp_path: Path) -> None:

@@ -314,7 +314,7 @@ async def test_the_canary_is_the_smallest_order_and_shows_on_chain(
         "mefree": (65_000, 3600),
         "itrx": (10_000, 3600),
         "eopen": (64_000, 600),
-        "tronsave": (32_000, 300),
+        "tronsave": (64_001, 300),
     }
     assert (result.plan.energy, result.plan.duration) == expected[vendor]
     assert result.plan.quote_sun is not None and result.plan.quote_sun > 0

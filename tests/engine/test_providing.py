@@ -95,14 +95,14 @@ async def test_survey_says_why_a_provider_cannot_quote() -> None:
         _policy_set(env), clock=world.clock, transports=_in_process(world), retry=NO_WAIT
     ) as pool:
         found = {
-            s.name: s for s in await survey(pool, energy=50_000, duration=7200, receiver=demo.SINK)
+            s.name: s for s in await survey(pool, energy=70_000, duration=7200, receiver=demo.SINK)
         }
     assert found["itrx"].quote_error == "unsupported duration 2h"
     assert found["tronsave"].quote is not None  # TronSave sells any duration
     assert found["mefree"].balance_error is not None
     assert found["mefree"].balance_error.startswith("permanent (auth): mefree:")
     assert CANARY not in found["mefree"].balance_error
-    assert unsold(TronsaveProvider.capabilities, 10_000, 3600) == "below minimum 32k"
+    assert unsold(TronsaveProvider.capabilities, 64_000, 3600) == "below minimum 64001"
 
 
 async def test_base_url_override_reaches_the_adapter() -> None:

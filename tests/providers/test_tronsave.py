@@ -90,7 +90,7 @@ async def test_nile_base_url_is_selectable(clock: RecordingClock) -> None:
 async def test_estimate_is_the_quote(clock: RecordingClock) -> None:
     rec = Recorder(reply(200, load("tronsave", "estimate.response.json")))
     quote = await provider(rec, clock).quote(
-        QuoteRequest(receiver=RECEIVER, energy=32000, duration=259200)
+        QuoteRequest(receiver=RECEIVER, energy=65_000, duration=259200)
     )
     assert quote.total_sun == 6144000
     sent = json.loads(rec.requests[0].content)
