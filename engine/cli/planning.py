@@ -267,7 +267,7 @@ def status(
         click.echo(status_table(assessments, by_address), nl=False)
 
 
-@click.group(invoke_without_command=True, subcommand_metavar="[resolve ...]")
+@click.group(invoke_without_command=True, subcommand_metavar="[resolve|history ...]")
 @click.option(
     "-f",
     "--file",
@@ -297,7 +297,8 @@ def orders(
 ) -> None:
     """Order history from the store, newest first, with filters. Exit 0, or 1 on error.
 
-    `energyctl orders resolve ID ...` ends a held order by hand (see its --help)."""
+    `energyctl orders resolve ID ...` ends a held order by hand, `energyctl orders history
+    ID ...` shows one order's events (see their --help)."""
     if ctx.invoked_subcommand is not None:
         if paths or store_url or address or provider or states or since:
             raise click.UsageError(
@@ -349,6 +350,52 @@ def orders(
         click.echo(json.dumps([o.model_dump(mode="json") for o in found], indent=2))
     else:
         click.echo(orders_table(found), nl=False)
+
+
+@orders.command()
+@click.argument("client_order_id")
+@FILES
+@STORE
+@OUTPUT
+def history(
+    client_order_id: str, paths: tuple[Path, ...], store_url: str | None, output: str
+) -> None:
+    """One order and every event of its history, oldest first (who resolved it and why,
+    for an order resolved by hand). Read-only. Exit 0, or 1 for an unknown id or an error."""
+    import datetime as dt
+
+    from engine.clock import SystemClock
+    from engine.session import store_password
+    from engine.store import open_store
+
+    policy_set = load_or_exit(paths, secrets=False)  # the store only: no vendor is called
+    url = store_url or policy_set.settings.store.url
+
+    async def run() -> tuple[Any, Any]:
+        store = await open_store(url, SystemClock(), password=store_password(policy_set, url))
+        async with store:
+            return (
+                await store.get_order(client_order_id),
+                await store.order_history(client_order_id),
+            )
+
+    order, events = run_or_exit(run())
+    if output == "json":
+        report = {
+            "order": order.model_dump(mode="json"),
+            "events": [e.model_dump(mode="json") for e in events],
+        }
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(
+        f"order {order.client_order_id}: {order.phase} at {order.provider}, {order.energy} "
+        f"energy for {order.address} (policy {order.policy})"
+    )
+    for event in events:
+        at = dt.datetime.fromtimestamp(event.at, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        step = f"{event.from_phase} -> {event.to_phase}" if event.from_phase else event.to_phase
+        detail = json.dumps(dict(event.detail), sort_keys=True) if event.detail else ""
+        click.echo(f"{at}Z  {step}  {detail}".rstrip())
 
 
 def _operator() -> str:

@@ -67,6 +67,11 @@ def test_a_held_order_is_resolved_failed_once_and_the_address_bought_again(
     assert last.detail["resolved_by"] == "alice"
     assert last.detail["reason"] == "eopen support: never received"
     assert box.spent("deposit-sweep") == 0  # the reservation is released
+    shown = box.energyctl("orders", "history", coid, "-f", str(box.directory))
+    assert shown.returncode == 0, shown.stderr
+    assert "unknown -> failed" in shown.stdout and '"resolved_by": "alice"' in shown.stdout
+    missing = box.energyctl("orders", "history", "ec-nope", "-f", str(box.directory))
+    assert missing.returncode == 1 and "'ec-nope'" in missing.stderr
 
     again = resolve(box, coid, "--as", "delivered", "--reason", "changed my mind", "--yes")
     assert again.returncode == 1
