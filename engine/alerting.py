@@ -8,10 +8,10 @@ After each pass `Alerter.observe_pass` works out which alert conditions hold:
   the whole outage, not one per address;
 - `below`: an address below its threshold for longer than `below_for` seconds;
 - `order`: an order unresolved past its deadline (tracking flags it);
-- `abandoned`: an ambiguous order ended `failed` by its policy's abandonAfter (tracking
-  flags it): the one place the engine accepts a small risk of buying twice;
 - `balance`: a provider's balance below `balance_floor_sun` (read every
-  `balance_interval` seconds by `run()`).
+  `balance_interval` seconds by `run()`);
+- `abandoned`: an ambiguous order ended `failed` by its policy's abandonAfter (tracking
+  flags it): the one place the engine accepts a small risk of buying twice.
 
 A condition that starts holding opens an episode and sends one alert; while it holds
 nothing more is sent; when it stops holding the episode ends (and a later one alerts
