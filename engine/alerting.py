@@ -9,7 +9,9 @@ After each pass `Alerter.observe_pass` works out which alert conditions hold:
 - `below`: an address below its threshold for longer than `below_for` seconds;
 - `order`: an order unresolved past its deadline (tracking flags it);
 - `balance`: a provider's balance below `balance_floor_sun` (read every
-  `balance_interval` seconds by `run()`).
+  `balance_interval` seconds by `run()`);
+- `abandoned`: an ambiguous order ended `failed` by its policy's abandonAfter (tracking
+  flags it): the one place the engine accepts a small risk of buying twice.
 
 A condition that starts holding opens an episode and sends one alert; while it holds
 nothing more is sent; when it stops holding the episode ends (and a later one alerts
@@ -146,6 +148,11 @@ class Alerter:
                 add("order", tracked.client_order_id,
                     f"order {tracked.client_order_id} at {tracked.provider} unresolved: "
                     f"{tracked.detail}")  # fmt: skip
+            if tracked.abandoned:
+                add("abandoned", tracked.client_order_id,
+                    f"order {tracked.client_order_id} at {tracked.provider} for "
+                    f"{tracked.address} abandoned as failed by abandonAfter; a new order may "
+                    f"be placed: {tracked.detail}")  # fmt: skip
         found.update(self._balance_alerts)
         self._episodes(found)
 

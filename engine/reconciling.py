@@ -117,6 +117,11 @@ class Reconciler:
         self.tracker = Tracker(
             store=store, providers=providers, reader=reader, clock=clock, settings=tracking
         )
+        self.tracker.abandon_after = {
+            name: float(p.spec.abandon_after)
+            for name, p in policy_set.policies.items()
+            if p.spec.abandon_after is not None
+        }
         self.apply_concurrency = apply_concurrency
         self.quote_concurrency = quote_concurrency
         #: quotes and balances younger than this are reused (0: fetched every pass)

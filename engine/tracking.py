@@ -16,6 +16,11 @@
   (invariant 7); "delegated" from the vendor alone moves it to `delegating`, and if the
   chain has not shown it `delivery_wait` seconds later it ends `partial` (some energy
   arrived) or `failed` with its cost (charged, nothing arrived: an alert).
+- `abandonAfter` (a policy's, default off): an `unknown` order held for want of chain
+  evidence that long, with a fresh reading of its address showing no delegation since the
+  order was created (`delegation_evidence`), ends `failed` and is flagged `abandoned` (an
+  alert). The one place the engine accepts a small risk of buying twice: a vendor that
+  delegates later still, or a delegation hidden by another one expiring meanwhile.
 
 Every move is a compare-and-set (`expect_from` the phase read); losing one means another
 tracker moved the order, which is fine. Nothing here raises per order. Without a reading
@@ -33,6 +38,7 @@ Neighbours: `engine/applying.py` (writes the intents and the baseline note),
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -80,6 +86,8 @@ class TrackingSettings:
     concurrency: int = 16
     #: most seconds (clock time) one provider call may take; None: the adapters' own
     call_timeout: float | None = None
+    #: abandonAfter only trusts a reading of the address at most this old (clock seconds)
+    abandon_read_age: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +99,8 @@ class TrackResult:
     after: OrderPhase
     detail: str
     alert: bool = False
+    #: ended `failed` by the policy's abandonAfter (an alert of its own)
+    abandoned: bool = False
 
     @property
     def moved(self) -> bool:
@@ -105,6 +115,7 @@ class TrackResult:
             "to": str(self.after),
             "detail": self.detail,
             "alert": self.alert,
+            "abandoned": self.abandoned,
         }
 
 
@@ -128,6 +139,48 @@ def energy_rise(baseline: Mapping[str, Any] | None, snapshot: EnergySnapshot) ->
     return snapshot.limit - before if isinstance(before, int) else snapshot.limit
 
 
+def delegation_evidence(
+    baseline: Mapping[str, Any] | None,
+    snapshot: EnergySnapshot,
+    *,
+    energy: int,
+    tolerance: float = 0.97,
+) -> str | None:
+    """Why the chain may show a delegation to the address since the order's baseline (the
+    energy may be the order's), or None when it shows none.
+
+    The engine does not know the vendors' delegating accounts, so any delegation counts as
+    possibly the vendor's: the stake delegated to the address (`delegated_in`) above the
+    baseline's, or its energy limit up by what tracking would call delivered. Without a
+    baseline (the intent recorded none) any stake delegated in, or a limit that large, may
+    be the order's. A delegation that came and expired, or one hidden by another expiring
+    meanwhile, is not seen: that is the risk `orders resolve --as failed` and abandonAfter
+    take.
+    """
+    rise = energy_rise(baseline, snapshot)
+    before = baseline.get("delegated_in") if baseline is not None else None
+    if not isinstance(before, int):
+        if snapshot.delegated_in > 0:
+            return (
+                f"{snapshot.delegated_in} sun of stake is delegated to it and the order "
+                "recorded no baseline to compare with"
+            )
+        if rise >= energy * tolerance:
+            return (
+                f"its energy limit is {snapshot.limit} and the order recorded no baseline "
+                "to compare with"
+            )
+        return None
+    if snapshot.delegated_in > before:
+        return (
+            f"the stake delegated to it rose from {before} to {snapshot.delegated_in} sun "
+            "since the order was created"
+        )
+    if rise >= energy * tolerance:
+        return f"its energy limit rose by {rise} since the order was created"
+    return None
+
+
 class Tracker:
     """Moves open orders towards a terminal phase; one instance per engine."""
 
@@ -148,6 +201,9 @@ class Tracker:
         #: called with an order's address just before the order is moved (the sidecar
         #: marks the address for a fresh read: `Reconciler.plan_and_apply` relies on it)
         self.before_move: Callable[[str], None] | None = None
+        #: policy name -> its abandonAfter in seconds (policies without one: never); set
+        #: by the Reconciler from the policy set
+        self.abandon_after: dict[str, float] = {}
         self._baselines: dict[str, Mapping[str, Any] | None] = {}
 
     async def track(
@@ -264,7 +320,42 @@ class Tracker:
         detail = "no lookup at this provider; held until the chain shows the energy"
         if order.phase is _P.INTENT:
             return await self._move(order, _P.UNKNOWN, detail)
+        abandoned = await self._abandon(order, snapshot)
+        if abandoned is not None:
+            return abandoned
         return self._result(order, order.phase, detail)
+
+    async def _abandon(
+        self, order: OrderRecord, snapshot: EnergySnapshot | None
+    ) -> TrackResult | None:
+        """abandonAfter: end a held `unknown` order as `failed` once its policy's
+        abandonAfter has passed, if a fresh reading taken after that shows no delegation
+        since the order was created. None when the rule does not apply (yet)."""
+        after = self.abandon_after.get(order.policy)
+        now = self.clock.now()
+        if after is None or order.phase is not _P.UNKNOWN or now - order.created_at < after:
+            return None
+        held = f"held past abandonAfter ({after:.0f}s)"
+        fresh = snapshot is not None and (
+            snapshot.read_at >= order.created_at + after
+            and now - snapshot.read_at <= self.settings.abandon_read_age
+        )
+        if snapshot is None or not fresh:
+            return self._result(order, order.phase, f"{held}: no fresh reading of the chain")
+        baseline = await self._baseline(order)
+        evidence = delegation_evidence(
+            baseline, snapshot, energy=order.energy, tolerance=self.settings.tolerance
+        )
+        if evidence is not None:
+            return self._result(order, order.phase, f"{held}: the chain may show it ({evidence})")
+        result = await self._move(
+            order,
+            _P.FAILED,
+            f"abandoned: held {now - order.created_at:.0f}s (abandonAfter {after:.0f}s) and "
+            f"the chain (block {snapshot.block}) shows no delegation to the address since the "
+            "order was created; ALERT: if the vendor delivers after all, it was bought twice",
+        )
+        return dataclasses.replace(result, abandoned=True)
 
     async def _replace(self, order: OrderRecord, provider: Provider) -> TrackResult:
         """Place the same client order id again: the vendor's idempotency key makes it exact."""

@@ -201,6 +201,15 @@ class EnergyPolicySpec(Model):
         default=None,
         description="Least time between two top-ups of the same address. Default: none.",
     )
+    abandon_after: Duration | None = Field(
+        default=None,
+        description="End an ambiguous order held for want of evidence (a vendor without a "
+        "lookup) as failed once it is this old, if the chain shows no delegation to the "
+        "address since the order was created; the address may then be bought for again. "
+        "Accepts a small risk of a double purchase (a vendor that delegates later still): "
+        "the one place the engine does; each one is alerted. Default: off (held until the "
+        "chain shows the energy or an operator runs `energyctl orders resolve`).",
+    )
     max_open_orders: int = Field(
         default=1,
         ge=1,

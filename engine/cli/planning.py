@@ -1,7 +1,8 @@
 """`energyctl plan`, `apply`, `status` and `orders`: one pass against the node and the store.
 
 plan, apply and status open a `Session` and call the same reconciler as the sidecar
-(`engine/reconciling.py`); orders reads the store only. Rendering is in
+(`engine/reconciling.py`); orders reads the store only, and `orders resolve` ends a held
+order by hand once the chain allows it (`engine/resolving.py`). Rendering is in
 `engine/rendering.py`; `apply --server` hands the set to a sidecar (`engine/pushing.py`).
 """
 
@@ -266,8 +267,15 @@ def status(
         click.echo(status_table(assessments, by_address), nl=False)
 
 
-@click.command()
-@FILES
+@click.group(invoke_without_command=True, subcommand_metavar="[resolve|history ...]")
+@click.option(
+    "-f",
+    "--file",
+    "paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Policy file or directory (repeatable). Required.",
+)
 @OUTPUT
 @STORE
 @click.option("--address", help="Only orders for this receiver.")
@@ -275,7 +283,9 @@ def status(
 @click.option("--state", "states", multiple=True, help="Phase (repeatable), or 'open'.")
 @click.option("--since", help="Only orders created in the last DURATION (e.g. 1h, 2d).")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@click.pass_context
 def orders(
+    ctx: click.Context,
     paths: tuple[Path, ...],
     output: str,
     store_url: str | None,
@@ -285,7 +295,19 @@ def orders(
     since: str | None,
     limit: int,
 ) -> None:
-    """Order history from the store, newest first, with filters. Exit 0, or 1 on error."""
+    """Order history from the store, newest first, with filters. Exit 0, or 1 on error.
+
+    `energyctl orders resolve ID ...` ends a held order by hand, `energyctl orders history
+    ID ...` shows one order's events (see their --help)."""
+    if ctx.invoked_subcommand is not None:
+        if paths or store_url or address or provider or states or since:
+            raise click.UsageError(
+                f"options go after the subcommand: energyctl orders {ctx.invoked_subcommand} "
+                "... -f PATH"
+            )
+        return
+    if not paths:
+        raise click.UsageError("Missing option '-f' / '--file'.")
     import time
 
     from engine.rendering import orders_table
@@ -328,3 +350,179 @@ def orders(
         click.echo(json.dumps([o.model_dump(mode="json") for o in found], indent=2))
     else:
         click.echo(orders_table(found), nl=False)
+
+
+@orders.command()
+@click.argument("client_order_id")
+@FILES
+@STORE
+@OUTPUT
+def history(
+    client_order_id: str, paths: tuple[Path, ...], store_url: str | None, output: str
+) -> None:
+    """One order and every event of its history, oldest first (who resolved it and why,
+    for an order resolved by hand). Read-only. Exit 0, or 1 for an unknown id or an error."""
+    import datetime as dt
+
+    from engine.clock import SystemClock
+    from engine.session import store_password
+    from engine.store import open_store
+
+    policy_set = load_or_exit(paths, secrets=False)  # the store only: no vendor is called
+    url = store_url or policy_set.settings.store.url
+
+    async def run() -> tuple[Any, Any]:
+        store = await open_store(url, SystemClock(), password=store_password(policy_set, url))
+        async with store:
+            return (
+                await store.get_order(client_order_id),
+                await store.order_history(client_order_id),
+            )
+
+    order, events = run_or_exit(run())
+    if output == "json":
+        report = {
+            "order": order.model_dump(mode="json"),
+            "events": [e.model_dump(mode="json") for e in events],
+        }
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(
+        f"order {order.client_order_id}: {order.phase} at {order.provider}, {order.energy} "
+        f"energy for {order.address} (policy {order.policy})"
+    )
+    for event in events:
+        at = dt.datetime.fromtimestamp(event.at, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        step = f"{event.from_phase} -> {event.to_phase}" if event.from_phase else event.to_phase
+        detail = json.dumps(dict(event.detail), sort_keys=True) if event.detail else ""
+        click.echo(f"{at}Z  {step}  {detail}".rstrip())
+
+
+def _operator() -> str:
+    """Who resolves, by default: $ENERGYCTL_OPERATOR, else the OS user."""
+    import getpass
+    import os
+
+    named = os.environ.get("ENERGYCTL_OPERATOR", "").strip()
+    if named:
+        return named
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in the environment nor in the passwd file
+        return "unknown"
+
+
+@orders.command()
+@click.argument("client_order_id")
+@FILES
+@STORE
+@NODE
+@click.option(
+    "--as",
+    "as_phase",
+    type=click.Choice(["failed", "delivered"]),
+    required=True,
+    help="failed: nothing was bought; the reservation is released and the address may be "
+    "bought for again (refused while the chain shows a delegation to it since the order "
+    "was created). delivered: the energy came (your word); the budget stays spent.",
+)
+@click.option("--reason", required=True, help="Why: recorded in the order's history.")
+@click.option(
+    "--by",
+    metavar="NAME",
+    help="Who: recorded in the order's history (default: $ENERGYCTL_OPERATOR, else the OS user).",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@OUTPUT
+def resolve(
+    client_order_id: str,
+    paths: tuple[Path, ...],
+    store_url: str | None,
+    node_url: str | None,
+    as_phase: str,
+    reason: str,
+    by: str | None,
+    yes: bool,
+    output: str,
+) -> None:
+    """End a held (open) order by hand, as failed or delivered, with who and why in its
+    history: for an ambiguous order at a vendor without a lookup that the chain never
+    settles. Refused, saying why, for a terminal order, and --as failed for an order whose
+    address shows a delegation since the order was created (or cannot be read).
+
+    Confirmation is asked on a terminal unless --yes; without a terminal, --yes is
+    required. Exit codes: 0 resolved, 1 refused, not confirmed, unknown order or error.
+    """
+    from engine.chain import ChainReader
+    from engine.clock import SystemClock
+    from engine.resolving import check_resolution
+    from engine.resolving import resolve as write_resolution
+    from engine.session import DEFAULT_MAX_HEAD_AGE, store_password
+    from engine.store import OrderPhase, open_store
+
+    if not reason.strip():
+        raise click.BadParameter("must not be blank", param_hint="--reason")
+    who = (by or "").strip() or _operator()
+    policy_set = load_or_exit(paths, secrets=False)  # the store and the node only
+    settings = policy_set.settings
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    clock = SystemClock()
+    url = store_url or settings.store.url
+    key = settings.node.api_key
+
+    async def run() -> dict[str, Any]:
+        store = await open_store(url, clock, password=store_password(policy_set, url))
+        async with (
+            store,
+            ChainReader(
+                node_url or settings.node.url,
+                api_key=key.get() if key is not None and key.resolved else None,
+                clock=clock,
+                max_head_age=DEFAULT_MAX_HEAD_AGE,
+            ) as reader,
+        ):
+            check = await check_resolution(
+                store, reader, client_order_id, OrderPhase(as_phase), clock=clock
+            )
+            order = check.order
+            if output == "table":
+                click.echo(
+                    f"order {order.client_order_id}: {order.phase} at {order.provider}, "
+                    f"{order.energy} energy for {order.address} (policy {order.policy})"
+                )
+                if check.chain:
+                    click.echo(f"chain: {check.chain}")
+            if check.refusal is not None:
+                return {"refused": check.refusal}
+            if not yes:
+                if not interactive:
+                    return {"refused": "not a terminal: pass --yes to resolve without asking"}
+                if not click.confirm(f"Resolve it as {as_phase}?", default=False):
+                    return {"refused": "not confirmed"}
+            done = await write_resolution(store, check, by=who, reason=reason)
+            return {"check": check, "order": done}
+
+    result = run_or_exit(run())
+    if "refused" in result:
+        click.echo(f"refused: {result['refused']}; nothing was changed", err=True)
+        sys.exit(1)
+    check, done = result["check"], result["order"]
+    if output == "json":
+        report = {
+            "client_order_id": done.client_order_id,
+            "from": str(check.order.phase),
+            "to": str(done.phase),
+            "resolved_by": who,
+            "reason": reason.strip(),
+            "chain": check.chain or None,
+            "order": done.model_dump(mode="json"),
+        }
+        click.echo(json.dumps(report, indent=2))
+        return
+    money = (
+        f"the reservation of {check.order.reserved_sun} sun is released; the address may be "
+        "bought for again"
+        if done.phase is OrderPhase.FAILED
+        else f"{done.cost_sun} sun stays spent"
+    )
+    click.echo(f"resolved as {done.phase} by {who}: {reason.strip()} ({money})")

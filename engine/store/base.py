@@ -150,6 +150,27 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def resolve(
+        self,
+        client_order_id: str,
+        to_phase: OrderPhase,
+        *,
+        by: str,
+        reason: str,
+        expect_from: set[OrderPhase] | frozenset[OrderPhase] | None = None,
+    ) -> OrderRecord:
+        """An operator's word on an open order: end it `delivered` or `failed`, with `by`
+        (who) and `reason` (why) recorded in its history event (`resolved_by`, `reason`).
+
+        Settles like any move there: `failed` releases the reservation (a new order may be
+        placed), `delivered` settles it (the budget stays spent). A compare-and-set like
+        `transition`: a tracker that read the order before cannot move it afterwards.
+        Raises ValueError for another phase or a blank `by`/`reason`,
+        IllegalTransitionError for a terminal order, TransitionConflictError,
+        OrderNotFoundError.
+        """
+
+    @abc.abstractmethod
     async def get_order(self, client_order_id: str) -> OrderRecord:
         """Raises OrderNotFoundError."""
 

@@ -204,6 +204,24 @@ class PostgresStore(Store):
         )
         return await self._run(lambda cur, now: q.transition(cur, self.schema, now, change))
 
+    async def resolve(
+        self,
+        client_order_id: str,
+        to_phase: OrderPhase,
+        *,
+        by: str,
+        reason: str,
+        expect_from: set[OrderPhase] | frozenset[OrderPhase] | None = None,
+    ) -> OrderRecord:
+        change = rows.resolution_change(
+            client_order_id,
+            to_phase,
+            by=by,
+            reason=reason,
+            expect_from=None if expect_from is None else frozenset(expect_from),
+        )
+        return await self._run(lambda cur, now: q.transition(cur, self.schema, now, change))
+
     async def get_order(self, client_order_id: str) -> OrderRecord:
         return await self._read(lambda cur: q.get_order(cur, client_order_id))
 

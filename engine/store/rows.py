@@ -12,7 +12,8 @@ transition writes in exactly the same way:
   `open_order_refusal`;
 - transitions: `OrderChange` (what the caller asked for) and `plan_transition`, which
   checks the move and turns `phases.settlement` into the order's new columns, the event
-  detail and the ledger entries (`TransitionPlan.update_values` for the UPDATE).
+  detail and the ledger entries (`TransitionPlan.update_values` for the UPDATE);
+  `resolution_change` is an operator's resolution (`Store.resolve`) as such a change.
 
 Neighbours: `phases.py` (the transition and settlement rules), `records.py` (values),
 `base.py` (errors).
@@ -201,6 +202,37 @@ class OrderChange:
     error: str | None = None
     note: str | None = None
     attempt: bool = False
+    #: an operator's resolution (`resolution_change`): who and why, kept in the event
+    resolution: Mapping[str, str] | None = None
+
+
+#: where an operator may end an open order (`Store.resolve`)
+RESOLUTIONS: frozenset[OrderPhase] = frozenset({OrderPhase.DELIVERED, OrderPhase.FAILED})
+
+
+def resolution_change(
+    client_order_id: str,
+    to_phase: OrderPhase,
+    *,
+    by: str,
+    reason: str,
+    expect_from: frozenset[OrderPhase] | None,
+) -> OrderChange:
+    """The change behind `Store.resolve`; ValueError for another phase or a blank `by` or
+    `reason` (both go into the order's history: who ended it, and why)."""
+    phase = OrderPhase(to_phase)
+    if phase not in RESOLUTIONS:
+        valid = ", ".join(sorted(RESOLUTIONS))
+        raise ValueError(f"an order can be resolved as {valid}, not {phase}")
+    for label, value in (("by", by), ("reason", reason)):
+        if not value.strip():
+            raise ValueError(f"resolving order {client_order_id} needs a non-blank {label}")
+    return OrderChange(
+        client_order_id,
+        phase,
+        expect_from=expect_from,
+        resolution={"resolved_by": by.strip(), "reason": reason.strip()},
+    )
 
 
 @dataclass(frozen=True)
@@ -273,6 +305,8 @@ def plan_transition(order: OrderRecord, change: OrderChange) -> TransitionPlan:
     }
     if change.attempt:
         detail["attempt"] = True
+    if change.resolution is not None:
+        detail.update(change.resolution)
     if entries:
         detail["ledger"] = [[kind.value, amount] for kind, amount in entries]
     return TransitionPlan(

@@ -128,6 +128,21 @@ class ChaosStore(Store):
             )
         )
 
+    async def resolve(
+        self,
+        client_order_id: str,
+        to_phase: OrderPhase,
+        *,
+        by: str,
+        reason: str,
+        expect_from: set[OrderPhase] | frozenset[OrderPhase] | None = None,
+    ) -> OrderRecord:
+        return await self._do(
+            lambda: self.inner.resolve(
+                client_order_id, to_phase, by=by, reason=reason, expect_from=expect_from
+            )
+        )
+
     async def get_order(self, client_order_id: str) -> OrderRecord:
         return await self._do(lambda: self.inner.get_order(client_order_id))
 

@@ -20,7 +20,14 @@ from typing import Any
 import pytest
 
 from engine.clock import SystemClock
-from engine.store import OPEN_PHASES, OrderFilter, OrderRecord, open_store
+from engine.store import (
+    OPEN_PHASES,
+    BudgetWindow,
+    OrderEvent,
+    OrderFilter,
+    OrderRecord,
+    open_store,
+)
 from policies.loading import SecretMode, load
 from policies.policyset import PolicySet
 from sandbox.world import World
@@ -88,6 +95,24 @@ class Sandbox:
             store = await open_store(self.store_url, SystemClock())
             async with store:
                 return await store.orders(OrderFilter(limit=10_000))
+
+        return asyncio.run(read())
+
+    def history(self, client_order_id: str) -> list[OrderEvent]:
+        async def read() -> list[OrderEvent]:
+            store = await open_store(self.store_url, SystemClock())
+            async with store:
+                return await store.order_history(client_order_id)
+
+        return asyncio.run(read())
+
+    def spent(self, policy: str) -> int:
+        """Sun the policy has reserved + settled today (UTC)."""
+
+        async def read() -> int:
+            store = await open_store(self.store_url, SystemClock())
+            async with store:
+                return await store.spent(policy, BudgetWindow.DAY)
 
         return asyncio.run(read())
 
