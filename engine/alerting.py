@@ -8,6 +8,8 @@ After each pass `Alerter.observe_pass` works out which alert conditions hold:
   the whole outage, not one per address;
 - `below`: an address below its threshold for longer than `below_for` seconds;
 - `order`: an order unresolved past its deadline (tracking flags it);
+- `price`: an order charged more than its quote (the price moved between the quote and
+  the order) or than its price cap; one alert per order;
 - `balance`: a provider's balance below `balance_floor_sun` (read every
   `balance_interval` seconds by `run()`).
 
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from pydantic import SecretStr
 
+from engine.applying import ActionOutcome
 from engine.reconciling import PassResult
 
 if TYPE_CHECKING:
@@ -131,6 +134,8 @@ class Alerter:
             else:
                 self._below_since.pop(entry.address, None)
         for outcome in result.outcomes:
+            if outcome.over_cap or outcome.over_quote:
+                add("price", outcome.client_order_id or outcome.address, _price_alert(outcome))
             for attempt in outcome.attempts:
                 if attempt.result == "accepted":
                     self._failing.pop(attempt.provider, None)
@@ -226,6 +231,18 @@ class Alerter:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _price_alert(outcome: ActionOutcome) -> str:
+    what = (
+        f"above its price cap {outcome.cap_sun} sun"
+        if outcome.over_cap
+        else f"above its quote {outcome.quote_sun} sun"
+    )
+    return (
+        f"order {outcome.client_order_id} at {outcome.provider} for {outcome.address} "
+        f"(policy {outcome.policy}) charged {outcome.cost_sun} sun, {what}"
+    )
 
 
 __all__ = ["Alert", "AlertSettings", "Alerter"]

@@ -9,7 +9,11 @@ and changed by the test or the sandbox while the emulator runs. Knobs:
 - per order, for orders accepted from then on: `slow_delivery`, `no_delivery`,
   `partial_delivery`;
 - per emulator: `rate_limit` (requests per emulated second, answered with the vendor's own
-  rate-limit response) and `set_balance` (applied at the next request or tick).
+  rate-limit response), `set_balance` (applied at the next request or tick) and
+  `charge_markup` (the price moves between the quote and the order: orders created from
+  then on are charged that share more than the price list says; a vendor that enforces
+  our maximum price, TronSave's `maxPriceAccepted`, refuses an order the move takes
+  above it).
 
 `on=` restricts a queued fault to one operation name ("create", "status", "balance",
 "price"...); each emulator documents its operation names. Neighbours: `emulating.py`
@@ -19,6 +23,7 @@ consumes these knobs; `delivery.py` reads the per-order ones.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Literal
@@ -45,6 +50,7 @@ class Faults:
         self.fraction: float = 1.0
         self.rate_limit_per_s: int | None = None
         self._balance: int | None = None
+        self.markup: float = 0.0
         self._hung: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._recent: deque[float] = deque()
 
@@ -106,9 +112,21 @@ class Faults:
             raise ValueError(f"balance must be >= 0, got {sun}")
         self._balance = sun
 
+    def charge_markup(self, fraction: float) -> None:
+        """Orders created from now on cost `fraction` (>= 0) more than the price list
+        (and the quote) says: 0.5 charges 1.5 times the quote. 0 ends the move."""
+        if not 0.0 <= fraction <= 10.0:
+            raise ValueError(f"markup must be in [0, 10], got {fraction}")
+        self.markup = fraction
+
+    def charged(self, sun: int) -> int:
+        """`sun` (a price or a charge from the price list) after the markup, rounded up."""
+        return sun if not self.markup else math.ceil(sun * (1.0 + self.markup))
+
     def reset(self) -> None:
         """Clear every knob (a pending balance change is kept)."""
         self._queue.clear()
+        self.markup = 0.0
         self.delivery_delay = None
         self.deliver = True
         self.fraction = 1.0
