@@ -19,6 +19,11 @@ Facts from `reference/providers.md` section 4 and the vendor page in the seeds:
 - Status [C]: `fulfilledPercent` 0 -> PENDING, 1..99 -> DELEGATING, 100 -> DELEGATED; when
   the list view says `Completed` below 100 % the order is PARTIAL (or FAILED at 0 %) [I].
   Delegated energy is the sum of `delegates[].amount`.
+- One consistent state: "Completed" is judged on a detail read after the list (see
+  `status`). `payoutAmount` (taken from the balance at creation) is reported whatever the
+  fill: https://docs.tronsave.io documents refunds only of unused duration and of the
+  unmatched part of smart orders, none for an order completed unfilled, so tracking books
+  it (never 0 for an order the vendor charged).
 - Errors [C]: `{error:true, message:"TSAS:<n> <CODE> [detail]"}`; Fastify validation
   `{statusCode, code:"FST_ERR_VALIDATION"}`; 429 `{"message":"Rate limit reached"}`.
 
@@ -324,16 +329,25 @@ class TronsaveProvider(HttpProvider[Any]):
 
     async def status(self, receipt: Receipt) -> OrderStatus:
         order_id = receipt.provider_order_id
-        data = await self._data("GET", f"/v2/order/{quote(order_id, safe='')}")
-        status = self._parsed(_parse_order, data)
+        path = f"/v2/order/{quote(order_id, safe='')}"
+        status = self._parsed(_parse_order, await self._data("GET", path))
         # The detail view has no `status`; only the list view says `Completed`, which is
         # what ends a partial fill [C 4.7]. Look for the order among the newest completed
         # ones (bounded: an order unmatched for longer is for the engine's deadline).
-        if status.state in (OrderState.PENDING, OrderState.DELEGATING) and (
-            await self._listed_completed(order_id)
-        ):
-            return self._parsed(_parse_order, dict(status.raw) | {"status": "Completed"})
-        return status
+        if status.state not in (OrderState.PENDING, OrderState.DELEGATING):
+            return status
+        if not await self._listed_completed(order_id):
+            return status  # still open when the list was read: the detail stands
+        # One consistent state: the detail above was read *before* the list, so an order
+        # that filled and completed between the two reads would pair an old fill (0 %)
+        # with "Completed" and read as failed although it was delivered (and charged).
+        # Completion is final and the fill only grows, so a detail read *after* the list
+        # said "Completed" carries the final fill: decide from that re-read alone. (Reading
+        # the list first would cost up to COMPLETED_PAGES requests on every status call.)
+        final = self._parsed(_parse_order, await self._data("GET", path))
+        if final.state is OrderState.DELEGATED:
+            return final
+        return self._parsed(_parse_order, dict(final.raw) | {"status": "Completed"})
 
     async def _listed_completed(self, order_id: str) -> bool:
         for page in range(COMPLETED_PAGES):
