@@ -2,7 +2,8 @@
 
 After each pass `Alerter.observe_pass` works out which alert conditions hold:
 
-- `budget`: a policy's budget stops a purchase (reason `Budget`);
+- `budget`: a policy's budget stops a purchase (reason `Budget`, or the store refusing
+  the intent's reservation);
 - `providers`: every configured provider is failing: the last purchase attempt at each
   of them failed (definitely or ambiguously) and none has succeeded since; one alert for
   the whole outage, not one per address;
@@ -136,6 +137,11 @@ class Alerter:
         for outcome in result.outcomes:
             if outcome.over_cap or outcome.over_quote:
                 add("price", outcome.client_order_id or outcome.address, _price_alert(outcome))
+            if any(
+                a.result == "refused" and "budget exceeded" in a.detail for a in outcome.attempts
+            ):
+                # the store refused the reservation (the cap) although the quote fitted
+                add("budget", outcome.policy, f"policy {outcome.policy}: budget exhausted")
             for attempt in outcome.attempts:
                 if attempt.result == "accepted":
                     self._failing.pop(attempt.provider, None)

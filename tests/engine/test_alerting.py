@@ -142,3 +142,17 @@ async def test_a_charge_above_its_quote_alerts_once() -> None:
     await _drain(alerter)
     assert [(p["kind"], p["subject"]) for p in posted] == [("price", "ec-9")]
     assert "39900000" in posted[0]["message"] and "quote 25500000" in posted[0]["message"]
+
+
+async def test_a_reservation_refused_by_the_store_for_its_budget_alerts() -> None:
+    """The planner checks budgets against the quote; the store reserves the cap. A
+    refusal of that reservation is a budget alert too, not a silent hold."""
+    c = _controller(a=FakeProvider(0))
+    alerter, posted = _alerter(c)
+    refused = ActionOutcome(
+        "T1", "pay", OutcomeKind.HELD, "budget exceeded for pay per day: ...",
+        attempts=(Attempt("a", "ec-3", "refused", "budget exceeded for pay per day: ..."),),
+    )  # fmt: skip
+    alerter.observe_pass(c, PassResult(Plan((), 0.0), True, (refused,)), 0.0)
+    await _drain(alerter)
+    assert [(p["kind"], p["subject"]) for p in posted] == [("budget", "pay")]
