@@ -58,13 +58,16 @@ START_ENERGY = 300_000
 THRESHOLD = 65_000  # every policy's
 STAKER = demo.key_address("chaos-staker")
 #: (name, comment, first address, count, threshold, topUp, providers, maxPrice, budget)
+#: Each order reserves its cap until it ends: the small budgets (p-tronsave, p-itrx) hold
+#: two caps and little more (2 x 131k x 120 sun = 31.44 TRX of p-itrx's 32), so both
+#: needs can be served at once, and a third order only if the first two settled low.
 POLICIES: tuple[demo.PolicyRow, ...] = (
     ("p-tronsave", "tronsave first", 0, 2, "65k", "{amount: 131k, duration: 1h}",
      "[tronsave, eopen, itrx, mefree]", "100 sun/energy", "{perDay: 40 TRX}"),
     ("p-eopen", "eopen first", 2, 2, "65k", "{amount: 65k, duration: 1h}",
      "[eopen, mefree, tronsave, itrx]", "95 sun/energy", "{perDay: 500 TRX}"),
     ("p-itrx", "itrx first", 4, 2, "65k", "{amount: 131k, duration: 1h}",
-     "[itrx, mefree, tronsave, eopen]", "120 sun/energy", "{perDay: 30 TRX}"),
+     "[itrx, mefree, tronsave, eopen]", "120 sun/energy", "{perDay: 32 TRX}"),
     ("p-mefree", "mefree first", 6, 2, "65k", "{amount: 100k, duration: 1h}",
      "[mefree, itrx, tronsave, eopen]", "300 sun/energy", "{perDay: 1000 TRX}"),
 )  # fmt: skip
