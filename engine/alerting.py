@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from pydantic import SecretStr
 
-from engine.applying import ActionOutcome
 from engine.reconciling import PassResult
 
 if TYPE_CHECKING:
+    from engine.applying import ActionOutcome
     from engine.controller import Controller
 
 log = logging.getLogger("energyctl.alerts")

@@ -8,12 +8,12 @@ and changed by the test or the sandbox while the emulator runs. Knobs:
   emulated time, awaited on the emulator's clock);
 - per order, for orders accepted from then on: `slow_delivery`, `no_delivery`,
   `partial_delivery`;
+- the price moving between the quote and the order: `charge_markup` (orders created from
+  then on are charged a share more than the price list says, up to an optional ceiling;
+  TronSave, which enforces our `maxPriceAccepted`, refuses an order the move takes above
+  it);
 - per emulator: `rate_limit` (requests per emulated second, answered with the vendor's own
-  rate-limit response), `set_balance` (applied at the next request or tick) and
-  `charge_markup` (the price moves between the quote and the order: orders created from
-  then on are charged that share more than the price list says; a vendor that enforces
-  our maximum price, TronSave's `maxPriceAccepted`, refuses an order the move takes
-  above it).
+  rate-limit response) and `set_balance` (applied at the next request or tick).
 
 `on=` restricts a queued fault to one operation name ("create", "status", "balance",
 "price"...); each emulator documents its operation names. Neighbours: `emulating.py`
