@@ -91,6 +91,18 @@ class Alert:
         return {"kind": self.kind, "subject": self.subject, "message": self.message}
 
 
+def _price_alert(outcome: ActionOutcome) -> str:
+    what = (
+        f"above its price cap {outcome.cap_sun} sun"
+        if outcome.over_cap
+        else f"above its quote {outcome.quote_sun} sun"
+    )
+    return (
+        f"order {outcome.client_order_id} at {outcome.provider} for {outcome.address} "
+        f"(policy {outcome.policy}) charged {outcome.cost_sun} sun, {what}"
+    )
+
+
 class Alerter:
     """Episodes of alert conditions, and their delivery; see the module docstring."""
 
@@ -237,18 +249,6 @@ class Alerter:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-def _price_alert(outcome: ActionOutcome) -> str:
-    what = (
-        f"above its price cap {outcome.cap_sun} sun"
-        if outcome.over_cap
-        else f"above its quote {outcome.quote_sun} sun"
-    )
-    return (
-        f"order {outcome.client_order_id} at {outcome.provider} for {outcome.address} "
-        f"(policy {outcome.policy}) charged {outcome.cost_sun} sun, {what}"
-    )
 
 
 __all__ = ["Alert", "AlertSettings", "Alerter"]
