@@ -329,25 +329,21 @@ class TronsaveProvider(HttpProvider[Any]):
 
     async def status(self, receipt: Receipt) -> OrderStatus:
         order_id = receipt.provider_order_id
-        path = f"/v2/order/{quote(order_id, safe='')}"
-        status = self._parsed(_parse_order, await self._data("GET", path))
+        data = await self._data("GET", f"/v2/order/{quote(order_id, safe='')}")
+        status = self._parsed(_parse_order, data)
         # The detail view has no `status`; only the list view says `Completed`, which is
         # what ends a partial fill [C 4.7]. Look for the order among the newest completed
         # ones (bounded: an order unmatched for longer is for the engine's deadline).
-        if status.state not in (OrderState.PENDING, OrderState.DELEGATING):
-            return status
-        if not await self._listed_completed(order_id):
-            return status  # still open when the list was read: the detail stands
-        # One consistent state: the detail above was read *before* the list, so an order
-        # that filled and completed between the two reads would pair an old fill (0 %)
-        # with "Completed" and read as failed although it was delivered (and charged).
-        # Completion is final and the fill only grows, so a detail read *after* the list
-        # said "Completed" carries the final fill: decide from that re-read alone. (Reading
-        # the list first would cost up to COMPLETED_PAGES requests on every status call.)
-        final = self._parsed(_parse_order, await self._data("GET", path))
-        if final.state is OrderState.DELEGATED:
-            return final
-        return self._parsed(_parse_order, dict(final.raw) | {"status": "Completed"})
+        if status.state in (OrderState.PENDING, OrderState.DELEGATING) and (
+            await self._listed_completed(order_id)
+        ):
+            # The order may have filled between the two reads: the detail read above is
+            # older than "Completed", so read it again (a completed order no longer moves)
+            # rather than call a filled order failed or partial.
+            data = await self._data("GET", f"/v2/order/{quote(order_id, safe='')}")
+            fresh = self._parsed(_parse_order, data)
+            return self._parsed(_parse_order, dict(fresh.raw) | {"status": "Completed"})
+        return status
 
     async def _listed_completed(self, order_id: str) -> bool:
         for page in range(COMPLETED_PAGES):
