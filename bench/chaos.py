@@ -3,12 +3,12 @@
 Each run (`sandbox.chaos.running.run`) plays one seeded scenario: eight addresses in four
 policies, each drained once, while kills at every step of the order pipeline, vendor
 5xx and hangs after acceptance, slow, partial and missing delivery, empty vendor
-balances, rate limits, node outages and stale nodes, store outages and duplicated
-wake-ups hit the engine in emulated time. Prints a row per run (`--verbose`) or per
-failing run, then the totals: faults injected, needs, orders placed at the vendors,
-double orders, intents lost, budget overruns, transfers that burned TRX, the slowest
-recovery (emulated seconds from the faults' end to every need met or legitimately held),
-and the wall time. Ends with one line:
+balances, rate limits, price moves between quote and order, node outages, stale nodes
+and junk answers, store outages and duplicated wake-ups hit the engine in emulated time.
+Prints a row per run (`--verbose`) or per failing run, then the totals: faults injected,
+needs, orders placed at the vendors, double orders, intents lost, budget overruns,
+transfers that burned TRX, the slowest recovery (emulated seconds from the faults' end
+to every need met or legitimately held), and the wall time. Ends with one line:
 
     RESULT runs=.. faults=.. double_orders=.. lost_intents=.. budget_overruns=..
 

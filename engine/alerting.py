@@ -2,12 +2,15 @@
 
 After each pass `Alerter.observe_pass` works out which alert conditions hold:
 
-- `budget`: a policy's budget stops a purchase (reason `Budget`);
+- `budget`: a policy's budget stops a purchase (reason `Budget`, or the store refusing
+  the intent's reservation);
 - `providers`: every configured provider is failing: the last purchase attempt at each
   of them failed (definitely or ambiguously) and none has succeeded since; one alert for
   the whole outage, not one per address;
 - `below`: an address below its threshold for longer than `below_for` seconds;
 - `order`: an order unresolved past its deadline (tracking flags it);
+- `price`: an order charged more than its quote (the price moved between the quote and
+  the order) or than its price cap; one alert per order;
 - `balance`: a provider's balance below `balance_floor_sun` (read every
   `balance_interval` seconds by `run()`);
 - `abandoned`: an ambiguous order ended `failed` by its policy's abandonAfter (tracking
@@ -40,6 +43,7 @@ from pydantic import SecretStr
 from engine.reconciling import PassResult
 
 if TYPE_CHECKING:
+    from engine.applying import ActionOutcome
     from engine.controller import Controller
 
 log = logging.getLogger("energyctl.alerts")
@@ -89,6 +93,18 @@ class Alert:
         return {"kind": self.kind, "subject": self.subject, "message": self.message}
 
 
+def _price_alert(outcome: ActionOutcome) -> str:
+    what = (
+        f"above its price cap {outcome.cap_sun} sun"
+        if outcome.over_cap
+        else f"above its quote {outcome.quote_sun} sun"
+    )
+    return (
+        f"order {outcome.client_order_id} at {outcome.provider} for {outcome.address} "
+        f"(policy {outcome.policy}) charged {outcome.cost_sun} sun, {what}"
+    )
+
+
 class Alerter:
     """Episodes of alert conditions, and their delivery; see the module docstring."""
 
@@ -133,6 +149,13 @@ class Alerter:
             else:
                 self._below_since.pop(entry.address, None)
         for outcome in result.outcomes:
+            if outcome.over_cap or outcome.over_quote:
+                add("price", outcome.client_order_id or outcome.address, _price_alert(outcome))
+            if any(
+                a.result == "refused" and "budget exceeded" in a.detail for a in outcome.attempts
+            ):
+                # the store refused the reservation (the cap) although the quote fitted
+                add("budget", outcome.policy, f"policy {outcome.policy}: budget exhausted")
             for attempt in outcome.attempts:
                 if attempt.result == "accepted":
                     self._failing.pop(attempt.provider, None)

@@ -3,14 +3,19 @@
 `apply_action(action, ...)` walks the action's candidates in priority order. For each:
 
 1. a fresh client order id; `store.create_intent` commits the intent with its budget
-   reservation (the quote, else the price cap) in the transaction that also enforces the
-   open-order limit (invariants 1, 2 and 5). A refusal ends the action as `held`.
+   reservation in the transaction that also enforces the open-order limit (invariants 1,
+   2 and 5). A refusal ends the action as `held`. The reservation is the most the order
+   may cost (`reservation`): the price cap, never the quote, because the price can move
+   between the quote and the order and the vendor charges its price of the moment. When
+   the order ends, the reservation is released and the charge settled from the receipt
+   (or the vendor's final status): budgets hold whatever the vendor charged within the cap.
 2. `provider.place(...)` with the policy's options (exclusive, duplicate prevention, the
    price cap; fill-or-nothing wherever the vendor offers it, so a partial fill never
    holds the address).
 3. The answer is recorded with a compare-and-set transition from `intent`:
    - a receipt: `submitted` with its cost. A cost above the cap is recorded as it is (the
-     money is spent) and flagged `over_cap` for an alert, never silently accepted;
+     money is spent) and flagged `over_cap` for an alert, never silently accepted; a cost
+     above the quote (the price moved) is flagged `over_quote`, and alerted too;
    - a definite failure (`TemporaryError`, `PermanentError`): `failed` (the reservation is
      released), the provider's failure is recorded (it cools down) and the next candidate
      is tried; a duplicate refusal stops the walk (the vendor holds an order like it);
@@ -154,6 +159,8 @@ class ActionOutcome:
     cap_sun: int | None = None
     over_cap: bool = False
     attempts: tuple[Attempt, ...] = field(default=())
+    quote_sun: int | None = None
+    over_quote: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -168,6 +175,8 @@ class ActionOutcome:
             "cost_sun": self.cost_sun,
             "cap_sun": self.cap_sun,
             "over_cap": self.over_cap,
+            "quote_sun": self.quote_sun,
+            "over_quote": self.over_quote,
             "attempts": [
                 {"provider": a.provider, "client_order_id": a.client_order_id}
                 | {"result": a.result, "detail": a.detail}
@@ -187,6 +196,19 @@ def budget_limits(policy: EnergyPolicy) -> list[BudgetLimit]:
         if limit is not None:
             limits.append(BudgetLimit(policy=policy.metadata.name, window=window, limit_sun=limit))
     return limits
+
+
+def reservation(candidate: Candidate, cap: int) -> int:
+    """What an intent for `candidate` reserves of its budgets: the most the order may cost.
+
+    That is the cap (`Action.cap_for`), sent with the order as its maximum total: a vendor
+    that enforces it (TronSave's `maxPriceAccepted`) refuses rather than charge more, and
+    any other vendor charging more is flagged `over_cap`. The quote is only what the price
+    was when asked: reserving it let two orders quoted 25.5 TRX and charged 39.9 TRX each
+    spend 79.8 TRX of a 60 TRX day. A quote above the cap (never planned) is reserved as
+    it is.
+    """
+    return max(cap, candidate.quote_sun or 0)
 
 
 def baseline_note(reason: str, snapshot: EnergySnapshot | None) -> str:
@@ -245,7 +267,7 @@ async def apply_action(
             provider=candidate.provider,
             energy=candidate.energy,
             duration=candidate.duration,
-            reserved_sun=candidate.quote_sun if candidate.quote_sun is not None else cap,
+            reserved_sun=reservation(candidate, cap),
             deadline=clock.now() + resolve_within,
             note=baseline_note(action.reason, baseline),
         )
@@ -325,7 +347,11 @@ async def _place(
         return Attempt(name, coid, "ambiguous", str(exc)), (OutcomeKind.HELD, why, order)
     crash_point("after_place")
     over = receipt.cost_sun is not None and receipt.cost_sun > cap
+    quoted = candidate.quote_sun
+    moved = receipt.cost_sun is not None and quoted is not None and receipt.cost_sun > quoted
     note = f"cost {receipt.cost_sun} sun above the cap {cap} sun: ALERT" if over else None
+    if moved and not over:
+        note = f"cost {receipt.cost_sun} sun above the quote {quoted} sun: ALERT"
     ok = await _record(
         store,
         coid,
@@ -337,6 +363,7 @@ async def _place(
     )
     await _health(store, name, True, None)
     done = order | {"cost_sun": receipt.cost_sun, "over_cap": over}
+    done |= {"quote_sun": quoted, "over_quote": moved}
     reason = f"order {receipt.provider_order_id} accepted"
     if not ok:
         reason += "; the store write failed, tracking will resolve it"

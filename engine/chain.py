@@ -9,8 +9,9 @@ address); an unactivated address is a state (`EnergySnapshot.activated`), not an
 
 Facts relied on (reference/tron.md): errors come back as HTTP 200 `{"Error": ...}` bodies
 that tronpy returns as data (§1.7, §4.3); a missing account is `{}` (§1.8); zero fields are
-omitted (§1.5); available energy is `max(0, EnergyLimit - EnergyUsed)` (§3.3), never
-tronpy's unclamped `get_energy`.
+omitted (§1.5), but the network totals are always there (§2.1), so an answer without
+them is junk and a failed read, never "0 energy" (never buy blind); available energy is
+`max(0, EnergyLimit - EnergyUsed)` (§3.3), never tronpy's unclamped `get_energy`.
 
 Neighbours: `engine/following.py` reads blocks through `ChainReader` and tells the engine
 which addresses to re-read; `engine/clock.py` gives time (read stamps, the rate limiter).
@@ -110,6 +111,24 @@ def public_url(url: str) -> str:
     host = f"[{host}]" if ":" in host else host
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
+
+
+#: what java-tron's getaccountresource always prints for an existing account
+#: (`Wallet.getAccountResource`, github.com/tronprotocol/java-tron): the network totals are
+#: chain-wide figures, never zero, so never omitted (the account's own energy fields are
+#: omitted when zero). A body without them is not a reading of an account with
+#: no energy but junk (a proxy's or a busy node's own JSON): a failed read, never 0 energy.
+ALWAYS_SENT_RESOURCE = ("TotalEnergyLimit", "TotalEnergyWeight")
+#: what getaccount always prints for an existing account
+ALWAYS_SENT_ACCOUNT = ("address",)
+
+
+def _require(data: Mapping[str, Any], keys: Iterable[str]) -> None:
+    """ValueError naming the first of `keys` missing from `data` (a node's answer)."""
+    missing = [key for key in keys if key not in data]
+    if missing:
+        shown = ", ".join(sorted(str(k) for k in data)[:8]) or "none"
+        raise ValueError(f"no {missing[0]} in the answer (keys: {shown})")
 
 
 def _int(data: Mapping[str, Any], key: str) -> int:
@@ -340,11 +359,12 @@ class ChainReader:
             return EnergySnapshot(address, False, 0, 0, 0, 0, block, self._clock.now())
         read_at = self._clock.now()
         try:
+            _require(resource, ALWAYS_SENT_RESOURCE)
             limit = _int(resource, "EnergyLimit")
             used = _int(resource, "EnergyUsed")
             total_limit = _int(resource, "TotalEnergyLimit")
             total_weight = _int(resource, "TotalEnergyWeight")
-        except (AttributeError, TypeError) as exc:
+        except (AttributeError, TypeError, ValueError) as exc:
             raise self._malformed(path, exc) from exc
         path = "wallet/getaccount"
         try:
@@ -352,11 +372,12 @@ class ChainReader:
         except AddressNotFound as exc:  # gone between the two reads: not plausible
             raise self._malformed(path, exc) from exc
         try:
+            _require(account, ALWAYS_SENT_ACCOUNT)
             res = account.get("account_resource", {})
             delegated_in = _int(res, "acquired_delegated_frozenV2_balance_for_energy") + _int(
                 res, "acquired_delegated_frozen_balance_for_energy"
             )
-        except (AttributeError, TypeError) as exc:
+        except (AttributeError, TypeError, ValueError) as exc:
             raise self._malformed(path, exc) from exc
         by_delegator = await self.delegators(address) if with_delegators else None
         return EnergySnapshot(

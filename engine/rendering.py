@@ -90,6 +90,8 @@ def outcomes_text(outcomes: Sequence[ActionOutcome]) -> str:
         cost = format_sun(item.cost_sun) if item.cost_sun is not None else None
         if item.over_cap and cost is not None and item.cap_sun is not None:
             cost += f" (ABOVE CAP {format_sun(item.cap_sun)})"
+        elif item.over_quote and cost is not None and item.quote_sun is not None:
+            cost += f" (ABOVE QUOTE {format_sun(item.quote_sun)})"
         rows.append(
             (item.address, str(item.kind), item.provider, item.energy, cost, item.client_order_id)
         )

@@ -11,7 +11,7 @@
   order stays held as `unknown` (no second order for the address, invariant 3) and is
   flagged for an alert once past its deadline. An `intent` younger than `intent_grace` is
   left alone: another process may be between its intent and its call.
-- `submitted` / `delegating`: the vendor's status. FAILED and REFUNDED are terminal as the
+- `submitted` / `delegating`: the vendor's status. FAILED (below) and REFUNDED end it as the
   vendor says. Otherwise the order is `delivered` only when the chain shows the energy
   (invariant 7); "delegated" from the vendor alone moves it to `delegating`, and if the
   chain has not shown it `delivery_wait` seconds later it ends `partial` (some energy
@@ -26,6 +26,13 @@ Every move is a compare-and-set (`expect_from` the phase read); losing one means
 tracker moved the order, which is fine. Nothing here raises per order. Without a reading
 of the address (the node down or stale) nothing is concluded from the chain: a delegating
 order waits, however long the vendor has said "delegated".
+
+A vendor's "failed" is one reading: the chain's evidence wins over it (the energy shown:
+`delivered`), and a failed order books the charge the vendor reports, never 0 for an
+order it charged (only REFUNDED gives money back). An order whose provider is no longer
+configured (its document removed from the set) is followed by the chain alone:
+`delivered` when it shows the energy, else `partial` or `failed` with its cost once past
+the order's deadline (`_follow_removed`); it never holds its address for good.
 
 Provider calls are bounded by `TrackingSettings.call_timeout` on the clock (a timeout is a
 temporary failure: the order stays where it is). `crash_point("before_move")` and
@@ -397,7 +404,7 @@ class Tracker:
     async def _follow(self, order: OrderRecord, snapshot: EnergySnapshot | None) -> TrackResult:
         provider = self.providers.get(order.provider)
         if provider is None:
-            return self._result(order, order.phase, "provider not configured; cannot follow")
+            return await self._follow_removed(order, snapshot)
         if order.receipt is None:
             return self._result(order, order.phase, "no receipt stored; cannot follow")
         receipt = Receipt.model_validate(dict(order.receipt))
@@ -408,7 +415,7 @@ class Tracker:
         cost = status.cost_sun if status.cost_sun is not None else order.cost_sun
         state = status.state
         if state is OrderState.FAILED:
-            return await self._move(order, _P.FAILED, "the provider reports failed")
+            return await self._failed(order, snapshot, cost)
         if state is OrderState.REFUNDED:
             refund = min(status.refund_sun, cost) if status.refund_sun and cost else None
             return await self._move(
@@ -446,4 +453,66 @@ class Tracker:
             f"the provider reports delegated but the chain shows nothing after "
             f"{self.settings.delivery_wait:.0f}s: ALERT",
             cost_sun=cost,
+        )
+
+    # ------------------------------------------------------------------ failed / removed
+
+    async def _failed(
+        self, order: OrderRecord, snapshot: EnergySnapshot | None, cost: int | None
+    ) -> TrackResult:
+        """The vendor reports the order failed. The chain's evidence wins over that
+        reading (a vendor's "failed" can be a stale or inconsistent one), and an order the
+        vendor charged books its charge: a failed order is not a free one unless the
+        vendor refunds it (REFUNDED). Without a reading of the chain it waits."""
+        rise = await self._on_chain(order, snapshot)
+        if self._enough(order, rise):
+            return await self._move(
+                order,
+                _P.DELIVERED,
+                f"the provider reports failed but the chain shows +{rise} energy",
+                cost_sun=cost,
+            )
+        if rise is None:
+            return self._result(
+                order, order.phase, "the provider reports failed; no reading of the chain: waiting"
+            )
+        detail = "the provider reports failed"
+        if cost:
+            detail += f"; charged {cost} sun and not refunded: booked, ALERT"
+        return await self._move(order, _P.FAILED, detail, cost_sun=cost)
+
+    async def _follow_removed(
+        self, order: OrderRecord, snapshot: EnergySnapshot | None
+    ) -> TrackResult:
+        """An order whose provider is no longer configured (its document was removed):
+        followed by the chain alone, and ended. Delivered (at its receipt's cost) once
+        the chain shows the energy; past its deadline with a reading that does not, it
+        ends `partial` or `failed` with its cost (charged: an alert), as a delegating
+        order does after `delivery_wait`. An open order must never hold its address for
+        good: the address would never be topped up again."""
+        why = "provider no longer configured; followed by the chain"
+        rise = await self._on_chain(order, snapshot)
+        if self._enough(order, rise):
+            return await self._move(
+                order, _P.DELIVERED, f"{why}: it shows +{rise} energy", cost_sun=order.cost_sun
+            )
+        deadline = order.deadline
+        if deadline is None:
+            deadline = order.created_at + self.settings.delivery_wait
+        if self.clock.now() <= deadline:
+            return self._result(order, order.phase, f"{why}: nothing yet; waiting")
+        if rise is None:
+            return self._result(order, order.phase, f"{why}: no reading of the chain; waiting")
+        if rise > 0:
+            return await self._move(
+                order,
+                _P.PARTIAL,
+                f"{why}: only +{rise} of {order.energy} by its deadline",
+                cost_sun=order.cost_sun,
+            )
+        return await self._move(
+            order,
+            _P.FAILED,
+            f"{why}: nothing shown by its deadline; ALERT (charged, nothing arrived)",
+            cost_sun=order.cost_sun,
         )

@@ -25,6 +25,11 @@ Facts from https://docs.tronsave.io/developers and the official SDKs:
 - Status [C]: `fulfilledPercent` 0 -> PENDING, 1..99 -> DELEGATING, 100 -> DELEGATED; when
   the list view says `Completed` below 100 % the order is PARTIAL (or FAILED at 0 %) [I].
   Delegated energy is the sum of `delegates[].amount`.
+- One consistent state: "Completed" is judged on a detail read after the list (see
+  `status`). `payoutAmount` (taken from the balance at creation) is reported whatever the
+  fill: https://docs.tronsave.io documents refunds only of unused duration and of the
+  unmatched part of smart orders, none for an order completed unfilled, so tracking books
+  it (never 0 for an order the vendor charged).
 - Errors [C]: `{error:true, message:"TSAS:<n> <CODE> [detail]"}`; Fastify validation
   `{statusCode, code:"FST_ERR_VALIDATION"}`; 429 `{"message":"Rate limit reached"}`.
 
@@ -350,7 +355,12 @@ class TronsaveProvider(HttpProvider[Any]):
         if status.state in (OrderState.PENDING, OrderState.DELEGATING) and (
             await self._listed_completed(order_id)
         ):
-            return self._parsed(_parse_order, dict(status.raw) | {"status": "Completed"})
+            # The order may have filled between the two reads: the detail read above is
+            # older than "Completed", so read it again (a completed order no longer moves)
+            # rather than call a filled order failed or partial.
+            data = await self._data("GET", f"/v2/order/{quote(order_id, safe='')}")
+            fresh = self._parsed(_parse_order, data)
+            return self._parsed(_parse_order, dict(fresh.raw) | {"status": "Completed"})
         return status
 
     async def _listed_completed(self, order_id: str) -> bool:

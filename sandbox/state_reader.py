@@ -11,9 +11,10 @@ talk to the vendor emulators over ASGI in their real wire formats.
 
 It mirrors `engine/chain.py`'s rules: available energy is `max(0, EnergyLimit -
 EnergyUsed)`; an unactivated address is a snapshot with `activated=False`; a malformed
-address is a `ChainPermanentError`; every snapshot of a batch carries the head read once
-before it. Neighbours: `engine/chain.py` (the reader it stands in for),
-`sandbox/tron_node` (the chain), `sandbox/simulating.py` (its user).
+address is a `ChainPermanentError`; an account resource without the network totals a
+node always sends is a `ChainTemporaryError` (junk, never 0 energy); every snapshot of a
+batch carries the head read once before it. Neighbours: `engine/chain.py` (the reader it
+stands in for), `sandbox/tron_node` (the chain), `sandbox/simulating.py` (its user).
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
-from engine.chain import ChainError, EnergySnapshot, NodeHeads, canonical_address
+from engine.chain import (
+    ALWAYS_SENT_RESOURCE,
+    ChainError,
+    ChainTemporaryError,
+    EnergySnapshot,
+    NodeHeads,
+    canonical_address,
+)
 from engine.clock import Clock
 from sandbox.tron_node import ChainState
 from sandbox.tron_node.accounts import to_hex
@@ -90,6 +98,9 @@ class StateReader:
         resource = self.chain.account_resource_json(hex_address)
         if resource is None:  # `{}` on the wire: unactivated
             return EnergySnapshot(address, False, 0, 0, 0, 0, block, self._clock.now())
+        missing = [key for key in ALWAYS_SENT_RESOURCE if key not in resource]
+        if missing:  # as ChainReader: an answer without the network totals is junk
+            raise ChainTemporaryError(f"in-memory chain: no {missing[0]} in the account resource")
         read_at = self._clock.now()
         limit, used = _int(resource, "EnergyLimit"), _int(resource, "EnergyUsed")
         account = self.chain.account_json(hex_address) or {}

@@ -5,8 +5,9 @@ four policies, each with another vendor first; every address starts above its th
 with energy from a third party), writes the policy files into `directory`, and plays the
 scenario step by step (`STEP` emulated seconds each):
 
-1. the step's faults are switched on (vendor knobs, the node's, the store's, kills
-   armed); at `fault_end` all of them are switched off;
+1. the step's faults are switched on (vendor knobs, among them a price move between
+   quote and order up to `CHARGE_CEILING`; the node's: down, stale or junk; the store's;
+   kills armed); at `fault_end` all of them are switched off;
 2. the addresses whose need starts now are drained (transfers until they are short);
 3. time moves (`World.advance`: deliveries), then one engine pass
    (`Reconciler.reconcile_once(apply=True)`, two at once for `wake_twice`), driven on the
@@ -17,7 +18,8 @@ scenario step by step (`STEP` emulated seconds each):
    `PAY_WITHIN` seconds after it started sends its transfer anyway, burning TRX;
 6. the store is sampled: at most one open order per address.
 
-After the faults the run goes on until every need is met or legitimately held, then
+After the faults the run goes on until every need is met or legitimately held (an open
+order past its deadline, or the policy's budget refusing one more reservation), then
 `checking.check` looks for double orders, lost intents and budget overruns.
 
 Neighbours: `scenario.py`, `injecting.py`, `checking.py`; `bench/chaos.py` and
@@ -34,9 +36,10 @@ from typing import Any
 import httpx
 
 from engine import applying
+from engine.applying import OutcomeKind
 from engine.chain import ChainReader
 from engine.providing import ProviderPool
-from engine.reconciling import Reconciler
+from engine.reconciling import PassResult, Reconciler
 from engine.store import OPEN_PHASES, OrderFilter, StoreError, open_store
 from engine.tracking import TrackingSettings
 from providers.http import NO_WAIT
@@ -55,17 +58,24 @@ START_ENERGY = 300_000
 THRESHOLD = 65_000  # every policy's
 STAKER = demo.key_address("chaos-staker")
 #: (name, comment, first address, count, threshold, topUp, providers, maxPrice, budget)
+#: Each order reserves its cap until it ends: the small budgets (p-tronsave, p-itrx) hold
+#: two caps and little more (2 x 131k x 120 sun = 31.44 TRX of p-itrx's 32), so both
+#: needs can be served at once, and a third order only if the first two settled low.
 POLICIES: tuple[demo.PolicyRow, ...] = (
     ("p-tronsave", "tronsave first", 0, 2, "65k", "{amount: 131k, duration: 1h}",
      "[tronsave, eopen, itrx, mefree]", "100 sun/energy", "{perDay: 40 TRX}"),
     ("p-eopen", "eopen first", 2, 2, "65k", "{amount: 65k, duration: 1h}",
      "[eopen, mefree, tronsave, itrx]", "95 sun/energy", "{perDay: 500 TRX}"),
     ("p-itrx", "itrx first", 4, 2, "65k", "{amount: 131k, duration: 1h}",
-     "[itrx, mefree, tronsave, eopen]", "120 sun/energy", "{perDay: 30 TRX}"),
+     "[itrx, mefree, tronsave, eopen]", "120 sun/energy", "{perDay: 32 TRX}"),
     ("p-mefree", "mefree first", 6, 2, "65k", "{amount: 100k, duration: 1h}",
      "[mefree, itrx, tronsave, eopen]", "300 sun/energy", "{perDay: 1000 TRX}"),
 )  # fmt: skip
 WATCHED = sum(row[3] for row in POLICIES)
+#: a price move charges at most this (sun per energy): the lowest of the policies' caps,
+#: so a moved charge stays within every cap (a charge above a cap is an alert, and no
+#: reservation can hold money the vendor takes beyond what the order allowed)
+CHARGE_CEILING = min(int(row[7].split()[0]) for row in POLICIES)
 
 
 class Engine:
@@ -136,6 +146,9 @@ class ChaosRun:
         self.met_at: dict[str, float] = {}
         self.paid: set[str] = set()
         self.open_peaks = 0
+        #: address -> whether the last pass that planned it kept it from buying for its
+        #: budget (`_note_budget`)
+        self.budget_held: dict[str, bool] = {}
         self.engine = Engine(self)
 
     # ------------------------------------------------------------------ faults
@@ -145,11 +158,13 @@ class ChaosRun:
         if kind == "kill":
             self.engine.life.armed = fault.target
             return
-        if kind in ("node_down", "node_stale", "store_down", "store_flaky"):
+        if kind in ("node_down", "node_stale", "node_junk", "store_down", "store_flaky"):
             self.until[kind] = fault.step + int(arg)
             self.node_faults.down |= kind == "node_down"
             if kind == "node_stale":
                 self.node_faults.freeze()
+            if kind == "node_junk":
+                self.node_faults.junk()
             self.store_down |= kind == "store_down"
             self.store_flaky = 0.3 if kind == "store_flaky" else self.store_flaky
             self._sync_store()
@@ -171,6 +186,8 @@ class ChaosRun:
             knobs.rate_limit(int(arg))
         elif kind == "broke":
             knobs.set_balance(0)
+        elif kind == "price_move":  # between the quote and the order, up to the caps
+            knobs.charge_markup(float(arg), ceiling=CHARGE_CEILING)
 
     def expire(self, step: int, everything: bool = False) -> None:
         for kind, until in list(self.until.items()):
@@ -180,6 +197,8 @@ class ChaosRun:
                     self.node_faults.outage(False)
                 elif kind == "node_stale":
                     self.node_faults.thaw()
+                elif kind == "node_junk":
+                    self.node_faults.junk(False)
                 elif kind == "store_down":
                     self.store_down = False
                 else:
@@ -216,7 +235,20 @@ class ChaosRun:
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, StoreError):
                 self.report.errors.append(f"{type(result).__name__}: {result}")
+            elif isinstance(result, PassResult):
+                self._note_budget(result)
         return rec
+
+    def _note_budget(self, result: PassResult) -> None:
+        """Which addresses this pass kept from buying for their budget: the plan's reason
+        (`Budget`) or the store refusing the reservation (the cap) in the intent's
+        transaction. Such a need is held legitimately, not lost."""
+        held = {o.address for o in result.outcomes if o.kind is OutcomeKind.HELD}
+        for entry in result.plan.entries:
+            refused = entry.address in held and any(
+                "budget exceeded" in o.reason for o in result.outcomes if o.address == entry.address
+            )
+            self.budget_held[entry.address] = str(entry.reason) == "Budget" or refused
 
     async def restart(self, before: set[asyncio.Task[Any]]) -> Reconciler:
         self.report.kills += 1
@@ -275,7 +307,8 @@ class ChaosRun:
             self.expire(scenario.max_steps, everything=True)
             store = self.engine.store
             assert store is not None
-            await check(report, self.world, store.inner, self.policy_set, self.open_peaks)
+            drained = {self.world.watched[index] for index in scenario.needs}
+            await check(report, self.world, store.inner, self.policy_set, self.open_peaks, drained)
             report.held = await self._held()
             met = list(self.met_at.values())
             unmet = report.needs - len(met) - report.held
@@ -298,7 +331,9 @@ class ChaosRun:
         store = self.engine.store
         assert store is not None
         rows = await store.inner.orders(OrderFilter(phases=OPEN_PHASES, limit=10_000))
-        return len({r.address for r in rows if r.address not in self.met_at})
+        held = {r.address for r in rows if r.address not in self.met_at}
+        held |= {a for a in self.need_at if a not in self.met_at and self.budget_held.get(a)}
+        return len(held)
 
 
 async def run(seed: int, directory: Path, scenario: Scenario | None = None) -> RunReport:

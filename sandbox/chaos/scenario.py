@@ -21,6 +21,8 @@ Fault kinds (`Fault.kind`, with `target` and `arg`):
 | broke | vendor | the vendor's balance drops to 0 |
 | node_down | node | every node request answered 503 for `arg` steps |
 | node_stale | node | the node serves frozen answers for `arg` steps |
+| node_junk | node | the node answers account reads HTTP 200 with junk for `arg` steps |
+| price_move | vendor | orders from now on charged `arg` (a share) more than quoted, to the caps |
 | store_down | store | every store call fails for `arg` steps |
 | store_flaky | store | 30 % of store calls fail for `arg` steps |
 | wake_twice | - | duplicated/reordered callbacks: two passes at once this step |
@@ -42,6 +44,7 @@ VENDOR_OPS = ("create", "price", "balance", "status")
 KINDS = (
     "kill", "fail", "fail_before", "hang", "slow", "undelivered", "partial", "rate_limit",
     "broke", "node_down", "node_stale", "store_down", "store_flaky", "wake_twice",
+    "node_junk", "price_move",
 )  # fmt: skip
 
 
@@ -98,8 +101,10 @@ def _draw(rng: random.Random, step: int, fault_steps: int) -> Fault:
         return Fault(step, kind, vendor, str(rng.choice((60, 240, 600))))
     if kind == "rate_limit":
         return Fault(step, kind, vendor, str(rng.choice((0, 1))))
-    if kind in ("node_down", "node_stale", "store_down", "store_flaky"):
+    if kind in ("node_down", "node_stale", "node_junk", "store_down", "store_flaky"):
         return Fault(step, kind, kind.split("_")[0], span)
+    if kind == "price_move":
+        return Fault(step, kind, vendor, rng.choice(("0.1", "0.3", "0.6", "1.0")))
     if kind == "wake_twice":
         return Fault(step, kind)
     return Fault(step, kind, vendor)

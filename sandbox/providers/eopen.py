@@ -240,7 +240,7 @@ class EopenEmulator(EmulatorBase):
             return checked
         count, period = checked
         receiver = p["pledgeAddress"]
-        cost_sun = self.prices.unit(period) * count
+        cost_sun = self.faults.charged(self.prices.unit(period) * count, count)
         if count > self._platform_energy():
             return self._reply(20009)
         usdt_cost = -(-cost_sun * 1_000_000 // self.sun_per_usdt)  # micro-USDT, rounded up

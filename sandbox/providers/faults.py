@@ -10,6 +10,10 @@ and changed by the test or the sandbox while the emulator runs. Knobs:
   emulator's clock);
 - per order, for orders accepted from then on: `slow_delivery`, `no_delivery`,
   `partial_delivery`;
+- the price moving between the quote and the order: `charge_markup` (orders created from
+  then on are charged a share more than the price list says, up to an optional ceiling;
+  TronSave, which enforces our `maxPriceAccepted`, refuses an order the move takes above
+  it);
 - per emulator: `rate_limit` (requests per emulated second, answered with the vendor's own
   rate-limit response) and `set_balance` (applied at the next request or tick).
 
@@ -21,6 +25,7 @@ consumes these knobs; `delivery.py` reads the per-order ones.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Literal
@@ -49,6 +54,8 @@ class Faults:
         self.fraction: float = 1.0
         self.rate_limit_per_s: int | None = None
         self._balance: int | None = None
+        self.markup: float = 0.0
+        self.markup_ceiling: int | None = None
         self._hung: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._recent: deque[float] = deque()
 
@@ -130,9 +137,31 @@ class Faults:
             raise ValueError(f"balance must be >= 0, got {sun}")
         self._balance = sun
 
+    def charge_markup(self, fraction: float, *, ceiling: int | None = None) -> None:
+        """Orders created from now on cost `fraction` (>= 0) more than the price list
+        (and the quote) says: 0.5 charges 1.5 times the quote. 0 ends the move.
+        `ceiling` (sun per energy unit for the whole order), when given, bounds the moved
+        price (a price already above it is left as it is): a move "up to the price cap"."""
+        if not 0.0 <= fraction <= 10.0:
+            raise ValueError(f"markup must be in [0, 10], got {fraction}")
+        if ceiling is not None and ceiling < 1:
+            raise ValueError(f"ceiling must be >= 1 sun per energy, got {ceiling}")
+        self.markup, self.markup_ceiling = fraction, ceiling
+
+    def charged(self, sun: int, energy: int = 1) -> int:
+        """`sun` (a price list's charge for `energy` units, or a unit price with the
+        default `energy` of 1) after the markup, rounded up, within the ceiling."""
+        if not self.markup:
+            return sun
+        moved = math.ceil(sun * (1.0 + self.markup))
+        if self.markup_ceiling is not None:
+            moved = min(moved, max(sun, self.markup_ceiling * energy))
+        return moved
+
     def reset(self) -> None:
         """Clear every knob (a pending balance change is kept)."""
         self._queue.clear()
+        self.markup, self.markup_ceiling = 0.0, None
         self.delivery_delay = None
         self.deliver = True
         self.fraction = 1.0

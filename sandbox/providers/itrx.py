@@ -234,7 +234,7 @@ class ItrxEmulator(EmulatorBase):
             return JSONResponse(errors, status_code=400)
         assert isinstance(period, str) and isinstance(receiver, str)
         days = period_days(period)
-        cost = self.prices.total(energy, days)
+        cost = self.faults.charged(self.prices.total(energy, days), energy)
         activate = int(body.get("active") or 0) > 0
         inactive = isinstance(self.delegator, ChainView) and not self.delegator.is_activated(
             receiver

@@ -297,7 +297,7 @@ class MefreeEmulator(EmulatorBase):
         target = q.get("target_address", "")
         if not is_tron_address(target):
             return self._error(400, "INVALID_PARAMETER", "invalid target_address")
-        cost = self.prices.cost(quantity, period)
+        cost = self.faults.charged(self.prices.cost(quantity, period), quantity)
         if cost > self.balance_sun:
             return self._error(400, "INSUFFICIENT_BALANCE", "Insufficient balance")
         now = self.clock.now()

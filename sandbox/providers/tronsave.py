@@ -24,6 +24,7 @@ Construct: `TronSaveEmulator(delegator, clock=clock, api_key="K")`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -221,6 +222,8 @@ class TronSaveEmulator(EmulatorBase):
         q = quote(self.prices, body.get("unitPrice", "MEDIUM"), amount, duration, available)
         if q.price < q.slow:
             return self._fail("MIN_PRICE_INVALID")
+        if self.faults.markup:  # the market moved since the estimate
+            q = dataclasses.replace(q, price=self.faults.charged(q.price))
         cap = options.get("maxPriceAccepted")
         below = self.reading("max_price") == "below"  # "less than": equal is refused too
         if cap is not None and (q.price > cap or (below and q.price == cap)):

@@ -6,7 +6,7 @@ everywhere, `{}` for not found, `{"Error": ...}` for bad input, `visible` from t
 except on `getnowblock`/`getchainparameters` (java-tron reads those from the query string
 only). The TronGrid `TRON-PRO-API-KEY` header is accepted (and, if configured, enforced);
 an optional injected delay stands for network latency, and `faults` (`faults.py`) an
-outage or a stale node. `control.py` adds `/control/*`.
+outage, a stale node or junk answers. `control.py` adds `/control/*`.
 `TronNode` serves the app on a loopback port (`sandbox.serving`) for a `with` block.
 """
 
@@ -241,7 +241,8 @@ def _endpoint(
         if faults.frozen:
             key = (request.url.path, str(request.query_params), await request.body())
             body = faults.answer(key, body)
-        return Response(body, media_type=JSON)
+        junk = faults.junk_for(request.url.path)
+        return Response(body if junk is None else junk, media_type=JSON)
 
     return handle
 

@@ -15,7 +15,7 @@ import pytest
 from engine.applying import OutcomeKind, apply_action
 from engine.planning import Action, Candidate
 from engine.store import BudgetLimit, BudgetWindow, OrderFilter, OrderPhase
-from providers.base import OrderRequest, Provider, Receipt
+from providers.base import OrderRequest, Provider, QuoteRequest, Receipt
 from tests.engine.market import TRX, Market
 
 
@@ -200,3 +200,37 @@ async def test_a_crash_point_is_inert_without_its_variable(
 
 def _fields(act: Action) -> dict[str, Any]:
     return {name: getattr(act, name) for name in Action.__dataclass_fields__}
+
+
+async def test_a_price_move_between_quote_and_order_keeps_the_budget(market: Market) -> None:
+    """Regression: the reservation was the quote, while the vendor may charge up to the
+    cap. itrx quotes 75 sun/energy (5.25 TRX) and, the price having moved 52 %, charges
+    7.98 TRX: with 12 TRX a day, two orders fitted their quotes (10.5 TRX) and spent
+    15.96 TRX. Now each reserves its cap (7.98 TRX): the second is refused by the store,
+    the first is flagged `over_quote`, and it settles at its receipt's charge."""
+    first, second = market.watched(2)
+    itrx = market.emulators["itrx"]
+    budgets = [BudgetLimit(policy="pol", window=BudgetWindow.DAY, limit_sun=12 * TRX)]
+    request = QuoteRequest(receiver=first, energy=70_000, duration=3600)
+    quoted = (await market.providers["p-itrx"].quote(request)).total_sun
+    assert quoted == 75 * 70_000
+    itrx.faults.charge_markup(0.52)
+    outcomes = []
+    for addr in (first, second):
+        act = action(addr, "itrx", price_milli=114_000)
+        candidate = Candidate("p-itrx", 70_000, 3600, quoted)
+        act = Action(**{**_fields(act), "candidates": (candidate,)})
+        outcomes.append(await run(market, act, budgets=budgets))
+    bought, refused = outcomes
+    assert bought.kind is OutcomeKind.BOUGHT
+    assert bought.over_quote and not bought.over_cap
+    assert bought.quote_sun == quoted < bought.cost_sun == 7_980_000 == bought.cap_sun
+    assert refused.kind is OutcomeKind.HELD and "budget" in refused.reason
+    charged = sum(o.amount for o in getattr(itrx, "orders").values())  # noqa: B009
+    assert charged == 7_980_000 <= 12 * TRX
+    order = await market.store.get_order(bought.client_order_id or "")
+    assert order.reserved_sun == bought.cap_sun
+    assert "above the quote" in str((await market.store.order_history(order.client_order_id))[-1])
+    # it ends: the reservation is released, the receipt's charge settled
+    await market.store.transition(order.client_order_id, OrderPhase.DELIVERED)
+    assert await market.store.spent("pol", BudgetWindow.DAY) == 7_980_000

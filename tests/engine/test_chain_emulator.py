@@ -117,3 +117,34 @@ async def test_a_node_that_stopped_following_the_chain_is_stale() -> None:
             await reader.snapshot(addr(1))
         faults.thaw()
         assert isinstance((await reader.snapshots([addr(1)]))[addr(1)], EnergySnapshot)
+
+
+@pytest.mark.parametrize("endpoint", ["getaccountresource", "getaccount"])
+async def test_a_node_answering_junk_is_a_failed_read_not_zero_energy(endpoint: str) -> None:
+    """Regression: HTTP 200 with a JSON body that is no account (`{"status": "busy"}`)
+    was read as an account with 0 energy. It is a temporary failure; an unactivated
+    address (`{}`) is still a state, and the node's truthful answers read again after."""
+    from sandbox.tron_node.faults import NodeFaults
+
+    clock = VirtualClock()
+    state = ChainState(clock)
+    rich, fresh = addr(1), addr(2)
+    state.create_account(rich, balance_sun=1_000_000 * TRX)
+    state.stake_energy(rich, 500_000 * TRX)
+    faults = NodeFaults()
+    transport = httpx.ASGITransport(app=create_app(state, faults=faults))
+    async with ChainReader("http://node.test", api_key=None, clock=clock, transport=transport) as r:
+        faults.junk(endpoints=[endpoint])
+        junk = await r.snapshots([rich, fresh])
+        assert isinstance(junk[rich], ChainTemporaryError), junk[rich]
+        assert "unexpected answer: no " in str(junk[rich])
+        assert faults.junked >= 1
+        with pytest.raises(ChainTemporaryError):
+            await r.snapshot(rich)
+        if endpoint == "getaccountresource":  # `{}` stays what it is: unactivated
+            faults.junk(endpoints=[endpoint], body=b"{}")
+            unactivated = await r.snapshot(fresh)
+            assert not unactivated.activated
+        faults.reset()
+        snap = await r.snapshot(rich)
+    assert snap.activated and snap.available == state.available_energy(rich) > 0

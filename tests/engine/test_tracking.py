@@ -5,6 +5,7 @@ Real SQLite store, the emulators and the emulated node in-process on one Virtual
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -200,3 +201,98 @@ def test_parse_baseline_tolerates_any_note() -> None:
     assert parse_baseline("free text") is None
     assert parse_baseline('{"reason": "x"}') is None
     assert parse_baseline('{"baseline": {"limit": 5}}') == {"limit": 5}
+
+
+async def _slow_status(market: Market, receipt: Receipt, seconds: float) -> OrderStatus:
+    """TronSave's status while its first answer (the order detail) is read at once but
+    answered `seconds` later; the order fills and completes in the meantime."""
+    ts = market.emulators["tronsave"]
+    ts.faults.hang_next(seconds=seconds, on="status")
+    task = asyncio.create_task(market.providers["p-tronsave"].status(receipt))
+    for _ in range(1000):
+        if ts.faults._hung:
+            break
+        await asyncio.sleep(0)
+    assert ts.faults._hung, "the status call never reached the emulator"
+    for _ in range(20):  # the hold's sleep on the clock starts
+        await asyncio.sleep(0)
+    market.advance(seconds)  # TronSave delegates 6 s after matching
+    for _ in range(1000):  # the adapter's pacing sleeps on the clock: let it move
+        if task.done():
+            break
+        await asyncio.sleep(0)
+        market.clock.advance(0.001)
+    return await task
+
+
+async def test_tronsave_status_reads_one_consistent_state(market: Market) -> None:
+    """Regression: `status` read the order detail, then the completed-orders list; an
+    order completing between the two reads paired 0 % filled with "Completed" and was
+    read as failed (4 of 4 trials with a slow status answer). Now a "Completed" from the
+    list is judged on a detail re-read after it."""
+    [addr] = market.watched(1)
+    bought = await buy(market, addr, "tronsave")
+    assert bought.kind is OutcomeKind.BOUGHT
+    order = await market.store.get_order(bought.client_order_id)
+    receipt = Receipt.model_validate(dict(order.receipt or {}))
+    status = await _slow_status(market, receipt, 30)
+    assert status.state is OrderState.DELEGATED, status
+    assert status.delegated_energy == order.energy
+    assert market.energy(addr) >= order.energy
+
+
+async def test_a_failed_reading_never_books_zero_and_the_chain_wins(market: Market) -> None:
+    """Regression: a `failed` status moved the order to failed with no cost, although
+    the vendor kept the payout (ledger 47.16 TRX, charged 78.6 TRX). The chain showing
+    the energy now wins over a failed reading; an order failed for real books the charge
+    the vendor reports."""
+    delivered, lost = market.watched(2)
+    market.providers["p-tronsave"] = SaysFailed(market.providers["p-tronsave"])
+    first = await buy(market, delivered, "tronsave")
+    market.emulators["tronsave"].faults.no_delivery()
+    second = await buy(market, lost, "tronsave")
+    market.advance(30)  # the first is delegated; the second never will be
+    t = tracker(market)
+    results = {r.address: r for r in await track_all(t, market)}
+    assert results[delivered].after is OrderPhase.DELIVERED, results[delivered]
+    assert results[lost].after is OrderPhase.FAILED and "ALERT" in results[lost].detail
+    charged = {
+        o.id: o.payout_amount
+        for o in getattr(market.emulators["tronsave"], "orders").values()  # noqa: B009
+    }
+    for bought in (first, second):
+        order = await market.store.get_order(bought.client_order_id)
+        assert order.cost_sun == charged[order.provider_order_id] > 0
+    assert await market.store.spent("pol", BudgetWindow.DAY) == sum(charged.values())
+
+
+class SaysFailed(SaysDelegated):
+    """An adapter whose vendor reports every order failed, with its payout kept."""
+
+    async def status(self, receipt: Receipt) -> OrderStatus:
+        real = await self.inner.status(receipt)
+        return OrderStatus(state=OrderState.FAILED, delegated_energy=0, cost_sun=real.cost_sun)
+
+
+async def test_an_order_of_a_removed_provider_is_followed_by_the_chain(market: Market) -> None:
+    """Regression: with its provider removed from the set, an open order stopped at
+    "provider not configured" and never ended, holding its address for good. It is now
+    followed by the chain: delivered when the energy shows, else failed with its cost
+    once past its deadline."""
+    shown, never = market.watched(2)
+    first = await buy(market, shown, "eopen")
+    market.emulators["eopen"].faults.no_delivery()
+    second = await buy(market, never, "eopen")
+    removed = {k: v for k, v in market.providers.items() if k != "p-eopen"}
+    t = Tracker(store=market.store, providers=removed, reader=market.reader, clock=market.clock)
+    market.advance(10)  # eopen delivers the first after 4 s
+    results = {r.address: r for r in await track_all(t, market)}
+    assert results[shown].after is OrderPhase.DELIVERED, results[shown]
+    assert results[never].after is OrderPhase.SUBMITTED and not results[never].moved
+    market.advance(1800)  # past the order's deadline (resolve_within)
+    [late] = await track_all(t, market)
+    assert late.after is OrderPhase.FAILED and "ALERT" in late.detail
+    for bought in (first, second):
+        order = await market.store.get_order(bought.client_order_id)
+        assert order.cost_sun == 65 * 70_000
+    assert await market.store.open_orders() == []
