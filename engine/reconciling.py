@@ -52,7 +52,7 @@ from engine.planning import (
     plan,
     quote_requests,
 )
-from engine.store import BudgetWindow, OrderFilter, OrderRecord, Store, StoreError
+from engine.store import BudgetWindow, OrderRecord, Store, StoreError
 from engine.tracking import SnapshotSource, Tracker, TrackingSettings, TrackResult
 from policies.policyset import PolicySet
 from providers.base import Provider, ProviderError, Quote, QuoteRequest, TemporaryError
@@ -167,10 +167,9 @@ class Reconciler:
         }
         longest = max((p.spec.cooldown or 0 for p in policies), default=0)
         last: dict[str, float] = {}
-        if longest:
-            recent = await self.store.orders(OrderFilter(since=now - longest, limit=10_000))
-            for order in recent:
-                last[order.address] = max(last.get(order.address, 0.0), order.created_at)
+        if longest:  # each address's newest order, however many the window holds
+            newest = await self.store.last_orders(self.policy_set.addresses, since=now - longest)
+            last = {address: order.created_at for address, order in newest.items()}
         return PlanInputs(
             policies=policies,
             observations=observations,

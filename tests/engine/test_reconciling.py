@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from engine.applying import OutcomeKind
 from engine.reconciling import Reconciler
-from engine.store import OrderPhase
+from engine.store import IntentCreated, NewIntent, OrderPhase
 from policies.loading import SecretMode, load
 from policies.policyset import PolicySet
 from tests.engine.market import VENDORS, Market
@@ -25,7 +26,9 @@ async def market(tmp_path: Path) -> AsyncIterator[Market]:
         await m.close()
 
 
-def policy_set(tmp_path: Path, addresses: list[str], providers: list[str]) -> PolicySet:
+def policy_set(
+    tmp_path: Path, addresses: list[str], providers: list[str], extra: str = ""
+) -> PolicySet:
     docs = [
         f"---\napiVersion: energyctl/v1\nkind: Provider\nmetadata: {{name: p-{v}}}\n"
         f"spec: {{type: {v}, apiKey: {{fromEnv: K}}"
@@ -38,7 +41,7 @@ def policy_set(tmp_path: Path, addresses: list[str], providers: list[str]) -> Po
         f"  addresses: [{', '.join(addresses)}]\n  threshold: 65k\n"
         "  topUp: {amount: 70k, duration: 1h}\n"
         f"  providers: [{', '.join(providers)}]\n"
-        "  maxPrice: 120 sun/energy\n  budget: {perDay: 10000 TRX}\n"
+        "  maxPrice: 120 sun/energy\n  budget: {perDay: 10000 TRX}\n" + extra
     )
     path = tmp_path / "policies.yaml"
     path.write_text("".join(docs))
@@ -95,3 +98,30 @@ async def test_an_ambiguous_create_keeps_the_address_held_across_passes(
     later = await rec.reconcile_once(apply=True)
     assert later.outcomes == ()
     assert market.creates("eopen") == 0
+
+
+async def test_the_cooldown_sees_an_address_s_last_order_behind_many_newer_ones(
+    market: Market, tmp_path: Path
+) -> None:
+    """More than 10,000 orders of other addresses in the cooldown window must not hide an
+    address's last order (the cooldown would be skipped and the address bought again)."""
+    [addr] = market.watched(1)
+    rec = reconciler(market, policy_set(tmp_path, [addr], ["p-eopen"], "  cooldown: 1h\n"))
+    t0 = market.clock.now()
+    mine = NewIntent(
+        client_order_id="mine", policy="pol", address=addr, provider="eopen",
+        energy=70_000, duration=3600, reserved_sun=0,
+    )  # fmt: skip
+    assert isinstance(await market.store.create_intent(mine, budgets=[]), IntentCreated)
+    await market.store.transition("mine", OrderPhase.FAILED, error="refused")
+    later = t0 + 60
+    with sqlite3.connect(tmp_path / "engine.db") as conn:  # raw rows: 10,001 intents are slow
+        conn.executemany(
+            "INSERT INTO orders (client_order_id, policy, address, provider, energy, duration,"
+            " phase, reserved_sun, created_at, updated_at)"
+            " VALUES (?, 'other', ?, 'eopen', 70000, 3600, 'failed', 0, ?, ?)",
+            [(f"other-{n}", f"T{n:033d}", later, later) for n in range(10_001)],
+        )
+    market.advance(120)
+    inputs = await rec.inputs({})
+    assert inputs.last_order_at == {addr: t0}
