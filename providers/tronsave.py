@@ -332,7 +332,12 @@ class TronsaveProvider(HttpProvider[Any]):
         if status.state in (OrderState.PENDING, OrderState.DELEGATING) and (
             await self._listed_completed(order_id)
         ):
-            return self._parsed(_parse_order, dict(status.raw) | {"status": "Completed"})
+            # The order may have filled between the two reads: the detail read above is
+            # older than "Completed", so read it again (a completed order no longer moves)
+            # rather than call a filled order failed or partial.
+            data = await self._data("GET", f"/v2/order/{quote(order_id, safe='')}")
+            fresh = self._parsed(_parse_order, data)
+            return self._parsed(_parse_order, dict(fresh.raw) | {"status": "Completed"})
         return status
 
     async def _listed_completed(self, order_id: str) -> bool:
