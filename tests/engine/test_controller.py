@@ -452,3 +452,21 @@ async def test_run_bounds_provider_calls_by_the_session_s_call_timeout(tmp_path:
         await controller.stop()
         assert controller.session is not None
         await controller.session.aclose()
+
+
+async def test_policy_files_are_polled_on_the_controller_s_clock(tmp_path: Path) -> None:
+    """The files are polled every `reload_interval` seconds of the injected clock: here an
+    hour of emulated time, which passes only when the test advances it."""
+    rig = Rig(tmp_path, reload_interval=3600.0)
+    async with running(rig) as c:
+        assert c.policy_set is not None
+        before = c.policy_set.revision
+        policies = tmp_path / "policies.yaml"
+        policies.write_text(policies.read_text().replace("threshold: 65k", "threshold: 66k"))
+        for _ in range(20):
+            await asyncio.sleep(0.005)
+        assert c.policy_set.revision == before  # the hour has not passed on the clock
+        rig.clock.advance(3600.0)
+        await until(
+            lambda: c.policy_set is not None and c.policy_set.revision != before, "reloaded"
+        )
