@@ -199,6 +199,7 @@ class Reconciler:
         slots = asyncio.Semaphore(self.quote_concurrency)
 
         now = self.clock.now()
+        self._prune_cache(now)
 
         async def quote(key: QuoteKey) -> Quote | ProviderError:
             kept = self._quotes.get(key)
@@ -240,6 +241,12 @@ class Reconciler:
         for name, sun in zip(names, got[1], strict=True):
             views[name] = replace(views[name], balance_sun=sun)
         return plan(replace(inputs, providers=views), assessments, quotes)
+
+    def _prune_cache(self, now: float) -> None:
+        """Forget quotes and balances too old to be reused: with `target` top-ups every
+        amount is a new quote key, and a sidecar lives for months."""
+        self._quotes = {k: v for k, v in self._quotes.items() if now - v[0] < self.quote_ttl}
+        self._balances = {k: v for k, v in self._balances.items() if now - v[0] < self.quote_ttl}
 
     async def _bounded(self, provider: str, call: Awaitable[_R]) -> _R:
         """A provider read bounded by `call_timeout`; its expiry is a TemporaryError."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.applying import OutcomeKind
+from engine.planning import QuoteKey
 from engine.reconciling import Reconciler
 from engine.store import IntentCreated, NewIntent, OrderPhase
 from policies.loading import SecretMode, load
@@ -125,3 +126,31 @@ async def test_the_cooldown_sees_an_address_s_last_order_behind_many_newer_ones(
     market.advance(120)
     inputs = await rec.inputs({})
     assert inputs.last_order_at == {addr: t0}
+
+
+async def test_quotes_and_balances_too_old_to_reuse_are_forgotten(
+    market: Market, tmp_path: Path
+) -> None:
+    """The pass caches do not grow for the life of a sidecar: an entry older than
+    `quote_ttl` is dropped at the next pass (with `target` top-ups every amount is a new
+    quote key)."""
+    watched = market.watched(2)
+    ps = policy_set(tmp_path, watched, ["p-eopen"])
+    rec = Reconciler(
+        ps, store=market.store, reader=market.reader, providers=market.providers,
+        clock=market.clock, quote_ttl=5.0,
+    )  # fmt: skip
+    await rec.reconcile_once(apply=False)
+    first = set(rec._quotes)
+    assert first and set(rec._balances) == {"p-eopen"}
+    stale = QuoteKey("p-eopen", 123_456, 3600)  # an amount asked once, long ago
+    rec._quotes[stale] = (market.clock.now() - 60, next(iter(rec._quotes.values()))[1])
+    rec._balances["p-gone"] = (market.clock.now() - 60, 1)
+    await rec.reconcile_once(apply=False)  # within the ttl: reused, the stale ones dropped
+    assert set(rec._quotes) == first and set(rec._balances) == {"p-eopen"}
+    market.advance(10)
+    rec.quote_ttl = 0.0  # nothing reusable: nothing kept from one pass to the next
+    await rec.reconcile_once(apply=False)
+    await rec.reconcile_once(apply=False)
+    assert all(at == market.clock.now() for at, _ in rec._quotes.values())
+    assert all(at == market.clock.now() for at, _ in rec._balances.values())
