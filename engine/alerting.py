@@ -229,7 +229,7 @@ class Alerter:
                 await self.check_balances()
             except Exception:
                 log.exception("balance check failed", extra={"event": "alert"})
-            await asyncio.sleep(self.settings.balance_interval)
+            await self.controller.clock.sleep(self.settings.balance_interval)
 
     async def deliver(self, alert: Alert) -> None:
         log.warning(alert.message, extra={"event": "alert", "data": alert.to_json()})

@@ -171,9 +171,11 @@ class Controller(PolicySwaps, LeasedWork, Ensures):
             reader=observer,
             providers=self._wrap(session.pool),
             clock=self.clock,
-            tracking=TrackingSettings(intent_grace=0.0),  # `engine/rounds.py` decides instead
+            # intent grace: `engine/rounds.py` decides instead
+            tracking=TrackingSettings(intent_grace=0.0, call_timeout=session.call_timeout),
             quote_ttl=self.settings.quote_ttl,
             applied_by="energyctl run",
+            call_timeout=session.call_timeout,  # bounded as `apply` and `plan` are
         )
         self.reconciler.tracker.before_move = lambda address: observer.refresh([address])
         if origin == "files":  # a set sent over HTTP stays until the files change

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from engine.chain import EnergySnapshot
+from engine.clock import Clock
 from engine.reconciling import PassResult
 from engine.sharding import NotOwner, ShardLeases
 from engine.swapping import ControllerError
@@ -47,6 +47,7 @@ class Ensures:
     """Ensure requests of a `Controller` (which provides the attributes declared here)."""
 
     settings: ControllerSettings
+    clock: Clock
     session: Session | None
     policy_set: PolicySet | None
     stopping: bool
@@ -85,6 +86,7 @@ class Ensures:
                     energy,
                     wait,
                     poll=self.settings.ensure_poll,
+                    clock=self.clock,
                     stopping=lambda: self.stopping,
                     nudge=lambda: self.wake("ensure-wait"),
                 )
@@ -132,12 +134,14 @@ async def wait_for_energy(
     wait: float,
     *,
     poll: float,
+    clock: Clock,
     stopping: Callable[[], bool],
     nudge: Callable[[], None],
 ) -> dict[str, Any]:
     """Read `address` every `poll` seconds until it has `energy` available, `wait`
-    seconds pass, or the sidecar stops; `nudge()` after each miss (wakes tracking)."""
-    deadline = time.monotonic() + wait
+    seconds pass, or the sidecar stops; `nudge()` after each miss (wakes tracking).
+    Seconds of `clock` time, like the passes' and tracking's."""
+    deadline = clock.now() + wait
     available: int | None = None
     while not stopping():
         try:
@@ -146,10 +150,10 @@ async def wait_for_energy(
             log.debug("ensure read failed", extra={"error": str(exc)})
         if available is not None and available >= energy:
             return {"satisfied": True, "available": available, "timed_out": False}
-        if time.monotonic() >= deadline:
+        if clock.now() >= deadline:
             break
         nudge()
-        await asyncio.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+        await clock.sleep(min(poll, max(0.0, deadline - clock.now())))
     return {"satisfied": False, "available": available, "timed_out": True}
 
 

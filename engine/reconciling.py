@@ -52,7 +52,7 @@ from engine.planning import (
     plan,
     quote_requests,
 )
-from engine.store import BudgetWindow, OrderFilter, OrderRecord, Store, StoreError
+from engine.store import BudgetWindow, OrderRecord, Store, StoreError
 from engine.tracking import SnapshotSource, Tracker, TrackingSettings, TrackResult
 from policies.policyset import PolicySet
 from providers.base import Provider, ProviderError, Quote, QuoteRequest, TemporaryError
@@ -172,10 +172,9 @@ class Reconciler:
         }
         longest = max((p.spec.cooldown or 0 for p in policies), default=0)
         last: dict[str, float] = {}
-        if longest:
-            recent = await self.store.orders(OrderFilter(since=now - longest, limit=10_000))
-            for order in recent:
-                last[order.address] = max(last.get(order.address, 0.0), order.created_at)
+        if longest:  # each address's newest order, however many the window holds
+            newest = await self.store.last_orders(self.policy_set.addresses, since=now - longest)
+            last = {address: order.created_at for address, order in newest.items()}
         return PlanInputs(
             policies=policies,
             observations=observations,
@@ -205,6 +204,7 @@ class Reconciler:
         slots = asyncio.Semaphore(self.quote_concurrency)
 
         now = self.clock.now()
+        self._prune_cache(now)
 
         async def quote(key: QuoteKey) -> Quote | ProviderError:
             kept = self._quotes.get(key)
@@ -246,6 +246,12 @@ class Reconciler:
         for name, sun in zip(names, got[1], strict=True):
             views[name] = replace(views[name], balance_sun=sun)
         return plan(replace(inputs, providers=views), assessments, quotes)
+
+    def _prune_cache(self, now: float) -> None:
+        """Forget quotes and balances too old to be reused: with `target` top-ups every
+        amount is a new quote key, and a sidecar lives for months."""
+        self._quotes = {k: v for k, v in self._quotes.items() if now - v[0] < self.quote_ttl}
+        self._balances = {k: v for k, v in self._balances.items() if now - v[0] < self.quote_ttl}
 
     async def _bounded(self, provider: str, call: Awaitable[_R]) -> _R:
         """A provider read bounded by `call_timeout`; its expiry is a TemporaryError."""

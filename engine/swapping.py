@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from engine.clock import Clock
 from engine.reloading import Loaded, PolicySource
 
 log = logging.getLogger("energyctl.controller")
@@ -28,12 +29,13 @@ class PolicySwaps:
     """Policy changes of a `Controller` (which provides the attributes declared here)."""
 
     source: PolicySource
+    clock: Clock
     fingerprint: str
     reload_errors: tuple[str, ...]
     stopping: bool
     _lock: asyncio.Lock
     _track_lock: asyncio.Lock
-    _reload_every: float  # seconds between polls of the files
+    _reload_every: float  # seconds (clock time) between polls of the files
 
     async def _install(self, loaded: Loaded, origin: str) -> None:
         raise NotImplementedError
@@ -71,7 +73,7 @@ class PolicySwaps:
 
     async def _watch_files(self) -> None:
         while not self.stopping:
-            await asyncio.sleep(self._reload_every)
+            await self.clock.sleep(self._reload_every)
             try:
                 await self.reload()
             except Exception:

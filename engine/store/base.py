@@ -16,7 +16,7 @@ All times come from the Clock the store was opened with; query methods accept an
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Self
 
 from engine.clock import Clock
@@ -180,6 +180,15 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def orders(self, selection: OrderFilter | None = None) -> list[OrderRecord]: ...
+
+    @abc.abstractmethod
+    async def last_orders(
+        self, addresses: Collection[str], since: float | None = None
+    ) -> dict[str, OrderRecord]:
+        """The newest order (by `created_at`, then client order id) of each of `addresses`
+        created at or after `since` (None: ever), by address; an address without one is
+        absent. One indexed lookup per address (`orders_by_address`), however many orders
+        the window holds: the policy cooldowns ask it every pass."""
 
     @abc.abstractmethod
     async def order_history(self, client_order_id: str) -> list[OrderEvent]:

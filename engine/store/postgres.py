@@ -19,7 +19,7 @@ Neighbours: `postgres_orders.py` (order and ledger statements), `migrating.py`
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -232,6 +232,14 @@ class PostgresStore(Store):
     async def orders(self, selection: OrderFilter | None = None) -> list[OrderRecord]:
         chosen = selection or OrderFilter()
         return await self._read(lambda cur: q.orders(cur, chosen))
+
+    async def last_orders(
+        self, addresses: Collection[str], since: float | None = None
+    ) -> dict[str, OrderRecord]:
+        wanted = rows.distinct_addresses(addresses)
+        if not wanted:
+            return {}
+        return rows.by_address(await self._read(lambda cur: q.last_orders(cur, wanted, since)))
 
     async def order_history(self, client_order_id: str) -> list[OrderEvent]:
         return await self._read(lambda cur: q.order_history(cur, client_order_id))

@@ -257,6 +257,20 @@ async def orders(cur: Cursor, selection: OrderFilter) -> list[OrderRecord]:
     return [_order(row) for row in await cur.fetchall()]
 
 
+async def last_orders(cur: Cursor, addresses: list[str], since: float | None) -> list[OrderRecord]:
+    """The newest order of each address (created at or after `since`): one lookup in
+    `orders_by_address` per address."""
+    window = "" if since is None else " AND o.created_at >= %s"  # fixed text only
+    sql = (
+        "SELECT o.* FROM unnest(%s::text[]) AS a(address) CROSS JOIN LATERAL ("  # noqa: S608
+        " SELECT * FROM orders AS o WHERE o.address = a.address" + window +
+        " ORDER BY o.created_at DESC, o.client_order_id DESC LIMIT 1) AS o"
+    )  # fmt: skip
+    params: tuple[Any, ...] = (addresses,) + (() if since is None else (since,))
+    await cur.execute(sql, params)
+    return [_order(row) for row in await cur.fetchall()]
+
+
 async def order_history(cur: Cursor, client_order_id: str) -> list[OrderEvent]:
     await get_order(cur, client_order_id)  # raises OrderNotFoundError
     await cur.execute(

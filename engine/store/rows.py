@@ -6,7 +6,8 @@ so both read rows, validate arguments, refuse over-budget intents and decide wha
 transition writes in exactly the same way:
 
 - rows -> records: `order_from_row`, `event_from_row`, `ledger_entry_from_row` (a JSON
-  column arrives as text from SQLite and already decoded from PostgreSQL: `decode_json`);
+  column arrives as text from SQLite and already decoded from PostgreSQL: `decode_json`),
+  `by_address` (with `distinct_addresses`, for `last_orders`);
 - argument checks: `check_max_open`, `check_budget_scopes`, `check_amounts`, `check_ttl`;
 - intents: `intent_values` (the INSERT's values), `intent_detail`, `over_budget`,
   `open_order_refusal`;
@@ -101,6 +102,16 @@ def ledger_entry_from_row(row: Row) -> LedgerEntry:
         booked_at=row["booked_at"],
         recorded_at=row["recorded_at"],
     )
+
+
+def distinct_addresses(addresses: Iterable[str]) -> list[str]:
+    """The addresses of a `last_orders` question, once each, sorted."""
+    return sorted(set(addresses))
+
+
+def by_address(records: Iterable[OrderRecord]) -> dict[str, OrderRecord]:
+    """`last_orders`' answer: one order per address (the query returns at most one)."""
+    return {record.address: record for record in records}
 
 
 def open_orders_filter(address: str | None) -> OrderFilter:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -214,6 +214,14 @@ class SQLiteStore(Store):
     async def orders(self, selection: OrderFilter | None = None) -> list[OrderRecord]:
         chosen = selection or OrderFilter()
         return await self._read(lambda conn: q.orders(conn, chosen))
+
+    async def last_orders(
+        self, addresses: Collection[str], since: float | None = None
+    ) -> dict[str, OrderRecord]:
+        wanted = rows.distinct_addresses(addresses)
+        if not wanted:
+            return {}
+        return rows.by_address(await self._read(lambda conn: q.last_orders(conn, wanted, since)))
 
     async def order_history(self, client_order_id: str) -> list[OrderEvent]:
         return await self._read(lambda conn: q.order_history(conn, client_order_id))

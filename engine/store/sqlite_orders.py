@@ -219,6 +219,21 @@ def orders(conn: sqlite3.Connection, selection: OrderFilter) -> list[OrderRecord
     return [_order(row) for row in conn.execute(sql, (*params, selection.limit))]
 
 
+def last_orders(
+    conn: sqlite3.Connection, addresses: list[str], since: float | None
+) -> list[OrderRecord]:
+    """The newest order of each address (created at or after `since`): one lookup in
+    `orders_by_address` per address, the addresses passed as one JSON array."""
+    window = "" if since is None else " AND created_at >= ?"  # fixed text only
+    sql = (
+        "SELECT o.* FROM json_each(?) AS a JOIN orders AS o ON o.client_order_id = ("  # noqa: S608
+        " SELECT client_order_id FROM orders WHERE address = a.value" + window +
+        " ORDER BY created_at DESC, client_order_id DESC LIMIT 1)"
+    )  # fmt: skip
+    params: tuple[Any, ...] = (json.dumps(addresses),) + (() if since is None else (since,))
+    return [_order(row) for row in conn.execute(sql, params)]
+
+
 def order_history(conn: sqlite3.Connection, client_order_id: str) -> list[OrderEvent]:
     get_order(conn, client_order_id)  # raises OrderNotFoundError
     return [

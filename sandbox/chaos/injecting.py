@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -151,6 +151,11 @@ class ChaosStore(Store):
 
     async def orders(self, selection: OrderFilter | None = None) -> list[OrderRecord]:
         return await self._do(lambda: self.inner.orders(selection))
+
+    async def last_orders(
+        self, addresses: Collection[str], since: float | None = None
+    ) -> dict[str, OrderRecord]:
+        return await self._do(lambda: self.inner.last_orders(addresses, since))
 
     async def order_history(self, client_order_id: str) -> list[OrderEvent]:
         return await self._do(lambda: self.inner.order_history(client_order_id))

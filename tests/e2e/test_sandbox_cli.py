@@ -49,12 +49,15 @@ def test_world_only_prints_one_json_line_and_serves_it() -> None:
         assert set(described["providers"]) == set(demo.VENDORS)
         assert described["providers"]["itrx"]["credentials"] == demo.CREDENTIALS["itrx"]
         assert described["env"] == demo.env_values()
-        block = httpx.post(node + "/wallet/getnowblock", timeout=10).json()
-        assert block["block_header"]["raw_data"].get("number", 0) >= 0  # 0 is omitted
+        first = httpx.post(node + "/wallet/getnowblock", timeout=10).json()
+        assert re.fullmatch(r"[0-9a-f]{64}", first["blockID"]), first
+        number = first["block_header"]["raw_data"].get("number", 0)  # 0 is omitted
         # real time by default: a request signed with the wall clock is fresh for Mefree
         assert described["clock"]["speed"] == 1.0
         mefree = described["providers"]["mefree"]
         time.sleep(6)  # longer than Mefree's 5 s freshness window would be at 60x
+        later = httpx.post(node + "/wallet/getnowblock", timeout=10).json()
+        assert later["block_header"]["raw_data"].get("number", 0) > number, (first, later)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         secret = mefree["credentials"]["apiSecret"].encode()
         sign = base64.b64encode(

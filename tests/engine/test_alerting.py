@@ -6,6 +6,8 @@ results are built by hand; alerts are delivered to an `httpx.MockTransport`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from types import SimpleNamespace
 from typing import Any
@@ -14,6 +16,7 @@ import httpx
 
 from engine.alerting import Alerter, AlertSettings
 from engine.applying import ActionOutcome, Attempt, OutcomeKind
+from engine.clock import VirtualClock
 from engine.planning import Plan
 from engine.reconciling import PassResult
 from providers.base import ProviderError
@@ -125,3 +128,35 @@ async def test_no_floor_configured_means_no_balance_reads() -> None:
     await _drain(alerter)
     assert posted == []
     await alerter.aclose()
+
+
+async def test_balance_checks_are_timed_on_the_controller_s_clock() -> None:
+    """The balance floor is checked every `balance_interval` seconds of the injected clock
+    (emulated time in tests and simulation), not of the wall clock."""
+    clock = VirtualClock()
+    provider = FakeProvider(10)
+    reads: list[float] = []
+    inner = provider.balance
+
+    async def balance() -> int:
+        reads.append(clock.now())
+        return await inner()
+
+    provider.balance = balance  # type: ignore[method-assign]
+    c = SimpleNamespace(reconciler=SimpleNamespace(providers={"a": provider}), clock=clock)
+    alerter, _ = _alerter(c, balance_floor_sun=100, balance_interval=3600.0)
+    task = asyncio.create_task(alerter.run())
+    try:
+        for _ in range(3):
+            for _ in range(20):
+                await asyncio.sleep(0)
+            clock.advance(3600.0)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        start = 1_767_225_600.0
+        assert reads == [start, start + 3600, start + 7200, start + 10800]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await alerter.aclose()

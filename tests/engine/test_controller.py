@@ -395,3 +395,78 @@ async def test_two_replicas_split_the_addresses_and_refuse_each_other_s_ensures(
         await c.stop()
         assert c.session is not None
         await c.session.aclose()
+
+
+class _Hung:
+    """A provider whose quotes and balance reads never answer (a hung vendor)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def quote(self, request: Any) -> Any:
+        await asyncio.Event().wait()
+
+    async def balance(self) -> int:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_run_bounds_provider_calls_by_the_session_s_call_timeout(tmp_path: Path) -> None:
+    """`energyctl run`'s passes bound each provider call as `apply` and `plan` do: a hung
+    vendor costs a pass the session's call timeout of clock time, not forever."""
+    rig = Rig(tmp_path)
+
+    def session(policy_set: Any) -> Session:
+        made = rig._session(policy_set)
+        made.call_timeout = 5.0
+        return made
+
+    controller = Controller(
+        PolicySource([tmp_path], env=rig.world.env()),
+        clock=rig.clock,
+        session_factory=session,
+        wrap_providers=lambda pool: {name: _Hung(pool[name]) for name in pool},
+    )
+    await controller.start()
+    try:
+        reconciler = controller.reconciler
+        assert reconciler is not None
+        assert reconciler.call_timeout == 5.0
+        assert reconciler.tracker.settings.call_timeout == 5.0
+        rig.world.drain(rig.addresses)
+        assert controller.observer is not None
+        controller.observer.refresh(rig.addresses)
+        task = asyncio.create_task(controller.run_pass())
+        for _ in range(200):  # 10 s of clock time, a little at a time
+            await asyncio.sleep(0.005)
+            rig.clock.advance(0.05)
+            if task.done():
+                break
+        assert task.done(), "a hung vendor stalled the pass beyond the call timeout"
+        result = task.result()
+        assert result is not None and not result.outcomes  # no quote: nothing bought
+    finally:
+        await controller.stop()
+        assert controller.session is not None
+        await controller.session.aclose()
+
+
+async def test_policy_files_are_polled_on_the_controller_s_clock(tmp_path: Path) -> None:
+    """The files are polled every `reload_interval` seconds of the injected clock: here an
+    hour of emulated time, which passes only when the test advances it."""
+    rig = Rig(tmp_path, reload_interval=3600.0)
+    async with running(rig) as c:
+        assert c.policy_set is not None
+        before = c.policy_set.revision
+        policies = tmp_path / "policies.yaml"
+        policies.write_text(policies.read_text().replace("threshold: 65k", "threshold: 66k"))
+        for _ in range(20):
+            await asyncio.sleep(0.005)
+        assert c.policy_set.revision == before  # the hour has not passed on the clock
+        rig.clock.advance(3600.0)
+        await until(
+            lambda: c.policy_set is not None and c.policy_set.revision != before, "reloaded"
+        )

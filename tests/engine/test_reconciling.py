@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from engine.applying import OutcomeKind
+from engine.planning import QuoteKey
 from engine.reconciling import Reconciler
-from engine.store import OrderPhase
+from engine.store import IntentCreated, NewIntent, OrderPhase
 from policies.loading import SecretMode, load
 from policies.policyset import PolicySet
 from tests.engine.market import VENDORS, Market
@@ -25,7 +27,9 @@ async def market(tmp_path: Path) -> AsyncIterator[Market]:
         await m.close()
 
 
-def policy_set(tmp_path: Path, addresses: list[str], providers: list[str]) -> PolicySet:
+def policy_set(
+    tmp_path: Path, addresses: list[str], providers: list[str], extra: str = ""
+) -> PolicySet:
     docs = [
         f"---\napiVersion: energyctl/v1\nkind: Provider\nmetadata: {{name: p-{v}}}\n"
         f"spec: {{type: {v}, apiKey: {{fromEnv: K}}"
@@ -38,7 +42,7 @@ def policy_set(tmp_path: Path, addresses: list[str], providers: list[str]) -> Po
         f"  addresses: [{', '.join(addresses)}]\n  threshold: 65k\n"
         "  topUp: {amount: 70k, duration: 1h}\n"
         f"  providers: [{', '.join(providers)}]\n"
-        "  maxPrice: 120 sun/energy\n  budget: {perDay: 10000 TRX}\n"
+        "  maxPrice: 120 sun/energy\n  budget: {perDay: 10000 TRX}\n" + extra
     )
     path = tmp_path / "policies.yaml"
     path.write_text("".join(docs))
@@ -95,3 +99,58 @@ async def test_an_ambiguous_create_keeps_the_address_held_across_passes(
     later = await rec.reconcile_once(apply=True)
     assert later.outcomes == ()
     assert market.creates("eopen") == 0
+
+
+async def test_the_cooldown_sees_an_address_s_last_order_behind_many_newer_ones(
+    market: Market, tmp_path: Path
+) -> None:
+    """More than 10,000 orders of other addresses in the cooldown window must not hide an
+    address's last order (the cooldown would be skipped and the address bought again)."""
+    [addr] = market.watched(1)
+    rec = reconciler(market, policy_set(tmp_path, [addr], ["p-eopen"], "  cooldown: 1h\n"))
+    t0 = market.clock.now()
+    mine = NewIntent(
+        client_order_id="mine", policy="pol", address=addr, provider="eopen",
+        energy=70_000, duration=3600, reserved_sun=0,
+    )  # fmt: skip
+    assert isinstance(await market.store.create_intent(mine, budgets=[]), IntentCreated)
+    await market.store.transition("mine", OrderPhase.FAILED, error="refused")
+    later = t0 + 60
+    with sqlite3.connect(tmp_path / "engine.db") as conn:  # raw rows: 10,001 intents are slow
+        conn.executemany(
+            "INSERT INTO orders (client_order_id, policy, address, provider, energy, duration,"
+            " phase, reserved_sun, created_at, updated_at)"
+            " VALUES (?, 'other', ?, 'eopen', 70000, 3600, 'failed', 0, ?, ?)",
+            [(f"other-{n}", f"T{n:033d}", later, later) for n in range(10_001)],
+        )
+    market.advance(120)
+    inputs = await rec.inputs({})
+    assert inputs.last_order_at == {addr: t0}
+
+
+async def test_quotes_and_balances_too_old_to_reuse_are_forgotten(
+    market: Market, tmp_path: Path
+) -> None:
+    """The pass caches do not grow for the life of a sidecar: an entry older than
+    `quote_ttl` is dropped at the next pass (with `target` top-ups every amount is a new
+    quote key)."""
+    watched = market.watched(2)
+    ps = policy_set(tmp_path, watched, ["p-eopen"])
+    rec = Reconciler(
+        ps, store=market.store, reader=market.reader, providers=market.providers,
+        clock=market.clock, quote_ttl=5.0,
+    )  # fmt: skip
+    await rec.reconcile_once(apply=False)
+    first = set(rec._quotes)
+    assert first and set(rec._balances) == {"p-eopen"}
+    stale = QuoteKey("p-eopen", 123_456, 3600)  # an amount asked once, long ago
+    rec._quotes[stale] = (market.clock.now() - 60, next(iter(rec._quotes.values()))[1])
+    rec._balances["p-gone"] = (market.clock.now() - 60, 1)
+    await rec.reconcile_once(apply=False)  # within the ttl: reused, the stale ones dropped
+    assert set(rec._quotes) == first and set(rec._balances) == {"p-eopen"}
+    market.advance(10)
+    rec.quote_ttl = 0.0  # nothing reusable: nothing kept from one pass to the next
+    await rec.reconcile_once(apply=False)
+    await rec.reconcile_once(apply=False)
+    assert all(at == market.clock.now() for at, _ in rec._quotes.values())
+    assert all(at == market.clock.now() for at, _ in rec._balances.values())

@@ -223,3 +223,24 @@ async def test_client_side_rate_limit_is_15_per_second() -> None:
     vclock.advance(1.0)
     assert await asyncio.gather(*tasks) == [306773887] * 20
     assert len(rec.requests) == 20
+
+
+async def test_an_order_filled_between_the_detail_and_the_list_read_is_delegated(
+    clock: RecordingClock,
+) -> None:
+    """The detail view says 0 % filled; by the time the list is read the order has filled
+    and is listed Completed. Merging the two reads called a delivered order failed (the
+    engine then released its money and would buy again); the adapter reads it again."""
+    filled = load("tronsave", "order_details.response.json")
+    pending = {**filled, "data": filled["data"] | {"fulfilledPercent": 0, "delegates": []}}
+    order_id = filled["data"]["id"]
+    listed = {"error": False, "message": "Success", "data": {"data": [{"id": order_id}]}}
+    rec = Recorder(reply(200, pending), reply(200, listed), reply(200, filled))
+    receipt = Receipt(
+        provider="ts", client_order_id="c", provider_order_id=order_id,
+        receiver=RECEIVER, energy=32000, duration=300,
+    )  # fmt: skip
+    status = await provider(rec, clock).status(receipt)
+    assert (status.state, status.delegated_energy) == (OrderState.DELEGATED, 32000)
+    detail = f"/v2/order/{order_id}"
+    assert [r.url.path for r in rec.requests] == [detail, "/v2/orders", detail]

@@ -282,3 +282,41 @@ async def test_an_intent_survives_a_store_that_was_never_closed(
         assert (found.client_order_id, found.phase, found.reserved_sun) == (oid, P.INTENT, 42)
     finally:
         await replica.close()
+
+
+async def test_last_orders_gives_each_address_its_newest_order(
+    store: Store, clock: VirtualClock
+) -> None:
+    third = "TJCnKsPa7y5okkXvQAidZBzqx3QyQ6sxMW"
+    first = await created(store)
+    await store.transition(first, P.FAILED, error="refused")
+    clock.advance(10)
+    other = await created(store, address=OTHER)
+    clock.advance(10)
+    second = await created(store)
+    await store.transition(second, P.FAILED, error="refused")
+    tied = await created(store, client_order_id="zz-newest-of-a-tie")  # same time: id decides
+    got = await store.last_orders([ADDRESS, OTHER, third, ADDRESS])
+    assert {a: o.client_order_id for a, o in got.items()} == {ADDRESS: tied, OTHER: other}
+    assert got[ADDRESS] == await store.get_order(tied)
+    since = await store.last_orders([ADDRESS, OTHER], since=START + 15)
+    assert {a: o.client_order_id for a, o in since.items()} == {ADDRESS: tied}
+    assert await store.last_orders([ADDRESS], since=START + 21) == {}
+    assert await store.last_orders([]) == {}
+    assert second < tied and first != tied
+
+
+async def test_last_orders_sees_an_address_behind_many_newer_orders(
+    store: Store, backend: Backend, clock: VirtualClock
+) -> None:
+    mine = await created(store)
+    backend.rows(  # 10,001 newer orders of other addresses, straight into the table
+        "INSERT INTO orders (client_order_id, policy, address, provider, energy, duration,"
+        " phase, reserved_sun, created_at, updated_at)"
+        " WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 10001)"
+        f" SELECT 'bulk-' || n, 'payouts', 'T' || n, 'itrx', 1, 1, 'failed', 0, {START + 1},"
+        f" {START + 1} FROM s"
+    )
+    clock.advance(5)
+    got = await store.last_orders([ADDRESS, "T7"], since=START)
+    assert {a: o.client_order_id for a, o in got.items()} == {ADDRESS: mine, "T7": "bulk-7"}

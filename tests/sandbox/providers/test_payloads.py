@@ -12,7 +12,6 @@ import json
 from typing import Any
 
 import httpx
-import pytest
 
 from engine.clock import VirtualClock
 from sandbox.providers.base import RecordingDelegator
@@ -24,9 +23,14 @@ from tests.sandbox.providers import shapes
 from tests.sandbox.providers.conftest import RECEIVER
 from tests.sandbox.providers.test_mefree import Client as MefreeClient
 
-pytestmark = pytest.mark.skipif(
-    not shapes.PAYLOADS.is_dir(), reason="pinned payloads not present in this checkout"
-)
+VENDORS = ("eopen", "itrx", "mefree", "tronsave")
+
+
+def test_the_pinned_payloads_are_where_the_shape_checks_read_them() -> None:
+    """A moved or missing payload directory fails here (it used to skip every check)."""
+    assert shapes.PAYLOADS.is_dir(), f"no pinned payloads at {shapes.PAYLOADS}"
+    for vendor in VENDORS:
+        assert sorted((shapes.PAYLOADS / vendor).glob("*.json")), f"no {vendor} payloads"
 
 
 def same_shape(actual: Any, vendor: str, name: str) -> None:

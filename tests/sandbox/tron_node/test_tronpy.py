@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -118,14 +117,11 @@ def test_rejected_key_gets_tronpys_rate_limit_path(
             plain.get_account(USER)
 
 
-async def test_injected_latency_overlaps_concurrent_requests(busy: ChainState) -> None:
-    latency, n = 0.3, 8
-    with TronNode.start(busy, latency=latency) as node:
+async def test_concurrent_reads_through_injected_latency_agree(busy: ChainState) -> None:
+    """Reads through the node's injected latency all answer, and agree. That they overlap
+    (a timing) is measured by bench/tronpy_read.py, not asserted here."""
+    n = 8
+    with TronNode.start(busy, latency=0.05) as node:
         async with AsyncTron(AsyncHTTPProvider(node.url)) as tron:
-            await tron.get_latest_block_number()  # connect first
-            started = time.perf_counter()
             energies = await asyncio.gather(*(tron.get_energy(USER) for _ in range(n)))
-            elapsed = time.perf_counter() - started
-    assert len(set(energies)) == 1
-    assert elapsed >= latency  # the delay is applied
-    assert elapsed < n * latency / 2  # and awaited, not slept: the requests overlap
+    assert energies == [expected_energy(busy)] * n
