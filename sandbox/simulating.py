@@ -39,6 +39,8 @@ from policies.policyset import PolicySet
 from providers.base import ProviderError, QuoteRequest
 from providers.http import NO_WAIT
 from sandbox import demo
+from sandbox.market import catalogue
+from sandbox.optimum import Optimum, optimum, stake_eps
 from sandbox.reporting import Floor, build_report, order_cost
 from sandbox.state_reader import StateReader
 from sandbox.tron_node.accounts import to_hex
@@ -80,6 +82,7 @@ class SimulationResult:
     energy_series: dict[str, list[int]] = field(default_factory=dict)
     spent_series: list[int] = field(default_factory=list)
     burned_series: list[int] = field(default_factory=list)
+    optimum: Optimum | None = None
 
     def report(self) -> dict[str, Any]:
         return build_report(
@@ -88,6 +91,8 @@ class SimulationResult:
             transfers=self.transfers,
             floor=self.floor,
             energy_fee=self.energy_fee,
+            optimum=self.optimum,
+            ended_at=self.ended_at,
             extra={"days": round((self.ended_at - self.started_at) / DAY, 4),
                    "passes": self.passes},
         )  # fmt: skip
@@ -153,6 +158,8 @@ async def simulate(
     sample: float = 600.0,
     name: str | None = None,
     progress: Callable[[float], None] | None = None,
+    with_optimum: bool = True,
+    milp_time_limit: float | None = 1.0,
 ) -> SimulationResult:
     """Run one policy set over `days` of emulated traffic; see the module docstring."""
     policy_set = load_for_simulation(paths)
@@ -194,6 +201,16 @@ async def simulate(
                 progress=progress,
             )  # fmt: skip
             result.orders = await store.orders(OrderFilter(limit=10_000))
+            if with_optimum:
+                chain = world.chain
+                per_trx = chain.params.total_energy_limit / max(1, chain.total_energy_weight)
+                result.optimum = optimum(
+                    result.transfers,
+                    catalogue(world, max_days=int(days) + 2),
+                    energy_fee=result.energy_fee,
+                    eps=stake_eps(per_trx),
+                    milp_time_limit=milp_time_limit,
+                )
         finally:
             await pool.aclose()
             await reader.aclose()

@@ -1,0 +1,418 @@
+"""The hindsight optimum: the least a finished simulation's workload could have cost.
+
+Given every transfer of a run (its time, sender and the energy it consumed), the chain's burn
+price (`getEnergyFee`, read from the emulated node) and the market's catalogue
+(`sandbox/market.py`: every vendor, duration, unit price and smallest order), `optimum()`
+solves one linear program per address with SciPy's HiGHS interface (`scipy.optimize.linprog`
+and `milp`) and returns:
+
+- `lower_bound_sun`: the LP relaxation's optimum, a **proven lower bound**: no policy, on
+  any vendor, can serve the workload for less on the emulated chain (argument below);
+- `milp_sun`: the same program with each vendor's order minimum as an integer condition
+  (an order is 0 or at least the minimum), where HiGHS proves it optimal within
+  `milp_time_limit` seconds per address; None otherwise. It is also a lower bound, tighter.
+
+## The program (per address)
+
+Transfers j = 0..n-1 at times t_j each consume E_j energy. Variables: b_j >= 0, the energy
+burned by transfer j (cost: burn price x b_j); x_{k,o} >= 0, energy rented under offer o
+(vendor, duration d) "placed at candidate k"; c_{j,s} >= 0, usage that rentals ending in
+hour-slot s took away, as seen by transfer j. The energy drawn from the pool is
+p_j = E_j - b_j, and the usage left at t_j by earlier draws is
+U_j = sum_{i<j} p_i * rho(t_j - t_i) with rho(delta) = max(0, 1 - (delta + 6 s)/24 h).
+A rental (k, o) is active for transfers i >= k with t_i <= t_k + d + margin. For each j:
+
+    p_j + U_j - sum_s c_{j,s} <= (1 + eps) * sum_{active (k,o)} x_{k,o}       (capacity)
+    c_{j,s} <= (1 + eps) * sum_{(k,o) ending in slot s} x_{k,o}               (what ended)
+    c_{j,s} <= sum_{i<j, t_i < end of slot s} p_i * rho(t_j - t_i)          (usage it had)
+
+for slots s starting at or before t_j. Cost: sum of burn price x b_j + price(o, t_k) x x_{k,o}.
+
+## Why it is a relaxation of the emulated chain
+
+Take any run of the simulator and map it into the program; the map never costs more:
+
+- **Rentals.** An order delivered in (t_{k-1}, t_k] (before the first transfer: k = 0) of
+  duration d maps to candidate k: the program treats it as present from t_{k-1} on (earlier
+  than the chain) until t_k + d + margin, `margin` (600 s) covering the delivery delay and
+  the emulators' expiry tick (later than the chain). An order for which no transfer comes is
+  dropped (it only costs). Its price is the catalogue's lowest for that vendor and duration
+  at t_k (TronSave: the SLOW price, the lowest it accepts); amounts are continuous and
+  minimums ignored in the LP (the MILP keeps them). The node sizes a delegation in whole TRX
+  of stake, so the receiver may gain a little more than it paid for: `eps` (energy per TRX
+  of stake / 10,000) gives every rental that extra. Longer offers than `max_days` are
+  represented by the cheapest offer at least as long (`effective` costs are made monotone).
+- **Burns.** The chain burns exactly the fee per missing energy (`pay_energy`): b_j.
+- **Recovery.** The chain decays usage linearly over a 24 h window of 3-s slots; the
+  program lets each draw recover independently and 6 s early (the slot rounding). java-tron
+  merges windows (a draw made while older usage is recovering gets the usage-weighted
+  average of the remaining windows, `model.increase_v2`): the merged usage is linear where
+  the independent sum is convex, starts equal and has the same area, so it lies above the
+  independent sum first and can fall below it only late in the tail. With transfers of
+  64-130k energy and pools of their size that tail is a few minutes of a 24 h window; the
+  property test (tests/sandbox/test_optimum.py) runs random workloads against random
+  policies and checks that no run costs less than the bound.
+- **Delegations that end.** When the chain reclaims a delegation it moves the receiver's
+  used energy away in proportion to the stake, at most that stake's energy
+  (`model.undelegate_transfer`). The program lets every rental ending in slot s take away
+  up to its amount of the usage made before the end of that slot, at every later transfer:
+  at least what the chain removes. A rental still counted active while the chain has already
+  reclaimed it only adds capacity.
+
+Everything is solved in units of 1,000 energy and TRX, and the reported bound is rounded
+down. Neighbours: `sandbox/simulating.py` (runs), `sandbox/reporting.py` (the report).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.sparse import coo_matrix
+
+from sandbox.market import Offer
+
+WINDOW = 86_400.0
+SLOT_ROUNDING = 6.0  # seconds of recovery granted early (two 3-s slots)
+MARGIN = 600.0  # delivery delay and expiry tick, granted to every rental
+UNIT = 1000.0  # energy per program unit
+TRX = 1_000_000
+
+
+class TransferLike(Protocol):
+    @property
+    def at(self) -> float: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def energy_total(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Rental:
+    vendor: str
+    duration: int
+    at: float
+    energy: float
+    cost_sun: float
+
+
+@dataclass(slots=True)
+class AddressOptimum:
+    address: str
+    transfers: int
+    lower_bound_sun: int
+    milp_sun: int | None
+    lp_seconds: float
+    rentals: list[Rental] = field(default_factory=list)  # the LP's plan (for the chart)
+    burns: list[tuple[float, float]] = field(default_factory=list)  # (time, sun) in the plan
+
+
+@dataclass(slots=True)
+class Optimum:
+    energy_fee: int
+    addresses: dict[str, AddressOptimum]
+    seconds: float
+
+    @property
+    def lower_bound_sun(self) -> int:
+        return sum(a.lower_bound_sun for a in self.addresses.values())
+
+    @property
+    def milp_sun(self) -> int | None:
+        values = [a.milp_sun for a in self.addresses.values()]
+        return None if any(v is None for v in values) else sum(v or 0 for v in values)
+
+    def cumulative(self, times: Sequence[float]) -> list[int]:
+        """The LP plan's cumulative cost (rentals when placed, burns when made) at `times`."""
+        events: list[tuple[float, float]] = []
+        for a in self.addresses.values():
+            events += [(r.at, r.cost_sun) for r in a.rentals] + a.burns
+        events.sort()
+        out, total, i = [], 0.0, 0
+        for t in times:
+            while i < len(events) and events[i][0] <= t:
+                total += events[i][1]
+                i += 1
+            out.append(int(total))
+        return out
+
+
+def _rho(delta: float) -> float:
+    return max(0.0, 1.0 - (delta + SLOT_ROUNDING) / WINDOW)
+
+
+def effective_offers(offers: Iterable[Offer], horizon: float) -> list[Offer]:
+    """Offers useful within `horizon` seconds, each priced as the cheapest at least as long.
+
+    Per vendor, an offer longer than the horizon serves no more than the shortest one that
+    outlasts it; an offer's cost becomes the lowest of any offer of that vendor at least as
+    long (what a buyer would pay by buying the longer one). With `per_duration`, only the
+    cheapest vendor per duration is kept (the LP ignores minimums, so the rest cannot help).
+    """
+    by_vendor: dict[str, list[Offer]] = {}
+    for offer in offers:
+        by_vendor.setdefault(offer.vendor, []).append(offer)
+    out: list[Offer] = []
+    for vendor_offers in by_vendor.values():
+        vendor_offers.sort(key=lambda o: o.duration)
+        best = math.inf
+        priced: list[Offer] = []
+        for offer in reversed(vendor_offers):
+            best = min(best, offer.unit_cost_sun)
+            priced.append(Offer(offer.vendor, offer.duration, best, offer.min_amount))
+        priced.reverse()
+        kept: list[Offer] = []
+        for offer in priced:
+            kept.append(offer)
+            if offer.duration >= horizon:
+                break
+        out += kept
+    return out
+
+
+def _cheapest_per_duration(offers: Sequence[Offer]) -> list[Offer]:
+    best: dict[int, Offer] = {}
+    for offer in offers:
+        if offer.duration not in best or offer.unit_cost_sun < best[offer.duration].unit_cost_sun:
+            best[offer.duration] = offer
+    return [best[d] for d in sorted(best)]
+
+
+def solve_address(
+    address: str,
+    times: Sequence[float],
+    energies: Sequence[int],
+    offers: Sequence[Offer],
+    *,
+    energy_fee: int,
+    eps: float = 0.0,
+    milp_time_limit: float | None = 5.0,
+) -> AddressOptimum:
+    """The program of the module docstring for one address's transfers (sorted by time)."""
+    started = time.perf_counter()
+    n = len(times)
+    if n == 0:
+        return AddressOptimum(address, 0, 0, 0, 0.0)
+    horizon = times[-1] - times[0] + 1.0
+    usable = effective_offers(offers, horizon)
+    lp_offers = _cheapest_per_duration(usable)
+    lower, _, plan, burned = _solve(times, energies, lp_offers, energy_fee, eps, integer=False)
+    milp_value: int | None = None
+    if milp_time_limit is not None and milp_time_limit > 0:
+        value, _, _, _ = _solve(
+            times, energies, usable, energy_fee, eps, integer=True, time_limit=milp_time_limit
+        )
+        milp_value = None if value is None else max(int(value), int(lower or 0))
+    bound = 0 if lower is None else math.floor(lower * (1 - 1e-7))
+    rentals = [
+        Rental(o.vendor, o.duration, at, amount * UNIT, amount * UNIT * o.cost(at))
+        for (at, o, amount) in plan
+    ]
+    burns = [(times[j], b * UNIT * energy_fee) for j, b in enumerate(burned) if b > 1e-9]
+    return AddressOptimum(
+        address, n, bound, milp_value, time.perf_counter() - started, rentals, burns
+    )
+
+
+def _solve(
+    times: Sequence[float],
+    energies: Sequence[int],
+    offers: Sequence[Offer],
+    energy_fee: int,
+    eps: float,
+    *,
+    integer: bool,
+    time_limit: float | None = None,
+) -> tuple[float | None, Any, list[tuple[float, Offer, float]], list[float]]:
+    n = len(times)
+    t = np.asarray(times, dtype=float)
+    need = np.asarray(energies, dtype=float) / UNIT
+    # rentals: (candidate k, offer o) -> column; active over transfers k..last(k, o)
+    x_cols: list[tuple[int, Offer, int]] = []  # (k, offer, last index covered)
+    for k in range(n):
+        for offer in offers:
+            end = t[k] + offer.duration + MARGIN
+            last = int(np.searchsorted(t, end, side="right")) - 1
+            x_cols.append((k, offer, last))
+    nb = n
+    nx = len(x_cols)
+    ending: dict[int, list[int]] = {}  # last index covered -> rental columns
+    for col, (_, _, last) in enumerate(x_cols):
+        if last < n - 1:
+            ending.setdefault(last, []).append(col)
+    # cumulative credits C_{j,L}: usage of draws 0..L that rentals covering at most L took
+    # away, as seen by transfer j > L (only L whose draws still hold usage at t_j)
+    c_cols: list[tuple[int, int]] = []
+    for j in range(n):
+        for last in sorted(ending):
+            if last < j and t[j] - t[last] < WINDOW:
+                c_cols.append((j, last))
+    nc = len(c_cols)
+    nvar = nb + nx + nc
+    cost = np.zeros(nvar)
+    cost[:nb] = energy_fee * UNIT / TRX
+    for col, (k, offer, _) in enumerate(x_cols):
+        cost[nb + col] = offer.cost(t[k]) * UNIT / TRX
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    upper: list[float] = []
+    r = 0
+
+    def put(row: int, col: int, value: float) -> None:
+        rows.append(row)
+        cols.append(col)
+        vals.append(value)
+
+    # recovery factors of earlier draws, per transfer (latest first)
+    earlier: list[list[tuple[int, float]]] = []
+    for j in range(n):
+        items = []
+        i = j - 1
+        while i >= 0 and t[j] - t[i] < WINDOW:
+            items.append((i, _rho(t[j] - t[i])))
+            i -= 1
+        earlier.append(items)
+    active: list[list[int]] = [[] for _ in range(n)]
+    for col, (k, _, last) in enumerate(x_cols):
+        for i in range(k, last + 1):
+            active[i].append(col)
+    credits_of: list[list[int]] = [[] for _ in range(n)]  # c columns of j, by increasing L
+    for col, (j, _) in enumerate(c_cols):
+        credits_of[j].append(col)
+    # capacity: (E_j - b_j) + sum rho (E_i - b_i) - C_{j,max L} - (1+eps) sum x <= 0
+    for j in range(n):
+        const = need[j] + sum(need[i] * f for i, f in earlier[j])
+        put(r, j, -1.0)
+        for i, f in earlier[j]:
+            put(r, i, -f)
+        if credits_of[j]:
+            put(r, nb + nx + credits_of[j][-1], -1.0)
+        for col in active[j]:
+            put(r, nb + col, -(1.0 + eps))
+        upper.append(-const)
+        r += 1
+    for j in range(n):
+        previous: int | None = None
+        for col in credits_of[j]:
+            last = c_cols[col][1]
+            here = nb + nx + col
+            # 0 <= C_{j,L} - C_{j,L'} <= (1+eps) * rentals covering at most L (L' < L)
+            put(r, here, 1.0)
+            if previous is not None:
+                put(r, previous, -1.0)
+            for xc in ending[last]:
+                put(r, nb + xc, -(1.0 + eps))
+            upper.append(0.0)
+            r += 1
+            if previous is not None:
+                put(r, previous, 1.0)
+                put(r, here, -1.0)
+                upper.append(0.0)
+                r += 1
+            # C_{j,L} <= sum_{i <= L} rho (E_i - b_i)
+            const = 0.0
+            put(r, here, 1.0)
+            for i, f in earlier[j]:
+                if i <= last:
+                    const += need[i] * f
+                    put(r, i, f)
+            upper.append(const)
+            r += 1
+            previous = here
+    matrix = coo_matrix((vals, (rows, cols)), shape=(r, nvar)).tocsr()
+    lb = np.zeros(nvar)
+    ub = np.full(nvar, np.inf)
+    ub[:nb] = need
+    if not integer:
+        bounds = list(zip(lb, ub, strict=True))
+        res = linprog(cost, A_ub=matrix, b_ub=np.asarray(upper), bounds=bounds, method="highs")
+        if res.status != 0:
+            return None, res, [], []
+        xs = res.x
+        plan = [(float(t[k]), offer, float(xs[nb + col]))
+                for col, (k, offer, _) in enumerate(x_cols) if xs[nb + col] > 1e-9]  # fmt: skip
+        return float(res.fun) * TRX, res, plan, [float(v) for v in xs[:nb]]
+    # MILP: each rental column gets a binary "ordered" z with min <= x <= big * z
+    big = float(need.sum()) * 2 + 1
+    nz = nx
+    total = nvar + nz
+    cost2 = np.concatenate([cost, np.zeros(nz)])
+    link_rows, link_cols, link_vals, link_lo, link_hi = [], [], [], [], []
+    for col, (_, offer, _) in enumerate(x_cols):
+        a, b = 2 * col, 2 * col + 1
+        link_rows += [a, a, b, b]
+        link_cols += [nb + col, nvar + col, nb + col, nvar + col]
+        link_vals += [1.0, -offer.min_amount / UNIT, 1.0, -big]
+        link_lo += [0.0, -np.inf]
+        link_hi += [np.inf, 0.0]
+    links = coo_matrix((link_vals, (link_rows, link_cols)), shape=(2 * nz, total)).tocsr()
+    main = coo_matrix(matrix)
+    main = coo_matrix((main.data, (main.row, main.col)), shape=(r, total)).tocsr()
+    integrality = np.concatenate([np.zeros(nvar), np.ones(nz)])
+    res = milp(
+        cost2,
+        constraints=[
+            LinearConstraint(main, -np.inf, np.asarray(upper)),
+            LinearConstraint(links, np.asarray(link_lo), np.asarray(link_hi)),
+        ],
+        integrality=integrality,
+        bounds=Bounds(np.concatenate([lb, np.zeros(nz)]), np.concatenate([ub, np.ones(nz)])),
+        options={"time_limit": time_limit, "disp": False},
+    )
+    if res.status != 0 or res.x is None:
+        return None, res, [], []
+    return float(res.fun) * TRX, res, [], []
+
+
+def optimum(
+    transfers: Iterable[TransferLike],
+    offers: Sequence[Offer],
+    *,
+    energy_fee: int,
+    eps: float = 0.0,
+    milp_time_limit: float | None = 1.0,
+    milp_budget: float = 10.0,
+) -> Optimum:
+    """The hindsight optimum of a run, per address (see the module docstring).
+
+    `milp_budget` (seconds) caps the time all addresses' MILPs may take together; addresses
+    past it get `milp_sun=None`.
+    """
+    started = time.perf_counter()
+    per: dict[str, list[TransferLike]] = {}
+    for record in transfers:
+        per.setdefault(record.sender, []).append(record)
+    result: dict[str, AddressOptimum] = {}
+    for address in sorted(per):
+        items = sorted(per[address], key=lambda r: r.at)
+        left = milp_budget - (time.perf_counter() - started)
+        limit = None if milp_time_limit is None or left <= 0 else min(milp_time_limit, left)
+        solved = solve_address(
+            address, [r.at for r in items], [r.energy_total for r in items], offers,
+            energy_fee=energy_fee, eps=eps, milp_time_limit=limit,
+        )  # fmt: skip
+        result[address] = solved
+    return Optimum(energy_fee, result, time.perf_counter() - started)
+
+
+def stake_eps(energy_per_trx: float) -> float:
+    """`eps` of the module docstring: the extra a whole-TRX delegation may give, per unit."""
+    return energy_per_trx / 10_000
+
+
+def summary(opt: Optimum) -> Mapping[str, Any]:
+    return {
+        "lower_bound_sun": opt.lower_bound_sun,
+        "milp_sun": opt.milp_sun,
+        "seconds": round(opt.seconds, 3),
+    }
+
+
+__all__ = ["AddressOptimum", "Optimum", "Rental", "effective_offers", "optimum", "solve_address"]
