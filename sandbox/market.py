@@ -61,8 +61,9 @@ def catalogue(world: World, *, max_days: int = 30) -> list[Offer]:
             offers += [Offer(vendor, n * DAY, q.unit_price(n) * n, minimum) for n in days]
         elif isinstance(emulator, EopenEmulator):
             table = emulator.prices
-            offers += [Offer(vendor, seconds, table.unit(period), EOPEN_MIN)
-                       for period, seconds in EOPEN_PERIODS.items() if seconds <= max_days * DAY]  # fmt: skip
+            for period, seconds in EOPEN_PERIODS.items():
+                if seconds <= max_days * DAY:
+                    offers.append(Offer(vendor, seconds, table.unit(period), EOPEN_MIN))
         elif isinstance(emulator, TronSaveEmulator):
             t = emulator.prices
             minimum = int(world.readings.number("tronsave", "minimum"))
