@@ -9,9 +9,10 @@
   cheapest unit price on offer for the shortest duration; not a bound) and spent / floor,
   and the hindsight optimum (`sandbox/optimum.py`): its proven lower bound, the MILP plan's
   cost where solved, and cost over optimum = (spent + burned) / lower bound. Energy wasted
-  is bought energy that ended unused: per address, the energy its rentals delivered
-  (each rental's amount, plus what it recovered while it lasted) minus the energy drawn from
-  the pool, never below 0 (`wasted_energy`).
+  is bought energy that ended unused, counting recovery: per address, what its rentals could
+  have served (`energy_capacity`: each rental's amount times 1 + its duration / 24 h, since
+  used energy recovers linearly over 24 h) minus the energy transfers drew from the pool,
+  never below 0 (`wasted_energy`; `wasted_share` = wasted / capacity).
 - `write_chart(result, path)`: energy per address over time with each threshold and every
   top-up marked; cumulative spend and burn, their sum and the optimal plan's cumulative
   cost (matplotlib, Agg backend: no display needed).
@@ -142,9 +143,11 @@ def build_report(
             "floor_trx": _trx(floor_sun),
         },
         "spent_over_floor": round(float(spent / floor_sun), 4) if floor_sun else None,
-        "wasted_energy": wasted_energy(orders, transfers, ended_at),
     }
-    report["wasted_share"] = round(report["wasted_energy"] / bought, 4) if bought else 0.0
+    capacity, wasted = wasted_energy(orders, transfers, ended_at)
+    report["energy_capacity"] = capacity
+    report["wasted_energy"] = wasted
+    report["wasted_share"] = round(wasted / capacity, 4) if capacity else 0.0
     if optimum is not None:
         bound = optimum.lower_bound_sun
         plan = optimum.milp_sun
@@ -257,8 +260,8 @@ def write_chart(result: Any, path: Path) -> Path:
 
 def wasted_energy(
     orders: Sequence[OrderRecord], transfers: Sequence[Any], ended_at: float | None
-) -> int:
-    """Bought energy that ended unused (see the module docstring), summed over addresses.
+) -> tuple[int, int]:
+    """(capacity, wasted): bought energy that ended unused (module docstring), all addresses.
 
     A rental of E energy lasting d seconds can serve up to E x (1 + d / 24 h) in the chain's
     24 h linear recovery (for rentals still running at the end, d is the part that ran); per
@@ -279,7 +282,8 @@ def wasted_energy(
     used: dict[str, int] = {}
     for record in transfers:
         used[record.sender] = used.get(record.sender, 0) + record.energy_used
-    return int(sum(max(0.0, cap - used.get(a, 0)) for a, cap in capacity.items()))
+    wasted = sum(max(0.0, cap - used.get(a, 0)) for a, cap in capacity.items())
+    return int(sum(capacity.values())), int(wasted)
 
 
 __all__ = [
