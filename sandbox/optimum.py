@@ -36,12 +36,15 @@ Take any run of the simulator and map it into the program; the map never costs m
   duration d maps to candidate k: the program treats it as present from t_{k-1} on (earlier
   than the chain) until t_k + d + margin, `margin` (600 s) covering the delivery delay and
   the emulators' expiry tick (later than the chain). An order for which no transfer comes is
-  dropped (it only costs). Its price is the catalogue's lowest for that vendor and duration
-  at t_k (TronSave: the SLOW price, the lowest it accepts); amounts are continuous and
+  dropped (it only costs). Its price is the lowest that vendor asked for that duration or
+  any longer one (`PriceBook.lowest`) at any time it could have been placed: from
+  t_{k-1} - 2 x margin (k = 0: the run's start) to t_k, so a price drift cannot make the
+  program pay more than the engine did (TronSave: the SLOW price, the lowest it accepts);
+  amounts are continuous and
   minimums ignored in the LP (the MILP keeps them). The node sizes a delegation in whole TRX
   of stake, so the receiver may gain a little more than it paid for: `eps` (energy per TRX
-  of stake / 10,000) gives every rental that extra. Longer offers than `max_days` are
-  represented by the cheapest offer at least as long (`effective` costs are made monotone).
+  of stake / 10,000) gives every rental that extra. Durations stop at the first one that
+  outlasts the workload (`rental_types`); a longer order serves no more.
 - **Burns.** The chain burns exactly the fee per missing energy (`pay_energy`): b_j.
 - **Recovery.** The chain decays usage linearly over a 24 h window of 3-s slots; the
   program lets each draw recover independently and 6 s early (the slot rounding). java-tron
@@ -75,7 +78,7 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from scipy.sparse import coo_matrix
 
-from sandbox.market import Offer
+from sandbox.market import Offer, PriceBook
 
 WINDOW = 86_400.0
 SLOT_ROUNDING = 6.0  # seconds of recovery granted early (two 3-s slots)
@@ -147,72 +150,85 @@ def _rho(delta: float) -> float:
     return max(0.0, 1.0 - (delta + SLOT_ROUNDING) / WINDOW)
 
 
-def effective_offers(offers: Iterable[Offer], horizon: float) -> list[Offer]:
-    """Offers useful within `horizon` seconds, each priced as the cheapest at least as long.
+@dataclass(frozen=True, slots=True)
+class _Type:
+    vendor: str  # "" in the LP: the cheapest vendor at each time
+    duration: int
+    min_amount: int
+
+
+def rental_types(offers: Iterable[Offer], horizon: float) -> tuple[list[_Type], list[_Type]]:
+    """(LP types, MILP types): the durations useful within `horizon` seconds.
 
     Per vendor, an offer longer than the horizon serves no more than the shortest one that
-    outlasts it; an offer's cost becomes the lowest of any offer of that vendor at least as
-    long (what a buyer would pay by buying the longer one). With `per_duration`, only the
-    cheapest vendor per duration is kept (the LP ignores minimums, so the rest cannot help).
+    outlasts it, so durations stop there; each type is priced as the vendor's cheapest offer
+    at least as long (`PriceBook.lowest`). The LP ignores minimums, so it needs one type
+    per duration (priced at the cheapest vendor); the MILP keeps one per vendor.
     """
     by_vendor: dict[str, list[Offer]] = {}
     for offer in offers:
         by_vendor.setdefault(offer.vendor, []).append(offer)
-    out: list[Offer] = []
-    for vendor_offers in by_vendor.values():
-        vendor_offers.sort(key=lambda o: o.duration)
-        best = math.inf
-        priced: list[Offer] = []
-        for offer in reversed(vendor_offers):
-            best = min(best, offer.unit_cost_sun)
-            priced.append(Offer(offer.vendor, offer.duration, best, offer.min_amount))
-        priced.reverse()
-        kept: list[Offer] = []
-        for offer in priced:
-            kept.append(offer)
+    milp_types: list[_Type] = []
+    for vendor, items in sorted(by_vendor.items()):
+        for offer in sorted(items, key=lambda o: o.duration):
+            milp_types.append(_Type(vendor, offer.duration, offer.min_amount))
             if offer.duration >= horizon:
                 break
-        out += kept
-    return out
-
-
-def _cheapest_per_duration(offers: Sequence[Offer]) -> list[Offer]:
-    best: dict[int, Offer] = {}
-    for offer in offers:
-        if offer.duration not in best or offer.unit_cost_sun < best[offer.duration].unit_cost_sun:
-            best[offer.duration] = offer
-    return [best[d] for d in sorted(best)]
+    durations = sorted({item.duration for item in milp_types})
+    lp_types = [_Type("", d, min(o.min_amount for o in milp_types)) for d in durations]
+    return lp_types, milp_types
 
 
 def solve_address(
     address: str,
     times: Sequence[float],
     energies: Sequence[int],
-    offers: Sequence[Offer],
+    book: PriceBook | Sequence[Offer],
     *,
     energy_fee: int,
     eps: float = 0.0,
     milp_time_limit: float | None = 5.0,
+    since: float | None = None,
 ) -> AddressOptimum:
-    """The program of the module docstring for one address's transfers (sorted by time)."""
+    """The program of the module docstring for one address's transfers (sorted by time).
+
+    `since`: when orders could first be placed (the run's start); default: the first
+    transfer's time less two margins.
+    """
     started = time.perf_counter()
+    if not isinstance(book, PriceBook):
+        book = PriceBook(book)
     n = len(times)
     if n == 0:
         return AddressOptimum(address, 0, 0, 0, 0.0)
     horizon = times[-1] - times[0] + 1.0
-    usable = effective_offers(offers, horizon)
-    lp_offers = _cheapest_per_duration(usable)
-    lower, _, plan, burned = _solve(times, energies, lp_offers, energy_fee, eps, integer=False)
+    lp_types, milp_types = rental_types(book.offers, horizon)
+    vendors = sorted({o.vendor for o in book.offers})
+    first = times[0] - 2 * MARGIN if since is None else min(since, times[0])
+    windows = [(first if k == 0 else times[k - 1] - 2 * MARGIN, times[k]) for k in range(n)]
+
+    def price(kind: _Type, k: int) -> tuple[float, str]:
+        lo, hi = windows[k]
+        if kind.vendor:
+            return book.lowest(kind.vendor, kind.duration, lo, hi), kind.vendor
+        return min((book.lowest(v, kind.duration, lo, hi), v) for v in vendors)
+
+    lp_costs = [[price(kind, k) for kind in lp_types] for k in range(n)]
+    lower, plan, burned = _solve(
+        times, energies, lp_types, lp_costs, energy_fee, eps, integer=False
+    )
     milp_value: int | None = None
     if milp_time_limit is not None and milp_time_limit > 0:
-        value, _, _, _ = _solve(
-            times, energies, usable, energy_fee, eps, integer=True, time_limit=milp_time_limit
-        )
+        milp_costs = [[price(kind, k) for kind in milp_types] for k in range(n)]
+        value, _, _ = _solve(
+            times, energies, milp_types, milp_costs, energy_fee, eps, integer=True,
+            time_limit=milp_time_limit,
+        )  # fmt: skip
         milp_value = None if value is None else max(int(value), int(lower or 0))
     bound = 0 if lower is None else math.floor(lower * (1 - 1e-7))
     rentals = [
-        Rental(o.vendor, o.duration, at, amount * UNIT, amount * UNIT * o.cost(at))
-        for (at, o, amount) in plan
+        Rental(vendor, kind.duration, at, amount * UNIT, amount * UNIT * unit)
+        for (at, kind, vendor, unit, amount) in plan
     ]
     burns = [(times[j], b * UNIT * energy_fee) for j, b in enumerate(burned) if b > 1e-9]
     return AddressOptimum(
@@ -223,23 +239,26 @@ def solve_address(
 def _solve(
     times: Sequence[float],
     energies: Sequence[int],
-    offers: Sequence[Offer],
+    offers: Sequence[_Type],
+    costs: Sequence[Sequence[tuple[float, str]]],
     energy_fee: int,
     eps: float,
     *,
     integer: bool,
     time_limit: float | None = None,
-) -> tuple[float | None, Any, list[tuple[float, Offer, float]], list[float]]:
+) -> tuple[float | None, list[tuple[float, _Type, str, float, float]], list[float]]:
     n = len(times)
     t = np.asarray(times, dtype=float)
     need = np.asarray(energies, dtype=float) / UNIT
     # rentals: (candidate k, offer o) -> column; active over transfers k..last(k, o)
-    x_cols: list[tuple[int, Offer, int]] = []  # (k, offer, last index covered)
+    x_cols: list[tuple[int, int, int]] = []  # (k, type index, last index covered)
     for k in range(n):
-        for offer in offers:
+        for index, offer in enumerate(offers):
+            if not math.isfinite(costs[k][index][0]):
+                continue  # not on sale then
             end = t[k] + offer.duration + MARGIN
             last = int(np.searchsorted(t, end, side="right")) - 1
-            x_cols.append((k, offer, last))
+            x_cols.append((k, index, last))
     nb = n
     nx = len(x_cols)
     ending: dict[int, list[int]] = {}  # last index covered -> rental columns
@@ -257,8 +276,8 @@ def _solve(
     nvar = nb + nx + nc
     cost = np.zeros(nvar)
     cost[:nb] = energy_fee * UNIT / TRX
-    for col, (k, offer, _) in enumerate(x_cols):
-        cost[nb + col] = offer.cost(t[k]) * UNIT / TRX
+    for col, (k, index, _) in enumerate(x_cols):
+        cost[nb + col] = costs[k][index][0] * UNIT / TRX
     rows: list[int] = []
     cols: list[int] = []
     vals: list[float] = []
@@ -334,18 +353,19 @@ def _solve(
         bounds = list(zip(lb, ub, strict=True))
         res = linprog(cost, A_ub=matrix, b_ub=np.asarray(upper), bounds=bounds, method="highs")
         if res.status != 0:
-            return None, res, [], []
+            return None, [], []
         xs = res.x
-        plan = [(float(t[k]), offer, float(xs[nb + col]))
-                for col, (k, offer, _) in enumerate(x_cols) if xs[nb + col] > 1e-9]  # fmt: skip
-        return float(res.fun) * TRX, res, plan, [float(v) for v in xs[:nb]]
+        plan = [(float(t[k]), offers[i], costs[k][i][1], costs[k][i][0], float(xs[nb + col]))
+                for col, (k, i, _) in enumerate(x_cols) if xs[nb + col] > 1e-9]  # fmt: skip
+        return float(res.fun) * TRX, plan, [float(v) for v in xs[:nb]]
     # MILP: each rental column gets a binary "ordered" z with min <= x <= big * z
     big = float(need.sum()) * 2 + 1
     nz = nx
     total = nvar + nz
     cost2 = np.concatenate([cost, np.zeros(nz)])
     link_rows, link_cols, link_vals, link_lo, link_hi = [], [], [], [], []
-    for col, (_, offer, _) in enumerate(x_cols):
+    for col, (_, index, _) in enumerate(x_cols):
+        offer = offers[index]
         a, b = 2 * col, 2 * col + 1
         link_rows += [a, a, b, b]
         link_cols += [nb + col, nvar + col, nb + col, nvar + col]
@@ -367,18 +387,19 @@ def _solve(
         options={"time_limit": time_limit, "disp": False},
     )
     if res.status != 0 or res.x is None:
-        return None, res, [], []
-    return float(res.fun) * TRX, res, [], []
+        return None, [], []
+    return float(res.fun) * TRX, [], []
 
 
 def optimum(
     transfers: Iterable[TransferLike],
-    offers: Sequence[Offer],
+    book: PriceBook | Sequence[Offer],
     *,
     energy_fee: int,
     eps: float = 0.0,
     milp_time_limit: float | None = 1.0,
     milp_budget: float = 10.0,
+    since: float | None = None,
 ) -> Optimum:
     """The hindsight optimum of a run, per address (see the module docstring).
 
@@ -395,8 +416,8 @@ def optimum(
         left = milp_budget - (time.perf_counter() - started)
         limit = None if milp_time_limit is None or left <= 0 else min(milp_time_limit, left)
         solved = solve_address(
-            address, [r.at for r in items], [r.energy_total for r in items], offers,
-            energy_fee=energy_fee, eps=eps, milp_time_limit=limit,
+            address, [r.at for r in items], [r.energy_total for r in items], book,
+            energy_fee=energy_fee, eps=eps, milp_time_limit=limit, since=since,
         )  # fmt: skip
         result[address] = solved
     return Optimum(energy_fee, result, time.perf_counter() - started)
@@ -415,4 +436,4 @@ def summary(opt: Optimum) -> Mapping[str, Any]:
     }
 
 
-__all__ = ["AddressOptimum", "Optimum", "Rental", "effective_offers", "optimum", "solve_address"]
+__all__ = ["AddressOptimum", "Optimum", "Rental", "optimum", "rental_types", "solve_address"]

@@ -6,7 +6,7 @@ recipient is fresh: a fresh recipient costs ~130k energy instead of ~65k). It co
 - a built-in profile, `profile(name, senders, days=..., seed=...)`, deterministic by seed:
   `steady` (the same rate all day), `daily` (busy afternoons, quiet nights), `bursty`
   (a quiet trickle and bursts of payouts), `payments` (daily cycle plus bursts: the
-  sandbox's default), `week` (the daily cycle at 1.33 transfers per sender per hour: 50
+  sandbox's default), `week` (the daily cycle at 1.25 transfers per sender per hour: 50
   senders make about 10,000 transfers a week) and `deposits` (each sender is a deposit
   address: it receives one deposit at a random time and sweeps it 1-10 minutes later to a
   hot wallet holding USDT, one transfer per address);
@@ -109,7 +109,7 @@ def profile(
     span = days * DAY
     out: list[Transfer] = []
     if name == "week":
-        per_hour *= 1.33
+        per_hour *= 1.25
     for sender in senders:
         if name == "deposits":  # one deposit, one sweep (to the hot wallet: a holder)
             out.append(Transfer(rng.uniform(0, max(0.0, span - 600.0)) + rng.uniform(60, 600),

@@ -8,13 +8,14 @@ market and checks that no run ever costs less than the LP bound (spent + burned 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from pathlib import Path
 
 import pytest
 
 from sandbox import demo
-from sandbox.market import Offer, catalogue
+from sandbox.market import BUCKET, Drift, Market, Offer, catalogue
 from sandbox.optimum import WINDOW, solve_address
 from sandbox.reporting import order_cost
 from sandbox.simulating import simulate
@@ -59,6 +60,36 @@ def test_the_catalogue_follows_the_market_shape() -> None:
         min(vendors, key=lambda v: by[v, d]) for d in (3600, 86_400, 3 * 86_400, 7 * 86_400)
     }
     assert len(cheapest) >= 3  # each cheapest somewhere
+
+
+def test_a_drift_moves_each_vendor_a_few_percent_a_day_and_eopen_by_the_hour() -> None:
+    drift = Drift(seed=3)
+    day = 86_400.0
+    for vendor in demo.VENDORS:
+        levels = [drift.factor(vendor, d * day) for d in range(30)]
+        if vendor == "eopen":  # with its cycle: +-15 % around the day's level
+            assert all(0.8 < x < 1.25 for x in levels)
+            continue
+        assert all(0.95 <= x <= 1.05 for x in levels), vendor
+        assert all(abs(b - a) <= 2 * 0.04 + 1e-9 for a, b in itertools.pairwise(levels))
+    night, afternoon = drift.factor("eopen", 3 * 3600), drift.factor("eopen", 15 * 3600)
+    assert afternoon > 1.2 * night  # the time-of-day cycle
+    assert drift.factor("itrx", 100.0) == drift.factor("itrx", BUCKET - 1)  # constant per bucket
+    assert Drift(seed=3).factor("itrx", 5 * day) == drift.factor("itrx", 5 * day)
+    assert Drift(seed=4).factor("itrx", 5 * day) != drift.factor("itrx", 5 * day)
+
+
+def test_the_market_applies_the_drift_to_the_emulators_and_the_price_book() -> None:
+    world = World(watched=0)
+    market = Market(world, Drift(seed=1))
+    base = {(o.vendor, o.duration): o.unit_cost_sun for o in catalogue(world, max_days=3)}
+    market.apply(15 * 3600.0)
+    now = {(o.vendor, o.duration): o.unit_cost_sun for o in catalogue(world, max_days=3)}
+    assert now != base and now["eopen", 3600] > base["eopen", 3600]
+    book = market.book()
+    assert book.lowest("eopen", 3600, 15 * 3600.0, 15 * 3600.0) == now["eopen", 3600]
+    # over a whole day the book finds the night's lower price
+    assert book.lowest("eopen", 3600, 0.0, 86_400.0) < now["eopen", 3600]
 
 
 _POLICY = """\
@@ -116,8 +147,9 @@ def test_no_run_costs_less_than_the_bound(tmp_path: Path) -> None:
     checked = 0
     for _ in range(200):
         policies, csv, days = _random_case(rng, tmp_path)
+        drift = Drift(seed=rng.randint(0, 9), daily=0.1) if rng.random() < 0.5 else None
         result = asyncio.run(
-            simulate([policies], str(csv), days=days, step=120.0, milp_time_limit=None)
+            simulate([policies], str(csv), days=days, step=120.0, milp_time_limit=None, drift=drift)
         )
         bound = result.report()["optimum"]["lower_bound_sun"]
         # orders placed after the last transfer serve nothing: leaving them out makes the

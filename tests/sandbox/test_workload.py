@@ -36,7 +36,7 @@ def test_profiles_are_deterministic_by_seed_and_sorted(name: str) -> None:
         assert len(one.transfers) == len(SENDERS) and not any(t.fresh for t in one.transfers)
         return
     assert 0 < sum(t.fresh for t in one.transfers) < len(one.transfers)
-    # about one transfer per sender per hour (bursts add some; `week` runs at 1.33)
+    # about one transfer per sender per hour (bursts add some; `week` runs at 1.25)
     assert 0.5 * 4 * 48 < len(one.transfers) < 2.5 * 4 * 48
 
 
