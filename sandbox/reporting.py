@@ -238,13 +238,13 @@ def write_chart(result: Any, path: Path) -> Path:
     energy_axes.set_title(f"{result.name}: energy per address (dashed: thresholds)")
     if len(result.energy_series) <= 12:
         energy_axes.legend(fontsize="x-small", ncol=4)
-    money_axes.plot(hours, [s / TRX for s in result.spent_series], label="spent on energy")
-    money_axes.plot(hours, [b / TRX for b in result.burned_series], label="burned by transfers")
     money_axes.plot(
         hours,
         [(s + b) / TRX for s, b in zip(result.spent_series, result.burned_series, strict=True)],
-        label="policy: spent + burned",
-    )
+        label="policy: spent + burned", linewidth=4, alpha=0.35, color="tab:green",
+    )  # fmt: skip
+    money_axes.plot(hours, [s / TRX for s in result.spent_series], label="spent on energy")
+    money_axes.plot(hours, [b / TRX for b in result.burned_series], label="burned by transfers")
     if getattr(result, "optimum", None) is not None:
         best = result.optimum.cumulative(result.sample_times)
         money_axes.plot(hours, [c / TRX for c in best], linestyle="--", color="black",
