@@ -5,6 +5,9 @@
 are in docs/sandbox-providers.md) and lists one `Offer` per vendor and duration: the
 duration in seconds, the cost in sun of one unit of energy for that whole duration (per-day
 prices times days) and the vendor's smallest order. Durations run to `max_days` days.
+TronSave sells any duration (prorated per day beyond one day): the catalogue lists it on a
+grid beyond a day (`tronsave_grid`), each point priced as the shortest order it stands for
+(the previous point), so an order of any length costs at least its representative.
 
 Prices can move: `Market(world, Drift(seed))` keeps the emulators' tables as a base and,
 each time `apply(t)` is called (the simulator calls it every step), sets every emulator's
@@ -46,6 +49,16 @@ DAY = 86_400
 BUCKET = 600.0  # seconds a drift factor holds
 
 
+def tronsave_grid(max_days: int) -> list[int]:
+    """Durations (s) standing for TronSave's any-length orders beyond a day: every 6 h to
+    3 days, every 12 h to 8 days, then every day (the representative's looseness, one step
+    of price, stays under 1/8 of the order)."""
+    points = list(range(DAY + 6 * HOUR, 3 * DAY + 1, 6 * HOUR))
+    points += list(range(3 * DAY + 12 * HOUR, 8 * DAY + 1, 12 * HOUR))
+    points += list(range(9 * DAY, max_days * DAY + 1, DAY))
+    return [p for p in points if p <= max_days * DAY]
+
+
 @dataclass(frozen=True, slots=True)
 class Offer:
     vendor: str
@@ -74,8 +87,15 @@ def _offers(vendor: str, emulator: Any, prices: Any, world: World, max_days: int
     if isinstance(emulator, TronSaveEmulator):
         t: TronSavePrices = prices
         minimum = int(world.readings.number("tronsave", "minimum"))
-        out = [Offer(vendor, HOUR, cost_sun(t.slow(HOUR), 1, HOUR), minimum)]
-        return out + [Offer(vendor, n * DAY, t.slow(n * DAY) * n, minimum) for n in days]
+        out = [Offer(vendor, HOUR, cost_sun(t.slow(HOUR), 1, HOUR), minimum),
+               Offer(vendor, DAY, cost_sun(t.slow(DAY), 1, DAY), minimum)]  # fmt: skip
+        # any duration beyond a day, prorated: points on a grid, each priced as the shortest
+        # order it stands for (down to the previous point), so none costs less than that
+        previous = DAY
+        for end in tronsave_grid(max_days):
+            out.append(Offer(vendor, end, t.slow(end) * previous / DAY, minimum))
+            previous = end
+        return out
     return []
 
 

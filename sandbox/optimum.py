@@ -252,10 +252,20 @@ def _solve(
     need = np.asarray(energies, dtype=float) / UNIT
     # rentals: (candidate k, offer o) -> column; active over transfers k..last(k, o)
     x_cols: list[tuple[int, int, int]] = []  # (k, type index, last index covered)
+    order = sorted(range(len(offers)), key=lambda i: (offers[i].duration, i), reverse=True)
     for k in range(n):
-        for index, offer in enumerate(offers):
-            if not math.isfinite(costs[k][index][0]):
+        kept: list[int] = []
+        seen: dict[int, float] = {}  # min amount -> lowest cost among longer types
+        for index in order:
+            offer, price = offers[index], costs[k][index][0]
+            if not math.isfinite(price):
                 continue  # not on sale then
+            if any(m <= offer.min_amount and c <= price for m, c in seen.items()):
+                continue  # a longer rental, no dearer, with no larger minimum serves better
+            seen[offer.min_amount] = min(price, seen.get(offer.min_amount, math.inf))
+            kept.append(index)
+        for index in sorted(kept):
+            offer = offers[index]
             end = t[k] + offer.duration + MARGIN
             last = int(np.searchsorted(t, end, side="right")) - 1
             x_cols.append((k, index, last))
@@ -398,7 +408,7 @@ def optimum(
     energy_fee: int,
     eps: float = 0.0,
     milp_time_limit: float | None = 1.0,
-    milp_budget: float = 10.0,
+    milp_budget: float = 5.0,
     since: float | None = None,
 ) -> Optimum:
     """The hindsight optimum of a run, per address (see the module docstring).

@@ -17,6 +17,12 @@ import pytest
 from sandbox import demo
 from sandbox.market import BUCKET, Drift, Market, Offer, catalogue
 from sandbox.optimum import WINDOW, solve_address
+from sandbox.providers.eopen import PERIODS as EOPEN_PERIODS
+from sandbox.providers.eopen import EopenEmulator
+from sandbox.providers.itrx import ItrxEmulator
+from sandbox.providers.mefree import MefreeEmulator
+from sandbox.providers.tronsave import TronSaveEmulator
+from sandbox.providers.tronsave_market import cost_sun
 from sandbox.reporting import order_cost
 from sandbox.simulating import simulate
 from sandbox.world import World
@@ -42,12 +48,32 @@ def test_burning_is_the_optimum_when_rentals_cost_more() -> None:
     assert result.lower_bound_sun == int((HOT + 130_285) * 100 * (1 - 1e-7))
 
 
-def test_the_catalogue_follows_the_market_shape() -> None:
-    """One hour 25-75 sun, one day 55-110, three days 50-60 per day, for 65k; vendors differ."""
-    offers = catalogue(World(watched=0), max_days=7)
-    by = {(o.vendor, o.duration): o.unit_cost_sun for o in offers}
-    vendors = sorted({o.vendor for o in offers})
-    assert vendors == sorted(demo.VENDORS)
+def _charged_per_unit(world: World, vendor: str, seconds: int, energy: int = 65_000) -> float:
+    """What the emulator charges for `energy` for `seconds`, per unit (TronSave: SLOW)."""
+    emulator = world.emulators[vendor]
+    days = seconds // 86_400
+    if isinstance(emulator, MefreeEmulator):
+        total = emulator.prices.cost(energy, 1 if days == 0 else days + (days == 1))
+    elif isinstance(emulator, ItrxEmulator):
+        total = emulator.prices.total(energy, days)
+    elif isinstance(emulator, EopenEmulator):
+        name = {v: k for k, v in EOPEN_PERIODS.items()}[seconds]
+        total = emulator.prices.unit(name) * energy
+    else:
+        assert isinstance(emulator, TronSaveEmulator)
+        total = cost_sun(emulator.prices.slow(seconds), energy, seconds)
+    return total / energy
+
+
+def test_the_market_follows_the_public_market_shape() -> None:
+    """For 65k: one hour 25-75 sun, one day 55-110, three days 50-60 a day; vendors differ."""
+    world = World(watched=0)
+    vendors = sorted(demo.VENDORS)
+    by = {
+        (v, d): _charged_per_unit(world, v, d)
+        for v in vendors
+        for d in (3600, 86_400, 3 * 86_400, 7 * 86_400)
+    }
     for vendor in vendors:
         assert 25 <= by[vendor, 3600] <= 75, vendor
         assert 55 <= by[vendor, 86_400] <= 110, vendor
@@ -55,11 +81,18 @@ def test_the_catalogue_follows_the_market_shape() -> None:
     for duration in (3600, 86_400, 3 * 86_400):
         prices = [by[v, duration] for v in vendors]
         assert len(set(prices)) == len(prices), duration  # every vendor its own level
-    assert by["eopen", 600] > by["eopen", 3600]  # ten minutes dearer per unit than an hour
+    assert _charged_per_unit(world, "eopen", 600) > by["eopen", 3600]  # 10 min dearer per unit
     cheapest = {
         min(vendors, key=lambda v: by[v, d]) for d in (3600, 86_400, 3 * 86_400, 7 * 86_400)
     }
     assert len(cheapest) >= 3  # each cheapest somewhere
+    # the optimum's catalogue never asks more than the emulators charge
+    for offer in catalogue(world, max_days=7):
+        charged = by.get((offer.vendor, offer.duration))
+        if offer.vendor == "tronsave":
+            charged = _charged_per_unit(world, "tronsave", offer.duration)
+        if charged is not None:
+            assert offer.unit_cost_sun <= charged, offer
 
 
 def test_a_drift_moves_each_vendor_a_few_percent_a_day_and_eopen_by_the_hour() -> None:
