@@ -14,19 +14,22 @@ and `milp`) and returns:
 
 ## The program (per address)
 
-Transfers j = 0..n-1 at times t_j each consume E_j energy. Variables: b_j >= 0, the energy
-burned by transfer j (cost: burn price x b_j); x_{k,o} >= 0, energy rented under offer o
-(vendor, duration d) "placed at candidate k"; c_{j,s} >= 0, usage that rentals ending in
-hour-slot s took away, as seen by transfer j. The energy drawn from the pool is
-p_j = E_j - b_j, and the usage left at t_j by earlier draws is
-U_j = sum_{i<j} p_i * rho(t_j - t_i) with rho(delta) = max(0, 1 - (delta + 6 s)/24 h).
-A rental (k, o) is active for transfers i >= k with t_i <= t_k + d + margin. For each j:
+Transfers j = 0..n-1 at times t_j each consume E_j energy. Variables: b_j in [0, E_j], the
+energy burned by transfer j (cost: burn price x b_j); x_{k,o} >= 0, energy rented under
+type o (a vendor's duration d; in the LP the cheapest vendor for d) "placed at candidate
+k", active for the transfers k..last(k, o), those with t_i <= t_k + d + margin. The energy
+drawn from the pool is p_j = E_j - b_j, and the usage left at t_j by earlier draws is
+U_j = sum_{i<j} p_i * rho(t_j - t_i), rho(delta) = max(0, 1 - (delta + 6 s) / 24 h).
+C_{j,L} >= 0 (cumulative in L) is the usage that rentals whose last covered transfer is at
+most L < j took away, as seen by transfer j. For each j:
 
-    p_j + U_j - sum_s c_{j,s} <= (1 + eps) * sum_{active (k,o)} x_{k,o}       (capacity)
-    c_{j,s} <= (1 + eps) * sum_{(k,o) ending in slot s} x_{k,o}               (what ended)
-    c_{j,s} <= sum_{i<j, t_i < end of slot s} p_i * rho(t_j - t_i)          (usage it had)
+    p_j + U_j - C_{j,Lmax} <= (1 + eps) * sum_{(k,o) active at j} x_{k,o}          (capacity)
+    0 <= C_{j,L} - C_{j,L'} <= (1 + eps) * sum_{(k,o): last(k,o) = L} x_{k,o}   (what ended)
+    C_{j,L} <= sum_{i <= L} p_i * rho(t_j - t_i)                        (usage it could take)
 
-for slots s starting at or before t_j. Cost: sum of burn price x b_j + price(o, t_k) x x_{k,o}.
+(L' the previous L, Lmax the last L < j). Cost: burn price x sum b_j + sum price x x_{k,o}.
+A type dominated at candidate k by a longer one, no dearer, with no larger minimum is left
+out (the longer one covers more and, while active, gives more than the credit it replaces).
 
 ## Why it is a relaxation of the emulated chain
 
@@ -39,28 +42,31 @@ Take any run of the simulator and map it into the program; the map never costs m
   dropped (it only costs). Its price is the lowest that vendor asked for that duration or
   any longer one (`PriceBook.lowest`) at any time it could have been placed: from
   t_{k-1} - 2 x margin (k = 0: the run's start) to t_k, so a price drift cannot make the
-  program pay more than the engine did (TronSave: the SLOW price, the lowest it accepts);
-  amounts are continuous and
+  program pay more than the engine did (TronSave: the SLOW price, the lowest it accepts;
+  its orders of any length beyond a day stand on a grid of durations, each priced as the
+  shortest order it represents, `market.tronsave_grid`). Amounts are continuous and
   minimums ignored in the LP (the MILP keeps them). The node sizes a delegation in whole TRX
   of stake, so the receiver may gain a little more than it paid for: `eps` (energy per TRX
   of stake / 10,000) gives every rental that extra. Durations stop at the first one that
   outlasts the workload (`rental_types`); a longer order serves no more.
 - **Burns.** The chain burns exactly the fee per missing energy (`pay_energy`): b_j.
-- **Recovery.** The chain decays usage linearly over a 24 h window of 3-s slots; the
-  program lets each draw recover independently and 6 s early (the slot rounding). java-tron
-  merges windows (a draw made while older usage is recovering gets the usage-weighted
-  average of the remaining windows, `model.increase_v2`): the merged usage is linear where
-  the independent sum is convex, starts equal and has the same area, so it lies above the
-  independent sum first and can fall below it only late in the tail. With transfers of
-  64-130k energy and pools of their size that tail is a few minutes of a 24 h window; the
-  property test (tests/sandbox/test_optimum.py) runs random workloads against random
-  policies and checks that no run costs less than the bound.
 - **Delegations that end.** When the chain reclaims a delegation it moves the receiver's
   used energy away in proportion to the stake, at most that stake's energy
-  (`model.undelegate_transfer`). The program lets every rental ending in slot s take away
-  up to its amount of the usage made before the end of that slot, at every later transfer:
-  at least what the chain removes. A rental still counted active while the chain has already
-  reclaimed it only adds capacity.
+  (`model.undelegate_transfer`), and only usage made before the reclaim, i.e. by draws at
+  most last(k, o). The program lets the rentals whose last covered transfer is L take away
+  up to their amount of the (recovering) usage of draws up to L, at every later transfer:
+  at least what the chain removes. Before its end in the program, a rental the chain has
+  already reclaimed still counts as capacity, which gives at least the usage it removed.
+- **Recovery.** The chain decays usage linearly over a 24 h window of 3-s slots; the
+  program lets each draw recover independently and 6 s early (the slot rounding). This is
+  the one point argued rather than proved: java-tron merges windows (a draw made while
+  older usage is recovering gets the usage-weighted average of the remaining windows,
+  `model.increase_v2`). The merged usage is linear where the independent sum is convex; it
+  starts equal and has the same area, so it lies above the independent sum first and can
+  fall below it only late in the tail, by little when draws are of similar size (64-130k
+  energy here). The property test (tests/sandbox/test_optimum.py) runs 200 random
+  workload/policy pairs, half of them within a few percent of the bound, and no run has
+  cost less than the bound.
 
 Everything is solved in units of 1,000 energy and TRX, and the reported bound is rounded
 down. Neighbours: `sandbox/simulating.py` (runs), `sandbox/reporting.py` (the report).
