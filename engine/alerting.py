@@ -40,6 +40,7 @@ import httpx
 from pydantic import SecretStr
 
 from engine.reconciling import PassResult
+from policies.redacting import remember
 from policies.units import parse_duration, parse_sun
 
 if TYPE_CHECKING:
@@ -125,6 +126,7 @@ class AlertSettings:
             )
             raise SettingError(lack, f"{have} is set but {lack} is not: set both or neither")
         webhook = e.get("ENERGYCTL_ALERT_WEBHOOK_URL") or None
+        remember(token, webhook)  # never in a stored or logged vendor text
         api = e.get("ENERGYCTL_TELEGRAM_API_URL") or cls.telegram_api
         below = e.get("ENERGYCTL_ALERT_BELOW_FOR") or None
         floor = e.get("ENERGYCTL_ALERT_BALANCE_FLOOR_SUN") or None

@@ -24,6 +24,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from policies.redacting import remember
+
 API_VERSION = "energyctl/v1"
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -124,6 +126,7 @@ class SecretRef(Model):
 
     def _resolve(self, value: SecretStr | None, problem: str | None) -> None:
         """Set by the loader only (private attributes may be set on frozen models)."""
+        remember(value)  # vendor text that echoes it is scrubbed (policies/redacting.py)
         self._value = value
         self._problem = problem
 

@@ -19,13 +19,21 @@ import enum
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from policies.redacting import scrub, scrub_data
 
 # --------------------------------------------------------------------------- values
 
 
 class _Value(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("raw", check_fields=False)
+    @classmethod
+    def _scrubbed(cls, raw: Any) -> Any:
+        """A vendor's answer is kept (and stored) without any secret it echoed."""
+        return scrub_data(raw)
 
 
 class Capabilities(_Value):
@@ -204,10 +212,11 @@ class ProviderError(Exception):
         reason: ErrorReason = ErrorReason.UNKNOWN,
         vendor_code: str | None = None,
     ) -> None:
-        super().__init__(f"{provider}: {message}")
+        # vendor text may echo our key: scrubbed here, once, before anything stores or logs it
+        super().__init__(f"{provider}: {scrub(message)}")
         self.provider = provider
         self.reason = reason
-        self.vendor_code = vendor_code
+        self.vendor_code = None if vendor_code is None else scrub(vendor_code)
 
 
 class TemporaryError(ProviderError):
