@@ -16,7 +16,7 @@ All times come from the Clock the store was opened with; query methods accept an
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Self
 
 from engine.clock import Clock
@@ -168,10 +168,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def spent(
-        self, policy: str | None, window: BudgetWindow, now: float | None = None
+        self,
+        policy: str | None,
+        window: BudgetWindow,
+        now: float | None = None,
+        *,
+        addresses: Collection[str] | None = None,
     ) -> int:
         """Sun reserved (open orders) + settled (terminal orders) in the window holding
-        `now`, for `policy` (None: all policies)."""
+        `now`, for `policy` (None: all policies); with `addresses`, for every order of
+        these addresses whatever its policy (`BudgetLimit.addresses`)."""
 
     @abc.abstractmethod
     async def ledger_entries(

@@ -19,7 +19,7 @@ Neighbours: `postgres_orders.py` (order and ledger statements), `migrating.py`
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -219,10 +219,15 @@ class PostgresStore(Store):
         return await self._read(lambda cur: q.order_history(cur, client_order_id))
 
     async def spent(
-        self, policy: str | None, window: BudgetWindow, now: float | None = None
+        self,
+        policy: str | None,
+        window: BudgetWindow,
+        now: float | None = None,
+        *,
+        addresses: Collection[str] | None = None,
     ) -> int:
         start, end = window_bounds(window, self._as_of(now))
-        return await self._read(lambda cur: q.sum_ledger(cur, policy, start, end))
+        return await self._read(lambda cur: q.sum_ledger(cur, policy, start, end, addresses))
 
     async def ledger_entries(
         self,
