@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
+import math
 from typing import Any
 
 from starlette.applications import Starlette
@@ -209,7 +210,12 @@ class Service:
         except (ValueError, TypeError) as exc:
             return _error(422, f"energy: {exc}")
         wait = data.get("wait", 0)
-        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait < 0:
+        if (
+            isinstance(wait, bool)
+            or not isinstance(wait, (int, float))
+            or not math.isfinite(wait)  # JSON as Python reads it allows NaN and Infinity
+            or wait < 0
+        ):
             return _error(422, "wait is seconds, a number >= 0")
         try:
             answer = await self.controller.ensure(address, energy, min(float(wait), MAX_WAIT))

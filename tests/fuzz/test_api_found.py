@@ -122,3 +122,10 @@ def test_ensure_with_a_lone_surrogate_address_is_a_4xx(controller: Controller) -
 def test_the_same_requests_without_the_bad_characters_are_4xx(controller: Controller) -> None:
     assert _post(controller, "/v1/policies", b'{"files": {"a.yaml": "x: 1"}}') == 422
     assert _post(controller, "/v1/ensure", b'{"address": "T", "energy": 1}') == 404
+
+
+def test_ensure_with_a_nan_or_infinite_wait_is_a_422(controller: Controller) -> None:
+    address = controller.policy_set.addresses[0]  # type: ignore[union-attr]
+    for wait in (b"NaN", b"Infinity", b"-Infinity"):
+        body = b'{"address": "%s", "energy": 1, "wait": %s}' % (address.encode(), wait)
+        assert _post(controller, "/v1/ensure", body) == 422
