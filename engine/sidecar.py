@@ -150,8 +150,12 @@ async def run_sidecar(options: SidecarOptions) -> int:
         await server_task
     for task in (alert_task, stopper):
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await task
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # alerts are best effort: never the exit code of a stop
+            log.error("alert task failed", extra={"event": "stop", "error": type(exc).__name__})
     await alerter.aclose()
     sock.close()
     log.info("stopped", extra={"event": "stop"})
