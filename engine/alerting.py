@@ -19,11 +19,14 @@ After each pass `Alerter.observe_pass` works out which alert conditions hold:
 A condition that starts holding opens an episode and sends one alert; while it holds
 nothing more is sent; when it stops holding the episode ends (and a later one alerts
 again). Sends go through a queue drained by `run()`, so a slow webhook never slows a
-pass; failures are logged and dropped. The Telegram token is part of the URL and is
-never logged. Configuration (`AlertSettings.from_env`): ENERGYCTL_ALERT_WEBHOOK_URL,
-ENERGYCTL_TELEGRAM_BOT_TOKEN, ENERGYCTL_TELEGRAM_CHAT_ID, ENERGYCTL_TELEGRAM_API_URL
-(default https://api.telegram.org), ENERGYCTL_ALERT_BELOW_FOR (seconds, default 600),
-ENERGYCTL_ALERT_BALANCE_FLOOR_SUN (unset: no balance alert).
+pass; failures are logged and dropped, and no failure ends the delivery task. The
+Telegram token is part of the URL and is never logged. Configuration
+(`AlertSettings.from_env`, checked at start-up: `SettingError` names a bad variable):
+ENERGYCTL_ALERT_WEBHOOK_URL, ENERGYCTL_TELEGRAM_BOT_TOKEN and ENERGYCTL_TELEGRAM_CHAT_ID
+(both or neither), ENERGYCTL_TELEGRAM_API_URL (default https://api.telegram.org),
+ENERGYCTL_ALERT_BELOW_FOR (`10m`, `1h`, or bare seconds; default 600),
+ENERGYCTL_ALERT_BALANCE_FLOOR_SUN (`5 TRX`, `5000000 sun` or bare sun; unset: no balance
+alert).
 
 Neighbours: `engine/controller.py` (pass observer), `engine/sidecar.py` (starts `run`).
 """
@@ -33,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -41,12 +45,65 @@ import httpx
 from pydantic import SecretStr
 
 from engine.reconciling import PassResult
+from policies.redacting import remember
+from policies.units import parse_duration, parse_sun
 
 if TYPE_CHECKING:
     from engine.applying import ActionOutcome
     from engine.controller import Controller
 
 log = logging.getLogger("energyctl.alerts")
+
+
+class SettingError(ValueError):
+    """A bad ENERGYCTL_* setting: `name` is the variable; the message says what is wrong
+    and what would be valid."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"{name}: {message}")
+        self.name = name
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
+def _url(name: str, value: str) -> str:
+    """An http(s) URL with a host that httpx can send to (`http://[::1` is not one). The
+    value is not echoed: a webhook URL often carries a token."""
+    try:
+        url = httpx.URL(value)
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        raise SettingError(name, f"not a URL ({exc}); expected https://HOST/PATH") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise SettingError(name, "not an http:// or https:// URL with a host")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise SettingError(name, f"port {url.port} is not 1..65535")
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        raise SettingError(name, "the URL holds a space or a control character")
+    return value
+
+
+def _seconds(name: str, value: str) -> float:
+    """A duration: `10m`, `1h`, `90s`, or a bare number of seconds (as documented before)."""
+    text = value.strip()
+    if re.fullmatch(r"[0-9]{1,9}(\.[0-9]{1,6})?", text):
+        return float(text)
+    try:
+        return float(parse_duration(text))
+    except ValueError as exc:
+        raise SettingError(name, f"{exc}; a bare number is seconds") from None
+
+
+def _sun(name: str, value: str) -> int:
+    """Money: `5 TRX`, `5000000 sun`, or a bare whole number of sun (the variable's unit)."""
+    text = value.strip()
+    if re.fullmatch(r"[0-9]{1,18}", text):
+        return int(text)
+    try:
+        return parse_sun(text)
+    except ValueError as exc:
+        raise SettingError(name, f"{exc}; a bare whole number is sun") from None
 
 
 @dataclass(frozen=True)
@@ -62,16 +119,34 @@ class AlertSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AlertSettings:
+        """The settings from ENERGYCTL_* variables, each checked: SettingError names the
+        first bad one, what was wrong and what would be valid."""
         e = os.environ if env is None else env
-        token = e.get("ENERGYCTL_TELEGRAM_BOT_TOKEN")
-        floor = e.get("ENERGYCTL_ALERT_BALANCE_FLOOR_SUN")
+        token = e.get("ENERGYCTL_TELEGRAM_BOT_TOKEN") or None
+        chat = e.get("ENERGYCTL_TELEGRAM_CHAT_ID") or None
+        if (token is None) != (chat is None):
+            have, lack = (
+                ("ENERGYCTL_TELEGRAM_BOT_TOKEN", "ENERGYCTL_TELEGRAM_CHAT_ID")
+                if token
+                else ("ENERGYCTL_TELEGRAM_CHAT_ID", "ENERGYCTL_TELEGRAM_BOT_TOKEN")
+            )
+            raise SettingError(lack, f"{have} is set but {lack} is not: set both or neither")
+        webhook = e.get("ENERGYCTL_ALERT_WEBHOOK_URL") or None
+        remember(token, webhook)  # never in a stored or logged vendor text
+        api = e.get("ENERGYCTL_TELEGRAM_API_URL") or cls.telegram_api
+        below = e.get("ENERGYCTL_ALERT_BELOW_FOR") or None
+        floor = e.get("ENERGYCTL_ALERT_BALANCE_FLOOR_SUN") or None
         return cls(
-            webhook_url=e.get("ENERGYCTL_ALERT_WEBHOOK_URL") or None,
+            webhook_url=None if webhook is None else _url("ENERGYCTL_ALERT_WEBHOOK_URL", webhook),
             telegram_token=SecretStr(token) if token else None,
-            telegram_chat=e.get("ENERGYCTL_TELEGRAM_CHAT_ID") or None,
-            telegram_api=(e.get("ENERGYCTL_TELEGRAM_API_URL") or cls.telegram_api).rstrip("/"),
-            below_for=float(e.get("ENERGYCTL_ALERT_BELOW_FOR") or cls.below_for),
-            balance_floor_sun=int(floor) if floor else None,
+            telegram_chat=chat,
+            telegram_api=_url("ENERGYCTL_TELEGRAM_API_URL", api).rstrip("/"),
+            below_for=cls.below_for
+            if below is None
+            else _seconds("ENERGYCTL_ALERT_BELOW_FOR", below),
+            balance_floor_sun=None
+            if floor is None
+            else _sun("ENERGYCTL_ALERT_BALANCE_FLOOR_SUN", floor),
         )
 
     @property
@@ -219,7 +294,11 @@ class Alerter:
         try:
             while True:
                 alert = await self._queue.get()
-                await self.deliver(alert)
+                try:
+                    await self.deliver(alert)
+                except Exception as exc:  # a send never ends the alert task
+                    log.error("alert not delivered",
+                              extra={"event": "alert", "error": type(exc).__name__})  # fmt: skip
         finally:
             balance_task.cancel()
 
@@ -249,7 +328,8 @@ class Alerter:
                 log.error("alert not delivered",
                           extra={"event": "alert", "channel": channel,
                                  "status": response.status_code})  # fmt: skip
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+            # the type only: a message could carry the URL, and the Telegram token in it
             log.error("alert not delivered",
                       extra={"event": "alert", "channel": channel,
                              "error": type(exc).__name__})  # fmt: skip
@@ -258,4 +338,4 @@ class Alerter:
         await self._client.aclose()
 
 
-__all__ = ["Alert", "AlertSettings", "Alerter"]
+__all__ = ["Alert", "AlertSettings", "Alerter", "SettingError"]

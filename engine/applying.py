@@ -194,7 +194,15 @@ def budget_limits(policy: EnergyPolicy) -> list[BudgetLimit]:
         (BudgetWindow.MONTH, budget.per_month),
     ):
         if limit is not None:
-            limits.append(BudgetLimit(policy=policy.metadata.name, window=window, limit_sun=limit))
+            limits.append(
+                BudgetLimit(
+                    policy=policy.metadata.name,
+                    window=window,
+                    limit_sun=limit,
+                    # the addresses carry the spend: a renamed policy keeps it (records.py)
+                    addresses=frozenset(policy.spec.addresses),
+                )
+            )
     return limits
 
 

@@ -5,8 +5,10 @@ The engine logs through the stdlib `logging` with structured fields in `extra`: 
 such as an `ActionOutcome.to_json()`), plus any other simple field. `JsonFormatter` writes
 them as one line each; `TextFormatter` writes `time level logger: message key=value`.
 Secrets never reach a log line: the engine only logs values that are already safe to show
-(secrets are `SecretStr` everywhere, ARCHITECTURE.md invariant 9), and `configure()`
-quiets the HTTP client loggers that could print request URLs with credentials.
+(secrets are `SecretStr` everywhere, ARCHITECTURE.md invariant 9), `configure()`
+quiets the HTTP client loggers that could print request URLs with credentials, and both
+formatters scrub every secret value the process holds from the line they write
+(`policies/redacting.py`; vendor text is already scrubbed where it enters).
 
 Neighbours: `engine/controller.py` and `engine/service.py` log; `engine/sidecar.py` calls
 `configure()`.
@@ -19,6 +21,8 @@ import json
 import logging
 import sys
 from typing import Any, TextIO
+
+from policies.redacting import scrub
 
 _STANDARD = frozenset(
     logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys() | {"message", "asctime"}
@@ -47,7 +51,7 @@ class JsonFormatter(logging.Formatter):
         out.update(_fields(record))
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str, separators=(",", ":"))
+        return scrub(json.dumps(out, default=str, separators=(",", ":")))
 
 
 class TextFormatter(logging.Formatter):
@@ -61,7 +65,7 @@ class TextFormatter(logging.Formatter):
         line = " ".join(parts)
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        return scrub(line)
 
 
 def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:

@@ -152,8 +152,10 @@ class Metrics:
         now = controller.clock.now()
         policies = controller.policy_set.policies if controller.policy_set else {}
         self.spent.clear()
-        for name in policies:
-            spent = await session.store.spent(name, BudgetWindow.DAY, now)
+        for name, policy in policies.items():
+            spent = await session.store.spent(
+                name, BudgetWindow.DAY, now, addresses=policy.spec.addresses
+            )
             self.spent.labels(name).set(spent)
 
     def exposition(self) -> bytes:

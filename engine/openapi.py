@@ -143,7 +143,13 @@ def document() -> dict[str, Any]:
             "/v1/callbacks/{provider}": {"post": {
                 "summary": "A vendor's signed callback (itrx); only wakes the loop.",
                 "parameters": [{"name": "provider", "in": "path", "required": True,
-                                "schema": {"type": "string"}}],
+                                "schema": {"type": "string"}},
+                               {"name": "TIMESTAMP", "in": "header", "required": False,
+                                "schema": {"type": "string"},
+                                "description": "Unix seconds (itrx); stale ones are refused."},
+                               {"name": "SIGNATURE", "in": "header", "required": False,
+                                "schema": {"type": "string"},
+                                "description": "Hex HMAC-SHA256 of TIMESTAMP&body (itrx)."}],
                 "requestBody": {"required": True, "content": {
                     "application/json": {"schema": {"type": "object"}}}},
                 "responses": {"200": _json({"type": "object"}, "Accepted."),

@@ -163,7 +163,7 @@ class Reconciler:
         for policy in policies:
             for limit in budget_limits(policy):
                 spent[(policy.metadata.name, limit.window)] = await self.store.spent(
-                    policy.metadata.name, limit.window, now
+                    policy.metadata.name, limit.window, now, addresses=limit.addresses
                 )
         cooldowns = await self.store.provider_cooldowns(now)
         views = {

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
+import math
 from typing import Any
 
 from starlette.applications import Starlette
@@ -55,13 +56,24 @@ def _printable(message: str) -> str:
     return message.encode("utf-8", "replace").decode("utf-8")
 
 
+def _small_int(text: str, digits: int) -> int | None:
+    """`text` as a non-negative integer of ASCII digits (at most `digits` of them), else None.
+
+    `str.isdigit()` is true for Unicode digits like '\u00b2' that `int()` refuses, and
+    `int()` refuses strings past 4,300 digits: neither may reach it from a request."""
+    if not 1 <= len(text) <= digits or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": _printable(message), **extra}, status_code=status)
 
 
 async def _body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+    size_declared = None if declared is None else _small_int(declared, 18)
+    if declared is not None and (size_declared is None or size_declared > limit):
         raise _HttpError(413, f"request body larger than {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -173,14 +185,14 @@ class Service:
                 phases.add(OrderPhase(state))
             else:
                 return _error(422, f"unknown state {state!r}")
-        limit = q.get("limit", "100")
-        if not limit.isdigit() or not 1 <= int(limit) <= 10_000:
+        limit = _small_int(q.get("limit", "100"), 5)
+        if limit is None or not 1 <= limit <= 10_000:
             return _error(422, "limit must be 1..10000")
         selection = OrderFilter(
             phases=frozenset(phases) if phases else None,
             address=q.get("address"),
             provider=q.get("provider"),
-            limit=int(limit),
+            limit=limit,
         )
         found = await c.session.store.orders(selection)
         return JSONResponse([o.model_dump(mode="json") for o in found])
@@ -198,7 +210,12 @@ class Service:
         except (ValueError, TypeError) as exc:
             return _error(422, f"energy: {exc}")
         wait = data.get("wait", 0)
-        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait < 0:
+        if (
+            isinstance(wait, bool)
+            or not isinstance(wait, (int, float))
+            or not math.isfinite(wait)  # JSON as Python reads it allows NaN and Infinity
+            or wait < 0
+        ):
             return _error(422, "wait is seconds, a number >= 0")
         try:
             answer = await self.controller.ensure(address, energy, min(float(wait), MAX_WAIT))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 import socket
 from collections.abc import Generator, Sequence
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import uvicorn
 
-from engine.alerting import Alerter
+from engine.alerting import Alerter, AlertSettings
 from engine.controller import Controller, ControllerError, ControllerSettings
 from engine.metrics import Metrics
 from engine.reloading import PolicySource
@@ -42,6 +43,7 @@ class SidecarOptions:
     listen: str | None = None  # HOST:PORT; default EngineConfig http.listen
     settings: ControllerSettings = field(default_factory=ControllerSettings)
     server_grace: float = 5.0
+    alerts: AlertSettings | None = None  # None: read from the environment
 
 
 class _Server(uvicorn.Server):
@@ -52,9 +54,22 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _split(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)
+_LISTEN = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$")
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """`HOST:PORT` (`127.0.0.1:8080`, `0.0.0.0:8080`, `[::1]:8080`, `localhost:8080`) ->
+    (host, port). ValueError saying what would be valid."""
+    match = _LISTEN.match(listen)
+    if match is None:
+        raise ValueError(
+            f"expected HOST:PORT such as 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080, "
+            f"got {listen[:60]!r}"
+        )
+    port = int(match.group(2))
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} is not 1..65535, in {listen!r}")
+    return match.group(1).strip("[]"), port
 
 
 async def run_sidecar(options: SidecarOptions) -> int:
@@ -66,7 +81,7 @@ async def run_sidecar(options: SidecarOptions) -> int:
         observers=[metrics.observe_pass],
         wrap_providers=metrics.metered,
     )
-    alerter = Alerter(controller)
+    alerter = Alerter(controller, options.alerts)
     controller.observers.append(alerter.observe_pass)
     try:
         await controller.start()
@@ -76,7 +91,13 @@ async def run_sidecar(options: SidecarOptions) -> int:
     assert controller.policy_set is not None
     if controller.leases is not None:  # replicas share the addresses: say whose series
         metrics.label_replica(controller.leases.replica)
-    host, port = _split(options.listen or controller.policy_set.settings.http.listen)
+    try:
+        host, port = parse_listen(options.listen or controller.policy_set.settings.http.listen)
+    except ValueError as exc:
+        log.error("cannot listen", extra={"event": "start", "error": str(exc)})
+        if controller.session is not None:
+            await controller.session.aclose()
+        return 1
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -129,12 +150,16 @@ async def run_sidecar(options: SidecarOptions) -> int:
         await server_task
     for task in (alert_task, stopper):
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await task
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # alerts are best effort: never the exit code of a stop
+            log.error("alert task failed", extra={"event": "stop", "error": type(exc).__name__})
     await alerter.aclose()
     sock.close()
     log.info("stopped", extra={"event": "stop"})
     return 0
 
 
-__all__ = ["SidecarOptions", "run_sidecar"]
+__all__ = ["SidecarOptions", "parse_listen", "run_sidecar"]

@@ -305,7 +305,7 @@ class HttpSettings(Model):
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        match = re.match(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$", value)
+        match = re.match(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$", value)
         if match is None or not 0 < int(match.group(2)) < 65536:
             raise ValueError(f"listen must be HOST:PORT like 127.0.0.1:8080, got {value!r}")
         return value

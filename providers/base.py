@@ -19,13 +19,21 @@ import enum
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from policies.redacting import scrub, scrub_data
 
 # --------------------------------------------------------------------------- values
 
 
 class _Value(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("raw", check_fields=False)
+    @classmethod
+    def _scrubbed(cls, raw: Any) -> Any:
+        """A vendor's answer is kept (and stored) without any secret it echoed."""
+        return scrub_data(raw)
 
 
 class Capabilities(_Value):
@@ -210,10 +218,11 @@ class ProviderError(Exception):
         vendor_code: str | None = None,
         refusal: bool = True,
     ) -> None:
-        super().__init__(f"{provider}: {message}")
+        # vendor text may echo our key: scrubbed here, once, before anything stores or logs it
+        super().__init__(f"{provider}: {scrub(message)}")
         self.provider = provider
         self.reason = reason
-        self.vendor_code = vendor_code
+        self.vendor_code = None if vendor_code is None else scrub(vendor_code)
         #: the vendor documents this answer as a refusal made before anything was bought.
         #: False for answers that do not prove it (an unknown code, "operation failed,
         #: retry later"): on a create they are ambiguous (`providers.http.on_create`).

@@ -15,7 +15,15 @@ from typing import Any
 
 import click
 
-from engine.cli.common import FILES, NODE, OUTPUT, STORE, load_or_exit, run_or_exit
+from engine.cli.common import (
+    FILES,
+    NODE,
+    OUTPUT,
+    STORE,
+    exit_if_unobserved,
+    load_or_exit,
+    run_or_exit,
+)
 
 
 @click.command()
@@ -39,7 +47,8 @@ def plan(
     action, provider and estimated cost. Never buys and never writes orders.
 
     Exit codes: 0 success (with --detailed-exitcode: nothing to do), 2 purchases pending
-    (only with --detailed-exitcode), 1 error.
+    (only with --detailed-exitcode), 1 error, also when --node is not a URL or no address
+    could be read from the node (every one blocked: the plan would say nothing).
     """
     from engine.rendering import plan_table
     from engine.session import Session
@@ -55,6 +64,7 @@ def plan(
         click.echo(json.dumps(result.plan.to_json(), indent=2))
     else:
         click.echo(plan_table(result.plan), nl=False)
+    exit_if_unobserved([entry.reason for entry in result.plan.entries])
     sys.exit(2 if detailed_exitcode and result.pending else 0)
 
 
@@ -110,7 +120,8 @@ def apply(
 
     Confirmation is asked on a terminal unless --yes; without a terminal, --yes is
     required. Exit codes: 0 every purchase placed (or nothing to do), 2 some purchases
-    held or failed, 1 error (including a refused confirmation).
+    held or failed, 1 error (including a refused confirmation, and no address readable
+    from the node).
 
     With --server URL the set is validated here (secrets may stay unresolved: the sidecar
     resolves them) and handed to a running sidecar, which validates it again and puts it
@@ -171,6 +182,7 @@ def apply(
         click.echo(tracked_text(result["tracked"]), nl=False)
         for note in result["notes"]:
             click.echo(f"note: {note}", err=True)
+    exit_if_unobserved([entry.reason for entry in result["plan"].entries])
     sys.exit(0 if all(o.kind is OutcomeKind.BOUGHT for o in outcomes) else 2)
 
 
@@ -231,7 +243,8 @@ def status(
     paths: tuple[Path, ...], output: str, store_url: str | None, node_url: str | None
 ) -> None:
     """Each watched address: a fresh read of its energy, its condition and reason, and its
-    open orders from the store. Read-only. Exit 0, or 1 on error."""
+    open orders from the store. Read-only. Exit 0, or 1 on error (also when no address
+    could be read from the node)."""
     from engine.planning import assess
     from engine.rendering import status_table
     from engine.session import Session
@@ -265,6 +278,7 @@ def status(
         click.echo(json.dumps(rows, indent=2))
     else:
         click.echo(status_table(assessments, by_address), nl=False)
+    exit_if_unobserved([a.reason for a in assessments])
 
 
 @click.group(invoke_without_command=True, subcommand_metavar="[resolve|history ...]")

@@ -198,10 +198,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def spent(
-        self, policy: str | None, window: BudgetWindow, now: float | None = None
+        self,
+        policy: str | None,
+        window: BudgetWindow,
+        now: float | None = None,
+        *,
+        addresses: Collection[str] | None = None,
     ) -> int:
         """Sun reserved (open orders) + settled (terminal orders) in the window holding
-        `now`, for `policy` (None: all policies)."""
+        `now`, for `policy` (None: all policies); with `addresses`, for every order of
+        these addresses whatever its policy (`BudgetLimit.addresses`)."""
 
     @abc.abstractmethod
     async def ledger_entries(

@@ -245,10 +245,15 @@ class PostgresStore(Store):
         return await self._read(lambda cur: q.order_history(cur, client_order_id))
 
     async def spent(
-        self, policy: str | None, window: BudgetWindow, now: float | None = None
+        self,
+        policy: str | None,
+        window: BudgetWindow,
+        now: float | None = None,
+        *,
+        addresses: Collection[str] | None = None,
     ) -> int:
         start, end = window_bounds(window, self._as_of(now))
-        return await self._read(lambda cur: q.sum_ledger(cur, policy, start, end))
+        return await self._read(lambda cur: q.sum_ledger(cur, policy, start, end, addresses))
 
     async def ledger_entries(
         self,

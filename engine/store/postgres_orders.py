@@ -22,7 +22,7 @@ shared with SQLite), `phases.py` (rules), `records.py` (values).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import psycopg
@@ -99,7 +99,8 @@ async def create_intent(
         return rows.open_order_refusal(holders)
     for budget in budgets:
         start, end = window_bounds(budget.window, now)
-        refusal = rows.over_budget(intent, budget, await sum_ledger(cur, budget.policy, start, end))
+        spent = await sum_ledger(cur, budget.policy, start, end, budget.addresses)
+        refusal = rows.over_budget(intent, budget, spent)
         if refusal is not None:
             return refusal
     try:
@@ -279,7 +280,23 @@ async def order_history(cur: Cursor, client_order_id: str) -> list[OrderEvent]:
     return [rows.event_from_row(row) for row in await cur.fetchall()]
 
 
-async def sum_ledger(cur: Cursor, policy: str | None, start: float, end: float) -> int:
+async def sum_ledger(
+    cur: Cursor,
+    policy: str | None,
+    start: float,
+    end: float,
+    addresses: Collection[str] | None = None,
+) -> int:
+    if addresses is not None:  # the orders of these addresses, whichever policy placed them
+        await cur.execute(
+            "SELECT COALESCE(SUM(l.amount_sun), 0)::bigint AS total FROM ledger_entries AS l"
+            " JOIN orders AS o ON o.client_order_id = l.client_order_id"
+            " WHERE l.booked_at >= %s AND l.booked_at < %s AND o.address = ANY(%s)",
+            (start, end, sorted(addresses)),
+        )
+        found = await cur.fetchone()
+        assert found is not None
+        return int(found["total"])
     sql = "SELECT COALESCE(SUM(amount_sun), 0)::bigint AS total FROM ledger_entries"
     sql += " WHERE booked_at >= %s AND booked_at < %s"
     params: list[Any] = [start, end]

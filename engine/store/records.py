@@ -115,12 +115,16 @@ class BudgetWindow(enum.StrEnum):
 class BudgetLimit(_Record):
     """At most `limit_sun` reserved + settled per calendar `window` (UTC) for `policy`.
 
-    `policy` None is a limit over every policy together (an account-wide cap).
+    `policy` None is a limit over every policy together (an account-wide cap). With
+    `addresses`, the window's spend is that of every order for these addresses, whichever
+    policy name placed it: a renamed policy, or an address moved between policies, keeps
+    its spend (the policy's current addresses carry it); without, every order of `policy`.
     """
 
     policy: str | None
     window: BudgetWindow
     limit_sun: int = Field(ge=0)
+    addresses: frozenset[str] | None = None
 
 
 class LedgerEntry(_Record):

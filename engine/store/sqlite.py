@@ -227,10 +227,15 @@ class SQLiteStore(Store):
         return await self._read(lambda conn: q.order_history(conn, client_order_id))
 
     async def spent(
-        self, policy: str | None, window: BudgetWindow, now: float | None = None
+        self,
+        policy: str | None,
+        window: BudgetWindow,
+        now: float | None = None,
+        *,
+        addresses: Collection[str] | None = None,
     ) -> int:
         start, end = window_bounds(window, self._as_of(now))
-        return await self._read(lambda conn: q.spent(conn, policy, start, end))
+        return await self._read(lambda conn: q.spent(conn, policy, start, end, addresses))
 
     async def ledger_entries(
         self,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from engine.store import rows
@@ -69,7 +69,8 @@ def create_intent(
         return rows.open_order_refusal(str(row["client_order_id"]) for row in holders)
     for budget in budgets:
         start, end = window_bounds(budget.window, now)
-        refusal = rows.over_budget(intent, budget, _sum_ledger(conn, budget.policy, start, end))
+        spent = _sum_ledger(conn, budget.policy, start, end, budget.addresses)
+        refusal = rows.over_budget(intent, budget, spent)
         if refusal is not None:
             return refusal
     try:
@@ -245,7 +246,22 @@ def order_history(conn: sqlite3.Connection, client_order_id: str) -> list[OrderE
     ]
 
 
-def _sum_ledger(conn: sqlite3.Connection, policy: str | None, start: float, end: float) -> int:
+def _sum_ledger(
+    conn: sqlite3.Connection,
+    policy: str | None,
+    start: float,
+    end: float,
+    addresses: Collection[str] | None = None,
+) -> int:
+    if addresses is not None:  # the orders of these addresses, whichever policy placed them
+        row = conn.execute(
+            "SELECT COALESCE(SUM(l.amount_sun), 0) FROM ledger_entries AS l"
+            " JOIN orders AS o ON o.client_order_id = l.client_order_id"
+            " WHERE l.booked_at >= ? AND l.booked_at < ?"
+            " AND o.address IN (SELECT value FROM json_each(?))",
+            (start, end, json.dumps(sorted(addresses))),
+        ).fetchone()
+        return int(row[0])
     sql = "SELECT COALESCE(SUM(amount_sun), 0) FROM ledger_entries WHERE booked_at >= ?"
     sql += " AND booked_at < ?"
     params: list[Any] = [start, end]
@@ -255,8 +271,14 @@ def _sum_ledger(conn: sqlite3.Connection, policy: str | None, start: float, end:
     return int(conn.execute(sql, params).fetchone()[0])
 
 
-def spent(conn: sqlite3.Connection, policy: str | None, start: float, end: float) -> int:
-    return _sum_ledger(conn, policy, start, end)
+def spent(
+    conn: sqlite3.Connection,
+    policy: str | None,
+    start: float,
+    end: float,
+    addresses: Collection[str] | None = None,
+) -> int:
+    return _sum_ledger(conn, policy, start, end, addresses)
 
 
 def ledger_entries(

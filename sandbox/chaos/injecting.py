@@ -161,9 +161,14 @@ class ChaosStore(Store):
         return await self._do(lambda: self.inner.order_history(client_order_id))
 
     async def spent(
-        self, policy: str | None, window: BudgetWindow, now: float | None = None
+        self,
+        policy: str | None,
+        window: BudgetWindow,
+        now: float | None = None,
+        *,
+        addresses: Collection[str] | None = None,
     ) -> int:
-        return await self._do(lambda: self.inner.spent(policy, window, now))
+        return await self._do(lambda: self.inner.spent(policy, window, now, addresses=addresses))
 
     async def ledger_entries(self, **selection: Any) -> list[LedgerEntry]:
         return await self._do(lambda: self.inner.ledger_entries(**selection))

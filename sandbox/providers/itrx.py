@@ -124,6 +124,9 @@ class ItrxEmulator(EmulatorBase):
     def _detail(message: str, status: int = 400) -> JSONResponse:
         return JSONResponse({"detail": message}, status_code=status)
 
+    def _refusal(self, message: str) -> Response:
+        return self._detail(message)
+
     def _rate_limited(self) -> Response:
         return self._detail("Request was throttled. Expected available in 1 second.", 429)
 

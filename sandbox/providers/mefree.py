@@ -164,6 +164,9 @@ class MefreeEmulator(EmulatorBase):
         }
         return JSONResponse(body, status_code=status)
 
+    def _refusal(self, message: str) -> Response:
+        return self._error(400, "INVALID_PARAMETER", message)
+
     def _rate_limited(self) -> Response:
         return self._error(429, "TOO_MANY_REQUESTS", "Too many requests")
 

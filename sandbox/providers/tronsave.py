@@ -125,6 +125,9 @@ class TronSaveEmulator(EmulatorBase):
         message = f"TSAS:{TSAS[code]} {code}" + (f" {detail}" if detail else "")
         return JSONResponse({"error": True, "message": message, "data": None}, status)
 
+    def _refusal(self, message: str) -> Response:
+        return self._fail("INVALID_PARAMS", message)
+
     def _rate_limited(self) -> Response:
         return JSONResponse({"error": True, "message": "Rate limit reached"}, 429)
 

@@ -28,7 +28,13 @@ async def market(tmp_path: Path) -> AsyncIterator[Market]:
 
 
 def policy_set(
-    tmp_path: Path, addresses: list[str], providers: list[str], extra: str = ""
+    tmp_path: Path,
+    addresses: list[str],
+    providers: list[str],
+    extra: str = "",
+    *,
+    name: str = "pol",
+    per_day: str = "10000 TRX",
 ) -> PolicySet:
     docs = [
         f"---\napiVersion: energyctl/v1\nkind: Provider\nmetadata: {{name: p-{v}}}\n"
@@ -38,11 +44,11 @@ def policy_set(
         for v in VENDORS
     ]
     docs.append(
-        "---\napiVersion: energyctl/v1\nkind: EnergyPolicy\nmetadata: {name: pol}\nspec:\n"
+        f"---\napiVersion: energyctl/v1\nkind: EnergyPolicy\nmetadata: {{name: {name}}}\nspec:\n"
         f"  addresses: [{', '.join(addresses)}]\n  threshold: 65k\n"
         "  topUp: {amount: 70k, duration: 1h}\n"
         f"  providers: [{', '.join(providers)}]\n"
-        "  maxPrice: 120 sun/energy\n  budget: {perDay: 10000 TRX}\n" + extra
+        f"  maxPrice: 120 sun/energy\n  budget: {{perDay: {per_day}}}\n" + extra
     )
     path = tmp_path / "policies.yaml"
     path.write_text("".join(docs))
@@ -154,3 +160,24 @@ async def test_quotes_and_balances_too_old_to_reuse_are_forgotten(
     await rec.reconcile_once(apply=False)
     assert all(at == market.clock.now() for at, _ in rec._quotes.values())
     assert all(at == market.clock.now() for at, _ in rec._balances.values())
+
+
+async def test_a_renamed_policy_keeps_the_spend_of_its_addresses(
+    market: Market, tmp_path: Path
+) -> None:
+    """Budgets follow the addresses' spend: renaming `pol` is not a fresh budget."""
+    first, second = market.watched(2)
+    before = reconciler(market, policy_set(tmp_path, [first], ["p-eopen"]))
+    [bought] = (await before.reconcile_once(apply=True)).outcomes
+    assert bought.kind is OutcomeKind.BOUGHT
+    [order] = await market.store.orders()
+    room = 8_400_000  # one top-up at the cap (70k x 120 sun): the least budget allowed
+    assert order.reserved_sun < room < 2 * order.reserved_sun  # a second one does not fit
+    renamed = policy_set(
+        tmp_path, [first, second], ["p-eopen"], name="pol-renamed", per_day=f"{room} sun"
+    )
+    after = await reconciler(market, renamed).reconcile_once(apply=True)
+    assert after.outcomes == ()
+    [entry] = [e for e in after.plan.entries if e.address == second]
+    assert str(entry.reason) == "Budget", entry
+    assert market.creates("eopen") == 1
