@@ -172,7 +172,7 @@ async def test_a_renamed_policy_keeps_the_spend_of_its_addresses(
     assert bought.kind is OutcomeKind.BOUGHT
     [order] = await market.store.orders()
     room = 8_400_000  # one top-up at the cap (70k x 120 sun): the least budget allowed
-    assert order.reserved_sun < room < 2 * order.reserved_sun  # a second one does not fit
+    assert order.reserved_sun <= room < 2 * order.reserved_sun  # a second one does not fit
     renamed = policy_set(
         tmp_path, [first, second], ["p-eopen"], name="pol-renamed", per_day=f"{room} sun"
     )
