@@ -282,3 +282,15 @@ async def test_an_intent_survives_a_store_that_was_never_closed(
         assert (found.client_order_id, found.phase, found.reserved_sun) == (oid, P.INTENT, 42)
     finally:
         await replica.close()
+
+
+async def test_orders_changed_since_a_time(store: Store, clock: VirtualClock) -> None:
+    a = await created(store, address="TA")
+    b = await created(store, address="TB")
+    clock.advance(10)
+    await store.transition(a, P.UNKNOWN)  # an old order that changed: listed
+    changed = await store.orders(OrderFilter(updated_since=START + 5))
+    assert [r.client_order_id for r in changed] == [a]
+    assert changed[0].updated_at == START + 10
+    assert len(await store.orders(OrderFilter(updated_since=START))) == 2
+    assert b not in {r.client_order_id for r in changed}
