@@ -66,6 +66,7 @@ async def run_sidecar(options: SidecarOptions) -> int:
         observers=[metrics.observe_pass],
         wrap_providers=metrics.metered,
     )
+    controller.listen_override = options.listen  # then http.listen may change live
     alerter = Alerter(controller)
     controller.observers.append(alerter.observe_pass)
     try:
