@@ -27,6 +27,7 @@ from pathlib import Path
 
 import uvicorn
 
+from engine.admitting import AllowListError, parse_allowed
 from engine.alerting import Alerter
 from engine.controller import Controller, ControllerError, ControllerSettings
 from engine.metrics import Metrics
@@ -42,6 +43,8 @@ class SidecarOptions:
     listen: str | None = None  # HOST:PORT; default EngineConfig http.listen
     settings: ControllerSettings = field(default_factory=ControllerSettings)
     server_grace: float = 5.0
+    #: `env:NAME` / `file:PATH`: secrets a set sent over the API may use anywhere
+    allowed_secrets: Sequence[str] = ()
 
 
 class _Server(uvicorn.Server):
@@ -67,6 +70,11 @@ async def run_sidecar(options: SidecarOptions) -> int:
         wrap_providers=metrics.metered,
     )
     controller.listen_override = options.listen  # then http.listen may change live
+    try:
+        controller.allowed_secrets = parse_allowed(options.allowed_secrets)
+    except AllowListError as exc:
+        log.error("cannot start", extra={"event": "start", "error": str(exc)})
+        return 1
     alerter = Alerter(controller)
     controller.observers.append(alerter.observe_pass)
     try:

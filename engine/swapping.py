@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from engine.admitting import PushRules, Source, set_problems
 from engine.chain import public_url
 from engine.reloading import Loaded, PolicySource
 from policies.base import SecretRef
@@ -94,6 +95,28 @@ class PolicySwaps:
     listen_override: str | None = None
     #: why the last refused change needs a restart (empty once a set is put in force)
     restart_required: tuple[str, ...] = ()
+    policy_source: str  # "files" or "api"
+    #: secrets a pushed set may use anywhere (`--allow-secret`, `engine/admitting.py`)
+    allowed_secrets: frozenset[Source] = frozenset()
+    _files_set: PolicySet | None = None  # the last set from the files, while one from the API runs
+
+    def trusted_set(self) -> PolicySet | None:
+        """The set last read from the policy files (the operator's; pushes are held to it)."""
+        return self.policy_set if self.policy_source == "files" else self._files_set
+
+    def load_pushed(self, files: Mapping[str, str]) -> Loaded:
+        """Validate a set sent over HTTP under the push rules (`engine/admitting.py`): its
+        secrets are checked before any is read; a set that would lock the operator out is
+        refused. The errors say why; nothing is put in force here."""
+        rules = PushRules(self.trusted_set(), self.allowed_secrets)
+        loaded = self.source.load_texts(files, secret_gate=rules.gate)
+        if loaded.policy_set is None:
+            return loaded
+        problems = set_problems(loaded.policy_set, self.policy_set)
+        if problems:
+            return Loaded(None, tuple(problems), loaded.fingerprint)
+        return loaded
+
     fingerprint: str
     reload_errors: tuple[str, ...]
     stopping: bool
@@ -112,6 +135,8 @@ class PolicySwaps:
         async with self._track_lock, self._lock:
             if not self.stopping:
                 self._check_fixed(loaded)
+                if self.policy_source == "files":  # pushes stay held to the files' secrets
+                    self._files_set = self.policy_set
                 await self._install(loaded, origin)
                 self.restart_required = ()
         self.wake("policies")

@@ -78,6 +78,15 @@ from engine.cli.common import FILES
     help="Seconds before another process's intent is resolved (default: 0 without shards, "
     "max(60, 4 x lease ttl) with them).",
 )
+@click.option(
+    "--allow-secret",
+    "allowed_secrets",
+    envvar="ENERGYCTL_ALLOW_SECRETS",
+    multiple=True,
+    metavar="env:NAME|file:PATH",
+    help="A secret a policy set sent over the API (POST /v1/policies) may use for any "
+    "provider, beyond those the policy files use (repeatable; docs/security.md).",
+)
 def run(
     paths: tuple[Path, ...],
     listen: str | None,
@@ -89,6 +98,7 @@ def run(
     shards: int | None,
     lease_ttl: float,
     intent_grace: float | None,
+    allowed_secrets: tuple[str, ...] = (),
 ) -> None:
     """The sidecar: the reconciliation loop plus its HTTP API, until SIGTERM.
 
@@ -103,12 +113,18 @@ def run(
     import os
     import socket
 
+    from engine.admitting import AllowListError, parse_allowed
     from engine.controller import ControllerSettings
     from engine.logs import configure
     from engine.sidecar import SidecarOptions, run_sidecar
 
+    try:
+        parse_allowed(allowed_secrets)
+    except AllowListError as exc:
+        raise click.BadParameter(str(exc), param_hint="--allow-secret") from exc
     configure(log_format, log_level)
     options = SidecarOptions(
+        allowed_secrets=allowed_secrets,
         paths=paths,
         listen=listen,
         settings=ControllerSettings(
