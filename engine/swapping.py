@@ -9,7 +9,8 @@ and for `POST /v1/policies` (`origin` "api": such a set stays until the files ch
 
 **Settings fixed for the life of the process.** The settings that say which store, which
 node and which HTTP listener the process uses (`store.url`, `node.url`, the `node.apiKey`
-reference, `http.listen` unless `--listen` overrides it) never change while it runs:
+reference, `http.listen` unless `--listen` overrides it), and `observation.mode` (the
+block follower starts with the process), never change while it runs:
 swapping the store would forget the open orders and the day's spend (every order in
 flight bought again), and the listener is bound once. A new set - from the files or from
 HTTP - that changes one is refused whole with `RestartRequired`, naming each setting;
@@ -69,6 +70,8 @@ def fixed_changes(
         ("store.url", old.store.url, now.store.url),
         ("node.url", public_url(old.node.url), public_url(now.node.url)),
         ("node.apiKey", _ref(old.node.api_key), _ref(now.node.api_key)),
+        # the block follower is started with the process (`Controller.run`)
+        ("observation.mode", old.observation.mode, now.observation.mode),
     ]
     if old.node.url != now.node.url and pairs[1][1] == pairs[1][2]:
         pairs[1] = ("node.url", "the running URL", "another URL (same host and path)")

@@ -65,6 +65,9 @@ def test_store_node_and_listener_changes_are_named(tmp_path: Path) -> None:
     assert why.startswith("node.apiKey:") and "K2" in why and "'k" not in why
     assert fixed_changes(running, load(tmp_path, listen))[0].startswith("http.listen:")
     assert fixed_changes(running, load(tmp_path, listen), listen_override="127.0.0.1:9") == []
+    follow = ENGINE.replace("  store:", "  observation: {mode: follow}\n  store:")
+    [mode] = fixed_changes(running, load(tmp_path, follow))
+    assert mode.startswith("observation.mode:")
 
 
 def test_a_set_without_engine_config_takes_the_defaults_and_is_refused(tmp_path: Path) -> None:
