@@ -48,8 +48,9 @@ class RestartRequired(ControllerError):
     def __init__(self, reasons: Sequence[str]) -> None:
         self.reasons = tuple(reasons)
         super().__init__(
-            "; ".join(self.reasons) + ". The store, the node and the HTTP listener are fixed "
-            "while energyctl runs: restart it to change them; the running set stays in force"
+            "; ".join(self.reasons) + ". The store, the node, the HTTP listener and the "
+            "observation mode are fixed while energyctl runs: restart it to change them; "
+            "the running set stays in force"
         )
 
 
@@ -101,7 +102,19 @@ class PolicySwaps:
     policy_source: str  # "files" or "api"
     #: secrets a pushed set may use anywhere (`--allow-secret`, `engine/admitting.py`)
     allowed_secrets: frozenset[Source] = frozenset()
-    _files_set: PolicySet | None = None  # the last set from the files, while one from the API runs
+    _files_set: PolicySet | None = None  # the files' last set, while one from the API runs
+    fingerprint: str
+    reload_errors: tuple[str, ...]
+    stopping: bool
+    _lock: asyncio.Lock
+    _track_lock: asyncio.Lock
+    _reload_every: float  # seconds between polls of the files
+
+    async def _install(self, loaded: Loaded, origin: str) -> None:
+        raise NotImplementedError
+
+    def wake(self, reason: str) -> None:
+        raise NotImplementedError
 
     def trusted_set(self) -> PolicySet | None:
         """The set last read from the policy files (the operator's; pushes are held to it)."""
@@ -119,19 +132,6 @@ class PolicySwaps:
         if problems:
             return Loaded(None, tuple(problems), loaded.fingerprint)
         return loaded
-
-    fingerprint: str
-    reload_errors: tuple[str, ...]
-    stopping: bool
-    _lock: asyncio.Lock
-    _track_lock: asyncio.Lock
-    _reload_every: float  # seconds between polls of the files
-
-    async def _install(self, loaded: Loaded, origin: str) -> None:
-        raise NotImplementedError
-
-    def wake(self, reason: str) -> None:
-        raise NotImplementedError
 
     async def replace(self, loaded: Loaded, origin: str) -> None:
         """Put a validated set in force between passes and tracking rounds."""
