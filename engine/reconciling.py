@@ -185,7 +185,9 @@ class Reconciler:
             max_actions=self.policy_set.settings.max_actions_per_pass,
         )
 
-    async def fresh_enough(self, observations: Observations) -> Observations:
+    async def fresh_enough(
+        self, observations: Observations, open_orders: Sequence[OrderRecord] = ()
+    ) -> Observations:
         """No reading older than its address's last order change (a pass never buys on one).
 
         A reading a cache kept (the sidecar's `CachingSource`) may predate an order placed
@@ -193,9 +195,14 @@ class Reconciler:
         no open order left, it would show the need that order already met. The store says
         which addresses' orders changed since the oldest reading (`updated_at`); those
         addresses are read again (marked for `refresh` when the reader keeps a cache), and
-        one that cannot be read anew is an `ObservationFailure` for this pass.
+        one that cannot be read anew is an `ObservationFailure` for this pass. Addresses
+        in `open_orders` (the list the plan gets) are left as they are: the plan holds
+        for them whatever their reading says.
         """
-        readings = {a: s for a, s in observations.items() if isinstance(s, EnergySnapshot)}
+        held = {o.address for o in open_orders}
+        readings = {
+            a: s for a, s in observations.items() if isinstance(s, EnergySnapshot) and a not in held
+        }
         if not readings:
             return observations
         oldest = min(s.read_at for s in readings.values())
@@ -344,7 +351,7 @@ class Reconciler:
         ones this replica owns); the others are left out of the plan.
         """
         open_orders = await self.store.open_orders()
-        observations = await self.fresh_enough(await self.observe(only))
+        observations = await self.fresh_enough(await self.observe(only), open_orders)
         decided = await self.decide(
             await self.inputs(observations, demands, open_orders=open_orders), only
         )
