@@ -114,3 +114,19 @@ def test_a_refused_purchase_marks_its_address_for_a_fresh_read(tmp_path: Path) -
     refused = ActionOutcome("TX", "pol", OutcomeKind.HELD, "open order(s) already exist")
     result = PassResult(Plan(entries=(), now=0.0), True, (refused,))
     assert "TX" in busy_addresses(result)
+
+
+async def test_guard_leaves_alone_the_addresses_with_an_open_order(
+    market: Market, tmp_path: Path
+) -> None:
+    x, y = market.watched(2)
+    ps = policy_set(tmp_path, [x, y], ["p-eopen"])
+    rec, _ = sidecar(market, ps)
+    seen = await rec.observe()
+    other, _ = sidecar(market, ps)
+    market.advance(1)
+    await other.reconcile_once(apply=True)
+    market.advance(5)
+    still_open = await market.store.open_orders()
+    assert {o.address for o in still_open} == {x, y}
+    assert await rec.fresh_enough(seen, still_open) == seen  # the plan holds for both
