@@ -4,8 +4,8 @@
 into the JSON answer of `POST /v1/ensure` (the address's plan entry, the order this pass
 placed for it, `satisfied`); `wait_for_energy` polls the chain for `wait` seconds until the
 address shows the energy. `busy_addresses(result)` lists the addresses with an order in
-flight (the controller has them re-read at the next pass) and `log_pass` writes the
-decision and order-state log lines of a pass.
+flight or a purchase tried (the controller has them re-read at the next pass) and
+`log_pass` writes the decision and order-state log lines of a pass.
 
 `Ensures` is the part of the controller that takes ensure requests: the demand is
 folded into the next pass's, the answer comes from that pass. With shards, an address
@@ -100,8 +100,10 @@ class Ensures:
 
 
 def busy_addresses(result: PassResult) -> set[str]:
-    """Addresses with an order placed, tracked, pending or blocked in this pass."""
-    busy = {o.address for o in result.outcomes if o.client_order_id}
+    """Addresses with an order placed, tracked, pending or blocked in this pass, and every
+    address a purchase was tried for: one the store refused (another process holds its
+    open order) must not be planned again on the reading that made this pass buy."""
+    busy = {o.address for o in result.outcomes}
     busy |= {t.address for t in result.tracked}
     busy |= {
         e.address for e in result.plan.entries if str(e.condition) in ("TopUpPending", "Blocked")

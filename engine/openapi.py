@@ -138,7 +138,10 @@ def document() -> dict[str, Any]:
                     "application/json": {"schema": _POLICIES_REQUEST}}},
                 "responses": {"200": _json({"type": "object", "properties": {
                     "revision": {"type": "string"}, "applied": {"type": "boolean"}}},
-                    "In force."), **_errors(400, 401, 403, 413, 422, 503)},
+                    "In force."), **_errors(400, 401, 403, 413, 422, 503),
+                    "409": _json(_ERROR, "The set changes the store, the node or the HTTP "
+                                 "listener, fixed until a restart: `restartRequired` says "
+                                 "which; the running set stays in force.")},
             }},
             "/v1/callbacks/{provider}": {"post": {
                 "summary": "A vendor's signed callback (itrx); only wakes the loop.",

@@ -52,12 +52,13 @@ from engine.planning import (
     plan,
     quote_requests,
 )
-from engine.store import BudgetWindow, OrderRecord, Store, StoreError
+from engine.store import BudgetWindow, OrderFilter, OrderRecord, Store, StoreError
 from engine.tracking import SnapshotSource, Tracker, TrackingSettings, TrackResult
 from policies.policyset import PolicySet
 from providers.base import Provider, ProviderError, Quote, QuoteRequest, TemporaryError
 
 Observations = dict[str, EnergySnapshot | ObservationFailure]
+_CHANGES = 10_000  # most order changes `fresh_enough` lists before it re-reads everything
 _R = TypeVar("_R")
 
 
@@ -188,6 +189,52 @@ class Reconciler:
             max_actions=self.policy_set.settings.max_actions_per_pass,
         )
 
+    async def fresh_enough(
+        self, observations: Observations, open_orders: Sequence[OrderRecord] = ()
+    ) -> Observations:
+        """No reading older than its address's last order change (a pass never buys on one).
+
+        A reading a cache kept (the sidecar's `CachingSource`) may predate an order placed
+        or ended since - by another process on the store, or by this one's tracking: with
+        no open order left, it would show the need that order already met. The store says
+        which addresses' orders changed since the oldest reading (`updated_at`); those
+        addresses are read again (marked for `refresh` when the reader keeps a cache), and
+        one that cannot be read anew is an `ObservationFailure` for this pass. Addresses
+        in `open_orders` (the list the plan gets) are left as they are: the plan holds
+        for them whatever their reading says.
+        """
+        held = {o.address for o in open_orders}
+        readings = {
+            a: s for a, s in observations.items() if isinstance(s, EnergySnapshot) and a not in held
+        }
+        if not readings:
+            return observations
+        oldest = min(s.read_at for s in readings.values())
+        changed = await self.store.orders(OrderFilter(updated_since=oldest, limit=_CHANGES))
+        last: dict[str, float] = {}
+        for order in changed:
+            last[order.address] = max(last.get(order.address, order.updated_at), order.updated_at)
+        if len(changed) >= _CHANGES:  # too many to list: every reading is suspect
+            last = {a: self.clock.now() for a in readings}
+        stale = sorted(a for a, s in readings.items() if a in last and s.read_at < last[a])
+        if not stale:
+            return observations
+        mark = getattr(self.reader, "refresh", None)
+        if callable(mark):
+            mark(stale)
+        again = await self.reader.snapshots(stale)
+        out = dict(observations)
+        for address in stale:
+            value = again.get(address)
+            if isinstance(value, EnergySnapshot) and value.read_at >= last[address]:
+                out[address] = value
+            else:
+                out[address] = ObservationFailure(
+                    "the reading predates the address's last order change and could not be "
+                    f"read again ({value or 'no answer'})"
+                )
+        return out
+
     async def decide(self, inputs: PlanInputs, only: Collection[str] | None = None) -> Plan:
         """Assess, fetch the quotes and balances the assessment asks for, and plan
         (`only`: these addresses; the others are left out of the plan)."""
@@ -268,6 +315,7 @@ class Reconciler:
         """Observe, track open orders (only when applying: tracking writes), and plan."""
         observations = await self.observe()
         tracked = await self.track(observations) if apply else []
+        observations = await self.fresh_enough(observations)
         decided = await self.decide(await self.inputs(observations, demands))
         return observations, tracked, decided
 
@@ -314,7 +362,7 @@ class Reconciler:
         ones this replica owns); the others are left out of the plan.
         """
         open_orders = await self.store.open_orders()
-        observations = await self.observe(only)
+        observations = await self.fresh_enough(await self.observe(only), open_orders)
         decided = await self.decide(
             await self.inputs(observations, demands, open_orders=open_orders), only
         )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from engine.validating import ENGINE_CHECKS
-from policies.loading import LoadResult, SecretMode, discover, load
+from policies.loading import LoadResult, SecretGate, SecretMode, discover, load
 from policies.policyset import PolicySet
 
 MAX_FILES = 200
@@ -77,8 +77,11 @@ class PolicySource:
             return Loaded(None, _errors(result), fingerprint)
         return Loaded(result.policy_set, (), fingerprint)
 
-    def load_texts(self, files: Mapping[str, str]) -> Loaded:
-        """Validate files sent over HTTP (`{"name.yaml": "..."}`); nothing is kept on disk."""
+    def load_texts(
+        self, files: Mapping[str, str], *, secret_gate: SecretGate | None = None
+    ) -> Loaded:
+        """Validate files sent over HTTP (`{"name.yaml": "..."}`); nothing is kept on disk.
+        `secret_gate`: which secret references the set may use (`engine/admitting.py`)."""
         if not files or len(files) > MAX_FILES:
             return Loaded(None, (f"send between 1 and {MAX_FILES} files",), "")
         names: list[str] = []
@@ -110,7 +113,11 @@ class PolicySource:
                 target.write_text(text)
                 os.chmod(target, 0o600)
             result = load(
-                [Path(tmp)], secrets=SecretMode.REQUIRED, checks=ENGINE_CHECKS, env=self._env
+                [Path(tmp)],
+                secrets=SecretMode.REQUIRED,
+                checks=ENGINE_CHECKS,
+                env=self._env,
+                secret_gate=secret_gate,
             )
         if result.policy_set is None:
             return Loaded(None, _errors(result), digest.hexdigest())

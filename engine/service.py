@@ -36,6 +36,7 @@ from engine.controller import Controller, ControllerError, NotOwner, UnknownAddr
 from engine.metrics import CONTENT_TYPE, Metrics
 from engine.openapi import document
 from engine.store import OPEN_PHASES, OrderFilter, OrderPhase, StoreError
+from engine.swapping import RestartRequired
 from policies.units import parse_energy
 from providers.itrx_callbacks import CallbackRejected, verify_callback
 
@@ -154,10 +155,13 @@ class Service:
         if c.stopping:
             problems.append("stopping")
         replica = c.status()["replica"]
+        # a refused change of the store, node or listener: ready (the running set is in
+        # force), but the operator must restart to get the change
+        pending = {"restartRequired": list(c.restart_required)} if c.restart_required else {}
         if problems:
-            return _error(503, "not ready", problems=problems, replica=replica)
+            return _error(503, "not ready", problems=problems, replica=replica, **pending)
         return JSONResponse(
-            {"status": "ready", "revision": c.policy_set.revision, "replica": replica}
+            {"status": "ready", "revision": c.policy_set.revision, "replica": replica} | pending
         )
 
     async def prometheus(self, request: Request) -> Response:
@@ -235,11 +239,13 @@ class Service:
             isinstance(k, str) and isinstance(v, str) for k, v in files.items()
         ):
             return _error(422, 'send {"files": {"NAME.yaml": "TEXT", ...}}')
-        loaded = self.controller.source.load_texts(files)
+        loaded = self.controller.load_pushed(files)  # the token's limits: engine/admitting.py
         if loaded.policy_set is None:
             return _error(422, "invalid policy set", errors=list(loaded.errors))
         try:
             await self.controller.replace(loaded, "api")
+        except RestartRequired as exc:  # the store, node or listener would change
+            return _error(409, str(exc), restartRequired=list(exc.reasons))
         except ControllerError as exc:
             return _error(503, str(exc))
         return JSONResponse({"revision": loaded.policy_set.revision, "applied": True})

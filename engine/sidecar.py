@@ -28,6 +28,7 @@ from pathlib import Path
 
 import uvicorn
 
+from engine.admitting import AllowListError, parse_allowed
 from engine.alerting import Alerter, AlertSettings
 from engine.controller import Controller, ControllerError, ControllerSettings
 from engine.metrics import Metrics
@@ -44,6 +45,8 @@ class SidecarOptions:
     settings: ControllerSettings = field(default_factory=ControllerSettings)
     server_grace: float = 5.0
     alerts: AlertSettings | None = None  # None: read from the environment
+    #: `env:NAME` / `file:PATH`: secrets a set sent over the API may use anywhere
+    allowed_secrets: Sequence[str] = ()
 
 
 class _Server(uvicorn.Server):
@@ -81,6 +84,12 @@ async def run_sidecar(options: SidecarOptions) -> int:
         observers=[metrics.observe_pass],
         wrap_providers=metrics.metered,
     )
+    controller.listen_override = options.listen  # then http.listen may change live
+    try:
+        controller.allowed_secrets = parse_allowed(options.allowed_secrets)
+    except AllowListError as exc:
+        log.error("cannot start", extra={"event": "start", "error": str(exc)})
+        return 1
     alerter = Alerter(controller, options.alerts)
     controller.observers.append(alerter.observe_pass)
     try:

@@ -41,6 +41,17 @@ def _expected(param: click.Parameter | None) -> str:
     return ""
 
 
+def _allowed(entries: tuple[str, ...]) -> tuple[str, ...]:
+    """`--allow-secret` entries, checked at start-up (`engine/admitting.py` reads them)."""
+    from engine.admitting import AllowListError, parse_allowed
+
+    try:
+        parse_allowed(entries)
+    except AllowListError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return entries
+
+
 class _Settings(click.Command):
     """`run`'s options: a bad one is one line and exit 1 (see the module docstring)."""
 
@@ -163,6 +174,16 @@ def _listen(ctx: click.Context, param: click.Parameter, value: str | None) -> st
     help="Seconds before another process's intent is resolved (default: 0 without shards, "
     "max(60, 4 x lease ttl) with them).",
 )
+@click.option(
+    "--allow-secret",
+    "allowed_secrets",
+    envvar="ENERGYCTL_ALLOW_SECRETS",
+    multiple=True,
+    metavar="env:NAME|file:PATH",
+    callback=lambda ctx, param, value: _allowed(value),
+    help="A secret a policy set sent over the API (POST /v1/policies) may use for any "
+    "provider, beyond those the policy files use (repeatable; docs/security.md).",
+)
 def run(
     paths: tuple[Path, ...],
     listen: str | None,
@@ -174,6 +195,7 @@ def run(
     shards: int | None,
     lease_ttl: float,
     intent_grace: float | None,
+    allowed_secrets: tuple[str, ...] = (),
 ) -> None:
     """The sidecar: the reconciliation loop plus its HTTP API, until SIGTERM.
 
@@ -200,6 +222,7 @@ def run(
         sys.exit(1)
     configure(log_format, log_level)
     options = SidecarOptions(
+        allowed_secrets=allowed_secrets,
         paths=paths,
         listen=listen,
         alerts=alerts,

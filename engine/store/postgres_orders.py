@@ -244,6 +244,9 @@ async def orders(cur: Cursor, selection: OrderFilter) -> list[OrderRecord]:
     if selection.since is not None:
         where.append("created_at >= %s")
         params.append(selection.since)
+    if selection.updated_since is not None:
+        where.append("updated_at >= %s")
+        params.append(selection.updated_since)
     if selection.deadline_before is not None:
         where.append("deadline < %s AND phase = ANY(%s)")
         params.extend([selection.deadline_before, _OPEN])

@@ -97,6 +97,9 @@ class OrderFilter(_Record):
     provider: str | None = None
     address: str | None = None
     since: float | None = Field(default=None, description="created_at >= since")
+    updated_since: float | None = Field(
+        default=None, description="updated_at >= updated_since (the order's last change)"
+    )
     deadline_before: float | None = Field(
         default=None, description="Open orders whose deadline is before this time (alerts)."
     )

@@ -37,6 +37,13 @@ BAD: list[tuple[str, list[str], dict[str, str], str]] = [
     ("shards-too-many", ["--shards", "5000"], {}, "--shards"),
     ("env-shards-word", [], {"ENERGYCTL_SHARDS": "many"}, "ENERGYCTL_SHARDS"),
     ("env-log-format", [], {"ENERGYCTL_LOG_FORMAT": "xml"}, "ENERGYCTL_LOG_FORMAT"),
+    ("allow-secret-garbage", ["--allow-secret", "garbage"], {}, "--allow-secret"),
+    (
+        "env-allow-secrets",
+        [],
+        {"ENERGYCTL_ALLOW_SECRETS": "file:relative"},
+        "ENERGYCTL_ALLOW_SECRETS",
+    ),
     (
         "env-intent-grace-unit",
         [],
