@@ -4,7 +4,7 @@ One async interface (`Provider`), the value types that cross it (`QuoteRequest`,
 `OrderRequest`, `Receipt`, `OrderStatus`), what a vendor can do (`Capabilities`) and the
 three kinds of failure (`TemporaryError`, `PermanentError`, `AmbiguousError`).
 
-Units (ARCHITECTURE.md invariant 8): money is int sun, energy an int, durations whole
+Units: money is int sun (never a float), energy an int, durations whole
 seconds. Vendor-specific wire formats never leave the adapter modules; `raw` fields carry
 the vendor's parsed JSON for logs and debugging only, and never hold credentials.
 
