@@ -38,7 +38,8 @@ from engine.openapi import document
 from engine.store import OPEN_PHASES, OrderFilter, OrderPhase, StoreError
 from engine.swapping import RestartRequired
 from policies.units import parse_energy
-from providers.itrx_callbacks import CallbackRejected, verify_callback
+from providers import registry
+from providers.base import CallbackRejected, CallbackUnverifiable
 
 MAX_BODY = 64 * 1024
 MAX_POLICY_BODY = 1024 * 1024
@@ -254,14 +255,14 @@ class Service:
         c = self.controller
         name = request.path_params["provider"]
         document_ = c.policy_set.providers.get(name) if c.policy_set is not None else None
-        if document_ is None or document_.spec.type != "itrx":
+        adapter = registry.find(document_.spec.type) if document_ is not None else None
+        if document_ is None or adapter is None or not adapter.capabilities.callbacks:
             return _error(404, f"no provider {name!r} that sends callbacks")
-        secret = getattr(document_.spec, "api_secret", None)
-        if secret is None or not secret.resolved:
-            return _error(503, f"{name}: its apiSecret is not set")
         body = await _body(request, MAX_BODY)
-        try:
-            verify_callback(dict(request.headers), body, secret.get(), c.clock.now())
+        try:  # the adapter checks the signature with its document's secret
+            adapter.verify_callback(document_.spec, dict(request.headers), body, c.clock.now())
+        except CallbackUnverifiable as exc:
+            return _error(503, f"{name}: {exc}")
         except CallbackRejected as exc:
             return _error(401, f"callback refused: {exc}")
         c.wake(f"callback:{name}")

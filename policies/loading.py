@@ -29,7 +29,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from policies.checking import check_documents
 from policies.diagnostics import Diagnostic, Location, did_you_mean, one_of, sorted_diagnostics
-from policies.models import API_VERSION, KINDS, Document, SecretRef
+from policies.models import API_VERSION, KINDS, Document, SecretRef, provider_model
 from policies.policyset import PolicySet, Sourced, secret_refs
 from policies.reading import MAX_FILE_BYTES, RawDocument, read_file
 
@@ -219,7 +219,7 @@ def _validate(raw: RawDocument) -> tuple[Document | None, list[Diagnostic]]:
         )
     if problems:
         return None, problems
-    model = KINDS[str(kind)]
+    model = provider_model() if kind == "Provider" else KINDS[str(kind)]
     try:
         return model.model_validate(data, by_alias=True, by_name=False), []
     except ValidationError as exc:

@@ -5,7 +5,7 @@ durations (`90s`, `10m`, `1h`, `30d`) -> int seconds; unit prices (`95 sun/energ
 milli-sun per energy; addresses -> the base58check `T...` form, checked with tronpy.
 
 Decimals are parsed with `decimal.Decimal`; a value that is not a whole number of the
-target unit is rejected, so no float ever carries money (ARCHITECTURE.md invariant 8).
+target unit is rejected, so no float ever carries money (money is int sun everywhere).
 Every parser raises `ValueError` with a message saying what would be valid.
 
 Numbers are plain decimals in the ASCII digits 0-9: other scripts' digits (`\u0663`, which

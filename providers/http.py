@@ -5,7 +5,7 @@ It offers a client factory with a `transport=` seam (`make_client`), one call he
 statuses onto `TemporaryError`, `PermanentError` and `AmbiguousError`, and a client-side
 token-bucket rate limiter driven by an injected clock.
 
-The rules (ARCHITECTURE.md invariants 3 and 4):
+The rules (never buy twice for one need; an order that may exist is never forgotten):
 
 - Reads are retried with exponential backoff and jitter, a bounded number of times, and
   honour `Retry-After`.

@@ -24,15 +24,11 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from providers.base import OrderState
+from providers.base import CallbackRejected, OrderState
 from providers.itrx import sign
 from providers.wire import PayloadError, as_object, floor_int, get_int, get_str, opt_str, to_decimal
 
 DEFAULT_MAX_AGE = 100.0
-
-
-class CallbackRejected(ValueError):
-    """The callback is not authentic, is stale, or is malformed. Answer it with 4xx."""
 
 
 @dataclass(frozen=True)

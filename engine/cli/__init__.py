@@ -15,6 +15,9 @@ import click
 
 from engine import __version__
 from engine.cli import planning, policies, providers, running, sandboxing
+from providers import registry
+
+registry.load()  # every vendor's settings known to validate and schema, plug-ins included
 
 __all__ = ["main"]
 

@@ -1,4 +1,4 @@
-"""Mefree emulator: `api.mefree.net`'s wire format (reference/providers.md section 1).
+"""Mefree emulator: `api.mefree.net`'s wire format (https://docs.mefree.net/api/create-order).
 
 - Auth on every call: `MF-ACCESS-KEY`, `MF-ACCESS-TIMESTAMP` (ISO-8601 UTC with ms and
   `Z`), `MF-ACCESS-SIGN` = Base64(HMAC-SHA256(secret, ts + METHOD + path?query [+ body])),

@@ -9,8 +9,9 @@ import pytest
 
 from policies.diagnostics import Diagnostic, Severity
 from policies.loading import LoadResult, SecretMode, load
-from policies.models import EnergyPolicy, ItrxSpec, SecretRef, UnresolvedSecretError
+from policies.models import EnergyPolicy, SecretRef, UnresolvedSecretError
 from policies.policyset import PolicySet
+from providers.itrx import ItrxSpec
 from tests.policies.conftest import ADDRESS_A, ADDRESS_B, POLICY, PROVIDERS, WriteSet
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,6 +21,7 @@ import pytest
 from pydantic import SecretStr
 
 from engine.clock import VirtualClock
+from providers import registry
 from providers.base import (
     AmbiguousError,
     ErrorReason,
@@ -31,11 +32,10 @@ from providers.base import (
     QuoteRequest,
     TemporaryError,
 )
-from providers.eopen import EopenProvider
 from providers.http import NO_WAIT
-from providers.itrx import ItrxProvider
-from providers.mefree import MefreeProvider
 from providers.tronsave import TronsaveProvider
+from sandbox.providers import VENDORS as EMULATED
+from sandbox.providers import EmulatedVendor
 from sandbox.providers.readings import Readings, all_single
 from sandbox.world import World as SandboxWorld
 from tests.providers import chain_harness as chain
@@ -55,26 +55,25 @@ class Vendor:
     adapter_kwargs: Callable[[str], dict[str, Any]]
 
 
-VENDORS = [
-    Vendor(
-        "mefree", "sandbox.providers.mefree", "MefreeEmulator",
-        {"api_key": KEY, "api_secret": SECRET}, "http://mefree.test", MefreeProvider,
-        lambda key: {"api_key": SecretStr(key), "api_secret": SecretStr(SECRET)},
-    ),
-    Vendor(
-        "itrx", "sandbox.providers.itrx", "ItrxEmulator",
-        {"api_key": KEY, "api_secret": SECRET}, "http://itrx.test", ItrxProvider,
-        lambda key: {"api_key": SecretStr(key), "api_secret": SecretStr(SECRET)},
-    ),
-    Vendor(
-        "eopen", "sandbox.providers.eopen", "EopenEmulator", {"api_key": KEY},
-        "http://eopen.test/api", EopenProvider, lambda key: {"api_key": SecretStr(key)},
-    ),
-    Vendor(
-        "tronsave", "sandbox.providers.tronsave", "TronSaveEmulator", {"api_key": KEY},
-        "http://tronsave.test", TronsaveProvider, lambda key: {"api_key": SecretStr(key)},
-    ),
-]  # fmt: skip
+def _vendor(entry: EmulatedVendor) -> Vendor:
+    """The contract's view of one emulated vendor: its registered adapter, test credentials."""
+    values = {kwarg: KEY if kwarg == "api_key" else SECRET for kwarg in entry.credential_kwargs()}
+
+    def adapter_kwargs(key: str) -> dict[str, Any]:
+        return {k: SecretStr(key if k == "api_key" else v) for k, v in values.items()}
+
+    return Vendor(
+        entry.name,
+        entry.emulator.__module__,
+        entry.emulator.__name__,
+        values,
+        f"http://{entry.name}.test{entry.base_path}",
+        registry.get(entry.name),
+        adapter_kwargs,
+    )
+
+
+VENDORS = [_vendor(entry) for entry in EMULATED]
 
 
 class World:
