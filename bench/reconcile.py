@@ -29,9 +29,9 @@ from pathlib import Path
 
 from tronpy.keys import to_base58check_address
 
-from engine.chain import EnergySnapshot
-from engine.clock import ScaledClock
-from engine.planning import PlanInputs, ProviderView, QuoteKey, assess, plan, quote_requests
+from engine.core.clock import ScaledClock
+from engine.decide.planning import PlanInputs, ProviderView, QuoteKey, assess, plan, quote_requests
+from engine.observe.chain import EnergySnapshot
 from engine.session import Session
 from policies.loading import SecretMode, load
 from providers.base import Capabilities, ProviderError, Quote

@@ -26,8 +26,8 @@ never answers delays the others' purchases by at most `call_timeout`. It is meas
 `clock.sleep`, so it cannot be used with a clock whose sleep moves time itself
 (`energyctl simulate`'s).
 
-Neighbours: `engine/planning.py` (pure decisions), `engine/applying.py`,
-`engine/tracking.py`, `engine/chain.py`, `engine/store/`; called by `engine/cli/` and
+Neighbours: `engine/decide/planning.py` (pure decisions), `engine/act/applying.py`,
+`engine/act/tracking.py`, `engine/observe/chain.py`, `engine/store/`; called by `engine/cli/` and
 the controller.
 """
 
@@ -38,10 +38,10 @@ from collections.abc import Awaitable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from engine.applying import ActionOutcome, CallTimeout, apply_action, bounded, budget_limits
-from engine.chain import ChainError, EnergySnapshot
-from engine.clock import Clock
-from engine.planning import (
+from engine.act.applying import ActionOutcome, CallTimeout, apply_action, bounded, budget_limits
+from engine.act.tracking import SnapshotSource, Tracker, TrackingSettings, TrackResult
+from engine.core.clock import Clock
+from engine.decide.planning import (
     Action,
     ObservationFailure,
     Plan,
@@ -52,8 +52,8 @@ from engine.planning import (
     plan,
     quote_requests,
 )
+from engine.observe.chain import ChainError, EnergySnapshot
 from engine.store import BudgetWindow, OrderFilter, OrderRecord, Store, StoreError
-from engine.tracking import SnapshotSource, Tracker, TrackingSettings, TrackResult
 from policies.policyset import PolicySet
 from providers.base import Provider, ProviderError, Quote, QuoteRequest, TemporaryError
 

@@ -7,8 +7,8 @@ its API key, or `node_url`), and a `ProviderPool` of adapters. `session.reconcil
 the `Reconciler` over them. The CLI's `plan`, `apply`, `status` and `orders` and the
 sidecar all start here.
 
-Neighbours: `engine/reconciling.py`, `engine/providing.py`, `engine/store/`,
-`engine/chain.py`.
+Neighbours: `engine/reconciling.py`, `engine/act/providing.py`, `engine/store/`,
+`engine/observe/chain.py`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from types import TracebackType
 import httpx
 from pydantic import SecretStr
 
-from engine.chain import ChainReader
-from engine.clock import Clock, SystemClock
-from engine.providing import ProviderPool
+from engine.act.providing import ProviderPool
+from engine.act.tracking import TrackingSettings
+from engine.core.clock import Clock, SystemClock
+from engine.observe.chain import ChainReader
 from engine.reconciling import Reconciler
 from engine.store import Store, open_store
-from engine.tracking import TrackingSettings
 from policies.policyset import PolicySet
 
 #: bound on one provider call (quote, balance, create, status) in real time: a vendor that

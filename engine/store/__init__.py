@@ -8,21 +8,8 @@ replicated one), `migrating.py` the schema migrations, `factory.py` URL selectio
 docs/store.md describes the tables and how the money invariants are enforced.
 """
 
-from engine.store.base import (
-    DuplicateOrderError,
-    IllegalTransitionError,
-    OrderNotFoundError,
-    SchemaVersionError,
-    Store,
-    StoreClosedError,
-    StoreError,
-    StoreUnavailableError,
-    TransitionConflictError,
-    UnsupportedStoreURLError,
-)
-from engine.store.factory import open_store
-from engine.store.phases import OPEN_PHASES, TERMINAL_PHASES, LedgerKind, OrderPhase
-from engine.store.records import (
+from engine.core.phases import OPEN_PHASES, TERMINAL_PHASES, LedgerKind, OrderPhase
+from engine.core.records import (
     BudgetLimit,
     BudgetWindow,
     IntentCreated,
@@ -40,6 +27,19 @@ from engine.store.records import (
     cooldown_until,
     window_bounds,
 )
+from engine.store.base import (
+    DuplicateOrderError,
+    IllegalTransitionError,
+    OrderNotFoundError,
+    SchemaVersionError,
+    Store,
+    StoreClosedError,
+    StoreError,
+    StoreUnavailableError,
+    TransitionConflictError,
+    UnsupportedStoreURLError,
+)
+from engine.store.factory import open_store
 
 __all__ = [
     "OPEN_PHASES",

@@ -19,9 +19,9 @@ import abc
 from collections.abc import Collection, Mapping
 from typing import Any, Self
 
-from engine.clock import Clock
-from engine.store.phases import OrderPhase
-from engine.store.records import (
+from engine.core.clock import Clock
+from engine.core.phases import OrderPhase
+from engine.core.records import (
     BudgetLimit,
     BudgetWindow,
     IntentOutcome,

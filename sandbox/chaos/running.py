@@ -35,13 +35,13 @@ from typing import Any
 
 import httpx
 
-from engine import applying
-from engine.applying import OutcomeKind
-from engine.chain import ChainReader
-from engine.providing import ProviderPool
+from engine.act import applying
+from engine.act.applying import OutcomeKind
+from engine.act.providing import ProviderPool
+from engine.act.tracking import TrackingSettings
+from engine.observe.chain import ChainReader
 from engine.reconciling import PassResult, Reconciler
 from engine.store import OPEN_PHASES, OrderFilter, StoreError, open_store
-from engine.tracking import TrackingSettings
 from providers.http import NO_WAIT
 from sandbox import demo
 from sandbox.chaos.checking import RunReport, check

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import applying
+from engine.act import applying
 from engine.store import OrderFilter, OrderPhase, open_store
 from providers.base import AmbiguousError, TemporaryError
 from sandbox.chaos import running as chaos_running

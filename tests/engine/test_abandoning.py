@@ -1,4 +1,4 @@
-"""abandonAfter (engine/tracking.py): a held order ends `failed` only when it must not be held.
+"""abandonAfter (engine/act/tracking.py): a held order ends `failed` only when it must not be held.
 
 Real SQLite store, the emulators and the emulated node in-process on one VirtualClock
 (`tests/engine/market.py`). An eopen intent that was never sent (a crash before the call:
@@ -18,11 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.alerting import Alerter, AlertSettings
-from engine.chain import ChainError, ChainTemporaryError, EnergySnapshot
+from engine.act.tracking import Tracker, TrackingSettings, delegation_evidence
+from engine.observe.chain import ChainError, ChainTemporaryError, EnergySnapshot
 from engine.reconciling import Reconciler
+from engine.sidecar.alerting import Alerter, AlertSettings
 from engine.store import BudgetWindow, OrderPhase
-from engine.tracking import Tracker, TrackingSettings, delegation_evidence
 from policies.loading import SecretMode, load
 from policies.policyset import PolicySet
 from tests.engine.market import TRX, VENDORS, Market, address

@@ -16,7 +16,8 @@ import pytest
 from pydantic import SecretStr
 from tronpy.keys import to_base58check_address, to_hex_address
 
-from engine.chain import (
+from engine.core.clock import VirtualClock
+from engine.observe.chain import (
     API_KEY_HEADER,
     ChainPermanentError,
     ChainReader,
@@ -26,7 +27,6 @@ from engine.chain import (
     canonical_address,
     public_url,
 )
-from engine.clock import VirtualClock
 
 NODE = "http://node.test:8090"
 NODEINFO = {"block": "Num:1000,ID:" + "00" * 32, "solidityBlock": "Num:981,ID:" + "11" * 32}

@@ -1,4 +1,4 @@
-"""engine/checking.py: the read-only checks of every vendor account, and the canary.
+"""engine/act/checking.py: the read-only checks of every vendor account, and the canary.
 
 In-process: the adapters talk to the sandbox world's emulators through ASGI transports,
 on the world's `VirtualClock`; the canary reads the world's node through `ChainReader`.
@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from engine.chain import ChainReader
-from engine.checking import (
+from engine.act.checking import (
     DOCUMENTED_NOT_FOUND,
     CanaryStep,
     check,
@@ -28,9 +27,10 @@ from engine.checking import (
     smallest_order,
     top_up_sizes,
 )
+from engine.act.providing import ProviderPool
 from engine.cli import main
-from engine.clock import VirtualClock
-from engine.providing import ProviderPool
+from engine.core.clock import VirtualClock
+from engine.observe.chain import ChainReader
 from policies.loading import SecretMode, load
 from policies.policyset import PolicySet
 from providers.base import (

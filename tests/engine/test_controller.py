@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from engine.clock import VirtualClock
-from engine.controller import Controller, ControllerSettings, NotOwner
-from engine.reloading import PolicySource
+from engine.core.clock import VirtualClock
 from engine.session import Session
+from engine.sidecar.controller import Controller, ControllerSettings, NotOwner
+from engine.sidecar.reloading import PolicySource
 from engine.store import OrderFilter, OrderPhase, OrderRecord, open_store
 from sandbox import demo
 from sandbox.world import World

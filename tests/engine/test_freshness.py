@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.applying import ActionOutcome, OutcomeKind
-from engine.chain import EnergySnapshot
-from engine.ensuring import busy_addresses
-from engine.observing import CachingSource
-from engine.planning import ObservationFailure
+from engine.act.applying import ActionOutcome, OutcomeKind
+from engine.decide.planning import ObservationFailure
+from engine.observe.chain import EnergySnapshot
+from engine.observe.observing import CachingSource
 from engine.reconciling import PassResult, Reconciler
+from engine.sidecar.ensuring import busy_addresses
 from engine.store import OrderPhase
 from policies.policyset import PolicySet
 from tests.engine.market import Market
@@ -109,7 +109,7 @@ async def test_guard_turns_a_reading_it_cannot_renew_into_a_failure(
 
 
 def test_a_refused_purchase_marks_its_address_for_a_fresh_read(tmp_path: Path) -> None:
-    from engine.planning import Plan
+    from engine.decide.planning import Plan
 
     refused = ActionOutcome("TX", "pol", OutcomeKind.HELD, "open order(s) already exist")
     result = PassResult(Plan(entries=(), now=0.0), True, (refused,))

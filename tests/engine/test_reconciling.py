@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.applying import OutcomeKind
-from engine.planning import QuoteKey
+from engine.act.applying import OutcomeKind
+from engine.decide.planning import QuoteKey
 from engine.reconciling import Reconciler
 from engine.store import IntentCreated, NewIntent, OrderPhase
 from policies.loading import SecretMode, load

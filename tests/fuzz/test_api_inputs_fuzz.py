@@ -21,8 +21,8 @@ import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.controller import Controller
-from engine.service import Service
+from engine.sidecar.controller import Controller
+from engine.sidecar.service import Service
 from engine.store import OrderPhase
 from tests.fuzz.profiles import fuzz
 from tests.fuzz.test_api_found import controller

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from providers.base import (
     AmbiguousError,
     ErrorReason,
@@ -264,7 +264,7 @@ async def _make(
 #
 # The same four adapters against the sandbox world: each emulator delivers on the emulated
 # TRON node through its own staked provider account, and the chain is read back through
-# engine.chain.ChainReader. Helpers: tests/providers/chain_harness.py.
+# engine.observe.chain.ChainReader. Helpers: tests/providers/chain_harness.py.
 
 #: every state each adapter maps that its emulator can produce. Not reachable: Mefree maps
 #: no terminal failure (DELEGATE_FAILED is not a documented value: it stays PENDING);

@@ -3,8 +3,8 @@
 PURE: values in, strings out (the CLI echoes them; nothing here prints). Money is shown
 in TRX/sun with `policies.units.format_sun`, energy as integers, times in UTC.
 
-Neighbours: `engine/cli/planning.py` (the only caller), `engine/planning.py`,
-`engine/applying.py`, `engine/tracking.py`, `engine/store/records.py`.
+Neighbours: `engine/cli/planning.py` (the only caller), `engine/decide/planning.py`,
+`engine/act/applying.py`, `engine/act/tracking.py`, `engine/core/records.py`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 
-from engine.applying import ActionOutcome, OutcomeKind
-from engine.planning import Assessment, Plan
+from engine.act.applying import ActionOutcome, OutcomeKind
+from engine.act.tracking import TrackResult
+from engine.decide.planning import Assessment, Plan
 from engine.store import OrderRecord
-from engine.tracking import TrackResult
 from policies.units import format_duration, format_energy, format_sun
 
 

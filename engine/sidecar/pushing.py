@@ -10,7 +10,7 @@ the set again with its own secrets and puts it in force between passes
 resolves from its own environment.
 
 Library code: raises `PushError` for what the caller must report. Neighbours:
-`engine/cli/planning.py` (the `apply` command), `engine/service.py` (the endpoint).
+`engine/cli/planning.py` (the `apply` command), `service.py` (the endpoint).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from engine.chain import public_url
+from engine.observe.chain import public_url
 from policies.loading import discover
 
 MAX_BYTES = 1024 * 1024  # the sidecar's limit for a policy set body

@@ -18,17 +18,17 @@ Planning runs in two steps so that it stays pure while quotes are I/O:
    earlier actions of the same plan already take), then applies the safety gate (at most
    `max_actions` purchases per pass).
 
-Neighbours: `engine/plans.py` holds the values (inputs, conditions, actions, plans; every
+Neighbours: `engine/decide/plans.py` holds the values (inputs, conditions, actions, plans; every
 name is re-exported here); `engine/reconciling.py` gathers the inputs and quotes and hands
-the plan to `engine/applying.py`. Table tests: `tests/engine/test_planning.py`.
+the plan to `engine/act/applying.py`. Table tests: `tests/engine/test_planning.py`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from engine.chain import EnergySnapshot
-from engine.plans import (
+from engine.core.records import BudgetWindow, OrderRecord
+from engine.decide.plans import (
     Action,
     AddressPlan,
     Assessment,
@@ -42,7 +42,7 @@ from engine.plans import (
     Reason,
     cap_total,
 )
-from engine.store.records import BudgetWindow, OrderRecord
+from engine.observe.chain import EnergySnapshot
 from policies.models import EnergyPolicy
 from providers.base import ProviderError, Quote, TemporaryError
 

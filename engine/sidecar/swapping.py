@@ -1,7 +1,7 @@
 """Putting a new policy set in force in a running sidecar, from its files or from HTTP.
 
-`PolicySwaps` is the part of `engine/controller.py`'s `Controller` that owns policy
-changes: `reload()` polls the policy files' fingerprint (`engine/reloading.py`) and puts
+`PolicySwaps` is the part of `controller.py`'s `Controller` that owns policy
+changes: `reload()` polls the policy files' fingerprint (`reloading.py`) and puts
 a valid change in force; an invalid one is logged once, kept in `reload_errors` (shown by
 `/v1/status`) and ignored, the last good set stays in force. `replace(loaded, origin)`
 swaps the session between passes and tracking rounds (it takes both locks), for the files
@@ -20,7 +20,7 @@ the running set stays in force, the reasons are logged once and shown in `/ready
 an `EngineConfig` takes every default (`./energyctl.db`, the public node), so it is
 refused unless the running set uses those defaults too (`fixed_changes`).
 
-Neighbours: `engine/controller.py` (the class this is part of), `engine/reloading.py`.
+Neighbours: `controller.py` (the class this is part of), `reloading.py`.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 
-from engine.admitting import PushRules, Source, set_problems
-from engine.chain import public_url
-from engine.clock import Clock
-from engine.reloading import Loaded, PolicySource
+from engine.core.clock import Clock
+from engine.observe.chain import public_url
+from engine.sidecar.admitting import PushRules, Source, set_problems
+from engine.sidecar.reloading import Loaded, PolicySource
 from policies.base import SecretRef
 from policies.policyset import PolicySet
 
@@ -102,7 +102,7 @@ class PolicySwaps:
     #: why the last refused change needs a restart (empty once a set is put in force)
     restart_required: tuple[str, ...] = ()
     policy_source: str  # "files" or "api"
-    #: secrets a pushed set may use anywhere (`--allow-secret`, `engine/admitting.py`)
+    #: secrets a pushed set may use anywhere (`--allow-secret`, `admitting.py`)
     allowed_secrets: frozenset[Source] = frozenset()
     _files_set: PolicySet | None = None  # the files' last set, while one from the API runs
     fingerprint: str
@@ -123,7 +123,7 @@ class PolicySwaps:
         return self.policy_set if self.policy_source == "files" else self._files_set
 
     def load_pushed(self, files: Mapping[str, str]) -> Loaded:
-        """Validate a set sent over HTTP under the push rules (`engine/admitting.py`): its
+        """Validate a set sent over HTTP under the push rules (`admitting.py`): its
         secrets are checked before any is read; a set that would lock the operator out is
         refused. The errors say why; nothing is put in force here."""
         rules = PushRules(self.trusted_set(), self.allowed_secrets)

@@ -10,7 +10,7 @@ quiets the HTTP client loggers that could print request URLs with credentials, a
 formatters scrub every secret value the process holds from the line they write
 (`policies/redacting.py`; vendor text is already scrubbed where it enters).
 
-Neighbours: `engine/controller.py` and `engine/service.py` log; `engine/sidecar.py` calls
+Neighbours: `controller.py` and `service.py` log; `running.py` calls
 `configure()`.
 """
 

@@ -5,8 +5,8 @@ decides in (`Condition`, `Reason`), what step 1 finds (`Assessment`, `Candidate`
 `QuoteKey`) and what step 2 returns (`Action`, `AddressPlan`, `Plan`, with their JSON).
 Units: energy int, money int sun, prices in milli-sun per energy, times epoch seconds.
 
-Neighbours: `engine/planning.py` (the decisions, which re-exports every name here), read
-by `engine/reconciling.py`, `engine/applying.py`, `engine/rendering.py`, the sidecar.
+Neighbours: `engine/decide/planning.py` (the decisions, which re-exports every name here), read
+by `engine/reconciling.py`, `engine/act/applying.py`, `engine/cli/rendering.py`, the sidecar.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.chain import EnergySnapshot
-from engine.store.records import BudgetWindow, OrderRecord
+from engine.core.records import BudgetWindow, OrderRecord
+from engine.observe.chain import EnergySnapshot
 from policies.models import EnergyPolicy
 from providers.base import Capabilities
 

@@ -23,7 +23,7 @@ With a replica name (`Metrics(replica=...)`, the sidecar gives it when replicas 
 addresses) every sample carries a `replica` label, added at exposition
 (`_ReplicaLabelled`), so the series of several replicas never collide in one scrape.
 
-Neighbours: `engine/controller.py`, `engine/service.py`.
+Neighbours: `controller.py`, `service.py`.
 """
 
 from __future__ import annotations
@@ -44,13 +44,13 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
-from engine.planning import Condition
+from engine.decide.planning import Condition
 from engine.reconciling import PassResult
 from engine.store import BudgetWindow, OrderFilter
 from providers.base import Provider, ProviderError
 
 if TYPE_CHECKING:
-    from engine.controller import Controller
+    from engine.sidecar.controller import Controller
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

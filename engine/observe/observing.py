@@ -6,22 +6,22 @@ reconciler's `reader`). Every `observation.interval` a pass reads every watched 
 re-reads only the addresses marked with `refresh` - the ones an ensure request names and
 every address with an order in flight (the controller marks them after each pass) - plus
 any never read, and hands the planner the sweep's snapshots of the others. In **follow**
-mode `follow()` reads new blocks (`engine/following.py`) and marks the watched addresses
+mode `follow()` reads new blocks (`following.py`) and marks the watched addresses
 they touched. Energy only falls through transactions in blocks (ARCHITECTURE.md section
 2), so in follow mode an untouched address's last snapshot is still a safe floor; in poll
 mode a fall between sweeps is seen at the next sweep, as with plain polling. Snapshots
 older than the planner's age limit are never reused (invariant 6).
 
-Neighbours: `engine/chain.py`, `engine/following.py`, `engine/controller.py`.
+Neighbours: `chain.py`, `following.py`, `engine/sidecar/controller.py`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from engine.chain import ChainError, ChainReader, EnergySnapshot
-from engine.clock import Clock
-from engine.following import BlockFollower
+from engine.core.clock import Clock
+from engine.observe.chain import ChainError, ChainReader, EnergySnapshot
+from engine.observe.following import BlockFollower
 from policies.policyset import PolicySet
 
 

@@ -8,10 +8,10 @@ to transactions on txID, and reports the watched addresses involved (reference/t
 
 `analyse_block` is the pure part (pinned JSON in, `BlockReport` out; its per-transaction
 work is a few dict and set lookups, never anything per watched address). `BlockFollower`
-does the I/O through `engine/chain.py`'s `ChainReader`: it reads every block since the last
+does the I/O through `engine/observe/chain.py`'s `ChainReader`: it reads every block since the last
 one it saw (a bounded number per poll), and when a block's parent is not the block it saw
 at that height (a reorganisation of the head) it drops what it saw after the last solid
-block and reads again from there. Neighbours: `engine/chain.py` (reads), the controller
+block and reads again from there. Neighbours: `engine/observe/chain.py` (reads), the controller
 (calls `poll()` on each wake-up and re-reads `FollowUpdate.addresses`).
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 
 from tronpy.keys import to_base58check_address
 
-from engine.chain import ChainReader, ChainTemporaryError
+from engine.observe.chain import ChainReader, ChainTemporaryError
 
 Watched = Container[str] | Callable[[], Container[str]]
 

@@ -10,8 +10,8 @@ the session and store close, and 0 is returned. With shard leases the metrics ca
 `replica` label. uvicorn's own signal handling is switched off: this module
 owns the signals.
 
-Neighbours: `engine/controller.py`, `engine/service.py`, `engine/metrics.py`,
-`engine/logs.py`; called by `engine/cli/running.py`.
+Neighbours: `controller.py`, `service.py`, `metrics.py`,
+`logs.py`; called by `engine/cli/running.py`.
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from pathlib import Path
 
 import uvicorn
 
-from engine.admitting import AllowListError, parse_allowed
-from engine.alerting import Alerter, AlertSettings
-from engine.controller import Controller, ControllerError, ControllerSettings
-from engine.metrics import Metrics
-from engine.reloading import PolicySource
-from engine.service import create_app
+from engine.sidecar.admitting import AllowListError, parse_allowed
+from engine.sidecar.alerting import Alerter, AlertSettings
+from engine.sidecar.controller import Controller, ControllerError, ControllerSettings
+from engine.sidecar.metrics import Metrics
+from engine.sidecar.reloading import PolicySource
+from engine.sidecar.service import create_app
 
 log = logging.getLogger("energyctl.sidecar")
 

@@ -1,7 +1,7 @@
 """Operator resolutions of held orders (`energyctl orders resolve`), checked against the chain.
 
 An ambiguous order at a vendor without a lookup is held until the chain shows its energy
-(`engine/tracking.py`); if nothing ever arrives, its address is blocked. An operator who
+(`engine/act/tracking.py`); if nothing ever arrives, its address is blocked. An operator who
 knows better (the vendor's support, a block explorer) may end it `failed` or `delivered`,
 with their name and reason in the order's history (`Store.resolve`). `check_resolution`
 decides whether they may:
@@ -18,18 +18,18 @@ decides whether they may:
 `resolve` then writes it as a compare-and-set on the phase checked: if tracking (a sidecar
 on the same store) moved the order meanwhile, nothing is written.
 
-Neighbours: `engine/cli/planning.py` (the command), `engine/tracking.py` (the evidence and
-the baseline), `engine/store/` (`Store.resolve`), `engine/chain.py`.
+Neighbours: `engine/cli/planning.py` (the command), `engine/act/tracking.py` (the evidence and
+the baseline), `engine/store/` (`Store.resolve`), `engine/observe/chain.py`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.chain import EnergySnapshot
-from engine.clock import Clock
+from engine.act.tracking import SnapshotSource, delegation_evidence, parse_baseline
+from engine.core.clock import Clock
+from engine.observe.chain import EnergySnapshot
 from engine.store import OPEN_PHASES, OrderPhase, OrderRecord, Store
-from engine.tracking import SnapshotSource, delegation_evidence, parse_baseline
 
 #: the phases an operator may end an order in
 RESOLUTIONS = (OrderPhase.FAILED, OrderPhase.DELIVERED)

@@ -15,8 +15,8 @@ refused) - a vendor cannot send our token. A callback only wakes the loop; the p
 re-reads the provider and the chain, so a callback's content is never trusted as such.
 Request bodies are bounded (`MAX_BODY`, 1 MiB for policy sets).
 
-Neighbours: `engine/controller.py` (the loop), `engine/metrics.py`, `engine/openapi.py`;
-served by `engine/sidecar.py`.
+Neighbours: `controller.py` (the loop), `metrics.py`, `openapi.py`;
+served by `running.py`.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.controller import Controller, ControllerError, NotOwner, UnknownAddress
-from engine.metrics import CONTENT_TYPE, Metrics
-from engine.openapi import document
+from engine.sidecar.controller import Controller, ControllerError, NotOwner, UnknownAddress
+from engine.sidecar.metrics import CONTENT_TYPE, Metrics
+from engine.sidecar.openapi import document
+from engine.sidecar.swapping import RestartRequired
 from engine.store import OPEN_PHASES, OrderFilter, OrderPhase, StoreError
-from engine.swapping import RestartRequired
 from policies.units import parse_energy
 from providers.itrx_callbacks import CallbackRejected, verify_callback
 
@@ -239,7 +239,7 @@ class Service:
             isinstance(k, str) and isinstance(v, str) for k, v in files.items()
         ):
             return _error(422, 'send {"files": {"NAME.yaml": "TEXT", ...}}')
-        loaded = self.controller.load_pushed(files)  # the token's limits: engine/admitting.py
+        loaded = self.controller.load_pushed(files)  # the token's limits: admitting.py
         if loaded.policy_set is None:
             return _error(422, "invalid policy set", errors=list(loaded.errors))
         try:

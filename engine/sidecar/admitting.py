@@ -21,8 +21,8 @@ and `apiKey: {fromFile: /any/path}` or `{fromEnv: ANY_VAR}` would send that valu
   `http.apiToken` while the running set has one, is refused (`set_problems`).
 
 A refusal names the field, the reference (a variable name or a path, never a value) and
-what would be allowed. Neighbours: `engine/swapping.py` (calls these for pushed sets),
-`engine/service.py`, `policies/loading.py`.
+what would be allowed. Neighbours: `swapping.py` (calls these for pushed sets),
+`service.py`, `policies/loading.py`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 - **passes** (`run_pass`, under the pass lock): `Reconciler.plan_and_apply` - observe,
   plan, buy - every `observation.interval` and at once when something wakes it
   (`wake(reason)`): an ensure request, a provider callback, a valid policy change, a new
-  block touching a watched address (follow mode, `engine/observing.py`), or tracking
+  block touching a watched address (follow mode, `engine/observe/observing.py`), or tracking
   having ended an order;
 - **tracking** (`track_once`, under its own lock): the open orders moved on every
   `busy_interval`, and at once on a callback, a block or an ensure waiting for energy. It
@@ -16,10 +16,10 @@ pass in flight. Tracking and planning running side by side can never buy twice f
 need: the pass reads the open orders before the chain, tracking marks an address for a
 fresh read before ending its order (`Reconciler.plan_and_apply` has the argument), the
 store refuses a second open order per address, and tracking leaves alone an intent that
-a pass of this process may still be placing (`engine/rounds.py`).
+a pass of this process may still be placing (`rounds.py`).
 
 Replicas (`shards` > 0, the default on PostgreSQL): a lease loop runs
-`ShardLeases.tick` every `lease_ttl / 3` seconds (`engine/sharding.py`), and passes,
+`ShardLeases.tick` every `lease_ttl / 3` seconds (`sharding.py`), and passes,
 tracking and ensure requests act only on the addresses whose shard this replica holds;
 an ensure for another replica's address raises `NotOwner` naming the holder.
 
@@ -32,9 +32,9 @@ finish, their results are written), then the session closes: an order cut off la
 write-ahead intent that the next start resolves (ARCHITECTURE.md invariant 1).
 
 Library code: never prints, never exits; logs through `logging`. Neighbours:
-`engine/reconciling.py`, `engine/session.py`, `engine/observing.py`,
-`engine/reloading.py`, `engine/ensuring.py`; served by `engine/service.py`, started by
-`engine/sidecar.py`.
+`engine/reconciling.py`, `engine/session.py`, `engine/observe/observing.py`,
+`reloading.py`, `ensuring.py`; served by `service.py`, started by
+`running.py`.
 """
 
 from __future__ import annotations
@@ -48,16 +48,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.clock import Clock, SystemClock
-from engine.ensuring import Ensures, UnknownAddress, busy_addresses, log_pass
-from engine.observing import CachingSource
+from engine.act.tracking import TrackingSettings, TrackResult
+from engine.core.clock import Clock, SystemClock
+from engine.observe.observing import CachingSource
 from engine.reconciling import PassResult, Reconciler
-from engine.reloading import Loaded, PolicySource
-from engine.rounds import IN_FLIGHT_GRACE, RoundRules, track_round
 from engine.session import Session
-from engine.sharding import LeasedWork, NotOwner, ShardLeases
-from engine.swapping import ControllerError, PolicySwaps
-from engine.tracking import TrackingSettings, TrackResult
+from engine.sidecar.ensuring import Ensures, UnknownAddress, busy_addresses, log_pass
+from engine.sidecar.reloading import Loaded, PolicySource
+from engine.sidecar.rounds import IN_FLIGHT_GRACE, RoundRules, track_round
+from engine.sidecar.sharding import LeasedWork, NotOwner, ShardLeases
+from engine.sidecar.swapping import ControllerError, PolicySwaps
 from policies.policyset import PolicySet
 
 log = logging.getLogger("energyctl.controller")
@@ -171,7 +171,7 @@ class Controller(PolicySwaps, LeasedWork, Ensures):
             reader=observer,
             providers=self._wrap(session.pool),
             clock=self.clock,
-            # intent grace: `engine/rounds.py` decides instead
+            # intent grace: `rounds.py` decides instead
             tracking=TrackingSettings(intent_grace=0.0, call_timeout=session.call_timeout),
             quote_ttl=self.settings.quote_ttl,
             applied_by="energyctl run",
@@ -324,7 +324,7 @@ class Controller(PolicySwaps, LeasedWork, Ensures):
     # ------------------------------------------------------------------ tracking
 
     async def track_once(self) -> list[TrackResult]:
-        """One tracking round (`engine/rounds.py`); wakes a pass when an order ended (its
+        """One tracking round (`rounds.py`); wakes a pass when an order ended (its
         address may need buying again)."""
         async with self._track_lock:
             rec, session = self.reconciler, self.session

@@ -1,6 +1,6 @@
 """The sidecar's tracking rounds: which open orders it may move, and one round of moving them.
 
-A round runs beside the planning passes (`engine/controller.py`), so it must leave alone
+A round runs beside the planning passes (`controller.py`), so it must leave alone
 an intent that a pass may still be placing: `may_track` lets through every open order
 but an `intent` that is neither
 
@@ -19,8 +19,8 @@ a planning pass runs or an ensure demand waits for one. Tracking a hundred open 
 costs a hundred vendor calls and store writes (each write an fsync on SQLite, one store
 thread): a pass that had to queue behind all of them waited seconds.
 
-Neighbours: `engine/controller.py` (runs rounds on `busy_interval` and on wake-ups),
-`engine/tracking.py` (moves one order), `engine/store/`.
+Neighbours: `controller.py` (runs rounds on `busy_interval` and on wake-ups),
+`engine/act/tracking.py` (moves one order), `engine/store/`.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
-from engine.chain import ChainReader
+from engine.act.tracking import TrackResult
+from engine.observe.chain import ChainReader
 from engine.reconciling import Reconciler
 from engine.store import OrderPhase, OrderRecord
-from engine.tracking import TrackResult
 
 #: orders moved between two looks at the gate (each costs a vendor call, a store write)
 CHUNK = 8

@@ -25,8 +25,8 @@ Leases only share the work. The money rules hold whatever the replicas believe a
 ownership: the store refuses a second open order per address and checks budgets in the
 transaction that writes the intent (ARCHITECTURE.md invariants 2 and 5).
 
-Neighbours: `engine/controller.py` (runs `tick` in its lease loop), `engine/store/`
-(the lease API), `engine/service.py` (shows `status()`).
+Neighbours: `controller.py` (runs `tick` in its lease loop), `engine/store/`
+(the lease API), `service.py` (shows `status()`).
 """
 
 from __future__ import annotations
@@ -38,15 +38,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.clock import Clock
-from engine.observing import CachingSource
+from engine.core.clock import Clock
+from engine.observe.observing import CachingSource
+from engine.sidecar.swapping import ControllerError
 from engine.store import Lease, Store
-from engine.swapping import ControllerError
 from policies.policyset import PolicySet
 
 if TYPE_CHECKING:
-    from engine.controller import ControllerSettings
     from engine.session import Session
+    from engine.sidecar.controller import ControllerSettings
 
 log = logging.getLogger("energyctl.sharding")
 

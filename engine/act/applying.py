@@ -23,7 +23,7 @@
      stops: no order elsewhere until tracking resolves it (invariant 3).
 
 It never raises per action: store failures become `held` outcomes (an intent left behind
-is found by `engine/tracking.py`). A create call is never retried here: adapters retry
+is found by `engine/act/tracking.py`). A create call is never retried here: adapters retry
 only where the vendor has an idempotency key (invariant 4).
 
 `ENERGYCTL_TEST_CRASH_AT=after_intent|after_place` makes the process exit at once (status
@@ -36,7 +36,7 @@ point (`CRASH_POINTS`; tracking has its own), to kill an in-process engine there
 timeouts) bounds the whole `place` call, retries included: a provider that never answers
 is an ambiguous outcome after that long (`bounded`), never a stalled pass.
 
-Neighbours: `engine/planning.py` (the `Action`), `engine/store/` (intents, transitions),
+Neighbours: `engine/decide/planning.py` (the `Action`), `engine/store/` (intents, transitions),
 `providers/base.py` (the calls), `engine/reconciling.py` (calls this per action).
 """
 
@@ -51,9 +51,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from engine.chain import EnergySnapshot
-from engine.clock import Clock
-from engine.planning import Action, Candidate
+from engine.core.clock import Clock
+from engine.decide.planning import Action, Candidate
+from engine.observe.chain import EnergySnapshot
 from engine.store import (
     BudgetLimit,
     BudgetWindow,

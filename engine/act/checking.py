@@ -23,8 +23,8 @@ limit, as the engine's tracking reads it) or a deadline passes; every answer is 
 to `on_step` as it comes. Library code: nothing prints; `render_checks`, `render_step`
 and `to_dict` are for `energyctl providers check`.
 
-Neighbours: `engine/providing.py` (the pool), `engine/surveying.py` (error texts),
-`engine/chain.py` (reading the chain), `engine/cli/providers.py` (prints).
+Neighbours: `engine/act/providing.py` (the pool), `engine/act/surveying.py` (error texts),
+`engine/observe/chain.py` (reading the chain), `engine/cli/providers.py` (prints).
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from engine.chain import ChainError, EnergySnapshot
-from engine.clock import Clock
-from engine.providing import ProviderPool
-from engine.surveying import error_text, unsold
+from engine.act.providing import ProviderPool
+from engine.act.surveying import error_text, unsold
+from engine.core.clock import Clock
+from engine.observe.chain import ChainError, EnergySnapshot
 from policies.policyset import PolicySet
 from policies.units import format_duration, format_energy, format_sun, format_unit_price
 from providers.base import (
@@ -411,7 +411,7 @@ def render_checks(reports: Sequence[VendorCheck]) -> str:
 
 
 class ChainSource(Protocol):
-    """What the canary reads of the chain (`engine.chain.ChainReader` fits)."""
+    """What the canary reads of the chain (`engine.observe.chain.ChainReader` fits)."""
 
     async def snapshot(self, address: str) -> EnergySnapshot: ...
 

@@ -7,7 +7,7 @@ validates a set sent to `POST /v1/policies` (written to a private temporary dire
 first, so file:line:column diagnostics and relative `fromFile` paths work the same way).
 
 A load never raises for bad input: the caller keeps the last good set and reports the
-diagnostics. Neighbours: `policies/loading.py`, `engine/validating.py`, the controller.
+diagnostics. Neighbours: `policies/loading.py`, `engine/act/validating.py`, the controller.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from engine.validating import ENGINE_CHECKS
+from engine.act.validating import ENGINE_CHECKS
 from policies.loading import LoadResult, SecretGate, SecretMode, discover, load
 from policies.policyset import PolicySet
 
@@ -81,7 +81,7 @@ class PolicySource:
         self, files: Mapping[str, str], *, secret_gate: SecretGate | None = None
     ) -> Loaded:
         """Validate files sent over HTTP (`{"name.yaml": "..."}`); nothing is kept on disk.
-        `secret_gate`: which secret references the set may use (`engine/admitting.py`)."""
+        `secret_gate`: which secret references the set may use (`admitting.py`)."""
         if not files or len(files) > MAX_FILES:
             return Loaded(None, (f"send between 1 and {MAX_FILES} files",), "")
         names: list[str] = []

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.store.phases import LedgerKind, OrderPhase
+from engine.core.phases import LedgerKind, OrderPhase
 
 
 class _Record(BaseModel):

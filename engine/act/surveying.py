@@ -8,7 +8,7 @@ provider: an amount or duration the vendor does not sell is answered from its
 credentials out of messages). `render_table` and `ProviderSurvey.to_dict` are the two
 renderings of `energyctl providers`.
 
-Neighbours: `engine/providing.py` (the pool), `engine/validating.py` (capability texts),
+Neighbours: `engine/act/providing.py` (the pool), `engine/act/validating.py` (capability texts),
 `engine/cli/providers.py` (prints).
 """
 
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.providing import ProviderPool
-from engine.validating import amount_text, durations_text
+from engine.act.providing import ProviderPool
+from engine.act.validating import amount_text, durations_text
 from policies.units import format_duration, format_energy, format_sun, format_unit_price
 from providers.base import (
     AmbiguousError,

@@ -17,7 +17,7 @@ Seams (tests and the sandbox): `transports` (name -> httpx transport, e.g. an em
 ASGI app), `base_urls` (name -> URL, overriding the document's `baseUrl`) and `retry`.
 
 Neighbours: `policies` (documents, resolved secrets), `providers.registry` and the
-adapters; used by the CLI (`energyctl providers`), `engine/surveying.py` and the engine's
+adapters; used by the CLI (`energyctl providers`), `engine/act/surveying.py` and the engine's
 apply path.
 """
 
@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from engine.clock import Clock, SystemClock
+from engine.core.clock import Clock, SystemClock
 from policies.models import Provider as ProviderDocument
 from policies.models import SecretRef, UnresolvedSecretError
 from policies.policyset import PolicySet

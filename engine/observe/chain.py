@@ -13,8 +13,8 @@ omitted (§1.5), but the network totals are always there (§2.1), so an answer w
 them is junk and a failed read, never "0 energy" (never buy blind); available energy is
 `max(0, EnergyLimit - EnergyUsed)` (§3.3), never tronpy's unclamped `get_energy`.
 
-Neighbours: `engine/following.py` reads blocks through `ChainReader` and tells the engine
-which addresses to re-read; `engine/clock.py` gives time (read stamps, the rate limiter).
+Neighbours: `engine/observe/following.py` reads blocks through `ChainReader` and tells the engine
+which addresses to re-read; `engine/core/clock.py` gives time (read stamps, the rate limiter).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from tronpy.exceptions import AddressNotFound, ApiError, BadAddress, BugInJavaTr
 from tronpy.keys import to_base58check_address
 from tronpy.providers.async_http import AsyncHTTPProvider
 
-from engine.clock import Clock
+from engine.core.clock import Clock
 
 API_KEY_HEADER = "TRON-PRO-API-KEY"
 

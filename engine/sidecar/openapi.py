@@ -1,8 +1,8 @@
 """The OpenAPI 3.1 document of the sidecar's HTTP API (served at `GET /openapi.json`).
 
-Hand-written: every endpoint of `engine/service.py`, its JSON bodies and its answers.
+Hand-written: every endpoint of `service.py`, its JSON bodies and its answers.
 A test checks that every route the app serves is described here and nothing more.
-Neighbours: `engine/service.py`; `docs/sidecar.md` explains the same API in prose.
+Neighbours: `service.py`; `docs/sidecar.md` explains the same API in prose.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ folded into the next pass's, the answer comes from that pass. With shards, an ad
 this replica does not hold is refused with `NotOwner` naming the holder (`POST
 /v1/ensure` answers 409 with it: the caller retries there).
 
-Neighbours: `engine/controller.py` (calls all of these), `engine/service.py` (serves the
+Neighbours: `controller.py` (calls all of these), `service.py` (serves the
 answer), `engine/reconciling.py` (`PassResult`).
 """
 
@@ -23,15 +23,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from engine.chain import EnergySnapshot
-from engine.clock import Clock
+from engine.core.clock import Clock
+from engine.observe.chain import EnergySnapshot
 from engine.reconciling import PassResult
-from engine.sharding import NotOwner, ShardLeases
-from engine.swapping import ControllerError
+from engine.sidecar.sharding import NotOwner, ShardLeases
+from engine.sidecar.swapping import ControllerError
 
 if TYPE_CHECKING:
-    from engine.controller import ControllerSettings
     from engine.session import Session
+    from engine.sidecar.controller import ControllerSettings
     from policies.policyset import PolicySet
 
 log = logging.getLogger("energyctl.controller")

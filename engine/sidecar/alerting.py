@@ -28,7 +28,7 @@ ENERGYCTL_ALERT_BELOW_FOR (`10m`, `1h`, or bare seconds; default 600),
 ENERGYCTL_ALERT_BALANCE_FLOOR_SUN (`5 TRX`, `5000000 sun` or bare sun; unset: no balance
 alert).
 
-Neighbours: `engine/controller.py` (pass observer), `engine/sidecar.py` (starts `run`).
+Neighbours: `controller.py` (pass observer), `running.py` (starts `run`).
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ from policies.redacting import remember
 from policies.units import parse_duration, parse_sun
 
 if TYPE_CHECKING:
-    from engine.applying import ActionOutcome
-    from engine.controller import Controller
+    from engine.act.applying import ActionOutcome
+    from engine.sidecar.controller import Controller
 
 log = logging.getLogger("energyctl.alerts")
 
