@@ -60,7 +60,7 @@ ErrorMapper = Callable[[int, Any], ProviderError | None]
 
 
 class Clock(Protocol):
-    """What the adapters need of a clock (structurally `engine.clock.Clock`)."""
+    """What the adapters need of a clock (structurally `engine.core.clock.Clock`)."""
 
     def now(self) -> float: ...
 
