@@ -35,7 +35,8 @@ from tronpy.keys import to_base58check_address
 from tronpy.providers import HTTPProvider
 
 from engine.core.clock import SystemClock
-from engine.observe.chain import ChainReader, EnergySnapshot
+from engine.core.snapshots import EnergySnapshot
+from engine.observe.chain import ChainReader
 from sandbox.tron_node import ChainState, TronNode
 
 

@@ -30,8 +30,8 @@ from pathlib import Path
 from tronpy.keys import to_base58check_address
 
 from engine.core.clock import ScaledClock
+from engine.core.snapshots import EnergySnapshot
 from engine.decide.planning import PlanInputs, ProviderView, QuoteKey, assess, plan, quote_requests
-from engine.observe.chain import EnergySnapshot
 from engine.session import Session
 from policies.loading import SecretMode, load
 from providers.base import Capabilities, ProviderError, Quote

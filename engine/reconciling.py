@@ -38,9 +38,11 @@ from collections.abc import Awaitable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from engine.act.applying import ActionOutcome, CallTimeout, apply_action, bounded, budget_limits
+from engine.act.applying import ActionOutcome, apply_action, budget_limits
 from engine.act.tracking import SnapshotSource, Tracker, TrackingSettings, TrackResult
 from engine.core.clock import Clock
+from engine.core.concurrency import CallTimeout, bounded
+from engine.core.snapshots import EnergySnapshot
 from engine.decide.planning import (
     Action,
     ObservationFailure,
@@ -52,7 +54,7 @@ from engine.decide.planning import (
     plan,
     quote_requests,
 )
-from engine.observe.chain import ChainError, EnergySnapshot
+from engine.observe.chain import ChainError
 from engine.store import BudgetWindow, OrderFilter, OrderRecord, Store, StoreError
 from policies.policyset import PolicySet
 from providers.base import Provider, ProviderError, Quote, QuoteRequest, TemporaryError

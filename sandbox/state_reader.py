@@ -24,11 +24,11 @@ from types import TracebackType
 from typing import Any
 
 from engine.core.clock import Clock
+from engine.core.snapshots import EnergySnapshot
 from engine.observe.chain import (
     ALWAYS_SENT_RESOURCE,
     ChainError,
     ChainTemporaryError,
-    EnergySnapshot,
     NodeHeads,
     canonical_address,
 )

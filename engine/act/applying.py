@@ -26,11 +26,8 @@ It never raises per action: store failures become `held` outcomes (an intent lef
 is found by `engine/act/tracking.py`). A create call is never retried here: adapters retry
 only where the vendor has an idempotency key (invariant 4).
 
-`ENERGYCTL_TEST_CRASH_AT=after_intent|after_place` makes the process exit at once (status
-137) at that point: the crash tests' hook; inert unless the variable is set. The chaos
-suite (`sandbox/chaos/`) sets `crash_hook` instead, called with the name of every crash
-point (`CRASH_POINTS`; tracking has its own), to kill an in-process engine there; None
-(the default) makes it inert.
+Crash points (`engine/core/crashing.py`) surround the intent's commit and the provider's
+answer, for the crash tests and the chaos suite.
 
 `call_timeout` (seconds on the injected clock; None: only the adapters' own HTTP
 timeouts) bounds the whole `place` call, retries included: a provider that never answers
@@ -42,18 +39,18 @@ Neighbours: `engine/decide/planning.py` (the `Action`), `engine/store/` (intents
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import json
-import os
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from engine.core.clock import Clock
+from engine.core.concurrency import bounded
+from engine.core.crashing import crash_point
+from engine.core.snapshots import EnergySnapshot
 from engine.decide.planning import Action, Candidate
-from engine.observe.chain import EnergySnapshot
 from engine.store import (
     BudgetLimit,
     BudgetWindow,
@@ -74,59 +71,10 @@ from providers.base import (
     TemporaryError,
 )
 
-CRASH_ENV = "ENERGYCTL_TEST_CRASH_AT"
-#: where applying may be killed: before the intent's commit, after it (before the call),
-#: after the provider's receipt (before its store write), after a failed or ambiguous
-#: answer (before its store write)
-CRASH_POINTS = ("before_intent", "after_intent", "after_place", "after_answer")
-#: test-only: called with each crash point's name (`sandbox/chaos/`); None: inert
-crash_hook: Callable[[str], None] | None = None
-
 _T = TypeVar("_T")
 
 #: provider failures that say nothing about the provider's health (the order was wrong)
 _NOT_THE_PROVIDERS_FAULT = frozenset({ErrorReason.RECEIVER, ErrorReason.PRICE})
-
-
-def crash_point(name: str) -> None:
-    """Exit the process at once if the crash tests asked for a crash at `name` (or let
-    the chaos suite's `crash_hook` raise there)."""
-    if crash_hook is not None:
-        crash_hook(name)
-    if os.environ.get(CRASH_ENV) == name:
-        os._exit(137)
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    """Mark a given-up call's late exception as seen (it is not the caller's any more)."""
-    if not task.cancelled():
-        task.exception()
-
-
-class CallTimeout(Exception):
-    """A provider call outlived its `call_timeout` on the engine's clock."""
-
-
-async def bounded(clock: Clock, seconds: float | None, call: Awaitable[_T]) -> _T:
-    """Await `call`, giving up after `seconds` of `clock` time (None: no bound).
-
-    The call is cancelled on expiry and `CallTimeout` raised: the caller decides what a
-    call without an answer means (a create: ambiguous; a read: temporary).
-    """
-    if seconds is None:
-        return await call
-    task = asyncio.ensure_future(call)
-    task.add_done_callback(_retrieve)
-    timer = asyncio.ensure_future(clock.sleep(seconds))
-    try:
-        done, _ = await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        timer.cancel()
-        if not task.done():
-            task.cancel()  # on expiry, or when the caller itself is cancelled
-    if task not in done:
-        raise CallTimeout(f"no answer within {seconds:g}s")
-    return task.result()
 
 
 class OutcomeKind(enum.StrEnum):

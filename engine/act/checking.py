@@ -38,7 +38,8 @@ from typing import Any, Protocol, TypeVar
 from engine.act.providing import ProviderPool
 from engine.act.surveying import error_text, unsold
 from engine.core.clock import Clock
-from engine.observe.chain import ChainError, EnergySnapshot
+from engine.core.snapshots import EnergySnapshot
+from engine.observe.chain import ChainError
 from policies.policyset import PolicySet
 from policies.units import format_duration, format_energy, format_sun, format_unit_price
 from providers.base import (

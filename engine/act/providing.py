@@ -31,6 +31,7 @@ import httpx
 from pydantic import BaseModel
 
 from engine.core.clock import Clock, SystemClock
+from engine.core.errors import EngineError
 from policies.models import Provider as ProviderDocument
 from policies.models import SecretRef, UnresolvedSecretError
 from policies.policyset import PolicySet
@@ -39,7 +40,7 @@ from providers.base import Provider
 from providers.http import RetryPolicy
 
 
-class ProvidingError(Exception):
+class ProvidingError(EngineError):
     """A Provider document cannot become an adapter (unresolved secret, unknown type)."""
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from engine.act.tracking import SnapshotSource, delegation_evidence, parse_baseline
 from engine.core.clock import Clock
-from engine.observe.chain import EnergySnapshot
+from engine.core.snapshots import EnergySnapshot
 from engine.store import OPEN_PHASES, OrderPhase, OrderRecord, Store
 
 #: the phases an operator may end an order in

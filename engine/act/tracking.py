@@ -36,7 +36,7 @@ the order's deadline (`_follow_removed`); it never holds its address for good.
 
 Provider calls are bounded by `TrackingSettings.call_timeout` on the clock (a timeout is a
 temporary failure: the order stays where it is). `crash_point("before_move")` and
-`crash_point("after_move")` (engine/act/applying.py) surround every move, for the chaos suite.
+`crash_point("after_move")` (engine/core/crashing.py) surround every move, for the chaos suite.
 
 Neighbours: `engine/act/applying.py` (writes the intents and the baseline note),
 `engine/reconciling.py` (calls `track`), `engine/store/`, `engine/observe/chain.py`.
@@ -51,9 +51,11 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from engine.act.applying import CallTimeout, bounded, crash_point
 from engine.core.clock import Clock
-from engine.observe.chain import ChainError, EnergySnapshot
+from engine.core.concurrency import CallTimeout, bounded
+from engine.core.crashing import crash_point
+from engine.core.snapshots import EnergySnapshot
+from engine.observe.chain import ChainError
 from engine.store import OrderPhase, OrderRecord, Store, StoreError
 from providers.base import (
     AmbiguousError,

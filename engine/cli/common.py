@@ -98,12 +98,10 @@ def run_or_exit(coro: Any) -> Any:
     """Run a session coroutine; an engine error is one line on stderr and exit 1."""
     import asyncio
 
-    from engine.act.providing import ProvidingError
-    from engine.observe.chain import ChainError
-    from engine.store import StoreError
+    from engine.core.errors import EngineError
 
     try:
         return asyncio.run(coro)
-    except (StoreError, ProvidingError, ChainError) as exc:
+    except EngineError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -1,6 +1,8 @@
 """Time, injected: the system clock and a virtual clock for simulation and tests.
 
-Every component that needs "now" takes a `Clock` (ARCHITECTURE.md invariant 8). Times are
+Every component that needs "now" takes a `Clock`, never the system time. `Clock` and
+`SystemClock` are the providers' (`providers/http.py`): one protocol for the whole
+program, defined in the lower layer and handed on here. Times are
 float seconds since the Unix epoch (UTC); money and energy never pass through here.
 Neighbours: used by `engine/*` and by `sandbox/` (the emulated node's block clock).
 """
@@ -9,30 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol, runtime_checkable
 
+from providers.http import Clock, SystemClock
 
-@runtime_checkable
-class Clock(Protocol):
-    """Source of the current time, and a way to wait on it."""
-
-    def now(self) -> float:
-        """Seconds since the Unix epoch, UTC."""
-        ...
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait `seconds` of this clock's time."""
-        ...
-
-
-class SystemClock:
-    """Wall-clock time."""
-
-    def now(self) -> float:
-        return time.time()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
+__all__ = ["Clock", "ScaledClock", "SystemClock", "VirtualClock"]
 
 
 class ScaledClock:

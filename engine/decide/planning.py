@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from engine.core.records import BudgetWindow, OrderRecord
+from engine.core.snapshots import EnergySnapshot
 from engine.decide.plans import (
     Action,
     AddressPlan,
@@ -42,7 +43,6 @@ from engine.decide.plans import (
     Reason,
     cap_total,
 )
-from engine.observe.chain import EnergySnapshot
 from policies.models import EnergyPolicy
 from providers.base import ProviderError, Quote, TemporaryError
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.core.records import BudgetWindow, OrderRecord
-from engine.observe.chain import EnergySnapshot
+from engine.core.snapshots import EnergySnapshot
 from policies.models import EnergyPolicy
 from providers.base import Capabilities
 

@@ -37,13 +37,16 @@ from tronpy.keys import to_base58check_address
 from tronpy.providers.async_http import AsyncHTTPProvider
 
 from engine.core.clock import Clock
+from engine.core.errors import EngineError
+from engine.core.snapshots import EnergySnapshot
+from providers.http import RateLimiter
 
 API_KEY_HEADER = "TRON-PRO-API-KEY"
 
 # --------------------------------------------------------------------------- errors
 
 
-class ChainError(Exception):
+class ChainError(EngineError):
     """Base of every failure to observe the chain. Messages never contain credentials."""
 
 
@@ -58,29 +61,6 @@ class ChainPermanentError(ChainError):
 ObservationError = ChainError
 
 # --------------------------------------------------------------------------- values
-
-
-@dataclass(frozen=True, slots=True)
-class EnergySnapshot:
-    """One address's energy as the node reported it.
-
-    `block` is the head the reader saw just before the read: the state read is at least as
-    new as that block. `read_at` is the reader's clock time. Energy figures are integers;
-    `delegated_in` is sun of staked TRX that others delegate to this address for energy
-    (Stake 2.0 plus legacy 1.0). `delegators` (sun per delegator) is None unless asked for.
-    """
-
-    address: str
-    activated: bool
-    available: int
-    limit: int
-    used: int
-    delegated_in: int
-    block: int
-    read_at: float
-    total_energy_limit: int = 0
-    total_energy_weight: int = 0
-    delegators: Mapping[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,36 +118,6 @@ def _int(data: Mapping[str, Any], key: str) -> int:
     return value
 
 
-class TokenBucket:
-    """At most `rate_per_s` acquisitions per second on `clock`, with `burst` in reserve.
-
-    The default burst of 1 spaces requests evenly, so no one-second window holds more than
-    the rate (TronGrid counts requests per second per key; reference/tron.md §5).
-    """
-
-    def __init__(self, rate_per_s: float, clock: Clock, burst: float = 1.0) -> None:
-        if rate_per_s <= 0 or burst < 1:
-            raise ValueError(f"need rate_per_s > 0 and burst >= 1, got {rate_per_s}, {burst}")
-        self._rate = rate_per_s
-        self._capacity = burst
-        self._tokens = burst
-        self._clock = clock
-        self._stamp = clock.now()
-        self._lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                now = self._clock.now()
-                elapsed = now - self._stamp
-                self._stamp = now
-                self._tokens = min(self._capacity, self._tokens + elapsed * self._rate)
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                await self._clock.sleep((1 - self._tokens) / self._rate)
-
-
 # --------------------------------------------------------------------------- the reader
 
 
@@ -207,7 +157,9 @@ class ChainReader:
         #: a head block older than this (clock seconds) means the node stopped following
         #: the chain: its answers are stale, and reads fail (never buy blind). None: no check.
         self.max_head_age = max_head_age
-        self._bucket = TokenBucket(rate_limit_per_s, clock) if rate_limit_per_s else None
+        self._bucket = (
+            RateLimiter(rate_limit_per_s, burst=1, clock=clock) if rate_limit_per_s else None
+        )
         headers = {API_KEY_HEADER: api_key.get_secret_value()} if api_key is not None else {}
         base = node_url if node_url.endswith("/") else node_url + "/"
         tls = _tls_context()

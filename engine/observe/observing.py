@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from engine.core.clock import Clock
-from engine.observe.chain import ChainError, ChainReader, EnergySnapshot
+from engine.core.snapshots import EnergySnapshot
+from engine.observe.chain import ChainError, ChainReader
 from engine.observe.following import BlockFollower
 from policies.policyset import PolicySet
 

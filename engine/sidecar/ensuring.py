@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from engine.core.clock import Clock
-from engine.observe.chain import EnergySnapshot
+from engine.core.snapshots import EnergySnapshot
 from engine.reconciling import PassResult
 from engine.sidecar.sharding import NotOwner, ShardLeases
 from engine.sidecar.swapping import ControllerError

@@ -22,13 +22,14 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from engine.core.errors import EngineError
 from engine.observe.chain import public_url
 from policies.loading import discover
 
 MAX_BYTES = 1024 * 1024  # the sidecar's limit for a policy set body
 
 
-class PushError(Exception):
+class PushError(EngineError):
     """The policy set could not be handed over (no answer, files unfit to send)."""
 
 

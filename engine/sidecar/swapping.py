@@ -30,6 +30,7 @@ import logging
 from collections.abc import Mapping, Sequence
 
 from engine.core.clock import Clock
+from engine.core.errors import EngineError
 from engine.observe.chain import public_url
 from engine.sidecar.admitting import PushRules, Source, set_problems
 from engine.sidecar.reloading import Loaded, PolicySource
@@ -39,7 +40,7 @@ from policies.policyset import PolicySet
 log = logging.getLogger("energyctl.controller")
 
 
-class ControllerError(Exception):
+class ControllerError(EngineError):
     """The controller cannot start (no valid policy set, store or node unreachable)."""
 
 

@@ -20,6 +20,7 @@ from collections.abc import Collection, Mapping
 from typing import Any, Self
 
 from engine.core.clock import Clock
+from engine.core.errors import EngineError
 from engine.core.phases import OrderPhase
 from engine.core.records import (
     BudgetLimit,
@@ -39,7 +40,7 @@ from engine.core.records import (
 # --------------------------------------------------------------------------- errors
 
 
-class StoreError(Exception):
+class StoreError(EngineError):
     """Base of every error a store raises. Driver exceptions are chained with `from`."""
 
 

@@ -35,10 +35,10 @@ from typing import Any
 
 import httpx
 
-from engine.act import applying
 from engine.act.applying import OutcomeKind
 from engine.act.providing import ProviderPool
 from engine.act.tracking import TrackingSettings
+from engine.core import crashing
 from engine.observe.chain import ChainReader
 from engine.reconciling import PassResult, Reconciler
 from engine.store import OPEN_PHASES, OrderFilter, StoreError, open_store
@@ -89,7 +89,7 @@ class Engine:
 
     async def start(self) -> Reconciler:
         run, life = self.run, self.life
-        applying.crash_hook = life.crash_point
+        crashing.crash_hook = life.crash_point
         inner = await open_store(f"sqlite:///{run.directory / 'chaos.db'}", run.clock)
         self.store = ChaosStore(inner, life, run.rng)
         self.store.down, self.store.flaky = run.store_down, run.store_flaky
@@ -314,7 +314,7 @@ class ChaosRun:
             unmet = report.needs - len(met) - report.held
             report.recover_s = None if unmet > 0 else max([0.0, *(t - fault_end for t in met)])
         finally:
-            applying.crash_hook = None
+            crashing.crash_hook = None
             for emulator in self.world.emulators.values():
                 emulator.faults.release_hangs()
             leftovers = asyncio.all_tasks() - before  # abandoned holds and their timers

@@ -36,7 +36,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from engine.act.applying import CRASH_POINTS
+from engine.core.crashing import CRASH_POINTS
 
 VENDORS = ("mefree", "itrx", "eopen", "tronsave")
 KILL_POINTS = (*CRASH_POINTS, "before_move", "after_move")

@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from engine.act.tracking import Tracker, TrackingSettings, delegation_evidence
-from engine.observe.chain import ChainError, ChainTemporaryError, EnergySnapshot
+from engine.core.snapshots import EnergySnapshot
+from engine.observe.chain import ChainError, ChainTemporaryError
 from engine.reconciling import Reconciler
 from engine.sidecar.alerting import Alerter, AlertSettings
 from engine.store import BudgetWindow, OrderPhase

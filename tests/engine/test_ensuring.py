@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from engine.core.clock import VirtualClock
-from engine.observe.chain import EnergySnapshot
+from engine.core.snapshots import EnergySnapshot
 from engine.sidecar.ensuring import wait_for_energy
 
 ADDRESS = "TExWKszFWYTKZH8LYiovAPKzS3L9MLZ4kw"

@@ -10,7 +10,8 @@ import httpx
 from tronpy.keys import to_base58check_address
 
 from engine.core.clock import VirtualClock
-from engine.observe.chain import ChainReader, EnergySnapshot
+from engine.core.snapshots import EnergySnapshot
+from engine.observe.chain import ChainReader
 from engine.observe.following import BlockFollower
 from sandbox.tron_node import ChainState, create_app
 

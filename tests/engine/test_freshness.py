@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from engine.act.applying import ActionOutcome, OutcomeKind
+from engine.core.snapshots import EnergySnapshot
 from engine.decide.planning import ObservationFailure
-from engine.observe.chain import EnergySnapshot
 from engine.observe.observing import CachingSource
 from engine.reconciling import PassResult, Reconciler
 from engine.sidecar.ensuring import busy_addresses

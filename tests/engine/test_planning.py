@@ -10,6 +10,7 @@ from tronpy.keys import PrivateKey
 
 from engine.core.phases import OrderPhase
 from engine.core.records import BudgetWindow, OrderRecord
+from engine.core.snapshots import EnergySnapshot
 from engine.decide.planning import (
     Condition,
     ObservationFailure,
@@ -21,7 +22,6 @@ from engine.decide.planning import (
     plan,
     quote_requests,
 )
-from engine.observe.chain import EnergySnapshot
 from policies.models import EnergyPolicy
 from providers.base import (
     Capabilities,
