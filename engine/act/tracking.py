@@ -208,7 +208,7 @@ class Tracker:
         self.clock = clock
         self.settings = settings or TrackingSettings()
         #: called with an order's address just before the order is moved (the sidecar
-        #: marks the address for a fresh read: `Reconciler.plan_and_apply` relies on it)
+        #: marks the address for a fresh read: `Reconciler.run_pass` relies on it)
         self.before_move: Callable[[str], None] | None = None
         #: policy name -> its abandonAfter in seconds (policies without one: never); set
         #: by the Reconciler from the policy set

@@ -57,7 +57,7 @@ def plan(
 
     async def run() -> Any:
         async with Session(policy_set, store_url=store_url, node_url=node_url) as session:
-            return await session.reconciler.reconcile_once(apply=False)
+            return await session.reconciler.run_pass(apply=False)
 
     result = run_or_exit(run())
     if output == "json":
@@ -131,8 +131,9 @@ def apply(
         _push(paths, server, token_env, output)
         return
     from engine.act.applying import OutcomeKind
-    from engine.act.tracking import TrackingSettings
+    from engine.act.tracking import TrackingSettings, TrackResult
     from engine.cli.rendering import outcomes_text, plan_table, tracked_text
+    from engine.decide.plans import Plan
     from engine.session import Session
 
     policy_set = load_or_exit(paths)
@@ -143,17 +144,24 @@ def apply(
         async with Session(
             policy_set, store_url=store_url, node_url=node_url, tracking=tracking
         ) as session:
-            rec = session.reconciler
-            observations, tracked, decided = await rec.prepare(apply=True)
-            if output == "table":
-                click.echo(tracked_text(tracked), nl=False)
-                click.echo(plan_table(decided), nl=False)
-            if decided.actions and not yes:
-                if not interactive:
-                    return {"refused": "not a terminal: pass --yes to apply without asking"}
-                if not click.confirm("Buy these top-ups?", default=False):
-                    return {"refused": "not confirmed"}
-            outcomes, notes = await rec.execute(decided, observations)
+            refused: list[str] = []
+
+            async def confirm(decided: Plan, tracked: list[TrackResult]) -> bool:
+                if output == "table":
+                    click.echo(tracked_text(tracked), nl=False)
+                    click.echo(plan_table(decided), nl=False)
+                if decided.actions and not yes:
+                    if not interactive:
+                        refused.append("not a terminal: pass --yes to apply without asking")
+                    elif not click.confirm("Buy these top-ups?", default=False):
+                        refused.append("not confirmed")
+                return not refused
+
+            passed = await session.reconciler.run_pass(apply=True, confirm=confirm)
+            if refused:
+                return {"refused": refused[0]}
+            decided, tracked = passed.plan, list(passed.tracked)
+            outcomes, notes = list(passed.outcomes), list(passed.notes)
             followed = await _follow(session, outcomes, wait) if wait > 0 else []
             return {
                 "plan": decided,

@@ -2,7 +2,8 @@
 
 `Controller(source, ...)` loads the policy set, opens a `Session` and runs two loops:
 
-- **passes** (`run_pass`, under the pass lock): `Reconciler.plan_and_apply` - observe,
+- **passes** (`run_pass`, under the pass lock): `Reconciler.run_pass` with a tracker
+  alongside - observe,
   plan, buy - every `observation.interval` and at once when something wakes it
   (`wake(reason)`): an ensure request, a provider callback, a valid policy change, a new
   block touching a watched address (follow mode, `engine/observe/observing.py`), or tracking
@@ -14,7 +15,7 @@
 An ensure request therefore never waits for tracking: it waits at most for the planning
 pass in flight. Tracking and planning running side by side can never buy twice for one
 need: the pass reads the open orders before the chain, tracking marks an address for a
-fresh read before ending its order (`Reconciler.plan_and_apply` has the argument), the
+fresh read before ending its order (`Reconciler.run_pass` has the argument), the
 store refuses a second open order per address, and tracking leaves alone an intent that
 a pass of this process may still be placing (`rounds.py`).
 
@@ -165,17 +166,12 @@ class Controller(PolicySwaps, LeasedWork, Ensures):
         old = self.session
         observer = CachingSource(session.reader, self.clock, loaded.policy_set)
         self.session, self.observer, self.policy_set = session, observer, loaded.policy_set
-        self.reconciler = Reconciler(
-            loaded.policy_set,
-            store=session.store,
+        self.reconciler = session.make_reconciler(
             reader=observer,
             providers=self._wrap(session.pool),
-            clock=self.clock,
             # intent grace: `rounds.py` decides instead
             tracking=TrackingSettings(intent_grace=0.0, call_timeout=session.call_timeout),
             quote_ttl=self.settings.quote_ttl,
-            applied_by="energyctl run",
-            call_timeout=session.call_timeout,  # bounded as `apply` and `plan` are
         )
         self.reconciler.tracker.before_move = lambda address: observer.refresh([address])
         if origin == "files":  # a set sent over HTTP stays until the files change
@@ -279,7 +275,9 @@ class Controller(PolicySwaps, LeasedWork, Ensures):
             started = time.perf_counter()
             self._running_since = began = self.clock.now()
             try:
-                result = await self.reconciler.plan_and_apply(demands, only=self._scope())
+                result = await self.reconciler.run_pass(
+                    apply=True, demands=demands, only=self._scope(), tracker_alongside=True
+                )
             except Exception as exc:  # the loop survives a failed pass; it says why
                 self._running_since = None  # its actions may outlive it: keep its window
                 self._failed.append((began, self.clock.now()))

@@ -17,7 +17,7 @@ one replica with a time-to-live. `ShardLeases.tick()`, run every `ttl / 3` secon
 
 `owned(addresses)` is the subset of addresses whose shard this replica holds and whose
 lease has not run out on the replica's clock: what the controller passes to
-`plan_and_apply(only=)` and `track_round(owned=)`. On SIGTERM `release_all()` gives every
+`run_pass(only=)` and `track_round(owned=)`. On SIGTERM `release_all()` gives every
 lease back so the others take the shards at their next tick; a replica killed outright
 stops renewing and its shards are free `ttl` seconds after its last renewal.
 

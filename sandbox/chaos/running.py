@@ -10,7 +10,7 @@ scenario step by step (`STEP` emulated seconds each):
    kills armed); at `fault_end` all of them are switched off;
 2. the addresses whose need starts now are drained (transfers until they are short);
 3. time moves (`World.advance`: deliveries), then one engine pass
-   (`Reconciler.reconcile_once(apply=True)`, two at once for `wake_twice`), driven on the
+   (`Reconciler.run_pass(apply=True)`, two at once for `wake_twice`), driven on the
    clock by `injecting.drive` so that timeouts cost emulated time only;
 4. a killed engine is discarded and a fresh one built on the same store file, like a
    restarted process; a pass failing on the store is a failed pass, nothing more;
@@ -220,7 +220,7 @@ class ChaosRun:
         store = self.engine.store
         assert store is not None
         before = asyncio.all_tasks()
-        passes = [rec.reconcile_once(apply=True) for _ in range(2 if twice else 1)]
+        passes = [rec.run_pass(apply=True) for _ in range(2 if twice else 1)]
         self.report.passes += len(passes)
         try:
             results: list[Any] = await drive(

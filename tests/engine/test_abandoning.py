@@ -213,10 +213,10 @@ async def test_a_pass_abandons_then_buys_again_and_alerts_once(
     assert rec.tracker.abandon_after == {"pol": HOUR}
     coid = await intent_only(market, addr, "eopen", place=False)
     market.advance(61)  # past the intent grace: held `unknown`, nothing bought
-    held = await rec.reconcile_once(apply=True)
+    held = await rec.run_pass(apply=True)
     assert [t.after for t in held.tracked] == [P.UNKNOWN] and held.outcomes == ()
     market.advance(HOUR)
-    first = await rec.reconcile_once(apply=True)
+    first = await rec.run_pass(apply=True)
     [tracked] = first.tracked
     assert (tracked.client_order_id, tracked.after, tracked.abandoned) == (coid, P.FAILED, True)
     [outcome] = first.outcomes  # the address is no longer held: bought again
@@ -235,7 +235,7 @@ async def test_a_pass_abandons_then_buys_again_and_alerts_once(
     try:
         alerter.observe_pass(controller, first, 0.0)
         market.advance(10)
-        alerter.observe_pass(controller, await rec.reconcile_once(apply=True), 0.0)
+        alerter.observe_pass(controller, await rec.run_pass(apply=True), 0.0)
         while not alerter._queue.empty():
             await alerter.deliver(alerter._queue.get_nowait())
     finally:

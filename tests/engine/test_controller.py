@@ -136,7 +136,7 @@ async def test_passes_run_one_at_a_time(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     async with running(rig) as c:
         assert c.reconciler is not None
-        inner = c.reconciler.plan_and_apply
+        inner = c.reconciler.run_pass
         now, most = 0, 0
 
         async def counted(*args: Any, **kw: Any) -> Any:
@@ -149,7 +149,7 @@ async def test_passes_run_one_at_a_time(tmp_path: Path) -> None:
             finally:
                 now -= 1
 
-        c.reconciler.plan_and_apply = counted  # type: ignore[method-assign]
+        c.reconciler.run_pass = counted  # type: ignore[method-assign]
         before = c.passes
         await asyncio.gather(
             *(c.run_pass() for _ in range(4)), c.ensure(rig.addresses[1], START + 10)
