@@ -45,20 +45,23 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from engine.act.tracking import TrackingSettings, TrackResult
 from engine.core.clock import Clock, SystemClock
+from engine.core.snapshots import EnergySnapshot
 from engine.observe.observing import CachingSource
 from engine.reconciling import PassResult, Reconciler
 from engine.session import Session
-from engine.sidecar.ensuring import Ensures, UnknownAddress, busy_addresses, log_pass
+from engine.sidecar.admitting import Source
+from engine.sidecar.ensuring import EnsureDesk, UnknownAddress, busy_addresses, log_pass
 from engine.sidecar.reloading import Loaded, PolicySource
 from engine.sidecar.rounds import IN_FLIGHT_GRACE, RoundRules, track_round
-from engine.sidecar.sharding import LeasedWork, NotOwner, ShardLeases
-from engine.sidecar.swapping import ControllerError, PolicySwaps
+from engine.sidecar.sharding import LeaseKeeper, NotOwner, ShardLeases, make_leases
+from engine.sidecar.swapping import ControllerError, PolicySwapper
+from engine.store import Store
 from policies.policyset import PolicySet
 
 log = logging.getLogger("energyctl.controller")
@@ -92,8 +95,13 @@ class ControllerSettings:
         return max(60.0, 4.0 * self.lease_ttl) if sharded else 0.0
 
 
-class Controller(PolicySwaps, LeasedWork, Ensures):
-    """Owns the loops; see the module docstring."""
+class Controller:
+    """Owns the loops; see the module docstring.
+
+    It holds three parts and calls them: `swaps` (a `PolicySwapper`: reloads, pushes,
+    fixed settings), `desk` (an `EnsureDesk`: ensure requests) and, with shards, a
+    `LeaseKeeper` over `leases`; each gets the few things it needs of the controller.
+    """
 
     def __init__(
         self,
@@ -104,21 +112,19 @@ class Controller(PolicySwaps, LeasedWork, Ensures):
         session_factory: SessionFactory | None = None,
         observers: list[PassObserver] | None = None,
         wrap_providers: Callable[[Any], Any] | None = None,
+        listen_override: str | None = None,
+        allowed_secrets: frozenset[Source] = frozenset(),
     ) -> None:
         self.source = source
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.settings = settings or ControllerSettings()
-        self._reload_every = self.settings.reload_interval
         self._factory = session_factory or self._default_session
         self.observers = list(observers or [])
         self._wrap = wrap_providers or (lambda pool: pool)
         self.policy_set: PolicySet | None = None
-        self.policy_source = "files"
         self.session: Session | None = None
         self.reconciler: Reconciler | None = None
         self.observer: CachingSource | None = None
-        self.fingerprint = ""
-        self.reload_errors: tuple[str, ...] = ()
         self.last_pass: PassResult | None = None
         self.last_pass_at: float | None = None  # clock time the last pass finished
         self.last_pass_error: str | None = None
@@ -131,15 +137,36 @@ class Controller(PolicySwaps, LeasedWork, Ensures):
         self._wake = asyncio.Event()
         self._track_wake = asyncio.Event()
         self._wake_reasons: set[str] = set()
-        self._demands: dict[str, int] = {}
-        self._waiters: list[asyncio.Future[PassResult]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._tracked: list[TrackResult] = []  # tracking results not yet in a PassResult
         self._mine: set[str] = set()  # intents written by passes of ours that finished
         self._running_since: float | None = None  # start of the pass in flight
         self._failed: list[tuple[float, float | None]] = []  # windows of failed passes
         self.leases: ShardLeases | None = None
+        self._keeper: LeaseKeeper | None = None
         self._owned_seen: frozenset[str] | None = None
+        self.swaps = PolicySwapper(
+            source,
+            self.clock,
+            install=self._install,
+            running=lambda: self.policy_set,
+            locks=(self._track_lock, self._lock),
+            wake=self.wake,
+            stopping=lambda: self.stopping,
+            reload_every=self.settings.reload_interval,
+            listen_override=listen_override,
+            allowed_secrets=allowed_secrets,
+        )
+        self.desk = EnsureDesk(
+            self.clock,
+            poll=self.settings.ensure_poll,
+            watched=self._watches,
+            owned=self._owned,
+            owner=self._owner_of,
+            read=self._read_one,
+            wake=self.wake,
+            stopping=lambda: self.stopping,
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -152,11 +179,24 @@ class Controller(PolicySwaps, LeasedWork, Ensures):
         if loaded.policy_set is None:
             raise ControllerError("invalid policy set:\n" + "\n".join(loaded.errors))
         self.started_at = self.clock.now()
-        await self._install(loaded, "files")
+        await self.swaps.put_in_force(loaded, "files")
         assert self.session is not None and self.policy_set is not None
-        self.leases = self._make_leases(self.session.store_url)
+        s = self.settings
+        self.leases = make_leases(
+            self._store,
+            self.session.store_url,
+            self.clock,
+            replica=s.replica,
+            shards=s.shards,
+            ttl=s.lease_ttl,
+        )
+        if self.leases is not None:
+            self._keeper = LeaseKeeper(
+                self.leases, self.clock, wake=self.wake, stopping=lambda: self.stopping
+            )
 
-    async def _install(self, loaded: Loaded, origin: str) -> None:
+    async def _install(self, loaded: Loaded) -> None:
+        """Open `loaded`'s session and build its Reconciler; then close the old session."""
         assert loaded.policy_set is not None
         session = self._factory(loaded.policy_set)
         try:
@@ -174,13 +214,6 @@ class Controller(PolicySwaps, LeasedWork, Ensures):
             quote_ttl=self.settings.quote_ttl,
         )
         self.reconciler.tracker.before_move = lambda address: observer.refresh([address])
-        if origin == "files":  # a set sent over HTTP stays until the files change
-            self.fingerprint = loaded.fingerprint
-        self.policy_source, self.reload_errors = origin, ()
-        log.info(
-            "policy set in force",
-            extra={"event": "policies", "revision": loaded.policy_set.revision, "from": origin},
-        )
         if old is not None:
             await old.aclose()
 
@@ -190,14 +223,14 @@ class Controller(PolicySwaps, LeasedWork, Ensures):
             await self.start()
         assert self.policy_set is not None
         self._tasks = [
-            asyncio.create_task(self._watch_files(), name="energyctl:reload"),
+            asyncio.create_task(self.swaps.watch_files(), name="energyctl:reload"),
             asyncio.create_task(self._track_loop(), name="energyctl:track"),
         ]
         if self.policy_set.settings.observation.mode == "follow":
             self._tasks.append(asyncio.create_task(self._follow(), name="energyctl:follow"))
-        if self.leases is not None:
-            await self._tick()  # the first pass already knows what this replica holds
-            self._tasks.append(asyncio.create_task(self._lease_loop(), name="energyctl:lease"))
+        if self._keeper is not None:
+            await self._keeper.tick()  # the first pass already knows what this replica holds
+            self._tasks.append(asyncio.create_task(self._keeper.loop(), name="energyctl:lease"))
         try:
             while not self.stopping:
                 await self.run_pass()
@@ -209,8 +242,9 @@ class Controller(PolicySwaps, LeasedWork, Ensures):
             for task in self._tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            self._fail_waiters(ControllerError("the sidecar is stopping"))
-            await self._release_leases()
+            self.desk.fail_all(ControllerError("the sidecar is stopping"))
+            if self._keeper is not None:
+                await self._keeper.release()
             if self.session is not None:
                 await self.session.aclose()
 
@@ -256,6 +290,14 @@ class Controller(PolicySwaps, LeasedWork, Ensures):
             return None
         return self.leases.owned(self.policy_set.addresses)
 
+    def _scope(self) -> frozenset[str] | None:
+        """`_owned()` for a pass; the observer sweeps just those (a new set: at once)."""
+        owned = self._owned()
+        if owned is not None and self.observer is not None and owned != self._owned_seen:
+            self.observer.watch(owned)
+        self._owned_seen = owned
+        return owned
+
     def _windows(self) -> tuple[tuple[float, float | None], ...]:
         now = self.clock.now()
         self._failed = [w for w in self._failed if (w[1] or now) > now - IN_FLIGHT_GRACE]
@@ -267,8 +309,7 @@ class Controller(PolicySwaps, LeasedWork, Ensures):
         async with self._lock:
             if self.stopping or self.reconciler is None:
                 return None
-            demands, self._demands = self._demands, {}
-            waiters, self._waiters = self._waiters, []
+            demands, waiters = self.desk.take()
             reasons, self._wake_reasons = self._wake_reasons, set()
             if self.observer is not None:
                 self.observer.refresh(demands)
@@ -313,12 +354,6 @@ class Controller(PolicySwaps, LeasedWork, Ensures):
             except Exception:  # an observer never stops the loop
                 log.exception("pass observer failed", extra={"event": "observer"})
 
-    def _fail_waiters(self, error: Exception) -> None:
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_exception(error)
-
     # ------------------------------------------------------------------ tracking
 
     async def track_once(self) -> list[TrackResult]:
@@ -345,7 +380,7 @@ class Controller(PolicySwaps, LeasedWork, Ensures):
     async def _gate(self) -> None:
         """Tracking waits here while a planning pass runs or demands wait for one (a
         short poll: the pass lock is also held by a policy swap, which wakes no one)."""
-        while not self.stopping and (self._lock.locked() or self._demands):  # noqa: ASYNC110
+        while not self.stopping and (self._lock.locked() or self.desk.demands):  # noqa: ASYNC110
             await asyncio.sleep(GATE_POLL)
 
     async def _track_loop(self) -> None:
@@ -374,14 +409,52 @@ class Controller(PolicySwaps, LeasedWork, Ensures):
                 log.warning("block following failed", extra={"error": str(exc)})
             await self.clock.sleep(self.settings.follow_interval)
 
+    # ------------------------------------------------------------------ the parts' needs
+
+    def _store(self) -> Store:
+        if self.session is None:
+            raise ControllerError("no session")
+        return self.session.store
+
+    def _watches(self, address: str) -> bool:
+        return self.policy_set is not None and self.policy_set.policy_for(address) is not None
+
+    async def _owner_of(self, address: str) -> str | None:
+        assert self.leases is not None
+        return await self.leases.owner(address)
+
+    async def _read_one(self, address: str) -> EnergySnapshot:
+        if self.session is None:
+            raise ControllerError("no session")
+        return await self.session.reader.snapshot(address)
+
+    # ------------------------------------------------------------------ requests
+
+    async def ensure(self, address: str, energy: int, wait: float = 0.0) -> dict[str, Any]:
+        """An ensure request (`EnsureDesk.ensure`): answered by the pass that carries it."""
+        return await self.desk.ensure(address, energy, wait)
+
+    def load_pushed(self, files: Mapping[str, str]) -> Loaded:
+        """A set sent over HTTP, validated under the push rules (`PolicySwapper`)."""
+        return self.swaps.load_pushed(files)
+
+    async def replace(self, loaded: Loaded, origin: str) -> None:
+        """Put a validated set in force between passes and tracking rounds."""
+        await self.swaps.replace(loaded, origin)
+
+    @property
+    def restart_required(self) -> tuple[str, ...]:
+        """Why the last refused change needs a restart (empty: none)."""
+        return self.swaps.restart_required
+
     # ------------------------------------------------------------------ status
 
     def status(self) -> dict[str, Any]:
         result = self.last_pass
         return {
             "revision": self.policy_set.revision if self.policy_set else None,
-            "policySource": self.policy_source,
-            "reloadErrors": list(self.reload_errors),
+            "policySource": self.swaps.policy_source,
+            "reloadErrors": list(self.swaps.reload_errors),
             "passes": self.passes,
             "trackingRounds": self.tracking_rounds,
             "lastPassAt": self.last_pass_at,

@@ -7,7 +7,7 @@ address shows the energy. `busy_addresses(result)` lists the addresses with an o
 flight or a purchase tried (the controller has them re-read at the next pass) and
 `log_pass` writes the decision and order-state log lines of a pass.
 
-`Ensures` is the part of the controller that takes ensure requests: the demand is
+`EnsureDesk` is the object of the controller that takes ensure requests: the demand is
 folded into the next pass's, the answer comes from that pass. With shards, an address
 this replica does not hold is refused with `NotOwner` naming the holder (`POST
 /v1/ensure` answers 409 with it: the caller retries there).
@@ -21,18 +21,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.core.clock import Clock
 from engine.core.snapshots import EnergySnapshot
 from engine.reconciling import PassResult
-from engine.sidecar.sharding import NotOwner, ShardLeases
+from engine.sidecar.sharding import NotOwner
 from engine.sidecar.swapping import ControllerError
-
-if TYPE_CHECKING:
-    from engine.session import Session
-    from engine.sidecar.controller import ControllerSettings
-    from policies.policyset import PolicySet
 
 log = logging.getLogger("energyctl.controller")
 
@@ -43,60 +38,82 @@ class UnknownAddress(ControllerError):
     """An ensure request for an address no policy watches."""
 
 
-class Ensures:
-    """Ensure requests of a `Controller` (which provides the attributes declared here)."""
+class EnsureDesk:
+    """Ensure requests: each one's demand waits here for the next pass, then its answer.
 
-    settings: ControllerSettings
-    clock: Clock
-    session: Session | None
-    policy_set: PolicySet | None
-    stopping: bool
-    leases: ShardLeases | None
-    _demands: dict[str, int]
-    _waiters: list[asyncio.Future[PassResult]]
+    The controller passes in what the desk needs of it: `watched(address)` (a policy
+    watches it), `owned()` (the addresses this replica holds, None: all), `owner(address)`
+    (who holds it, from the store), `read(address)` (a fresh snapshot), `wake(reason)`
+    and `stopping()`. The pass takes the demands and waiters with `take()` and answers
+    every waiter with its result.
+    """
 
-    def wake(self, reason: str) -> None:
-        raise NotImplementedError
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        poll: float,
+        watched: Callable[[str], bool],
+        owned: Callable[[], frozenset[str] | None],
+        owner: Callable[[str], Awaitable[str | None]],
+        read: Reader,
+        wake: Callable[[str], None],
+        stopping: Callable[[], bool],
+    ) -> None:
+        self.clock = clock
+        self.poll = poll  # seconds between reads of the address, with `wait`
+        self._watched = watched
+        self._owned = owned
+        self._owner = owner
+        self._read = read
+        self._wake = wake
+        self._stopping = stopping
+        self.demands: dict[str, int] = {}
+        self.waiters: list[asyncio.Future[PassResult]] = []
 
-    def _owned(self) -> frozenset[str] | None:
-        raise NotImplementedError
+    def take(self) -> tuple[dict[str, int], list[asyncio.Future[PassResult]]]:
+        """The demands and waiters gathered so far, for the pass that starts now."""
+        demands, self.demands = self.demands, {}
+        waiters, self.waiters = self.waiters, []
+        return demands, waiters
+
+    def fail_all(self, error: Exception) -> None:
+        """Answer every waiting request with `error` (the sidecar is stopping)."""
+        _, waiters = self.take()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
 
     async def ensure(self, address: str, energy: int, wait: float = 0.0) -> dict[str, Any]:
         """Buy now if `address` needs it for `energy`; with `wait`, return once the chain
         shows that much available energy or `wait` seconds have passed."""
-        if self.policy_set is None or self.policy_set.policy_for(address) is None:
+        if not self._watched(address):
             raise UnknownAddress(f"{address} is not watched by any policy")
         owned = self._owned()
         if owned is not None and address not in owned:
-            assert self.leases is not None
-            raise NotOwner(address, await self.leases.owner(address))
-        if self.stopping:
+            raise NotOwner(address, await self._owner(address))
+        if self._stopping():
             raise ControllerError("the sidecar is stopping")
         waiter: asyncio.Future[PassResult] = asyncio.get_running_loop().create_future()
-        self._demands[address] = max(self._demands.get(address, 0), energy)
-        self._waiters.append(waiter)
-        self.wake("ensure")
+        self.demands[address] = max(self.demands.get(address, 0), energy)
+        self.waiters.append(waiter)
+        self._wake("ensure")
         result = await waiter
         answer = ensure_answer(result, address, energy)
         if wait > 0 and not answer["satisfied"]:
             answer.update(
                 await wait_for_energy(
-                    self._read_one,
+                    self._read,
                     address,
                     energy,
                     wait,
-                    poll=self.settings.ensure_poll,
+                    poll=self.poll,
                     clock=self.clock,
-                    stopping=lambda: self.stopping,
-                    nudge=lambda: self.wake("ensure-wait"),
+                    stopping=self._stopping,
+                    nudge=lambda: self._wake("ensure-wait"),
                 )
             )
         return answer
-
-    async def _read_one(self, address: str) -> EnergySnapshot:
-        if self.session is None:
-            raise ControllerError("no session")
-        return await self.session.reader.snapshot(address)
 
 
 def busy_addresses(result: PassResult) -> set[str]:
@@ -178,7 +195,7 @@ def log_pass(result: PassResult, elapsed: float, reasons: list[str]) -> None:
 
 
 __all__ = [
-    "Ensures",
+    "EnsureDesk",
     "UnknownAddress",
     "busy_addresses",
     "ensure_answer",

@@ -78,18 +78,19 @@ def parse_listen(listen: str) -> tuple[str, int]:
 async def run_sidecar(options: SidecarOptions) -> int:
     """Serve until SIGTERM/SIGINT; 0 after a clean stop, 1 if it cannot start."""
     metrics = Metrics()
+    try:
+        allowed = parse_allowed(options.allowed_secrets)
+    except AllowListError as exc:
+        log.error("cannot start", extra={"event": "start", "error": str(exc)})
+        return 1
     controller = Controller(
         PolicySource(options.paths),
         settings=options.settings,
         observers=[metrics.observe_pass],
         wrap_providers=metrics.metered,
+        listen_override=options.listen,  # then http.listen may change live
+        allowed_secrets=allowed,
     )
-    controller.listen_override = options.listen  # then http.listen may change live
-    try:
-        controller.allowed_secrets = parse_allowed(options.allowed_secrets)
-    except AllowListError as exc:
-        log.error("cannot start", extra={"event": "start", "error": str(exc)})
-        return 1
     alerter = Alerter(controller, options.alerts)
     controller.observers.append(alerter.observe_pass)
     try:

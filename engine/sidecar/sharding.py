@@ -25,7 +25,7 @@ Leases only share the work. The money rules hold whatever the replicas believe a
 ownership: the store refuses a second open order per address and checks budgets in the
 transaction that writes the intent (ARCHITECTURE.md invariants 2 and 5).
 
-Neighbours: `controller.py` (runs `tick` in its lease loop), `engine/store/`
+Neighbours: `controller.py` (holds a `LeaseKeeper`, which runs `tick` in its loop), `engine/store/`
 (the lease API), `service.py` (shows `status()`).
 """
 
@@ -36,17 +36,11 @@ import logging
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.core.clock import Clock
-from engine.observe.observing import CachingSource
 from engine.sidecar.swapping import ControllerError
 from engine.store import Lease, Store
-from policies.policyset import PolicySet
-
-if TYPE_CHECKING:
-    from engine.session import Session
-    from engine.sidecar.controller import ControllerSettings
 
 log = logging.getLogger("energyctl.sharding")
 
@@ -204,71 +198,69 @@ class NotOwner(ControllerError):
         self.owner = owner
 
 
-class LeasedWork:
-    """The controller's side of the leases (`Controller` provides the attributes)."""
+def make_leases(
+    store: Callable[[], Store],
+    store_url: str,
+    clock: Clock,
+    *,
+    replica: str,
+    shards: int | None,
+    ttl: float,
+) -> ShardLeases | None:
+    """Leases unless `shards` is 0 (None: on for PostgreSQL, off for SQLite)."""
+    if shards is None:
+        shards = 64 if store_url.lower().startswith("postgres") else 0
+    if shards <= 0:
+        return None
+    return ShardLeases(store, ShardSettings(replica, shards, ttl), clock)
 
-    settings: ControllerSettings
-    clock: Clock
-    session: Session | None
-    policy_set: PolicySet | None
-    observer: CachingSource | None
-    stopping: bool
-    leases: ShardLeases | None
-    _owned_seen: frozenset[str] | None
 
-    def wake(self, reason: str) -> None:
-        raise NotImplementedError
+class LeaseKeeper:
+    """Keeps one replica's leases: a tick now and every `renew_every` seconds, a release
+    on a clean stop. `wake(reason)` starts a pass when the shards held change;
+    `stopping()` ends the loop."""
 
-    def _owned(self) -> frozenset[str] | None:
-        raise NotImplementedError
+    def __init__(
+        self,
+        leases: ShardLeases,
+        clock: Clock,
+        *,
+        wake: Callable[[str], None],
+        stopping: Callable[[], bool],
+    ) -> None:
+        self.leases = leases
+        self.clock = clock
+        self._wake = wake
+        self._stopping = stopping
 
-    def _make_leases(self, store_url: str) -> ShardLeases | None:
-        """Leases unless `shards` is 0 (None: on for PostgreSQL, off for SQLite)."""
-        shards = self.settings.shards
-        if shards is None:
-            shards = 64 if store_url.lower().startswith("postgres") else 0
-        if shards <= 0:
-            return None
-        s = ShardSettings(self.settings.replica, shards, self.settings.lease_ttl)
-        return ShardLeases(self._store, s, self.clock)
-
-    def _store(self) -> Store:
-        if self.session is None:
-            raise ControllerError("no session")
-        return self.session.store
-
-    async def _tick(self) -> None:
-        assert self.leases is not None
+    async def tick(self) -> None:
         try:
             changed = await self.leases.tick()
         except Exception as exc:  # unrenewed leases run out on their own (`holds`)
             log.warning("lease tick failed", extra={"event": "lease", "error": str(exc)})
             return
         if changed:
-            self.wake("shards")
+            self._wake("shards")
 
-    async def _lease_loop(self) -> None:
-        assert self.leases is not None
-        while not self.stopping:
+    async def loop(self) -> None:
+        while not self._stopping():
             await self.clock.sleep(self.leases.settings.renew_every)
-            if not self.stopping:
-                await self._tick()
+            if not self._stopping():
+                await self.tick()
 
-    def _scope(self) -> frozenset[str] | None:
-        """`_owned()` for a pass; the observer sweeps just those (a new set: at once)."""
-        owned = self._owned()
-        if owned is not None and self.observer is not None and owned != self._owned_seen:
-            self.observer.watch(owned)
-        self._owned_seen = owned
-        return owned
-
-    async def _release_leases(self) -> None:
-        if self.leases is None:
-            return
+    async def release(self) -> None:
         try:  # the others take the shards at their next tick, not after the ttl
             await self.leases.release_all()
         except Exception as exc:
             log.warning("leases not released", extra={"event": "lease", "error": str(exc)})
 
 
-__all__ = ["LeasedWork", "NotOwner", "ShardLeases", "ShardSettings", "shard_name", "shard_of"]
+__all__ = [
+    "LeaseKeeper",
+    "NotOwner",
+    "ShardLeases",
+    "ShardSettings",
+    "make_leases",
+    "shard_name",
+    "shard_of",
+]

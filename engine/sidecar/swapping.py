@@ -1,6 +1,6 @@
 """Putting a new policy set in force in a running sidecar, from its files or from HTTP.
 
-`PolicySwaps` is the part of `controller.py`'s `Controller` that owns policy
+`PolicySwapper` is the object `controller.py`'s `Controller` holds for policy
 changes: `reload()` polls the policy files' fingerprint (`reloading.py`) and puts
 a valid change in force; an invalid one is logged once, kept in `reload_errors` (shown by
 `/v1/status`) and ignored, the last good set stays in force. `replace(loaded, origin)`
@@ -20,14 +20,15 @@ the running set stays in force, the reasons are logged once and shown in `/ready
 an `EngineConfig` takes every default (`./energyctl.db`, the public node), so it is
 refused unless the running set uses those defaults too (`fixed_changes`).
 
-Neighbours: `controller.py` (the class this is part of), `reloading.py`.
+Neighbours: `controller.py` (holds one and passes in what it needs), `reloading.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from engine.core.clock import Clock
 from engine.core.errors import EngineError
@@ -92,36 +93,52 @@ def fixed_changes(
     return changes
 
 
-class PolicySwaps:
-    """Policy changes of a `Controller` (which provides the attributes declared here)."""
+class PolicySwapper:
+    """Policy changes of a running sidecar: what is in force, from where, and why not.
 
-    source: PolicySource
-    clock: Clock
-    policy_set: PolicySet | None
-    #: `--listen` given at start-up: `http.listen` in the files is not the listener then
-    listen_override: str | None = None
-    #: why the last refused change needs a restart (empty once a set is put in force)
-    restart_required: tuple[str, ...] = ()
-    policy_source: str  # "files" or "api"
-    #: secrets a pushed set may use anywhere (`--allow-secret`, `admitting.py`)
-    allowed_secrets: frozenset[Source] = frozenset()
-    _files_set: PolicySet | None = None  # the files' last set, while one from the API runs
-    fingerprint: str
-    reload_errors: tuple[str, ...]
-    stopping: bool
-    _lock: asyncio.Lock
-    _track_lock: asyncio.Lock
-    _reload_every: float  # seconds (clock time) between polls of the files
+    Holds the policy source and the bookkeeping of changes (`policy_source`,
+    `fingerprint`, `reload_errors`, `restart_required`); the controller passes in what a
+    swap needs of it: `install(loaded)` opens the new set's session, `running()` is the
+    set in force, `locks` are the pass and tracking locks a swap takes, `wake` starts a
+    pass, `stopping()` says the process is stopping.
+    """
 
-    async def _install(self, loaded: Loaded, origin: str) -> None:
-        raise NotImplementedError
-
-    def wake(self, reason: str) -> None:
-        raise NotImplementedError
+    def __init__(
+        self,
+        source: PolicySource,
+        clock: Clock,
+        *,
+        install: Callable[[Loaded], Awaitable[None]],
+        running: Callable[[], PolicySet | None],
+        locks: Sequence[asyncio.Lock],
+        wake: Callable[[str], None],
+        stopping: Callable[[], bool],
+        reload_every: float,
+        listen_override: str | None = None,
+        allowed_secrets: frozenset[Source] = frozenset(),
+    ) -> None:
+        self.source = source
+        self.clock = clock
+        self._install = install
+        self._running = running
+        self._locks = tuple(locks)
+        self._wake = wake
+        self._stopping = stopping
+        self._reload_every = reload_every  # seconds (clock time) between polls of the files
+        #: `--listen` given at start-up: `http.listen` in the files is not the listener then
+        self.listen_override = listen_override
+        #: secrets a pushed set may use anywhere (`--allow-secret`, `admitting.py`)
+        self.allowed_secrets = allowed_secrets
+        #: why the last refused change needs a restart (empty once a set is put in force)
+        self.restart_required: tuple[str, ...] = ()
+        self.policy_source = "files"  # or "api"
+        self.fingerprint = ""
+        self.reload_errors: tuple[str, ...] = ()
+        self._files_set: PolicySet | None = None  # the files' last set, while the API's runs
 
     def trusted_set(self) -> PolicySet | None:
         """The set last read from the policy files (the operator's; pushes are held to it)."""
-        return self.policy_set if self.policy_source == "files" else self._files_set
+        return self._running() if self.policy_source == "files" else self._files_set
 
     def load_pushed(self, files: Mapping[str, str]) -> Loaded:
         """Validate a set sent over HTTP under the push rules (`admitting.py`): its
@@ -131,29 +148,42 @@ class PolicySwaps:
         loaded = self.source.load_texts(files, secret_gate=rules.gate)
         if loaded.policy_set is None:
             return loaded
-        problems = set_problems(loaded.policy_set, self.policy_set)
+        problems = set_problems(loaded.policy_set, self._running())
         if problems:
             return Loaded(None, tuple(problems), loaded.fingerprint)
         return loaded
 
+    async def put_in_force(self, loaded: Loaded, origin: str) -> None:
+        """Install `loaded` (no lock taken: at start-up, or inside `replace`)."""
+        assert loaded.policy_set is not None
+        await self._install(loaded)
+        if origin == "files":  # a set sent over HTTP stays until the files change
+            self.fingerprint = loaded.fingerprint
+        self.policy_source, self.reload_errors = origin, ()
+        log.info(
+            "policy set in force",
+            extra={"event": "policies", "revision": loaded.policy_set.revision, "from": origin},
+        )
+
     async def replace(self, loaded: Loaded, origin: str) -> None:
         """Put a validated set in force between passes and tracking rounds."""
-        async with self._track_lock, self._lock:
-            if not self.stopping:
+        async with contextlib.AsyncExitStack() as held:
+            for lock in self._locks:
+                await held.enter_async_context(lock)
+            if not self._stopping():
                 self._check_fixed(loaded)
                 if self.policy_source == "files":  # pushes stay held to the files' secrets
-                    self._files_set = self.policy_set
-                await self._install(loaded, origin)
+                    self._files_set = self._running()
+                await self.put_in_force(loaded, origin)
                 self.restart_required = ()
-        self.wake("policies")
+        self._wake("policies")
 
     def _check_fixed(self, loaded: Loaded) -> None:
         """`RestartRequired` if the set changes a setting fixed for the process's life."""
-        if self.policy_set is None or loaded.policy_set is None:
+        running = self._running()
+        if running is None or loaded.policy_set is None:
             return
-        reasons = fixed_changes(
-            self.policy_set, loaded.policy_set, listen_override=self.listen_override
-        )
+        reasons = fixed_changes(running, loaded.policy_set, listen_override=self.listen_override)
         if reasons:
             self.restart_required = tuple(reasons)
             raise RestartRequired(reasons)
@@ -187,8 +217,8 @@ class PolicySwaps:
             return False
         return True
 
-    async def _watch_files(self) -> None:
-        while not self.stopping:
+    async def watch_files(self) -> None:
+        while not self._stopping():
             await self.clock.sleep(self._reload_every)
             try:
                 await self.reload()
@@ -196,4 +226,4 @@ class PolicySwaps:
                 log.exception("policy reload failed", extra={"event": "policies"})
 
 
-__all__ = ["ControllerError", "PolicySwaps", "RestartRequired", "fixed_changes"]
+__all__ = ["ControllerError", "PolicySwapper", "RestartRequired", "fixed_changes"]
