@@ -4,7 +4,7 @@ PURE: no I/O. Every store implementation (SQLite now, PostgreSQL later) takes it
 from here, so both agree on what a legal transition is and on what it does to the money.
 
 An order is *open* while it may still turn into delegated energy or into a charge:
-`intent` (written ahead of the provider call, ARCHITECTURE.md invariant 1), `submitted`,
+`intent` (written ahead of the provider call, docs/architecture.md invariant 1), `submitted`,
 `delegating` and `unknown` (an ambiguous outcome, invariant 3). Open orders hold a budget
 reservation and count against the address's open-order limit (invariants 2 and 5).
 Terminal phases are final: nothing moves an order out of one.

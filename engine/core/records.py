@@ -5,7 +5,7 @@ Frozen pydantic models: what the engine asks the store to write (`NewIntent`,
 `ProviderHealth`, `PolicyRevision`, `Lease`), plus budget windows (`window_bounds`) and
 provider cooldowns (`cooldown_until`), kept pure so the planner can reuse them.
 
-Units (ARCHITECTURE.md invariant 8): money is int sun, energy an int, durations whole
+Units (docs/architecture.md invariant 8): money is int sun, energy an int, durations whole
 seconds; times are float epoch seconds (UTC) read from the store's injected Clock.
 
 Neighbours: `phases.py` (OrderPhase, LedgerKind), `base.py` (the interface), `sqlite.py`.

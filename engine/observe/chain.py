@@ -7,11 +7,13 @@ timeout and the API-key header are ours. Every node failure becomes a `ChainTemp
 (retry later) or a `ChainPermanentError` (this request can never succeed, e.g. a malformed
 address); an unactivated address is a state (`EnergySnapshot.activated`), not an error.
 
-Facts relied on (reference/tron.md): errors come back as HTTP 200 `{"Error": ...}` bodies
-that tronpy returns as data (§1.7, §4.3); a missing account is `{}` (§1.8); zero fields are
-omitted (§1.5), but the network totals are always there (§2.1), so an answer without
-them is junk and a failed read, never "0 energy" (never buy blind); available energy is
-`max(0, EnergyLimit - EnergyUsed)` (§3.3), never tronpy's unclamped `get_energy`.
+Facts relied on (java-tron's HTTP servlets, https://github.com/tronprotocol/java-tron,
+`Util.processError`, `JsonFormat`, `EnergyProcessor`; tronpy, https://github.com/andelf/tronpy):
+errors come back as HTTP 200 `{"Error": ...}` bodies that tronpy returns as data; a missing
+account is `{}`; zero fields are omitted, but the network totals are always there, so an
+answer without them is junk and a failed read, never "0 energy" (never buy blind);
+available energy is `max(0, EnergyLimit - EnergyUsed)` (the node clamps too), never
+tronpy's unclamped `get_energy`.
 
 Neighbours: `engine/observe/following.py` reads blocks through `ChainReader` and tells the engine
 which addresses to re-read; `engine/core/clock.py` gives time (read stamps, the rate limiter).
@@ -307,7 +309,7 @@ class ChainReader:
         path = "wallet/getaccountresource"
         try:
             resource = await self._call(path, lambda tron: tron.get_account_resource(address))
-        except AddressNotFound:  # `{}`: unactivated (reference/tron.md §3.9), a state
+        except AddressNotFound:  # `{}`: unactivated, a state
             return EnergySnapshot(address, False, 0, 0, 0, 0, block, self._clock.now())
         read_at = self._clock.now()
         try:
@@ -349,7 +351,8 @@ class ChainReader:
     async def delegators(self, address: str) -> dict[str, int]:
         """Sun of energy stake delegated to `address`, per delegator (Stake 2.0).
 
-        Costs one call for the index plus one per delegator (reference/tron.md §2.7-2.8).
+        Costs one call for the index (`/wallet/getdelegatedresourceaccountindexv2`) plus one
+        per delegator (`/wallet/getdelegatedresourcev2`).
         """
         receiver = canonical_address(address)
         path = "wallet/getdelegatedresourceaccountindexv2"

@@ -1,10 +1,11 @@
 """Block following: which watched addresses a new block touched, so only those are re-read.
 
-Energy only falls through transactions in blocks (ARCHITECTURE.md §2): an owner's contract
+Energy only falls through transactions in blocks: an owner's contract
 call spends from its pool, an undelegation takes stake from its receiver, a delegation or
 an unstake takes stake from its owner. For each new block the follower reads the block and
 its transaction infos (two calls, whatever the number of watched addresses), joins receipts
-to transactions on txID, and reports the watched addresses involved (reference/tron.md §6).
+to transactions on txID, and reports the watched addresses involved (`/wallet/getblockbynum`
+and `/wallet/gettransactioninfobyblocknum`, https://developers.tron.network/reference).
 
 `analyse_block` is the pure part (pinned JSON in, `BlockReport` out; its per-transaction
 work is a few dict and set lookups, never anything per watched address). `BlockFollower`
@@ -28,7 +29,8 @@ from engine.observe.chain import ChainReader, ChainTemporaryError
 
 Watched = Container[str] | Callable[[], Container[str]]
 
-# contract types that move energy stake (reference/tron.md §3.4, §3.5)
+# contract types that move energy stake (java-tron's DelegateResourceActuator and
+# UnDelegateResourceActuator, https://github.com/tronprotocol/java-tron)
 _DELEGATE = "DelegateResourceContract"
 _UNDELEGATE = "UnDelegateResourceContract"
 _UNSTAKE = frozenset({"UnfreezeBalanceV2Contract", "UnfreezeBalanceContract"})
@@ -107,7 +109,7 @@ def analyse_block(
             ret: Any = tx.get("ret") or ({},)
             if ret[0].get("contractRet", "SUCCESS") != "SUCCESS":
                 continue
-            # an absent `resource` is BANDWIDTH (enum 0 is omitted, reference §1.5)
+            # an absent `resource` is BANDWIDTH (java-tron omits an enum equal to its first value)
             if value.get("resource") != "ENERGY":
                 continue
             if kind == _UNDELEGATE:

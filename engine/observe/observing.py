@@ -7,10 +7,11 @@ re-reads only the addresses marked with `refresh` - the ones an ensure request n
 every address with an order in flight (the controller marks them after each pass) - plus
 any never read, and hands the planner the sweep's snapshots of the others. In **follow**
 mode `follow()` reads new blocks (`following.py`) and marks the watched addresses
-they touched. Energy only falls through transactions in blocks (ARCHITECTURE.md section
-2), so in follow mode an untouched address's last snapshot is still a safe floor; in poll
-mode a fall between sweeps is seen at the next sweep, as with plain polling. Snapshots
-older than the planner's age limit are never reused (invariant 6).
+they touched. Energy only falls through transactions in blocks (`following.py`), so in
+follow mode an untouched address's last snapshot is still a safe floor; in poll mode a
+fall between sweeps is seen at the next sweep, as with plain polling. Snapshots
+older than the planner's age limit are never reused (never buy blind: invariant 6 of
+docs/architecture.md).
 
 Neighbours: `chain.py`, `following.py`, `engine/sidecar/controller.py`.
 """

@@ -30,7 +30,7 @@ concurrent requests for one address fold into one demand. The policy directory i
 invalid one is logged, kept in `status()` and ignored. `stop()` lets no new pass or
 tracking start, waits up to `stop_grace` for those in flight (their provider calls
 finish, their results are written), then the session closes: an order cut off later is a
-write-ahead intent that the next start resolves (ARCHITECTURE.md invariant 1).
+write-ahead intent that the next start resolves (docs/architecture.md invariant 1).
 
 Library code: never prints, never exits; logs through `logging`. Neighbours:
 `engine/reconciling.py`, `engine/session.py`, `engine/observe/observing.py`,

@@ -5,7 +5,7 @@ The engine logs through the stdlib `logging` with structured fields in `extra`: 
 such as an `ActionOutcome.to_json()`), plus any other simple field. `JsonFormatter` writes
 them as one line each; `TextFormatter` writes `time level logger: message key=value`.
 Secrets never reach a log line: the engine only logs values that are already safe to show
-(secrets are `SecretStr` everywhere, ARCHITECTURE.md invariant 9), `configure()`
+(secrets are `SecretStr` everywhere, docs/architecture.md invariant 9), `configure()`
 quiets the HTTP client loggers that could print request URLs with credentials, and both
 formatters scrub every secret value the process holds from the line they write
 (`policies/redacting.py`; vendor text is already scrubbed where it enters).

@@ -23,7 +23,7 @@ stops renewing and its shards are free `ttl` seconds after its last renewal.
 
 Leases only share the work. The money rules hold whatever the replicas believe about
 ownership: the store refuses a second open order per address and checks budgets in the
-transaction that writes the intent (ARCHITECTURE.md invariants 2 and 5).
+transaction that writes the intent (docs/architecture.md invariants 2 and 5).
 
 Neighbours: `controller.py` (holds a `LeaseKeeper`, which runs `tick` in its loop), `engine/store/`
 (the lease API), `service.py` (shows `status()`).

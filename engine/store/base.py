@@ -2,7 +2,7 @@
 
 One async interface implemented by `sqlite.py` (the default) and, later, a PostgreSQL
 store. Both pass one contract suite (`tests/engine/store/`). The money invariants of
-ARCHITECTURE.md section 3 live here as much as in the engine:
+docs/architecture.md live here as much as in the engine:
 
 - invariant 1: `create_intent` commits the intent before the caller may call a provider;
 - invariant 2: the database itself refuses a second open order for an address;
@@ -106,7 +106,7 @@ class Store(abc.ABC):
     leases. Every method is a single transaction; none holds one across an await."""
 
     def __init__(self, clock: Clock) -> None:
-        #: the source of every time the store writes (ARCHITECTURE.md invariant 8)
+        #: the source of every time the store writes (docs/architecture.md invariant 8)
         self.clock = clock
 
     def _as_of(self, now: float | None) -> float:
