@@ -47,6 +47,7 @@ from engine.core.concurrency import CallTimeout, bounded
 from engine.core.snapshots import EnergySnapshot
 from engine.decide.planning import (
     Action,
+    Assessment,
     ObservationFailure,
     Plan,
     PlanInputs,
@@ -247,6 +248,17 @@ class Reconciler:
         assessments = assess(inputs)
         if only is not None:
             assessments = [a for a in assessments if a.address in only]
+        quotes, balances = await self._market(assessments)
+        views = dict(inputs.providers)
+        for name, sun in balances.items():
+            views[name] = replace(views[name], balance_sun=sun)
+        return plan(replace(inputs, providers=views), assessments, quotes)
+
+    async def _market(
+        self, assessments: Sequence[Assessment]
+    ) -> tuple[dict[QuoteKey, Quote | ProviderError], dict[str, int | None]]:
+        """The quotes and balances `assessments` ask for, fetched concurrently and once per
+        pass (reused for `quote_ttl` seconds); a balance not read is None."""
         keys = quote_requests(assessments)
         receivers: dict[QuoteKey, str] = {}
         for item in assessments:
@@ -255,50 +267,42 @@ class Reconciler:
                     QuoteKey(cand.provider, cand.energy, cand.duration), item.address
                 )
         slots = asyncio.Semaphore(self.quote_concurrency)
-
         now = self.clock.now()
         self._prune_cache(now)
-
-        async def quote(key: QuoteKey) -> Quote | ProviderError:
-            kept = self._quotes.get(key)
-            if kept is not None and now - kept[0] < self.quote_ttl:
-                return kept[1]
-            async with slots:
-                request = QuoteRequest(
-                    receiver=receivers[key], energy=key.energy, duration=key.duration
-                )
-                try:
-                    got = await self._bounded(
-                        key.provider, self.providers[key.provider].quote(request)
-                    )
-                except ProviderError as exc:
-                    return exc
-                self._quotes[key] = (now, got)
-                return got
-
-        async def balance(name: str) -> int | None:
-            kept = self._balances.get(name)
-            if kept is not None and now - kept[0] < self.quote_ttl:
-                return kept[1]
-            async with slots:
-                try:
-                    sun = await self._bounded(name, self.providers[name].balance())
-                except ProviderError:
-                    return None  # unknown this pass: not a reason to skip
-                self._balances[name] = (now, sun)
-                return sun
-
         ordered = sorted(keys, key=lambda k: (k.provider, k.energy, k.duration))
         names = sorted({k.provider for k in keys})
         got = await asyncio.gather(
-            asyncio.gather(*(quote(k) for k in ordered)),
-            asyncio.gather(*(balance(n) for n in names)),
+            asyncio.gather(*(self._quote(k, receivers[k], now, slots) for k in ordered)),
+            asyncio.gather(*(self._balance(n, now, slots) for n in names)),
         )
-        quotes = dict(zip(ordered, got[0], strict=True))
-        views = dict(inputs.providers)
-        for name, sun in zip(names, got[1], strict=True):
-            views[name] = replace(views[name], balance_sun=sun)
-        return plan(replace(inputs, providers=views), assessments, quotes)
+        return dict(zip(ordered, got[0], strict=True)), dict(zip(names, got[1], strict=True))
+
+    async def _quote(
+        self, key: QuoteKey, receiver: str, now: float, slots: asyncio.Semaphore
+    ) -> Quote | ProviderError:
+        kept = self._quotes.get(key)
+        if kept is not None and now - kept[0] < self.quote_ttl:
+            return kept[1]
+        async with slots:
+            request = QuoteRequest(receiver=receiver, energy=key.energy, duration=key.duration)
+            try:
+                got = await self._bounded(key.provider, self.providers[key.provider].quote(request))
+            except ProviderError as exc:
+                return exc
+            self._quotes[key] = (now, got)
+            return got
+
+    async def _balance(self, name: str, now: float, slots: asyncio.Semaphore) -> int | None:
+        kept = self._balances.get(name)
+        if kept is not None and now - kept[0] < self.quote_ttl:
+            return kept[1]
+        async with slots:
+            try:
+                sun = await self._bounded(name, self.providers[name].balance())
+            except ProviderError:
+                return None  # unknown this pass: not a reason to skip
+            self._balances[name] = (now, sun)
+            return sun
 
     def _prune_cache(self, now: float) -> None:
         """Forget quotes and balances too old to be reused: with `target` top-ups every

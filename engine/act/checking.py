@@ -505,7 +505,7 @@ async def plan_canary(provider: Provider, receiver: str) -> CanaryPlan:
     )
 
 
-async def run_canary(
+async def run_canary(  # noqa: C901, PLR0915
     provider: Provider,
     chain: ChainSource,
     plan: CanaryPlan,

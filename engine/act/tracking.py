@@ -403,7 +403,7 @@ class Tracker:
 
     # ------------------------------------------------------------------ submitted / delegating
 
-    async def _follow(self, order: OrderRecord, snapshot: EnergySnapshot | None) -> TrackResult:
+    async def _follow(self, order: OrderRecord, snapshot: EnergySnapshot | None) -> TrackResult:  # noqa: C901
         provider = self.providers.get(order.provider)
         if provider is None:
             return await self._follow_removed(order, snapshot)

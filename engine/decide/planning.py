@@ -70,43 +70,60 @@ def _stale(snapshot: EnergySnapshot, now: float, max_age: float) -> bool:
     return now - snapshot.read_at > max_age
 
 
-def _assess_one(
+def _blocked(
+    address: str,
+    policy: EnergyPolicy,
+    threshold: int,
+    reason: Reason,
+    detail: str,
+    available: int | None = None,
+) -> Assessment:
+    return Assessment(
+        address, policy, Condition.BLOCKED, reason, detail, available, None, threshold
+    )
+
+
+def _unusable(
+    observation: EnergySnapshot | ObservationFailure | None, inputs: PlanInputs
+) -> tuple[Reason, str, int | None] | None:
+    """Why no decision can be made on `observation` (never buy blind), or None."""
+    if observation is None:
+        return Reason.MISSING_OBSERVATION, "no observation of this address yet", None
+    if isinstance(observation, ObservationFailure):
+        return Reason.OBSERVATION_ERROR, observation.message, None
+    if _stale(observation, inputs.now, inputs.max_observation_age):
+        age = inputs.now - observation.read_at
+        limit = inputs.max_observation_age
+        return (
+            Reason.STALE_OBSERVATION,
+            f"last read {age:.0f}s ago (limit {limit:.0f}s)",
+            observation.available,
+        )
+    return None
+
+
+def _held(
     address: str,
     policy: EnergyPolicy,
     inputs: PlanInputs,
-    open_by_address: Mapping[str, list[OrderRecord]],
-) -> Assessment:
+    observation: EnergySnapshot,
+    orders: Sequence[OrderRecord],
+    threshold: int,
+) -> Assessment | None:
+    """The assessment of an address that needs no purchase now, or is held; None when it
+    needs topping up."""
     spec = policy.spec
-    demand = inputs.demands.get(address, 0)
-    threshold = max(spec.threshold, demand)
-    observation = inputs.observations.get(address)
-
-    def blocked(reason: Reason, detail: str, available: int | None = None) -> Assessment:
-        return Assessment(
-            address, policy, Condition.BLOCKED, reason, detail, available, None, threshold
-        )
-
-    if observation is None:
-        return blocked(Reason.MISSING_OBSERVATION, "no observation of this address yet")
-    if isinstance(observation, ObservationFailure):
-        return blocked(Reason.OBSERVATION_ERROR, observation.message)
-    if _stale(observation, inputs.now, inputs.max_observation_age):
-        age = inputs.now - observation.read_at
-        return blocked(
-            Reason.STALE_OBSERVATION,
-            f"last read {age:.0f}s ago (limit {inputs.max_observation_age:.0f}s)",
-            observation.available,
-        )
     available = observation.available
-    orders = open_by_address.get(address, [])
     pending = sum(order.energy for order in orders)
     effective = available + pending
-
     # An ambiguous order may not exist at all: its energy is not counted on, and the
     # address is held (invariant 3) whenever the chain shows it short.
     unresolved = [o.client_order_id for o in orders if o.phase == "unknown"]
     if unresolved and available < threshold:
-        return blocked(
+        return _blocked(
+            address,
+            policy,
+            threshold,
             Reason.UNRESOLVED_ORDER,
             f"order {unresolved[0]} has an ambiguous outcome; held until resolved",
             available,
@@ -124,8 +141,13 @@ def _assess_one(
             threshold,
         )
     if not observation.activated:
-        return blocked(
-            Reason.NOT_ACTIVATED, "address not activated: energy cannot be delegated to it", 0
+        return _blocked(
+            address,
+            policy,
+            threshold,
+            Reason.NOT_ACTIVATED,
+            "address not activated: energy cannot be delegated to it",
+            0,
         )
     if len(orders) >= spec.max_open_orders:
         return Assessment(
@@ -141,20 +163,24 @@ def _assess_one(
     last = inputs.last_order_at.get(address)
     if spec.cooldown and last is not None and inputs.now - last < spec.cooldown:
         wait = spec.cooldown - (inputs.now - last)
-        return blocked(
+        return _blocked(
+            address,
+            policy,
+            threshold,
             Reason.COOLDOWN,
             f"last top-up {inputs.now - last:.0f}s ago; "
             f"cooldown {spec.cooldown}s, {wait:.0f}s left",
             available,
         )
+    return None
 
-    top_up = spec.top_up
-    if top_up.amount is not None:
-        need = max(top_up.amount, threshold - effective)
-    else:
-        need = max(top_up.target or 0, threshold) - effective
-    duration = top_up.duration
 
+def _candidates(
+    policy: EnergyPolicy, need: int, duration: int, inputs: PlanInputs
+) -> tuple[list[Candidate], list[tuple[str, str]]]:
+    """The policy's providers that could sell `need` for `duration`, and why the others
+    cannot (in the policy's order)."""
+    spec = policy.spec
     candidates: list[Candidate] = []
     rejected: list[tuple[str, str]] = []
     for name in spec.providers:
@@ -179,6 +205,34 @@ def _assess_one(
             )
             continue
         candidates.append(Candidate(name, energy, duration))
+    return candidates, rejected
+
+
+def _assess_one(
+    address: str,
+    policy: EnergyPolicy,
+    inputs: PlanInputs,
+    open_by_address: Mapping[str, list[OrderRecord]],
+) -> Assessment:
+    spec = policy.spec
+    threshold = max(spec.threshold, inputs.demands.get(address, 0))
+    observation = inputs.observations.get(address)
+    unusable = _unusable(observation, inputs)
+    if unusable is not None:
+        return _blocked(address, policy, threshold, *unusable)
+    assert isinstance(observation, EnergySnapshot)
+    orders = open_by_address.get(address, [])
+    held = _held(address, policy, inputs, observation, orders, threshold)
+    if held is not None:
+        return held
+    effective = observation.available + sum(order.energy for order in orders)
+    top_up = spec.top_up
+    if top_up.amount is not None:
+        need = max(top_up.amount, threshold - effective)
+    else:
+        need = max(top_up.target or 0, threshold) - effective
+    duration = top_up.duration
+    candidates, rejected = _candidates(policy, need, duration, inputs)
     detail = f"{effective} < {threshold}: wants {need} for {duration}s"
     return Assessment(
         address,
@@ -186,7 +240,7 @@ def _assess_one(
         Condition.BELOW_THRESHOLD,
         Reason.NEEDS_TOP_UP,
         detail,
-        available,
+        observation.available,
         effective,
         threshold,
         need,
@@ -239,6 +293,113 @@ def _describe_quote_error(error: ProviderError) -> str:
     return f"quote {kind}: {error}"
 
 
+def _entry(
+    item: Assessment,
+    condition: Condition,
+    reason: Reason,
+    detail: str,
+    rejected: Sequence[tuple[str, str]],
+    action: Action | None = None,
+) -> AddressPlan:
+    return AddressPlan(
+        item.address,
+        item.policy.metadata.name,
+        condition,
+        reason,
+        detail,
+        item.available,
+        item.effective,
+        item.threshold,
+        action=action,
+        rejected=tuple(rejected),
+    )
+
+
+def _refusal(
+    cand: Candidate,
+    quote: Quote | ProviderError | None,
+    policy: EnergyPolicy,
+    inputs: PlanInputs,
+    committed: Mapping[str, int],
+    spent: Mapping[tuple[str, BudgetWindow], int],
+) -> tuple[str, Reason | None] | None:
+    """Why `cand` cannot be bought from at `quote` (and whether that is the price cap or
+    a budget, which name the address's block), or None when it can."""
+    if quote is None:
+        return "no quote this pass", None
+    if isinstance(quote, ProviderError):
+        return _describe_quote_error(quote), None
+    cap = cap_total(policy.spec.max_price, cand.energy)
+    if quote.total_sun > cap:
+        return f"quote {quote.total_sun} sun > price cap {cap} sun", Reason.PRICE_CAP
+    view = inputs.providers[cand.provider]
+    if view.balance_sun is not None:
+        left = view.balance_sun - committed.get(cand.provider, 0)
+        if left < quote.total_sun:
+            return f"balance {left} sun < {quote.total_sun}", None
+    over = [(w, room) for w, room in _budget_room(policy, spent) if room < quote.total_sun]
+    if over:
+        window, room = over[0]
+        text = f"{window} budget has {max(room, 0)} sun left, order costs {quote.total_sun}"
+        return text, Reason.BUDGET
+    return None
+
+
+def _viable(
+    item: Assessment,
+    quotes: Mapping[QuoteKey, Quote | ProviderError],
+    inputs: PlanInputs,
+    committed: Mapping[str, int],
+    spent: Mapping[tuple[str, BudgetWindow], int],
+) -> tuple[list[Candidate], list[tuple[str, str]], Reason]:
+    """The candidates that pass price cap, balance and budgets, in priority order; every
+    refusal; and what blocks the address if none passes."""
+    rejected = list(item.rejected)
+    viable: list[Candidate] = []
+    blocking = Reason.NO_PROVIDER
+    for cand in item.candidates:
+        quote = quotes.get(QuoteKey(cand.provider, cand.energy, cand.duration))
+        refusal = _refusal(cand, quote, item.policy, inputs, committed, spent)
+        if refusal is None:
+            assert isinstance(quote, Quote)
+            viable.append(Candidate(cand.provider, cand.energy, cand.duration, quote.total_sun))
+            continue
+        text, kind = refusal
+        rejected.append((cand.provider, text))
+        if kind is Reason.PRICE_CAP and not viable:
+            blocking = Reason.PRICE_CAP
+        elif kind is Reason.BUDGET and blocking is not Reason.PRICE_CAP:
+            blocking = Reason.BUDGET
+    return viable, rejected, blocking
+
+
+def _take(
+    item: Assessment,
+    viable: Sequence[Candidate],
+    committed: dict[str, int],
+    spent: dict[tuple[str, BudgetWindow], int],
+) -> Action:
+    """The action for `item`; its first candidate's cost is counted against the provider's
+    balance and the policy's budgets for the rest of the plan."""
+    spec, name = item.policy.spec, item.policy.metadata.name
+    first = viable[0]
+    cost = first.quote_sun or 0
+    committed[first.provider] = committed.get(first.provider, 0) + cost
+    for window, _room in _budget_room(item.policy, spent):
+        spent[(name, window)] = spent.get((name, window), 0) + cost
+    return Action(
+        address=item.address,
+        policy=name,
+        candidates=tuple(viable),
+        max_total_sun=cap_total(spec.max_price, first.energy),
+        exclusive=spec.exclusive,
+        prevent_duplicates=spec.prevent_duplicates,
+        max_open=spec.max_open_orders,
+        reason=item.detail,
+        max_price_milli=spec.max_price,
+    )
+
+
 def plan(
     inputs: PlanInputs,
     assessments: Sequence[Assessment],
@@ -250,126 +411,27 @@ def plan(
     actions_left = inputs.max_actions
     entries: list[AddressPlan] = []
     for item in assessments:
-        name = item.policy.metadata.name
         if item.condition is not Condition.BELOW_THRESHOLD:
-            entries.append(
-                AddressPlan(
-                    item.address,
-                    name,
-                    item.condition,
-                    item.reason,
-                    item.detail,
-                    item.available,
-                    item.effective,
-                    item.threshold,
-                    rejected=item.rejected,
-                )
-            )
+            entries.append(_entry(item, item.condition, item.reason, item.detail, item.rejected))
             continue
-        spec = item.policy.spec
-        rejected = list(item.rejected)
-        viable: list[Candidate] = []
-        blocking = Reason.NO_PROVIDER
-        for cand in item.candidates:
-            quote = quotes.get(QuoteKey(cand.provider, cand.energy, cand.duration))
-            if quote is None:
-                rejected.append((cand.provider, "no quote this pass"))
-                continue
-            if isinstance(quote, ProviderError):
-                rejected.append((cand.provider, _describe_quote_error(quote)))
-                continue
-            cap = cap_total(spec.max_price, cand.energy)
-            if quote.total_sun > cap:
-                rejected.append(
-                    (cand.provider, f"quote {quote.total_sun} sun > price cap {cap} sun")
-                )
-                blocking = Reason.PRICE_CAP if not viable else blocking
-                continue
-            view = inputs.providers[cand.provider]
-            if view.balance_sun is not None:
-                left = view.balance_sun - committed.get(cand.provider, 0)
-                if left < quote.total_sun:
-                    rejected.append((cand.provider, f"balance {left} sun < {quote.total_sun}"))
-                    continue
-            over = [
-                (window, room)
-                for window, room in _budget_room(item.policy, spent)
-                if room < quote.total_sun
-            ]
-            if over:
-                window, room = over[0]
-                rejected.append(
-                    (
-                        cand.provider,
-                        f"{window} budget has {max(room, 0)} sun left, "
-                        f"order costs {quote.total_sun}",
-                    )
-                )
-                blocking = Reason.BUDGET if blocking is not Reason.PRICE_CAP else blocking
-                continue
-            viable.append(Candidate(cand.provider, cand.energy, cand.duration, quote.total_sun))
+        viable, rejected, blocking = _viable(item, quotes, inputs, committed, spent)
         if not viable:
-            if not item.candidates:
-                blocking = Reason.NO_PROVIDER
             why = "; ".join(f"{p}: {w}" for p, w in rejected) or "no provider listed"
+            entries.append(_entry(item, Condition.BLOCKED, blocking, why, rejected))
+        elif actions_left <= 0:
+            gate = f"more than {inputs.max_actions} purchases this pass; next pass"
+            entries.append(_entry(item, Condition.BLOCKED, Reason.GATE, gate, rejected))
+        else:
+            actions_left -= 1
+            action = _take(item, viable, committed, spent)
             entries.append(
-                AddressPlan(
-                    item.address,
-                    name,
-                    Condition.BLOCKED,
-                    blocking,
-                    why,
-                    item.available,
-                    item.effective,
-                    item.threshold,
-                    rejected=tuple(rejected),
+                _entry(
+                    item,
+                    Condition.BELOW_THRESHOLD,
+                    Reason.NEEDS_TOP_UP,
+                    item.detail,
+                    rejected,
+                    action,
                 )
             )
-            continue
-        if actions_left <= 0:
-            entries.append(
-                AddressPlan(
-                    item.address,
-                    name,
-                    Condition.BLOCKED,
-                    Reason.GATE,
-                    f"more than {inputs.max_actions} purchases this pass; next pass",
-                    item.available,
-                    item.effective,
-                    item.threshold,
-                    rejected=tuple(rejected),
-                )
-            )
-            continue
-        actions_left -= 1
-        first = viable[0]
-        cost = first.quote_sun or 0
-        committed[first.provider] = committed.get(first.provider, 0) + cost
-        for window, _room in _budget_room(item.policy, spent):
-            spent[(name, window)] = spent.get((name, window), 0) + cost
-        action = Action(
-            address=item.address,
-            policy=name,
-            candidates=tuple(viable),
-            max_total_sun=cap_total(spec.max_price, first.energy),
-            exclusive=spec.exclusive,
-            prevent_duplicates=spec.prevent_duplicates,
-            max_open=spec.max_open_orders,
-            reason=item.detail,
-            max_price_milli=spec.max_price,
-        )
-        entries.append(
-            AddressPlan(
-                item.address,
-                name,
-                Condition.BELOW_THRESHOLD,
-                Reason.NEEDS_TOP_UP,
-                item.detail,
-                item.available,
-                item.effective,
-                item.threshold,
-                action=action,
-                rejected=tuple(rejected),
-            )
-        )
     return Plan(tuple(entries), inputs.now)

@@ -79,7 +79,7 @@ def _base58(address: str) -> str:
     return _from_hex(address)
 
 
-def analyse_block(
+def analyse_block(  # noqa: C901
     block: Mapping[str, Any], infos: Iterable[Mapping[str, Any]], watched: Container[str]
 ) -> BlockReport:
     """Pure: the block JSON and its transaction infos -> the watched addresses it touched.

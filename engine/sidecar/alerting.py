@@ -201,7 +201,7 @@ class Alerter:
 
     # ------------------------------------------------------------------ conditions
 
-    def observe_pass(self, controller: Controller, result: PassResult | None, _: float) -> None:
+    def observe_pass(self, controller: Controller, result: PassResult | None, _: float) -> None:  # noqa: C901
         if result is None:
             return
         now = controller.clock.now()

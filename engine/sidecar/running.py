@@ -25,6 +25,7 @@ import socket
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -78,47 +79,12 @@ def parse_listen(listen: str) -> tuple[str, int]:
 async def run_sidecar(options: SidecarOptions) -> int:
     """Serve until SIGTERM/SIGINT; 0 after a clean stop, 1 if it cannot start."""
     metrics = Metrics()
-    try:
-        allowed = parse_allowed(options.allowed_secrets)
-    except AllowListError as exc:
-        log.error("cannot start", extra={"event": "start", "error": str(exc)})
+    started = await _start(options, metrics)
+    if started is None:
         return 1
-    controller = Controller(
-        PolicySource(options.paths),
-        settings=options.settings,
-        observers=[metrics.observe_pass],
-        wrap_providers=metrics.metered,
-        listen_override=options.listen,  # then http.listen may change live
-        allowed_secrets=allowed,
-    )
-    alerter = Alerter(controller, options.alerts)
-    controller.observers.append(alerter.observe_pass)
-    try:
-        await controller.start()
-    except ControllerError as exc:
-        log.error("cannot start", extra={"event": "start", "error": str(exc)})
-        return 1
-    assert controller.policy_set is not None
-    if controller.leases is not None:  # replicas share the addresses: say whose series
-        metrics.label_replica(controller.leases.replica)
-    try:
-        host, port = parse_listen(options.listen or controller.policy_set.settings.http.listen)
-    except ValueError as exc:
-        log.error("cannot listen", extra={"event": "start", "error": str(exc)})
-        if controller.session is not None:
-            await controller.session.aclose()
-        return 1
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        log.error("cannot listen", extra={"event": "start", "error": str(exc)})
-        sock.close()
-        if controller.session is not None:
-            await controller.session.aclose()
+    controller, alerter = started
+    sock = await _listen(controller, options)
+    if sock is None:
         return 1
     config = uvicorn.Config(
         create_app(controller, metrics),
@@ -133,6 +99,79 @@ async def run_sidecar(options: SidecarOptions) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    _log_serving(controller, sock)
+    loop_task = asyncio.create_task(controller.run(), name="energyctl:loop")
+    server_task = asyncio.create_task(server.serve(sockets=[sock]), name="energyctl:http")
+    alert_task = asyncio.create_task(alerter.run(), name="energyctl:alerts")
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({loop_task, server_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    log.info("stopping", extra={"event": "stop"})
+    await _stop_loop(controller, loop_task, options.settings.stop_grace)
+    server.should_exit = True
+    with contextlib.suppress(asyncio.CancelledError):
+        await server_task
+    await _cancel_helpers((alert_task, stopper))
+    await alerter.aclose()
+    sock.close()
+    log.info("stopped", extra={"event": "stop"})
+    return 0
+
+
+async def _start(options: SidecarOptions, metrics: Metrics) -> tuple[Controller, Alerter] | None:
+    """The controller, started, with its alerter; None (logged) if it cannot start."""
+    try:
+        allowed = parse_allowed(options.allowed_secrets)
+    except AllowListError as exc:
+        log.error("cannot start", extra={"event": "start", "error": str(exc)})
+        return None
+    controller = Controller(
+        PolicySource(options.paths),
+        settings=options.settings,
+        observers=[metrics.observe_pass],
+        wrap_providers=metrics.metered,
+        listen_override=options.listen,  # then http.listen may change live
+        allowed_secrets=allowed,
+    )
+    alerter = Alerter(controller, options.alerts)
+    controller.observers.append(alerter.observe_pass)
+    try:
+        await controller.start()
+    except ControllerError as exc:
+        log.error("cannot start", extra={"event": "start", "error": str(exc)})
+        return None
+    assert controller.policy_set is not None
+    if controller.leases is not None:  # replicas share the addresses: say whose series
+        metrics.label_replica(controller.leases.replica)
+    return controller, alerter
+
+
+async def _listen(controller: Controller, options: SidecarOptions) -> socket.socket | None:
+    """The bound listening socket; None (logged, the session closed) if it cannot bind."""
+    assert controller.policy_set is not None
+    try:
+        host, port = parse_listen(options.listen or controller.policy_set.settings.http.listen)
+    except ValueError as exc:
+        log.error("cannot listen", extra={"event": "start", "error": str(exc)})
+        if controller.session is not None:
+            await controller.session.aclose()
+        return None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        log.error("cannot listen", extra={"event": "start", "error": str(exc)})
+        sock.close()
+        if controller.session is not None:
+            await controller.session.aclose()
+        return None
+    return sock
+
+
+def _log_serving(controller: Controller, sock: socket.socket) -> None:
+    assert controller.policy_set is not None
     bound = sock.getsockname()
     log.info(
         "serving",
@@ -141,24 +180,22 @@ async def run_sidecar(options: SidecarOptions) -> int:
                "replica": controller.settings.replica,
                "shards": controller.leases.settings.shards if controller.leases else 0},
     )  # fmt: skip
-    loop_task = asyncio.create_task(controller.run(), name="energyctl:loop")
-    server_task = asyncio.create_task(server.serve(sockets=[sock]), name="energyctl:http")
-    alert_task = asyncio.create_task(alerter.run(), name="energyctl:alerts")
-    stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait({loop_task, server_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    log.info("stopping", extra={"event": "stop"})
+
+
+async def _stop_loop(controller: Controller, loop_task: asyncio.Task[None], grace: float) -> None:
+    """Stop the controller; a pass still running after `grace` seconds is cut off."""
     await controller.stop()
     try:
-        await asyncio.wait_for(asyncio.shield(loop_task), timeout=options.settings.stop_grace)
+        await asyncio.wait_for(asyncio.shield(loop_task), timeout=grace)
     except TimeoutError:
         loop_task.cancel()  # cut off: the write-ahead intents are resolved at the next start
         log.warning("pass cut off at the stop deadline", extra={"event": "stop"})
     with contextlib.suppress(asyncio.CancelledError):
         await loop_task
-    server.should_exit = True
-    with contextlib.suppress(asyncio.CancelledError):
-        await server_task
-    for task in (alert_task, stopper):
+
+
+async def _cancel_helpers(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    for task in tasks:
         task.cancel()
         try:
             await task
@@ -166,10 +203,6 @@ async def run_sidecar(options: SidecarOptions) -> int:
             pass
         except Exception as exc:  # alerts are best effort: never the exit code of a stop
             log.error("alert task failed", extra={"event": "stop", "error": type(exc).__name__})
-    await alerter.aclose()
-    sock.close()
-    log.info("stopped", extra={"event": "stop"})
-    return 0
 
 
 __all__ = ["SidecarOptions", "parse_listen", "run_sidecar"]
