@@ -394,7 +394,7 @@ class TestContractOnChain:
     ) -> None:
         world = SandboxWorld(watched=1)
         chain.set_emulator_credentials(world, vendor, CANARY_KEY, CANARY_SECRET)
-        creds = {"api_key": CANARY_KEY, "api_secret": CANARY_SECRET}
+        creds: dict[str, Any] = {"api_key": CANARY_KEY, "api_secret": CANARY_SECRET}
         if vendor in ("eopen", "tronsave"):
             del creds["api_secret"]
         texts: list[str] = []
