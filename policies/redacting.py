@@ -4,19 +4,19 @@ A vendor may echo what we sent it (our API key in "invalid key ABC..."), and its
 stored (orders.last_error, order_events, provider_health), logged and served. The process
 registers each secret value once, where it comes to hold it: the policy loader for every
 resolved `SecretRef` (API keys and secrets, the API token, the store password, the node
-key), `engine/alerting.py` for the Telegram token and the webhook URL. `scrub` replaces
+key), `engine/sidecar/alerting.py` for the Telegram token and the webhook URL. `scrub` replaces
 each occurrence, also URL-encoded or JSON-escaped and in any letter case, by
 `[redacted]`.
 
 Where vendor text enters the engine it is scrubbed once: `providers.base.ProviderError`
 scrubs its message and vendor code, and the `raw` answers kept in quotes, receipts and
-statuses are scrubbed when those are built. `engine/logs.py` scrubs every log line as a
+statuses are scrubbed when those are built. `engine/sidecar/logs.py` scrubs every log line as a
 second net. Values shorter than `MIN_LENGTH` are not registered: scrubbing them would
 mangle ordinary text, and no credential is that short.
 
 This module is the lowest layer's so that policies, providers and the engine share one
 registry. Neighbours: `policies/base.py` (`SecretRef`), `providers/base.py`,
-`engine/logs.py`.
+`engine/sidecar/logs.py`.
 """
 
 from __future__ import annotations

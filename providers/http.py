@@ -60,7 +60,7 @@ ErrorMapper = Callable[[int, Any], ProviderError | None]
 
 
 class Clock(Protocol):
-    """What the adapters need of a clock (structurally `engine.clock.Clock`)."""
+    """The program's one clock protocol: adapters take it, and `engine.core.clock` hands it on."""
 
     def now(self) -> float: ...
 

@@ -11,7 +11,7 @@ Python verifier would produce it). The sample verifier treats timestamps older t
 as stale; `max_age` defaults to that.
 
 Neighbours: `providers/itrx.py` (signing, status codes); used by the sidecar's callback
-endpoint in `engine/service.py`.
+endpoint in `engine/sidecar/service.py`.
 """
 
 from __future__ import annotations

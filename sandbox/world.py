@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from engine.clock import Clock, ScaledClock, VirtualClock
+from engine.core.clock import Clock, ScaledClock, VirtualClock
 from sandbox import demo
 from sandbox.providers import VENDORS as EMULATED
 from sandbox.providers.chain_delegator import ChainDelegator

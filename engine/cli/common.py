@@ -2,7 +2,7 @@
 
 Loading the policy set or running a session either succeeds or prints one line per
 problem on stderr and exits 1, so each command reads top to bottom. Used by the command
-modules of `engine/cli/`; calls `policies/loading.py` and `engine/validating.py`.
+modules of `engine/cli/`; calls `policies/loading.py` and `engine/act/validating.py`.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def parsed(unit: str) -> Callable[[click.Context, click.Parameter, str], int]:
 def load_or_exit(paths: tuple[Path, ...], *, secrets: bool = True) -> Any:
     """The policy set, secrets REQUIRED unless `secrets` is False (an unresolved one is an
     error naming the variable or file), or exit 1."""
-    from engine.validating import ENGINE_CHECKS
+    from engine.act.validating import ENGINE_CHECKS
     from policies.loading import SecretMode, load
 
     mode = SecretMode.REQUIRED if secrets else SecretMode.OPTIONAL
@@ -82,7 +82,7 @@ def load_or_exit(paths: tuple[Path, ...], *, secrets: bool = True) -> Any:
 def exit_if_unobserved(reasons: list[Any]) -> None:
     """Exit 1 with one line when every address is blocked because its energy could not be
     read: a plan of "0 purchases" then says nothing about the addresses (a wrong --node)."""
-    from engine.plans import Reason
+    from engine.decide.plans import Reason
 
     blind = {Reason.OBSERVATION_ERROR, Reason.MISSING_OBSERVATION, Reason.STALE_OBSERVATION}
     if reasons and all(reason in blind for reason in reasons):
@@ -98,12 +98,10 @@ def run_or_exit(coro: Any) -> Any:
     """Run a session coroutine; an engine error is one line on stderr and exit 1."""
     import asyncio
 
-    from engine.chain import ChainError
-    from engine.providing import ProvidingError
-    from engine.store import StoreError
+    from engine.core.errors import EngineError
 
     try:
         return asyncio.run(coro)
-    except (StoreError, ProvidingError, ChainError) as exc:
+    except EngineError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

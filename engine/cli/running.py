@@ -1,10 +1,10 @@
 """`energyctl run`: the sidecar, the reconciliation loop plus its HTTP API, until SIGTERM.
 
 Parses the options (each also read from an ENERGYCTL_* variable) and the alert settings
-(`engine/alerting.py`) at start-up, before anything runs: a bad value is one line on
+(`engine/sidecar/alerting.py`) at start-up, before anything runs: a bad value is one line on
 stderr naming the flag or variable, what was wrong and what would be valid, and exit 1
 (never click's usage text and exit 2, never a traceback). Then hands them to
-`engine/sidecar.py`; logging is set up by `engine/logs.py`.
+`engine/sidecar/running.py`; logging is set up by `engine/sidecar/logs.py`.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ def _expected(param: click.Parameter | None) -> str:
 
 
 def _allowed(entries: tuple[str, ...]) -> tuple[str, ...]:
-    """`--allow-secret` entries, checked at start-up (`engine/admitting.py` reads them)."""
-    from engine.admitting import AllowListError, parse_allowed
+    """`--allow-secret` entries, checked at start-up (`engine/sidecar/admitting.py` reads them)."""
+    from engine.sidecar.admitting import AllowListError, parse_allowed
 
     try:
         parse_allowed(entries)
@@ -99,7 +99,7 @@ class _Seconds(click.ParamType[float]):
 
 
 def _listen(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from engine.sidecar import parse_listen
+    from engine.sidecar.running import parse_listen
 
     if value is not None:
         try:
@@ -210,10 +210,10 @@ def run(
     import os
     import socket
 
-    from engine.alerting import AlertSettings, SettingError
-    from engine.controller import ControllerSettings
-    from engine.logs import configure
-    from engine.sidecar import SidecarOptions, run_sidecar
+    from engine.sidecar.alerting import AlertSettings, SettingError
+    from engine.sidecar.controller import ControllerSettings
+    from engine.sidecar.logs import configure
+    from engine.sidecar.running import SidecarOptions, run_sidecar
 
     try:
         alerts = AlertSettings.from_env()

@@ -29,19 +29,9 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
-from engine.clock import Clock
-from engine.store import postgres_orders as q
-from engine.store import rows
-from engine.store.base import (
-    SchemaVersionError,
-    Store,
-    StoreClosedError,
-    StoreError,
-    StoreUnavailableError,
-)
-from engine.store.migrating import discover, migrate_postgresql
-from engine.store.phases import OrderPhase
-from engine.store.records import (
+from engine.core.clock import Clock
+from engine.core.phases import OrderPhase
+from engine.core.records import (
     BudgetLimit,
     BudgetWindow,
     IntentOutcome,
@@ -55,6 +45,16 @@ from engine.store.records import (
     ProviderHealth,
     window_bounds,
 )
+from engine.store import postgres_orders as q
+from engine.store import rows
+from engine.store.base import (
+    SchemaVersionError,
+    Store,
+    StoreClosedError,
+    StoreError,
+    StoreUnavailableError,
+)
+from engine.store.migrating import discover, migrate_postgresql
 
 T = TypeVar("T")
 Work = Callable[[q.Cursor, float], Awaitable[T]]

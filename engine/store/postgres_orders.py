@@ -29,19 +29,13 @@ import psycopg
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from engine.store import rows
-from engine.store.base import (
-    DuplicateOrderError,
-    OrderNotFoundError,
-    TransitionConflictError,
-)
-from engine.store.phases import (
+from engine.core.phases import (
     OPEN_PHASES,
     LedgerKind,
     OrderPhase,
     free_slot,
 )
-from engine.store.records import (
+from engine.core.records import (
     BudgetLimit,
     IntentCreated,
     IntentOutcome,
@@ -51,6 +45,12 @@ from engine.store.records import (
     OrderFilter,
     OrderRecord,
     window_bounds,
+)
+from engine.store import rows
+from engine.store.base import (
+    DuplicateOrderError,
+    OrderNotFoundError,
+    TransitionConflictError,
 )
 
 Cursor = psycopg.AsyncCursor[DictRow]

@@ -18,19 +18,13 @@ import sqlite3
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from engine.store import rows
-from engine.store.base import (
-    DuplicateOrderError,
-    OrderNotFoundError,
-    TransitionConflictError,
-)
-from engine.store.phases import (
+from engine.core.phases import (
     OPEN_PHASES,
     LedgerKind,
     OrderPhase,
     free_slot,
 )
-from engine.store.records import (
+from engine.core.records import (
     BudgetLimit,
     IntentCreated,
     IntentOutcome,
@@ -40,6 +34,12 @@ from engine.store.records import (
     OrderFilter,
     OrderRecord,
     window_bounds,
+)
+from engine.store import rows
+from engine.store.base import (
+    DuplicateOrderError,
+    OrderNotFoundError,
+    TransitionConflictError,
 )
 
 _OPEN = tuple(sorted(OPEN_PHASES))

@@ -36,7 +36,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from engine.applying import CRASH_POINTS
+from engine.core.crashing import CRASH_POINTS
 from sandbox.providers import VENDORS as EMULATED
 
 VENDORS = tuple(v.name for v in EMULATED)

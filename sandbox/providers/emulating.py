@@ -44,7 +44,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.clock import Clock
+from engine.core.clock import Clock
 from sandbox.providers.base import Delegator
 from sandbox.providers.delivery import Delivery, DeliveryBook
 from sandbox.providers.faults import Faults, Injected

@@ -33,7 +33,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from engine.clock import Clock
+from engine.core.clock import Clock
 from sandbox.providers.base import ChainView, Delegator, fake_txid, is_tron_address
 from sandbox.providers.delivery import Delivery, DeliveryState
 from sandbox.providers.emulating import EmulatorBase, Handler

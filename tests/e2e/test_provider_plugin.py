@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from engine.clock import ScaledClock
+from engine.core.clock import ScaledClock
 from sandbox import demo
 from sandbox.serving import serve
 from sandbox.world import World

@@ -17,8 +17,8 @@ import httpx
 from pydantic import SecretStr
 from tronpy.keys import PrivateKey
 
-from engine.chain import ChainReader
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
+from engine.observe.chain import ChainReader
 from engine.store import OPEN_PHASES, OrderFilter, Store, open_store
 from policies.models import EnergyPolicy
 from providers import registry

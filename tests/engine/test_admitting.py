@@ -1,4 +1,4 @@
-"""engine/admitting.py: the secrets a pushed set may reach (issue 13, finding 8)."""
+"""engine/sidecar/admitting.py: the secrets a pushed set may reach (issue 13, finding 8)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.admitting import AllowListError, PushRules, parse_allowed, set_problems
-from engine.reloading import Loaded, PolicySource
+from engine.sidecar.admitting import AllowListError, PushRules, parse_allowed, set_problems
+from engine.sidecar.reloading import Loaded, PolicySource
 from policies.loading import SecretMode, load
 from policies.policyset import PolicySet
 

@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.alerting import Alerter, AlertSettings, SettingError
-from engine.applying import ActionOutcome, Attempt, OutcomeKind
-from engine.clock import VirtualClock
-from engine.planning import Plan
+from engine.act.applying import ActionOutcome, Attempt, OutcomeKind
+from engine.core.clock import VirtualClock
+from engine.decide.planning import Plan
 from engine.reconciling import PassResult
+from engine.sidecar.alerting import Alerter, AlertSettings, SettingError
 from providers.base import ProviderError
 
 
@@ -166,7 +166,7 @@ async def test_balance_checks_are_timed_on_the_controller_s_clock() -> None:
 async def test_a_send_that_raises_never_ends_the_delivery_task() -> None:
     """A webhook URL httpx cannot send to (`http://[::1`, unchecked here) raised InvalidURL,
     which is not an HTTPError: the task died after the first alert."""
-    from engine.alerting import Alert
+    from engine.sidecar.alerting import Alert
 
     c = _controller()
     alerter = Alerter(c, AlertSettings(webhook_url="http://[::1"))

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from engine.validating import ENGINE_CHECKS
+from engine.act.validating import ENGINE_CHECKS
 from policies.loading import SecretMode, load
 from policies.policyset import PolicySet
 

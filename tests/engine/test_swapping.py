@@ -1,11 +1,11 @@
-"""engine/swapping.py: settings fixed for the life of the process (issue 13, finding 5)."""
+"""engine/sidecar/swapping.py: settings fixed for the life of the process (issue 13, finding 5)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from engine.reloading import PolicySource
-from engine.swapping import RestartRequired, fixed_changes
+from engine.sidecar.reloading import PolicySource
+from engine.sidecar.swapping import RestartRequired, fixed_changes
 from policies.policyset import PolicySet
 
 POLICY = """apiVersion: energyctl/v1

@@ -20,9 +20,9 @@ from typing import Any, cast
 import httpx
 import pytest
 
-from engine.controller import Controller
-from engine.reloading import PolicySource
-from engine.service import Service
+from engine.sidecar.controller import Controller
+from engine.sidecar.reloading import PolicySource
+from engine.sidecar.service import Service
 from sandbox import demo
 from sandbox.world import World
 

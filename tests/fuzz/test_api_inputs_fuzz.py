@@ -21,8 +21,8 @@ import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.controller import Controller
-from engine.service import Service
+from engine.sidecar.controller import Controller
+from engine.sidecar.service import Service
 from engine.store import OrderPhase
 from tests.fuzz.profiles import fuzz
 from tests.fuzz.test_api_found import controller
@@ -59,7 +59,7 @@ def _request(c: Controller, method: str, url: str, body: bytes, headers: dict[st
     async def send() -> int:
         transport = httpx.ASGITransport(app=Service(c).app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://sidecar") as client:
-            answer = await client.request(method, url, content=body, headers=headers)
+            answer = await client.request(method, url, content=body, headers=headers)  # type: ignore[arg-type]
             return answer.status_code
 
     return asyncio.run(send())

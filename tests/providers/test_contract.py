@@ -20,7 +20,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from providers import registry
 from providers.base import (
     AmbiguousError,
@@ -263,7 +263,7 @@ async def _make(
 #
 # The same four adapters against the sandbox world: each emulator delivers on the emulated
 # TRON node through its own staked provider account, and the chain is read back through
-# engine.chain.ChainReader. Helpers: tests/providers/chain_harness.py.
+# engine.observe.chain.ChainReader. Helpers: tests/providers/chain_harness.py.
 
 #: every state each adapter maps that its emulator can produce. Not reachable: Mefree maps
 #: no terminal failure (DELEGATE_FAILED is not a documented value: it stays PENDING);
@@ -393,7 +393,7 @@ class TestContractOnChain:
     ) -> None:
         world = SandboxWorld(watched=1)
         chain.set_emulator_credentials(world, vendor, CANARY_KEY, CANARY_SECRET)
-        creds = {"api_key": CANARY_KEY, "api_secret": CANARY_SECRET}
+        creds: dict[str, Any] = {"api_key": CANARY_KEY, "api_secret": CANARY_SECRET}
         if vendor in ("eopen", "tronsave"):
             del creds["api_secret"]
         texts: list[str] = []

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.clock import ScaledClock
+from engine.core.clock import ScaledClock
 from engine.session import Session
 from engine.store import OrderPhase
 from policies.loading import SecretMode, load

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.alerting import AlertSettings
-from engine.logs import configure
+from engine.sidecar.alerting import AlertSettings
+from engine.sidecar.logs import configure
 from policies import redacting
 from policies.loading import SecretMode, load
 from policies.redacting import REDACTED, remember, scrub

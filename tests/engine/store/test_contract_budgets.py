@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
+from engine.core.phases import ALLOWED_TRANSITIONS
 from engine.store import (
     BudgetLimit,
     BudgetWindow,
@@ -24,7 +25,6 @@ from engine.store import (
     RefusalReason,
     Store,
 )
-from engine.store.phases import ALLOWED_TRANSITIONS
 from tests.engine.store.harness import Backend, intent
 
 P = OrderPhase

@@ -12,7 +12,8 @@ import asyncio
 import pytest
 from pydantic import ValidationError
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
+from engine.core.phases import ALLOWED_TRANSITIONS
 from engine.store import (
     OPEN_PHASES,
     TERMINAL_PHASES,
@@ -28,7 +29,6 @@ from engine.store import (
     Store,
     TransitionConflictError,
 )
-from engine.store.phases import ALLOWED_TRANSITIONS
 from tests.engine.store.harness import START, Backend, intent
 
 P = OrderPhase
