@@ -3,7 +3,7 @@
 Builds a block in getblockbynum's shape (reference/tron.md §2.4) and its transaction infos
 (§2.11): mostly USDT transfers, some TRX transfers, delegations and undelegations, from a
 mix of watched and unwatched owners, a fifth of them with hex addresses (as getnowblock
-prints them). Then times, in process CPU time, `engine.following.analyse_block` alone and
+prints them). Then times, in process CPU time, `engine.observe.following.analyse_block` alone and
 JSON decoding of both bodies plus the analysis, cold (first sight of the hex addresses)
 and warm (median of repeats). The RESULT line reports the cold decode+analyse time, the
 worst case. Target: under 100 ms.
@@ -23,7 +23,7 @@ from typing import Any
 
 from tronpy.keys import to_base58check_address, to_hex_address
 
-from engine.following import analyse_block
+from engine.observe.following import analyse_block
 
 USDT = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
 

@@ -1,4 +1,4 @@
-"""Reading 10,000 addresses through engine/chain.py, against the transport floor and a naive loop.
+"""Reading 10,000 addresses through the chain reader, against the transport floor and a naive loop.
 
 Starts the emulated node (`sandbox.tron_node`) on loopback with an injected answer delay
 standing for network latency (default 20 ms, a nearby node), creates the accounts through
@@ -34,8 +34,9 @@ from tronpy import Tron
 from tronpy.keys import to_base58check_address
 from tronpy.providers import HTTPProvider
 
-from engine.chain import ChainReader, EnergySnapshot
-from engine.clock import SystemClock
+from engine.core.clock import SystemClock
+from engine.core.snapshots import EnergySnapshot
+from engine.observe.chain import ChainReader
 from sandbox.tron_node import ChainState, TronNode
 
 

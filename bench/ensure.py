@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from engine.clock import ScaledClock
+from engine.core.clock import ScaledClock
 from sandbox import demo
 from sandbox.world import World
 

@@ -7,7 +7,7 @@ of equal size (each vendor first in one) and measures, in one run, alternating, 
 of `--rounds`:
 
 - observe: `Reconciler.observe()` (ChainReader snapshots of every address);
-- pass: `Reconciler.reconcile_once(apply=False)` (observe, store reads, assess, quotes and
+- pass: `Reconciler.run_pass(apply=False)` (observe, store reads, assess, quotes and
   balances, plan: what `energyctl plan` does; nothing is bought);
 
 and the planner alone (`assess` + `plan`) on in-memory inputs of `--planner-addresses`.
@@ -29,9 +29,9 @@ from pathlib import Path
 
 from tronpy.keys import to_base58check_address
 
-from engine.chain import EnergySnapshot
-from engine.clock import ScaledClock
-from engine.planning import PlanInputs, ProviderView, QuoteKey, assess, plan, quote_requests
+from engine.core.clock import ScaledClock
+from engine.core.snapshots import EnergySnapshot
+from engine.decide.planning import PlanInputs, ProviderView, QuoteKey, assess, plan, quote_requests
 from engine.session import Session
 from policies.loading import SecretMode, load
 from providers.base import Capabilities, ProviderError, Quote
@@ -82,7 +82,7 @@ async def measure(directory: Path, rounds: int) -> tuple[float, float, int]:
             best_observe = min(best_observe, time.perf_counter() - start)
             assert all(isinstance(v, EnergySnapshot) for v in observed.values())
             start = time.perf_counter()
-            passed = await rec.reconcile_once(apply=False)
+            passed = await rec.run_pass(apply=False)
             best_pass = min(best_pass, time.perf_counter() - start)
             actions = len(passed.plan.actions)
     return best_observe, best_pass, actions

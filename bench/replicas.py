@@ -37,8 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.clock import ScaledClock
-from engine.sharding import shard_name, shard_of
+from engine.core.clock import ScaledClock
+from engine.sidecar.sharding import shard_name, shard_of
 from sandbox.world import World
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the replicas' harness:

@@ -24,7 +24,7 @@ from tronpy import AsyncTron
 from tronpy.keys import to_base58check_address
 from tronpy.providers import AsyncHTTPProvider
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from sandbox.tron_node import ChainState, TronNode
 
 TRX = 1_000_000

@@ -1,6 +1,10 @@
-"""HOW the system converges: observe the chain, plan, apply through providers, remember.
+"""HOW the system converges: observe the chain, decide, act through providers, remember.
 
-Depends on `policies` and `providers`. Only `chain.py` and `store/` do I/O of their own.
+Depends on `policies` and `providers`. Rooms, each importing only those below it:
+`cli/` <- `sidecar/` <- `session.py` <- `reconciling.py` (the one pass) <- `act/` <-
+`decide/` (pure) | `observe/` | `store/` <- `core/`. I/O of its own: `observe/` (the
+node), `store/` (the database), `act/` and `session.py` (vendors, through `providers`),
+`sidecar/` (HTTP service, alerts, pushes). See docs/architecture.md.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -1,7 +1,9 @@
 """One reconciliation pass: observe -> gather -> plan -> (apply -> track) -> result.
 
-The same code path serves `energyctl plan` (`apply=False`: reads only, never calls
-`place` and never writes), `energyctl apply` and the sidecar's loop (`apply=True`):
+One method, `Reconciler.run_pass`, serves `energyctl plan` (`apply=False`: reads only,
+never calls `place` and never writes), `energyctl apply` (its prompt passed in as
+`confirm`) and the sidecar's loop (`tracker_alongside=True`). The Reconciler is built in
+one place, `Session.reconciler` (`engine/session.py`), for every command and the sidecar.
 
 1. **observe**: `ChainReader.snapshots` for every watched address (a failed read is an
    `ObservationFailure`: no purchase for that address, invariant 6);
@@ -26,23 +28,26 @@ never answers delays the others' purchases by at most `call_timeout`. It is meas
 `clock.sleep`, so it cannot be used with a clock whose sleep moves time itself
 (`energyctl simulate`'s).
 
-Neighbours: `engine/planning.py` (pure decisions), `engine/applying.py`,
-`engine/tracking.py`, `engine/chain.py`, `engine/store/`; called by `engine/cli/` and
+Neighbours: `engine/decide/planning.py` (pure decisions), `engine/act/applying.py`,
+`engine/act/tracking.py`, `engine/observe/chain.py`, `engine/store/`; called by `engine/cli/` and
 the controller.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from engine.applying import ActionOutcome, CallTimeout, apply_action, bounded, budget_limits
-from engine.chain import ChainError, EnergySnapshot
-from engine.clock import Clock
-from engine.planning import (
+from engine.act.applying import ActionOutcome, apply_action, budget_limits
+from engine.act.tracking import SnapshotSource, Tracker, TrackingSettings, TrackResult
+from engine.core.clock import Clock
+from engine.core.concurrency import CallTimeout, bounded
+from engine.core.snapshots import EnergySnapshot
+from engine.decide.planning import (
     Action,
+    Assessment,
     ObservationFailure,
     Plan,
     PlanInputs,
@@ -52,12 +57,15 @@ from engine.planning import (
     plan,
     quote_requests,
 )
-from engine.store import BudgetWindow, OrderRecord, Store, StoreError
-from engine.tracking import SnapshotSource, Tracker, TrackingSettings, TrackResult
+from engine.observe.chain import ChainError
+from engine.store import BudgetWindow, OrderFilter, OrderRecord, Store, StoreError
 from policies.policyset import PolicySet
 from providers.base import Provider, ProviderError, Quote, QuoteRequest, TemporaryError
 
 Observations = dict[str, EnergySnapshot | ObservationFailure]
+#: asked with the plan and the orders tracked before anything is bought (the CLI's prompt)
+Confirm = Callable[[Plan, list[TrackResult]], Awaitable[bool]]
+_CHANGES = 10_000  # most order changes `fresh_enough` lists before it re-reads everything
 _R = TypeVar("_R")
 
 
@@ -156,14 +164,14 @@ class Reconciler:
         open_orders: Sequence[OrderRecord] | None = None,
     ) -> PlanInputs:
         """Everything the planner needs besides quotes and balances, from the store
-        (`open_orders`: read by the caller before `observations`, see `plan_and_apply`)."""
+        (`open_orders`: read by the caller before `observations`, see `_observe_after_orders`)."""
         now = self.clock.now()
         policies = list(self.policy_set.policies.values())
         spent: dict[tuple[str, BudgetWindow], int] = {}
         for policy in policies:
             for limit in budget_limits(policy):
                 spent[(policy.metadata.name, limit.window)] = await self.store.spent(
-                    policy.metadata.name, limit.window, now
+                    policy.metadata.name, limit.window, now, addresses=limit.addresses
                 )
         cooldowns = await self.store.provider_cooldowns(now)
         views = {
@@ -188,12 +196,69 @@ class Reconciler:
             max_actions=self.policy_set.settings.max_actions_per_pass,
         )
 
+    async def fresh_enough(
+        self, observations: Observations, open_orders: Sequence[OrderRecord] = ()
+    ) -> Observations:
+        """No reading older than its address's last order change (a pass never buys on one).
+
+        A reading a cache kept (the sidecar's `CachingSource`) may predate an order placed
+        or ended since - by another process on the store, or by this one's tracking: with
+        no open order left, it would show the need that order already met. The store says
+        which addresses' orders changed since the oldest reading (`updated_at`); those
+        addresses are read again (marked for `refresh` when the reader keeps a cache), and
+        one that cannot be read anew is an `ObservationFailure` for this pass. Addresses
+        in `open_orders` (the list the plan gets) are left as they are: the plan holds
+        for them whatever their reading says.
+        """
+        held = {o.address for o in open_orders}
+        readings = {
+            a: s for a, s in observations.items() if isinstance(s, EnergySnapshot) and a not in held
+        }
+        if not readings:
+            return observations
+        oldest = min(s.read_at for s in readings.values())
+        changed = await self.store.orders(OrderFilter(updated_since=oldest, limit=_CHANGES))
+        last: dict[str, float] = {}
+        for order in changed:
+            last[order.address] = max(last.get(order.address, order.updated_at), order.updated_at)
+        if len(changed) >= _CHANGES:  # too many to list: every reading is suspect
+            last = {a: self.clock.now() for a in readings}
+        stale = sorted(a for a, s in readings.items() if a in last and s.read_at < last[a])
+        if not stale:
+            return observations
+        mark = getattr(self.reader, "refresh", None)
+        if callable(mark):
+            mark(stale)
+        again = await self.reader.snapshots(stale)
+        out = dict(observations)
+        for address in stale:
+            value = again.get(address)
+            if isinstance(value, EnergySnapshot) and value.read_at >= last[address]:
+                out[address] = value
+            else:
+                out[address] = ObservationFailure(
+                    "the reading predates the address's last order change and could not be "
+                    f"read again ({value or 'no answer'})"
+                )
+        return out
+
     async def decide(self, inputs: PlanInputs, only: Collection[str] | None = None) -> Plan:
         """Assess, fetch the quotes and balances the assessment asks for, and plan
         (`only`: these addresses; the others are left out of the plan)."""
         assessments = assess(inputs)
         if only is not None:
             assessments = [a for a in assessments if a.address in only]
+        quotes, balances = await self._market(assessments)
+        views = dict(inputs.providers)
+        for name, sun in balances.items():
+            views[name] = replace(views[name], balance_sun=sun)
+        return plan(replace(inputs, providers=views), assessments, quotes)
+
+    async def _market(
+        self, assessments: Sequence[Assessment]
+    ) -> tuple[dict[QuoteKey, Quote | ProviderError], dict[str, int | None]]:
+        """The quotes and balances `assessments` ask for, fetched concurrently and once per
+        pass (reused for `quote_ttl` seconds); a balance not read is None."""
         keys = quote_requests(assessments)
         receivers: dict[QuoteKey, str] = {}
         for item in assessments:
@@ -202,50 +267,42 @@ class Reconciler:
                     QuoteKey(cand.provider, cand.energy, cand.duration), item.address
                 )
         slots = asyncio.Semaphore(self.quote_concurrency)
-
         now = self.clock.now()
         self._prune_cache(now)
-
-        async def quote(key: QuoteKey) -> Quote | ProviderError:
-            kept = self._quotes.get(key)
-            if kept is not None and now - kept[0] < self.quote_ttl:
-                return kept[1]
-            async with slots:
-                request = QuoteRequest(
-                    receiver=receivers[key], energy=key.energy, duration=key.duration
-                )
-                try:
-                    got = await self._bounded(
-                        key.provider, self.providers[key.provider].quote(request)
-                    )
-                except ProviderError as exc:
-                    return exc
-                self._quotes[key] = (now, got)
-                return got
-
-        async def balance(name: str) -> int | None:
-            kept = self._balances.get(name)
-            if kept is not None and now - kept[0] < self.quote_ttl:
-                return kept[1]
-            async with slots:
-                try:
-                    sun = await self._bounded(name, self.providers[name].balance())
-                except ProviderError:
-                    return None  # unknown this pass: not a reason to skip
-                self._balances[name] = (now, sun)
-                return sun
-
         ordered = sorted(keys, key=lambda k: (k.provider, k.energy, k.duration))
         names = sorted({k.provider for k in keys})
         got = await asyncio.gather(
-            asyncio.gather(*(quote(k) for k in ordered)),
-            asyncio.gather(*(balance(n) for n in names)),
+            asyncio.gather(*(self._quote(k, receivers[k], now, slots) for k in ordered)),
+            asyncio.gather(*(self._balance(n, now, slots) for n in names)),
         )
-        quotes = dict(zip(ordered, got[0], strict=True))
-        views = dict(inputs.providers)
-        for name, sun in zip(names, got[1], strict=True):
-            views[name] = replace(views[name], balance_sun=sun)
-        return plan(replace(inputs, providers=views), assessments, quotes)
+        return dict(zip(ordered, got[0], strict=True)), dict(zip(names, got[1], strict=True))
+
+    async def _quote(
+        self, key: QuoteKey, receiver: str, now: float, slots: asyncio.Semaphore
+    ) -> Quote | ProviderError:
+        kept = self._quotes.get(key)
+        if kept is not None and now - kept[0] < self.quote_ttl:
+            return kept[1]
+        async with slots:
+            request = QuoteRequest(receiver=receiver, energy=key.energy, duration=key.duration)
+            try:
+                got = await self._bounded(key.provider, self.providers[key.provider].quote(request))
+            except ProviderError as exc:
+                return exc
+            self._quotes[key] = (now, got)
+            return got
+
+    async def _balance(self, name: str, now: float, slots: asyncio.Semaphore) -> int | None:
+        kept = self._balances.get(name)
+        if kept is not None and now - kept[0] < self.quote_ttl:
+            return kept[1]
+        async with slots:
+            try:
+                sun = await self._bounded(name, self.providers[name].balance())
+            except ProviderError:
+                return None  # unknown this pass: not a reason to skip
+            self._balances[name] = (now, sun)
+            return sun
 
     def _prune_cache(self, now: float) -> None:
         """Forget quotes and balances too old to be reused: with `target` top-ups every
@@ -262,16 +319,65 @@ class Reconciler:
 
     # ------------------------------------------------------------------ the pass
 
-    async def prepare(
-        self, *, apply: bool, demands: Mapping[str, int] | None = None
-    ) -> tuple[Observations, list[TrackResult], Plan]:
-        """Observe, track open orders (only when applying: tracking writes), and plan."""
-        observations = await self.observe()
-        tracked = await self.track(observations) if apply else []
-        decided = await self.decide(await self.inputs(observations, demands))
-        return observations, tracked, decided
+    async def run_pass(
+        self,
+        *,
+        apply: bool,
+        demands: Mapping[str, int] | None = None,
+        only: Collection[str] | None = None,
+        confirm: Confirm | None = None,
+        tracker_alongside: bool = False,
+    ) -> PassResult:
+        """One pass: observe, track, plan and, with `apply`, buy; the one way to run one.
 
-    async def execute(
+        - `apply=False` (`energyctl plan`): reads only; nothing is written, nothing bought.
+        - `apply=True` (`energyctl apply`, the simulation): open orders are moved on first,
+          then the plan is carried out. `confirm(plan, tracked)` (the CLI's prompt), when
+          given, is asked before anything is bought: False ends the pass unapplied.
+        - `tracker_alongside=True` (the sidecar, whose tracker runs concurrently): the
+          pass does not track; it reads the open orders *before* the observation (see
+          `_observe_after_orders`), so it never plans on "no order" with a reading from
+          before the delivery.
+
+        `demands`: energy wanted now per address (ensure requests); `only`: plan just these
+        addresses (the ones this replica owns), the others are left out of the plan.
+        """
+        tracked: list[TrackResult] = []
+        open_orders: Sequence[OrderRecord] | None = None
+        if apply and tracker_alongside:
+            open_orders, observations = await self._observe_after_orders(only)
+        else:
+            observations = await self.observe(only)
+            if apply:  # tracking writes: never in a plan
+                tracked = await self.track(observations)
+            observations = await self.fresh_enough(observations)
+        decided = await self.decide(
+            await self.inputs(observations, demands, open_orders=open_orders), only
+        )
+        if not apply or (confirm is not None and not await confirm(decided, tracked)):
+            return PassResult(decided, False, tracked=tuple(tracked))
+        outcomes, notes = await self._execute(decided, observations)
+        return PassResult(
+            decided, True, tuple(outcomes), tuple(tracked), self.policy_set.revision, tuple(notes)
+        )
+
+    async def _observe_after_orders(
+        self, only: Collection[str] | None
+    ) -> tuple[Sequence[OrderRecord], Observations]:
+        """The open orders, then the observation: safe while a tracker runs concurrently.
+
+        An order missing from that list ended before the observation was read, and the
+        tracker marks an order's address for a fresh read before it ends it
+        (`Tracker.before_move`), so the observation already shows a delivered order's
+        energy: the plan never sees "no order" together with a reading from before the
+        delivery. An order still listed but ended meanwhile counts as pending energy: the
+        plan can only hold, never buy twice; the store refuses a second open order in any
+        case.
+        """
+        open_orders = await self.store.open_orders()
+        return open_orders, await self.fresh_enough(await self.observe(only), open_orders)
+
+    async def _execute(
         self, decided: Plan, observations: Observations
     ) -> tuple[list[ActionOutcome], list[str]]:
         """Record the policy revision, then carry out the plan's actions."""
@@ -286,42 +392,6 @@ class Reconciler:
         except StoreError as exc:
             notes.append(f"policy revision not recorded: {exc}")
         return await self.apply(decided, observations), notes
-
-    async def reconcile_once(
-        self, *, apply: bool, demands: Mapping[str, int] | None = None
-    ) -> PassResult:
-        """One pass; with `apply=False` nothing is written and nothing is bought."""
-        observations, tracked, decided = await self.prepare(apply=apply, demands=demands)
-        if not apply:
-            return PassResult(decided, False)
-        outcomes, notes = await self.execute(decided, observations)
-        return PassResult(
-            decided, True, tuple(outcomes), tuple(tracked), self.policy_set.revision, tuple(notes)
-        )
-
-    async def plan_and_apply(
-        self, demands: Mapping[str, int] | None = None, *, only: Collection[str] | None = None
-    ) -> PassResult:
-        """A pass without tracking, safe while a tracker runs concurrently (the sidecar).
-
-        The open orders are read *before* the observation. An order missing from that list
-        ended before the observation was read, and the tracker marks an order's address
-        for a fresh read before it ends it (`Tracker.before_move`), so the observation
-        already shows a delivered order's energy: the plan never sees "no order" together
-        with a reading from before the delivery. An order still listed but ended meanwhile
-        counts as pending energy: the plan can only hold, never buy twice; the store
-        refuses a second open order in any case. `only`: plan just these addresses (the
-        ones this replica owns); the others are left out of the plan.
-        """
-        open_orders = await self.store.open_orders()
-        observations = await self.observe(only)
-        decided = await self.decide(
-            await self.inputs(observations, demands, open_orders=open_orders), only
-        )
-        outcomes, notes = await self.execute(decided, observations)
-        return PassResult(
-            decided, True, tuple(outcomes), (), self.policy_set.revision, tuple(notes)
-        )
 
     async def apply(self, decided: Plan, observations: Observations) -> list[ActionOutcome]:
         """Carry out the plan's actions, a bounded number at once."""

@@ -4,11 +4,12 @@
 closes it all on exit: the store (`EngineConfig` `store.url`, or the `store_url`
 override; a PostgreSQL store gets `store.password`), the `ChainReader` (`node.url` and
 its API key, or `node_url`), and a `ProviderPool` of adapters. `session.reconciler` is
-the `Reconciler` over them. The CLI's `plan`, `apply`, `status` and `orders` and the
+the `Reconciler` over them; `make_reconciler` is the one place one is built (the sidecar
+hands in its caching reader). The CLI's `plan`, `apply`, `status` and `orders` and the
 sidecar all start here.
 
-Neighbours: `engine/reconciling.py`, `engine/providing.py`, `engine/store/`,
-`engine/chain.py`.
+Neighbours: `engine/reconciling.py`, `engine/act/providing.py`, `engine/store/`,
+`engine/observe/chain.py`.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from types import TracebackType
 import httpx
 from pydantic import SecretStr
 
-from engine.chain import ChainReader
-from engine.clock import Clock, SystemClock
-from engine.providing import ProviderPool
+from engine.act.providing import ProviderPool
+from engine.act.tracking import SnapshotSource, TrackingSettings
+from engine.core.clock import Clock, SystemClock
+from engine.observe.chain import ChainReader
 from engine.reconciling import Reconciler
 from engine.store import Store, open_store
-from engine.tracking import TrackingSettings
 from policies.policyset import PolicySet
+from providers.base import Provider
 
 #: bound on one provider call (quote, balance, create, status) in real time: a vendor that
 #: never answers delays other addresses' purchases by at most this (docs/chaos.md)
@@ -136,18 +138,33 @@ class Session:
 
     @property
     def reconciler(self) -> Reconciler:
+        """The session's Reconciler over its own store, reader and providers (built once)."""
         if self._reconciler is None:
-            self._reconciler = self._build()
+            self._reconciler = self.make_reconciler()
         return self._reconciler
 
-    def _build(self) -> Reconciler:
+    def make_reconciler(
+        self,
+        *,
+        reader: SnapshotSource | None = None,
+        providers: Mapping[str, Provider] | None = None,
+        tracking: TrackingSettings | None = None,
+        quote_ttl: float = 0.0,
+    ) -> Reconciler:
+        """The one place a Reconciler is built, for every command and for the sidecar.
+
+        Every Reconciler of a session bounds provider calls by the session's
+        `call_timeout`. The sidecar passes its caching `reader`, its wrapped `providers`,
+        its `tracking` settings and a `quote_ttl`; the commands take the session's own.
+        """
         return Reconciler(
             self.policy_set,
             store=self.store,
-            reader=self.reader,
-            providers=self.pool,
+            reader=reader if reader is not None else self.reader,
+            providers=providers if providers is not None else self.pool,
             clock=self.clock,
-            tracking=self._tracking,
+            tracking=tracking if tracking is not None else self._tracking,
+            quote_ttl=quote_ttl,
             applied_by=self._applied_by,
             call_timeout=self.call_timeout,
         )

@@ -24,16 +24,28 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from policies.redacting import remember
+
 API_VERSION = "energyctl/v1"
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def check_http_url(field: str, value: str) -> str:
-    if not re.match(r"^https?://[^\s/@:]+(:\d{1,5})?(/\S*)?$", value):
+    match = re.match(r"^https?://([^\s/@:]+)(?::([0-9]{1,5}))?(/\S*)?$", value)
+    if not match:
         raise ValueError(
             f"{field} must be an http:// or https:// URL without credentials, got {value!r}"
         )
+    host, port = match.group(1), match.group(2)
+    if not host.isascii():  # which server a Unicode name reaches depends on the IDNA rules used
+        try:
+            spelled = f"; write it as {host.encode('idna').decode()!r}"
+        except UnicodeError:
+            spelled = ""
+        raise ValueError(f"{field}: the host {host!r} is not ASCII{spelled} (its IDNA form)")
+    if port is not None and not 0 < int(port) < 65536:
+        raise ValueError(f"{field}: port {port} is not 1..65535, in {value!r}")
     return value
 
 
@@ -114,6 +126,7 @@ class SecretRef(Model):
 
     def _resolve(self, value: SecretStr | None, problem: str | None) -> None:
         """Set by the loader only (private attributes may be set on frozen models)."""
+        remember(value)  # vendor text that echoes it is scrubbed (policies/redacting.py)
         self._value = value
         self._problem = problem
 

@@ -29,7 +29,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from policies.checking import check_documents
 from policies.diagnostics import Diagnostic, Location, did_you_mean, one_of, sorted_diagnostics
-from policies.models import API_VERSION, KINDS, Document, SecretRef
+from policies.models import API_VERSION, KINDS, Document, SecretRef, provider_model
 from policies.policyset import PolicySet, Sourced, secret_refs
 from policies.reading import MAX_FILE_BYTES, RawDocument, read_file
 
@@ -39,6 +39,11 @@ _SECRET_KEYS = frozenset({"apiKey", "apiSecret", "apiToken", "password", "fromEn
 
 Check = Callable[[PolicySet], Iterable[Diagnostic]]
 """An extra check run on a valid PolicySet; it uses `PolicySet.locate` to place findings."""
+
+SecretGate = Callable[[Document, tuple[str, ...], SecretRef, Path | None], str | None]
+"""Asked before a secret reference is resolved: (document, path of the field, reference,
+the file a `fromFile` names, as the loader would open it); a text refuses it (the secret
+is not read, and the text is the error). The sidecar's rules for pushed sets."""
 
 
 class SecretMode(enum.Enum):
@@ -137,8 +142,10 @@ def load(
     checks: Sequence[Check] = (),
     env: Mapping[str, str] | None = None,
     max_file_bytes: int = MAX_FILE_BYTES,
+    secret_gate: SecretGate | None = None,
 ) -> LoadResult:
-    """Read, validate and check a policy set. Never raises for bad input."""
+    """Read, validate and check a policy set. Never raises for bad input. `secret_gate`:
+    asked before each secret is read (a refusal is an error, whatever `secrets` says)."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     files, diagnostics = discover(paths)
@@ -158,7 +165,7 @@ def load(
     diagnostics += check_documents(documents, providers_complete=providers_complete)
     environment = os.environ if env is None else env
     for item in documents:
-        diagnostics += _resolve_secrets(item, secrets, environment)
+        diagnostics += _resolve_secrets(item, secrets, environment, secret_gate)
     policy_set = None
     if not any(d.is_error for d in diagnostics):
         policy_set = PolicySet(documents)
@@ -212,7 +219,7 @@ def _validate(raw: RawDocument) -> tuple[Document | None, list[Diagnostic]]:
         )
     if problems:
         return None, problems
-    model = KINDS[str(kind)]
+    model = provider_model() if kind == "Provider" else KINDS[str(kind)]
     try:
         return model.model_validate(data, by_alias=True, by_name=False), []
     except ValidationError as exc:
@@ -304,9 +311,25 @@ def _literal_tags(model: type[BaseModel]) -> tuple[Any, ...]:
 # --------------------------------------------------------------------------- secrets
 
 
-def _resolve_secrets(item: Sourced, mode: SecretMode, env: Mapping[str, str]) -> list[Diagnostic]:
+def secret_file(ref: SecretRef, policy_file: str) -> Path | None:
+    """The file a `fromFile` reference names, as it is opened (relative to its policy file)."""
+    if ref.from_file is None:
+        return None
+    path = Path(str(ref.from_file)).expanduser()
+    return path if path.is_absolute() else Path(policy_file).parent / path
+
+
+def _resolve_secrets(
+    item: Sourced, mode: SecretMode, env: Mapping[str, str], gate: SecretGate | None = None
+) -> list[Diagnostic]:
     found = []
     for path, ref in secret_refs(item.document):
+        refused = gate(item.document, path, ref, secret_file(ref, item.raw.file)) if gate else None
+        if refused is not None:
+            ref._resolve(None, refused)
+            message = f"{'.'.join(path)}: {refused} (secret of {item.kind} {item.name!r})"
+            found.append(Diagnostic.error(item.locate(*path), message, "secret-not-allowed"))
+            continue
         value, problem = _read_secret(ref, item.raw.file, env)
         ref._resolve(value, problem)
         if problem is None:

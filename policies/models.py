@@ -8,16 +8,17 @@ is frozen; every field has a description, which the JSON Schema carries to edito
 
 YAML keys are camelCase (`topUp`, `maxPrice`); Python attributes are snake_case. Units come
 from `policies/units.py`. Credentials are `SecretRef`s, resolved by `policies/loading.py`.
-Checks that span documents live in `policies/checking.py`. `docs/policies.md` is the
-reference for users; keep it in step with this module.
+A Provider's `spec` is the settings model its vendor's adapter registered
+(`policies/vendors.py`). Checks that span documents live in `policies/checking.py`.
+`docs/policies.md` is the reference for users; keep it in step with this module.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import ConfigDict, Field, StrictBool, create_model, field_validator, model_validator
 
 from policies.base import (
     API_VERSION,
@@ -28,96 +29,78 @@ from policies.base import (
     check_http_url,
 )
 from policies.units import Address, Duration, Energy, Sun, UnitPrice
+from policies.vendors import ProviderSettings, settings_models
 
 __all__ = [
     "API_VERSION",
     "KINDS",
-    "PROVIDER_TYPES",
     "Budget",
     "Document",
     "EnergyPolicy",
     "EnergyPolicySpec",
     "EngineConfig",
     "EngineSpec",
-    "EopenSpec",
     "HttpSettings",
-    "ItrxSpec",
-    "MefreeSpec",
     "Metadata",
     "Model",
     "NodeSettings",
     "ObservationSettings",
     "Provider",
-    "ProviderSpec",
+    "ProviderSettings",
     "SecretRef",
     "StoreSettings",
     "TopUp",
-    "TronSaveSpec",
     "UnresolvedSecretError",
+    "provider_model",
 ]
-
-PROVIDER_TYPES = ("mefree", "itrx", "eopen", "tronsave")
-
 
 # --------------------------------------------------------------------------- Provider
-
-
-class _ProviderSpecBase(Model):
-    base_url: str | None = Field(
-        default=None,
-        description="Override of the vendor's API base URL (http or https), e.g. an emulator "
-        "on loopback. Default: the vendor's public endpoint.",
-    )
-    api_key: SecretRef = Field(description="The vendor API key, as a secret reference.")
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return None if value is None else check_http_url("baseUrl", value)
-
-
-class MefreeSpec(_ProviderSpecBase):
-    """Mefree (api.mefree.net): HMAC-signed requests, idempotent on our client order id."""
-
-    type: Literal["mefree"] = Field(description="Vendor type.")
-    api_secret: SecretRef = Field(description="The API secret used to sign requests.")
-
-
-class ItrxSpec(_ProviderSpecBase):
-    """itrx (itrx.io): POSTs signed with the API secret; supports `exclusive`."""
-
-    type: Literal["itrx"] = Field(description="Vendor type.")
-    api_secret: SecretRef = Field(description="The API secret used to sign requests.")
-
-
-class EopenSpec(_ProviderSpecBase):
-    """eopen (api.eopen.io): API key only."""
-
-    type: Literal["eopen"] = Field(description="Vendor type.")
-
-
-class TronSaveSpec(_ProviderSpecBase):
-    """TronSave (api.tronsave.io), API v2 key flow: price cap and duplicate guard on its side."""
-
-    type: Literal["tronsave"] = Field(description="Vendor type.")
-    network: Literal["mainnet", "nile"] = Field(
-        default="mainnet",
-        description="mainnet (api.tronsave.io) or the nile testnet (api-dev.tronsave.io).",
-    )
-
-
-ProviderSpec = Annotated[
-    MefreeSpec | ItrxSpec | EopenSpec | TronSaveSpec, Field(discriminator="type")
-]
 
 
 class Provider(Model):
     """An account at an energy vendor. Policies name it in their `providers` list."""
 
+    # `spec` is the settings model of the vendor its `type` names (policies/vendors.py);
+    # documents are validated by `provider_model()`: this class with `spec` narrowed to
+    # the union of every registered vendor's settings.
+
     api_version: Literal["energyctl/v1"] = Field(description="Always energyctl/v1.")
     kind: Literal["Provider"] = Field(description="Document kind.")
     metadata: Metadata = Field(description="Name (referenced by policies) and labels.")
-    spec: ProviderSpec = Field(description="Vendor type, endpoint and credentials.")
+    spec: ProviderSettings = Field(description="Vendor type, endpoint and credentials.")
+
+
+class _NoVendor(ProviderSettings):
+    """The spec when no vendor is registered: every document is refused."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse(cls, data: Any) -> Any:
+        raise ValueError("no vendor type is registered (import providers.registry)")
+
+
+_provider_models: dict[tuple[type[ProviderSettings], ...], type[Provider]] = {}
+
+
+def provider_model() -> type[Provider]:
+    """`Provider` with `spec` one of the registered vendors' settings, told apart by `type`
+    (cached per set of registered vendors). Its documents are `Provider` instances."""
+    models = settings_models()
+    cached = _provider_models.get(models)
+    if cached is not None:
+        return cached
+    spec_type: Any = _NoVendor
+    if models:
+        spec_type = Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
+    model: type[Provider] = create_model(
+        "Provider",
+        __base__=Provider,
+        __module__=__name__,
+        __doc__=Provider.__doc__ or "",
+        spec=(spec_type, Field(description="Vendor type, endpoint and credentials.")),
+    )
+    _provider_models[models] = model
+    return model
 
 
 # --------------------------------------------------------------------------- EnergyPolicy
@@ -305,7 +288,7 @@ class HttpSettings(Model):
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        match = re.match(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$", value)
+        match = re.match(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$", value)
         if match is None or not 0 < int(match.group(2)) < 65536:
             raise ValueError(f"listen must be HOST:PORT like 127.0.0.1:8080, got {value!r}")
         return value

@@ -34,6 +34,10 @@ MAX_DEPTH = 40
 
 PathKey = tuple[str | int, ...]
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_INT_TAG = "tag:yaml.org,2002:int"
+#: the only integers read as numbers; YAML 1.1's hex, octal, binary, sexagesimal and
+#: underscored forms are kept as the text written (a unit field then refuses it)
+_DECIMAL_INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
 _PLAIN_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}"
     for name in ("str", "int", "float", "bool", "null", "seq", "map", "timestamp", "merge")
@@ -116,6 +120,8 @@ class _Reader:
             )
             return None
         if isinstance(node, ScalarNode):
+            if node.tag == _INT_TAG and not _DECIMAL_INT.match(node.value):
+                return node.value  # 0x10, 0o17, 017, 0b1, 1:30, 1_000: the text, for the checks
             try:
                 return self.loader.construct_object(node, deep=True)
             except (yaml.YAMLError, ValueError) as exc:

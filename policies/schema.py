@@ -1,7 +1,8 @@
 """JSON Schema (draft 2020-12) of the policy documents, for editors and CI linters.
 
 One schema accepts any one document: a `oneOf` over the kinds, told apart by `kind`. It is
-generated from `policies/models.py`, so field descriptions, unknown-key rejection
+generated from `policies/models.py` and the vendors registered in `policies/vendors.py`
+(plug-ins included), so field descriptions, unknown-key rejection
 (`additionalProperties: false`) and the unit patterns of `policies/units.py` come along.
 The schema checks the shape of one document; checks across documents (unknown provider
 names, shared addresses, budgets) and address checksums need `energyctl validate`.
@@ -17,17 +18,21 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
 
-from policies.models import EnergyPolicy, EngineConfig, Provider
+from policies.models import EnergyPolicy, EngineConfig, provider_model
 
 SCHEMA_ID = "https://energyctl.dev/schemas/energyctl-v1.schema.json"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
-_AnyDocument = Annotated[Provider | EnergyPolicy | EngineConfig, Field(discriminator="kind")]
-
 
 def json_schema() -> dict[str, Any]:
-    """The schema as a dict: `$defs` for every model, and a `oneOf` on `kind` at the top."""
-    generated = TypeAdapter(_AnyDocument).json_schema(by_alias=True, mode="validation")
+    """The schema as a dict: `$defs` for every model, and a `oneOf` on `kind` at the top.
+
+    A Provider's `spec` is a `oneOf` over every registered vendor (`policies/vendors.py`),
+    plug-ins included."""
+    documents: Any = Annotated[
+        provider_model() | EnergyPolicy | EngineConfig, Field(discriminator="kind")
+    ]
+    generated = TypeAdapter(documents).json_schema(by_alias=True, mode="validation")
     return {
         "$schema": DRAFT,
         "$id": SCHEMA_ID,

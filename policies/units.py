@@ -5,8 +5,13 @@ durations (`90s`, `10m`, `1h`, `30d`) -> int seconds; unit prices (`95 sun/energ
 milli-sun per energy; addresses -> the base58check `T...` form, checked with tronpy.
 
 Decimals are parsed with `decimal.Decimal`; a value that is not a whole number of the
-target unit is rejected, so no float ever carries money (ARCHITECTURE.md invariant 8).
+target unit is rejected, so no float ever carries money (money is int sun everywhere).
 Every parser raises `ValueError` with a message saying what would be valid.
+
+Numbers are plain decimals in the ASCII digits 0-9: other scripts' digits (`\u0663`, which
+`\\d` and `Decimal` accept), hex `0x10`, octal `0o17`, binary `0b101`, sexagesimal `1:30`
+and underscores `1_000` are refused with a hint (YAML 1.1 reads the unquoted forms as
+integers; `policies/reading.py` hands them over as the text written so they land here).
 
 Neighbours: `policies/models.py` uses the annotated types (`Energy`, `Sun`, ...); the CLI
 uses the `format_*` helpers to render tables.
@@ -24,7 +29,7 @@ from tronpy.keys import is_base58check_address, to_hex_address
 SUN_PER_TRX = 1_000_000
 MILLI = 1_000  # unit prices are kept in milli-sun per energy
 
-_NUMBER = r"(\d+(?:\.\d+)?)"
+_NUMBER = r"([0-9]+(?:\.[0-9]+)?)"  # ASCII digits only: `\d` matches every script's
 ENERGY_PATTERN = rf"^\s*{_NUMBER}\s*([kKM]?)\s*(?:energy)?\s*$"
 SUN_PATTERN = rf"^\s*{_NUMBER}\s*([Tt][Rr][Xx]|[Ss][Uu][Nn])\s*$"
 DURATION_PATTERN = rf"^\s*{_NUMBER}\s*(s|m|min|h|d|w)\s*$"
@@ -56,6 +61,22 @@ def _describe(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
+_OTHER_NUMERAL = re.compile(r"^\s*[-+]?(0[xXoObB]|[0-9]+[_:])")
+
+
+def _numeral_hint(value: object) -> str:
+    """Why a numeral-looking input is not read, or ''."""
+    if not isinstance(value, str):
+        return ""
+    if any(ch.isdigit() and not ch.isascii() for ch in value):
+        return " (only the ASCII digits 0-9 are read)"
+    if _OTHER_NUMERAL.match(value):
+        return (
+            " (write a plain decimal: hex, octal, binary, sexagesimal 1:30 and 1_000 are not read)"
+        )
+    return ""
+
+
 def _scaled(number: str, scale: int, what: str, value: object) -> int:
     try:
         exact = Decimal(number) * scale
@@ -83,6 +104,7 @@ def parse_energy(value: object) -> int:
     if match is None:
         raise ValueError(
             f"expected an energy amount such as 65000, 65k or 1.5M, got {_describe(value)}"
+            f"{_numeral_hint(value)}"
         )
     return _scaled(match.group(1), _ENERGY_SCALE[match.group(2)], "energy", value)
 
@@ -93,6 +115,7 @@ def parse_sun(value: object) -> int:
     match = _SUN_RE.match(text) if text is not None else None
     if match is None:
         hint = " (a bare number is ambiguous: say TRX or sun)" if _is_number(value) else ""
+        hint = hint or _numeral_hint(value)
         raise ValueError(
             f"expected an amount of money such as '12.5 TRX' or '3000000 sun', "
             f"got {_describe(value)}{hint}"
@@ -107,6 +130,7 @@ def parse_duration(value: object) -> int:
     match = _DURATION_RE.match(text) if text is not None else None
     if match is None:
         hint = " (a bare number is ambiguous: add a unit)" if _is_number(value) else ""
+        hint = hint or _numeral_hint(value)
         raise ValueError(
             "expected a duration such as 90s, 10m, 1h, 1d or 30d "
             f"(units s, m, h, d, w), got {_describe(value)}{hint}"
@@ -120,6 +144,7 @@ def parse_unit_price(value: object) -> int:
     match = _UNIT_PRICE_RE.match(text) if text is not None else None
     if match is None:
         hint = " (a bare number is ambiguous: say sun/energy)" if _is_number(value) else ""
+        hint = hint or _numeral_hint(value)
         raise ValueError(
             f"expected a price per unit of energy such as '95 sun/energy', "
             f"got {_describe(value)}{hint}"

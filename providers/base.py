@@ -4,7 +4,7 @@ One async interface (`Provider`), the value types that cross it (`QuoteRequest`,
 `OrderRequest`, `Receipt`, `OrderStatus`), what a vendor can do (`Capabilities`) and the
 three kinds of failure (`TemporaryError`, `PermanentError`, `AmbiguousError`).
 
-Units (ARCHITECTURE.md invariant 8): money is int sun, energy an int, durations whole
+Units: money is int sun (never a float), energy an int, durations whole
 seconds. Vendor-specific wire formats never leave the adapter modules; `raw` fields carry
 the vendor's parsed JSON for logs and debugging only, and never hold credentials.
 
@@ -19,13 +19,22 @@ import enum
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from policies.redacting import scrub, scrub_data
+from policies.vendors import ProviderSettings
 
 # --------------------------------------------------------------------------- values
 
 
 class _Value(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("raw", check_fields=False)
+    @classmethod
+    def _scrubbed(cls, raw: Any) -> Any:
+        """A vendor's answer is kept (and stored) without any secret it echoed."""
+        return scrub_data(raw)
 
 
 class Capabilities(_Value):
@@ -210,10 +219,11 @@ class ProviderError(Exception):
         vendor_code: str | None = None,
         refusal: bool = True,
     ) -> None:
-        super().__init__(f"{provider}: {message}")
+        # vendor text may echo our key: scrubbed here, once, before anything stores or logs it
+        super().__init__(f"{provider}: {scrub(message)}")
         self.provider = provider
         self.reason = reason
-        self.vendor_code = vendor_code
+        self.vendor_code = None if vendor_code is None else scrub(vendor_code)
         #: the vendor documents this answer as a refusal made before anything was bought.
         #: False for answers that do not prove it (an unknown code, "operation failed,
         #: retry later"): on a create they are ambiguous (`providers.http.on_create`).
@@ -248,12 +258,37 @@ class AmbiguousError(ProviderError):
 # --------------------------------------------------------------------------- interface
 
 
+class CallbackRejected(ValueError):
+    """The callback is not authentic, is stale, or is malformed. Answer it with 4xx."""
+
+
+class CallbackUnverifiable(Exception):
+    """A callback cannot be checked: the provider's settings lack what verifies it."""
+
+
 class Provider(abc.ABC):
-    """One vendor account. Instances are cheap; `aclose()` releases the HTTP client."""
+    """One vendor account. Instances are cheap; `aclose()` releases the HTTP client.
+
+    What an adapter declares about itself, besides the calls: `type_name` (a Provider
+    document's `spec.type`), `settings` (the model of that document's `spec`: a
+    `policies.vendors.ProviderSettings` subclass whose fields, other than `type`, are the
+    constructor's keywords), `capabilities`, and, for a vendor that POSTs signed delivery
+    callbacks (`capabilities.callbacks`), `verify_callback`."""
 
     #: vendor type as written in a Provider document's `spec.type`
     type_name: ClassVar[str]
+    #: the model of a Provider document's `spec` for this vendor
+    settings: ClassVar[type[ProviderSettings]]
     capabilities: ClassVar[Capabilities]
+
+    @classmethod
+    def verify_callback(
+        cls, settings: ProviderSettings, headers: Mapping[str, str], body: bytes, now: float
+    ) -> None:
+        """Check a callback the vendor POSTed, with the secrets of its Provider document's
+        `settings` (resolved). Raises CallbackRejected (not authentic, stale, malformed) or
+        CallbackUnverifiable (the settings lack the secret)."""
+        raise CallbackRejected(f"{cls.type_name} sends no callbacks")
 
     def __init__(self, name: str) -> None:
         #: instance name (the Provider document's metadata.name)

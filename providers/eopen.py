@@ -36,11 +36,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import httpx
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
+from policies.vendors import ProviderSettings
 from providers.adapter import JSON_CONTENT, HttpProvider, KeyAuth
 from providers.base import (
     Capabilities,
@@ -248,10 +249,17 @@ def _parse_account(data: Any) -> int:
 # --------------------------------------------------------------------------- adapter
 
 
+class EopenSpec(ProviderSettings):
+    """eopen (api.eopen.io): API key only."""
+
+    type: Literal["eopen"] = Field(description="Vendor type.")
+
+
 class EopenProvider(HttpProvider[tuple[Any, Mapping[str, Any]]]):
     """Each call yields the envelope's `data` and the whole answer (kept as `raw`)."""
 
     type_name: ClassVar[str] = "eopen"
+    settings: ClassVar[type[ProviderSettings]] = EopenSpec
     capabilities: ClassVar[Capabilities] = Capabilities(
         durations=tuple(sorted(PERIODS)),
         min_duration=10 * MINUTE,

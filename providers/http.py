@@ -5,7 +5,7 @@ It offers a client factory with a `transport=` seam (`make_client`), one call he
 statuses onto `TemporaryError`, `PermanentError` and `AmbiguousError`, and a client-side
 token-bucket rate limiter driven by an injected clock.
 
-The rules (ARCHITECTURE.md invariants 3 and 4):
+The rules (never buy twice for one need; an order that may exist is never forgotten):
 
 - Reads are retried with exponential backoff and jitter, a bounded number of times, and
   honour `Retry-After`.
@@ -60,7 +60,7 @@ ErrorMapper = Callable[[int, Any], ProviderError | None]
 
 
 class Clock(Protocol):
-    """What the adapters need of a clock (structurally `engine.clock.Clock`)."""
+    """The program's one clock protocol: adapters take it, and `engine.core.clock` hands it on."""
 
     def now(self) -> float: ...
 

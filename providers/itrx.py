@@ -32,13 +32,16 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import httpx
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
+from policies.base import SecretRef
+from policies.vendors import ProviderSettings
 from providers.adapter import JSON_CONTENT, HttpProvider, SigningAuth
 from providers.base import (
+    CallbackUnverifiable,
     Capabilities,
     ErrorReason,
     OrderRequest,
@@ -272,8 +275,16 @@ def _parse_index(body: Mapping[str, Any]) -> ItrxAccount:
 # --------------------------------------------------------------------------- adapter
 
 
+class ItrxSpec(ProviderSettings):
+    """itrx (itrx.io): POSTs signed with the API secret; supports `exclusive`."""
+
+    type: Literal["itrx"] = Field(description="Vendor type.")
+    api_secret: SecretRef = Field(description="The API secret used to sign requests.")
+
+
 class ItrxProvider(HttpProvider[Mapping[str, Any]]):
     type_name: ClassVar[str] = "itrx"
+    settings: ClassVar[type[ProviderSettings]] = ItrxSpec
     capabilities: ClassVar[Capabilities] = Capabilities(
         durations=tuple(sorted(PERIODS)),
         min_duration=HOUR,
@@ -285,6 +296,19 @@ class ItrxProvider(HttpProvider[Mapping[str, Any]]):
         activates_receiver=True,
     )
     unsold: ClassVar[str] = "amount or duration not sold by itrx"
+
+    @classmethod
+    def verify_callback(
+        cls, settings: ProviderSettings, headers: Mapping[str, str], body: bytes, now: float
+    ) -> None:
+        """A delivery callback signed with the document's `apiSecret`
+        (`providers/itrx_callbacks.py`)."""
+        from providers.itrx_callbacks import verify_callback  # it imports this module
+
+        secret = getattr(settings, "api_secret", None)
+        if not isinstance(secret, SecretRef) or not secret.resolved:
+            raise CallbackUnverifiable("its apiSecret is not set")
+        verify_callback(headers, body, secret.get(), now)
 
     def __init__(
         self,

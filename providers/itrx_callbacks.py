@@ -11,7 +11,7 @@ Python verifier would produce it). The sample verifier treats timestamps older t
 as stale; `max_age` defaults to that.
 
 Neighbours: `providers/itrx.py` (signing, status codes); used by the sidecar's callback
-endpoint in `engine/service.py`.
+endpoint in `engine/sidecar/service.py`.
 """
 
 from __future__ import annotations
@@ -24,15 +24,11 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from providers.base import OrderState
+from providers.base import CallbackRejected, OrderState
 from providers.itrx import sign
 from providers.wire import PayloadError, as_object, floor_int, get_int, get_str, opt_str, to_decimal
 
 DEFAULT_MAX_AGE = 100.0
-
-
-class CallbackRejected(ValueError):
-    """The callback is not authentic, is stale, or is malformed. Answer it with 4xx."""
 
 
 @dataclass(frozen=True)
@@ -53,14 +49,34 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == wanted), None)
 
 
-def _signed_forms(body: bytes, data: Mapping[str, Any]) -> list[str]:
+def _signed_forms(text: str, data: Mapping[str, Any]) -> list[str]:
     forms = [
-        body.decode("utf-8"),
+        text,
         json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
         json.dumps(data, sort_keys=True, separators=(",", ":")),
         json.dumps(data, sort_keys=True),
     ]
     return list(dict.fromkeys(forms))
+
+
+def _body_text(body: bytes) -> tuple[str, Mapping[str, Any]]:
+    """The body as UTF-8 text and its JSON object; CallbackRejected for anything else.
+
+    `json.loads` of bytes also accepts UTF-16/32 and decodes `\\ud800` escapes into lone
+    surrogates, which cannot be encoded again to be signed: itrx sends neither."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CallbackRejected("callback body is not UTF-8") from exc
+    try:
+        data = as_object(json.loads(text), "callback body")
+    except (ValueError, RecursionError) as exc:
+        raise CallbackRejected("callback body is not a JSON object") from exc
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise CallbackRejected("callback body holds a lone surrogate escape") from exc
+    return text, data
 
 
 def _callback_state(status: int) -> OrderState:
@@ -85,21 +101,19 @@ def verify_callback(
     signature = _header(headers, "SIGNATURE")
     if not timestamp or not signature:
         raise CallbackRejected("missing TIMESTAMP or SIGNATURE header")
-    if not timestamp.isdigit():
-        raise CallbackRejected("TIMESTAMP is not Unix seconds")
+    # ASCII digits only ('\u00b2'.isdigit() is true), and few enough for int()
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        raise CallbackRejected("TIMESTAMP is not Unix seconds (up to 12 ASCII digits)")
     if abs(now - int(timestamp)) > max_age:
         raise CallbackRejected("callback timestamp outside the accepted window")
-    try:
-        data = as_object(json.loads(body), "callback body")
-    except (ValueError, RecursionError) as exc:
-        raise CallbackRejected("callback body is not a JSON object") from exc
+    text, data = _body_text(body)
     secret = api_secret.get_secret_value()
     wanted = signature.strip().lower()
     if not wanted.isascii():
         raise CallbackRejected("SIGNATURE is not hex")
     if not any(
         hmac.compare_digest(sign(secret, timestamp, form), wanted)
-        for form in _signed_forms(body, data)
+        for form in _signed_forms(text, data)
     ):
         raise CallbackRejected("callback signature does not match")
     try:

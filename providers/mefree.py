@@ -37,12 +37,14 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 import httpx
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
+from policies.base import SecretRef
+from policies.vendors import ProviderSettings
 from providers.adapter import JSON_CONTENT, HttpProvider, SigningAuth
 from providers.base import (
     Capabilities,
@@ -280,8 +282,16 @@ def _quote_total(config: MefreeConfig, energy: int, duration: int) -> int:
 # --------------------------------------------------------------------------- adapter
 
 
+class MefreeSpec(ProviderSettings):
+    """Mefree (api.mefree.net): HMAC-signed requests, idempotent on our client order id."""
+
+    type: Literal["mefree"] = Field(description="Vendor type.")
+    api_secret: SecretRef = Field(description="The API secret used to sign requests.")
+
+
 class MefreeProvider(HttpProvider[Mapping[str, Any]]):
     type_name: ClassVar[str] = "mefree"
+    settings: ClassVar[type[ProviderSettings]] = MefreeSpec
     capabilities: ClassVar[Capabilities] = Capabilities(
         durations=tuple(sorted(PERIODS)),
         min_duration=HOUR,

@@ -46,8 +46,9 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 import httpx
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
+from policies.vendors import ProviderSettings
 from providers.adapter import JSON_CONTENT, HttpProvider, KeyAuth
 from providers.base import (
     Capabilities,
@@ -264,8 +265,19 @@ def _parse_user_info(data: Any) -> int:
 COMPLETED_PAGES, COMPLETED_PAGE_SIZE = 10, 10
 
 
+class TronSaveSpec(ProviderSettings):
+    """TronSave (api.tronsave.io), API v2 key flow: price cap and duplicate guard on its side."""
+
+    type: Literal["tronsave"] = Field(description="Vendor type.")
+    network: Literal["mainnet", "nile"] = Field(
+        default="mainnet",
+        description="mainnet (api.tronsave.io) or the nile testnet (api-dev.tronsave.io).",
+    )
+
+
 class TronsaveProvider(HttpProvider[Any]):
     type_name: ClassVar[str] = "tronsave"
+    settings: ClassVar[type[ProviderSettings]] = TronSaveSpec
     capabilities: ClassVar[Capabilities] = Capabilities(
         durations=None,
         min_duration=300,

@@ -6,7 +6,7 @@ wrong type, so that a parser either returns well-typed values or fails in one kn
 the adapter then maps `PayloadError` to a PROTOCOL error (see `providers/http.py`).
 
 Money conversions live here too: vendors that speak TRX decimals are converted to integer
-sun with `Decimal`, never through floats (ARCHITECTURE.md invariant 8).
+sun with `Decimal`, never through floats (money is int sun everywhere).
 
 Neighbours: used by `providers/{mefree,itrx,eopen,tronsave}.py`; knows no HTTP.
 """

@@ -26,26 +26,20 @@ from collections.abc import Mapping
 
 from tronpy.keys import PrivateKey
 
-VENDORS = ("mefree", "itrx", "eopen", "tronsave")
+from sandbox.providers import VENDORS as EMULATED
+
+VENDORS = tuple(v.name for v in EMULATED)  # the list is sandbox.providers.VENDORS
 HOST = "127.0.0.1"
 DEFAULT_PORTS: Mapping[str, int] = {
     "node": 18090,
-    "mefree": 18091,
-    "itrx": 18092,
-    "eopen": 18093,
-    "tronsave": 18094,
+    **{vendor: 18091 + n for n, vendor in enumerate(VENDORS)},  # mefree 18091 ... tronsave 18094
 }
 DEFAULT_STORE_URL = "sqlite:///energyctl-sandbox.db"
 API_PORT = 18095  # the engine's HTTP API (the sidecar's), as `energyctl sandbox` serves it
-BASE_PATHS: Mapping[str, str] = {"eopen": "/api"}  # eopen's API lives under /api
+BASE_PATHS: Mapping[str, str] = {v.name: v.base_path for v in EMULATED if v.base_path}
 
 #: spec key -> sandbox credential value, per vendor (the emulators' defaults)
-CREDENTIALS: Mapping[str, Mapping[str, str]] = {
-    "mefree": {"apiKey": "mefree-sandbox-key", "apiSecret": "mefree-sandbox-secret"},
-    "itrx": {"apiKey": "ITRX-SANDBOX-KEY", "apiSecret": "ITRX-SANDBOX-SECRET"},
-    "eopen": {"apiKey": "eopen-sandbox-key"},
-    "tronsave": {"apiKey": "tronsave-sandbox-key"},
-}
+CREDENTIALS: Mapping[str, Mapping[str, str]] = {v.name: v.credentials for v in EMULATED}
 _SPEC_ENV = {"apiKey": "API_KEY", "apiSecret": "API_SECRET"}
 #: spec key -> environment variable named by the sandbox Provider documents, per vendor
 ENV: Mapping[str, Mapping[str, str]] = {

@@ -7,10 +7,10 @@ real second), serves it on loopback, binds a loopback port for the engine's HTTP
 store, and loads them with the sandbox credentials. `await run.run(stop)` then runs
 until `duration` real seconds have passed or `stop` is set:
 
-- the engine is the sidecar's: `engine.controller.Controller` (passes, tracking, wake-ups,
+- the engine is the sidecar's: `engine.sidecar.controller.Controller` (passes, tracking, wake-ups,
   policy reload) on the sandbox's ScaledClock, with its HTTP API
-  (`engine.service.create_app`: `/healthz`, `/readyz`, `/metrics`, `/v1/status`,
-  `/v1/orders`, ...) served on `run.api_url`. `energyctl run` (`engine/sidecar.py`) does
+  (`engine.sidecar.service.create_app`: `/healthz`, `/readyz`, `/metrics`, `/v1/status`,
+  `/v1/orders`, ...) served on `run.api_url`. `energyctl run` (`engine/sidecar/running.py`) does
   the same on the system clock; its entry point takes no clock, so the sandbox assembles
   the same public parts itself. The engine talks HTTP to the node and the four vendor
   emulators as it would to the real ones;
@@ -39,15 +39,15 @@ from typing import Any
 
 import uvicorn
 
-from engine.clock import ScaledClock
-from engine.controller import Controller, ControllerError, ControllerSettings
-from engine.metrics import Metrics
+from engine.act.validating import ENGINE_CHECKS
+from engine.core.clock import ScaledClock
 from engine.reconciling import PassResult
-from engine.reloading import PolicySource
-from engine.service import create_app
 from engine.session import Session
+from engine.sidecar.controller import Controller, ControllerError, ControllerSettings
+from engine.sidecar.metrics import Metrics
+from engine.sidecar.reloading import PolicySource
+from engine.sidecar.service import create_app
 from engine.store import OrderFilter, OrderRecord
-from engine.validating import ENGINE_CHECKS
 from policies.loading import SecretMode, load
 from policies.policyset import PolicySet
 from sandbox import demo

@@ -3,10 +3,10 @@
 `simulate(paths, workload, days=...)` loads a policy set, builds a `World` on a
 `SimulationClock` with nothing served (every call goes through ASGI transports), creates
 and funds the policy's addresses, and plays a workload (`sandbox/workload.py`) while the
-same `Reconciler.reconcile_once(apply=True)` as `energyctl apply` and the sidecar runs on
+same `Reconciler.run_pass(apply=True)` as `energyctl apply` and the sidecar runs on
 a temporary SQLite store. No real sleeping: time moves in steps of `step` emulated seconds.
 
-The engine is woken the way block following wakes it (`engine/following.py`): in a step
+The engine is woken the way block following wakes it (`engine/observe/following.py`): in a step
 where a watched address transacted (a transfer of the workload, or a delegation that
 arrived or expired: its energy limit changed), while any order is open (tracking), and
 otherwise every `sweep` seconds. A step with none of these cannot change what the engine
@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.clock import VirtualClock
-from engine.providing import ProviderPool
+from engine.act.providing import ProviderPool
+from engine.act.validating import ENGINE_CHECKS
+from engine.core.clock import VirtualClock
 from engine.reconciling import Reconciler
 from engine.store import OrderFilter, OrderRecord, open_store
-from engine.validating import ENGINE_CHECKS
 from policies.base import SecretRef
 from policies.loading import SecretMode, load
 from policies.policyset import PolicySet
@@ -270,7 +270,7 @@ async def _loop(
             world.chain.produce_blocks()
         now_limits = _limits(world, addresses)
         if made or open_orders or now_limits != limits or clock.now() - last_pass >= sweep:
-            passed = await rec.reconcile_once(apply=True)
+            passed = await rec.run_pass(apply=True)
             result.passes += 1
             last_pass = clock.now()
             open_orders = bool(passed.outcomes) or bool(await rec.store.open_orders())

@@ -9,11 +9,11 @@ have put on the wire: the same `EnergySnapshot`s as `ChainReader` over the node,
 field (a test compares the two). Only observation is shortcut: the provider adapters still
 talk to the vendor emulators over ASGI in their real wire formats.
 
-It mirrors `engine/chain.py`'s rules: available energy is `max(0, EnergyLimit -
+It mirrors `engine/observe/chain.py`'s rules: available energy is `max(0, EnergyLimit -
 EnergyUsed)`; an unactivated address is a snapshot with `activated=False`; a malformed
 address is a `ChainPermanentError`; an account resource without the network totals a
 node always sends is a `ChainTemporaryError` (junk, never 0 energy); every snapshot of a
-batch carries the head read once before it. Neighbours: `engine/chain.py` (the reader it
+batch carries the head read once before it. Neighbours: `engine/observe/chain.py` (the reader it
 stands in for), `sandbox/tron_node` (the chain), `sandbox/simulating.py` (its user).
 """
 
@@ -23,15 +23,15 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
-from engine.chain import (
+from engine.core.clock import Clock
+from engine.core.snapshots import EnergySnapshot
+from engine.observe.chain import (
     ALWAYS_SENT_RESOURCE,
     ChainError,
     ChainTemporaryError,
-    EnergySnapshot,
     NodeHeads,
     canonical_address,
 )
-from engine.clock import Clock
 from sandbox.tron_node import ChainState
 from sandbox.tron_node.accounts import to_hex
 

@@ -37,15 +37,12 @@ from typing import Any
 import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from engine.clock import Clock, ScaledClock, VirtualClock
+from engine.core.clock import Clock, ScaledClock, VirtualClock
 from sandbox import demo
+from sandbox.providers import VENDORS as EMULATED
 from sandbox.providers.chain_delegator import ChainDelegator
 from sandbox.providers.emulating import EmulatorBase
-from sandbox.providers.eopen import EopenEmulator
-from sandbox.providers.itrx import ItrxEmulator
-from sandbox.providers.mefree import MefreeEmulator
 from sandbox.providers.readings import Readings
-from sandbox.providers.tronsave import TronSaveEmulator
 from sandbox.serving import LoopbackServer
 from sandbox.tron_node import ChainState, create_app
 
@@ -109,26 +106,13 @@ class World:
             self.chain.stake_energy(address, provider_stake_trx * TRX)
             self.delegators[vendor] = ChainDelegator(self.chain, address)
         balance = vendor_balance_trx * TRX
-        creds = demo.CREDENTIALS
         d, c, r = self.delegators, self.clock, self.readings
         self.emulators: dict[str, EmulatorBase] = {
-            "mefree": MefreeEmulator(
-                d["mefree"], clock=c, balance_sun=balance, readings=r,
-                api_key=creds["mefree"]["apiKey"], api_secret=creds["mefree"]["apiSecret"],
-            ),
-            "itrx": ItrxEmulator(
-                d["itrx"], clock=c, balance_sun=balance, readings=r,
-                api_key=creds["itrx"]["apiKey"], api_secret=creds["itrx"]["apiSecret"],
-            ),
-            "eopen": EopenEmulator(
-                d["eopen"], clock=c, balance_sun=balance, readings=r,
-                api_key=creds["eopen"]["apiKey"],
-            ),
-            "tronsave": TronSaveEmulator(
-                d["tronsave"], clock=c, balance_sun=balance, readings=r,
-                api_key=creds["tronsave"]["apiKey"],
-            ),
-        }  # fmt: skip
+            v.name: v.emulator(
+                d[v.name], clock=c, balance_sun=balance, readings=r, **v.credential_kwargs()
+            )
+            for v in EMULATED
+        }
         for vendor, offset in (clock_offsets or {}).items():
             if vendor not in self.emulators:
                 raise ValueError(f"clock offset for {vendor!r}: not one of {list(demo.VENDORS)}")

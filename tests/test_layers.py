@@ -1,4 +1,4 @@
-"""The layer rules of ARCHITECTURE.md, enforced with import-linter (contracts in pyproject).
+"""The layer rules of docs/architecture.md, enforced with import-linter (contracts in pyproject).
 
 The real check must report every contract of pyproject.toml kept (a contract dropped or
 not analysed fails it), and the same checker must report a broken layer in a small
@@ -16,6 +16,9 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 REQUIRED = {
     "Layers: policies <- providers <- engine <- sandbox",
     "Emulators are written from the reference, never from adapter code",
+    "Engine rooms keep their order",
+    "Deciding is pure: no I/O library, no store",
+    "No import cycle inside engine",
 }
 
 

@@ -6,7 +6,8 @@ Library code never prints or exits; the commands do both. Exit codes: 0 success 
 This module holds the group and registers the commands, one module per group of them:
 `policies.py` (validate, schema), `providers.py` (providers), `planning.py` (plan,
 apply, status, orders), `running.py` (run, the sidecar), `sandboxing.py` (sandbox,
-simulate); shared options and helpers are in `common.py`.
+simulate); shared options and helpers are in `common.py`, text tables in `rendering.py`.
+The top room: may use every room of the engine (and, in `sandboxing.py`, the sandbox).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import click
 
 from engine import __version__
 from engine.cli import planning, policies, providers, running, sandboxing
+from providers import registry
+
+registry.load()  # every vendor's settings known to validate and schema, plug-ins included
 
 __all__ = ["main"]
 

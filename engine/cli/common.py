@@ -2,7 +2,7 @@
 
 Loading the policy set or running a session either succeeds or prints one line per
 problem on stderr and exits 1, so each command reads top to bottom. Used by the command
-modules of `engine/cli/`; calls `policies/loading.py` and `engine/validating.py`.
+modules of `engine/cli/`; calls `policies/loading.py` and `engine/act/validating.py`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,25 @@ FILES = click.option(
     help="Policy file or directory (repeatable).",
 )
 STORE = click.option("--store", "store_url", help="Store URL (default: EngineConfig store.url).")
-NODE = click.option("--node", "node_url", help="Node URL (default: EngineConfig node.url).")
+
+
+def _node_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`--node` checked like `node.url`: a bad one is one line and exit 1 (not click's
+    exit 2, which `plan --detailed-exitcode` means as "purchases pending")."""
+    from policies.base import check_http_url
+
+    if value is not None:
+        try:
+            check_http_url("--node", value)
+        except ValueError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+    return value
+
+
+NODE = click.option(
+    "--node", "node_url", callback=_node_url, help="Node URL (default: EngineConfig node.url)."
+)
 OUTPUT = click.option(
     "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
@@ -48,7 +66,7 @@ def parsed(unit: str) -> Callable[[click.Context, click.Parameter, str], int]:
 def load_or_exit(paths: tuple[Path, ...], *, secrets: bool = True) -> Any:
     """The policy set, secrets REQUIRED unless `secrets` is False (an unresolved one is an
     error naming the variable or file), or exit 1."""
-    from engine.validating import ENGINE_CHECKS
+    from engine.act.validating import ENGINE_CHECKS
     from policies.loading import SecretMode, load
 
     mode = SecretMode.REQUIRED if secrets else SecretMode.OPTIONAL
@@ -61,16 +79,29 @@ def load_or_exit(paths: tuple[Path, ...], *, secrets: bool = True) -> Any:
     return result.policy_set
 
 
+def exit_if_unobserved(reasons: list[Any]) -> None:
+    """Exit 1 with one line when every address is blocked because its energy could not be
+    read: a plan of "0 purchases" then says nothing about the addresses (a wrong --node)."""
+    from engine.decide.plans import Reason
+
+    blind = {Reason.OBSERVATION_ERROR, Reason.MISSING_OBSERVATION, Reason.STALE_OBSERVATION}
+    if reasons and all(reason in blind for reason in reasons):
+        click.echo(
+            f"error: none of the {len(reasons)} addresses could be read from the node "
+            "(see the reasons above): check --node or node.url",
+            err=True,
+        )
+        sys.exit(1)
+
+
 def run_or_exit(coro: Any) -> Any:
     """Run a session coroutine; an engine error is one line on stderr and exit 1."""
     import asyncio
 
-    from engine.chain import ChainError
-    from engine.providing import ProvidingError
-    from engine.store import StoreError
+    from engine.core.errors import EngineError
 
     try:
         return asyncio.run(coro)
-    except (StoreError, ProvidingError, ChainError) as exc:
+    except EngineError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

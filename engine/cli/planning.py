@@ -2,8 +2,8 @@
 
 plan, apply and status open a `Session` and call the same reconciler as the sidecar
 (`engine/reconciling.py`); orders reads the store only, and `orders resolve` ends a held
-order by hand once the chain allows it (`engine/resolving.py`). Rendering is in
-`engine/rendering.py`; `apply --server` hands the set to a sidecar (`engine/pushing.py`).
+order by hand once the chain allows it (`engine/act/resolving.py`). Rendering is in
+`rendering.py`; `apply --server` hands the set to a sidecar (`engine/sidecar/pushing.py`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,15 @@ from typing import Any
 
 import click
 
-from engine.cli.common import FILES, NODE, OUTPUT, STORE, load_or_exit, run_or_exit
+from engine.cli.common import (
+    FILES,
+    NODE,
+    OUTPUT,
+    STORE,
+    exit_if_unobserved,
+    load_or_exit,
+    run_or_exit,
+)
 
 
 @click.command()
@@ -39,22 +47,24 @@ def plan(
     action, provider and estimated cost. Never buys and never writes orders.
 
     Exit codes: 0 success (with --detailed-exitcode: nothing to do), 2 purchases pending
-    (only with --detailed-exitcode), 1 error.
+    (only with --detailed-exitcode), 1 error, also when --node is not a URL or no address
+    could be read from the node (every one blocked: the plan would say nothing).
     """
-    from engine.rendering import plan_table
+    from engine.cli.rendering import plan_table
     from engine.session import Session
 
     policy_set = load_or_exit(paths)
 
     async def run() -> Any:
         async with Session(policy_set, store_url=store_url, node_url=node_url) as session:
-            return await session.reconciler.reconcile_once(apply=False)
+            return await session.reconciler.run_pass(apply=False)
 
     result = run_or_exit(run())
     if output == "json":
         click.echo(json.dumps(result.plan.to_json(), indent=2))
     else:
         click.echo(plan_table(result.plan), nl=False)
+    exit_if_unobserved([entry.reason for entry in result.plan.entries])
     sys.exit(2 if detailed_exitcode and result.pending else 0)
 
 
@@ -110,7 +120,8 @@ def apply(
 
     Confirmation is asked on a terminal unless --yes; without a terminal, --yes is
     required. Exit codes: 0 every purchase placed (or nothing to do), 2 some purchases
-    held or failed, 1 error (including a refused confirmation).
+    held or failed, 1 error (including a refused confirmation, and no address readable
+    from the node).
 
     With --server URL the set is validated here (secrets may stay unresolved: the sidecar
     resolves them) and handed to a running sidecar, which validates it again and puts it
@@ -119,10 +130,11 @@ def apply(
     if server is not None:
         _push(paths, server, token_env, output)
         return
-    from engine.applying import OutcomeKind
-    from engine.rendering import outcomes_text, plan_table, tracked_text
+    from engine.act.applying import OutcomeKind
+    from engine.act.tracking import TrackingSettings, TrackResult
+    from engine.cli.rendering import outcomes_text, plan_table, tracked_text
+    from engine.decide.plans import Plan
     from engine.session import Session
-    from engine.tracking import TrackingSettings
 
     policy_set = load_or_exit(paths)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
@@ -132,17 +144,24 @@ def apply(
         async with Session(
             policy_set, store_url=store_url, node_url=node_url, tracking=tracking
         ) as session:
-            rec = session.reconciler
-            observations, tracked, decided = await rec.prepare(apply=True)
-            if output == "table":
-                click.echo(tracked_text(tracked), nl=False)
-                click.echo(plan_table(decided), nl=False)
-            if decided.actions and not yes:
-                if not interactive:
-                    return {"refused": "not a terminal: pass --yes to apply without asking"}
-                if not click.confirm("Buy these top-ups?", default=False):
-                    return {"refused": "not confirmed"}
-            outcomes, notes = await rec.execute(decided, observations)
+            refused: list[str] = []
+
+            async def confirm(decided: Plan, tracked: list[TrackResult]) -> bool:
+                if output == "table":
+                    click.echo(tracked_text(tracked), nl=False)
+                    click.echo(plan_table(decided), nl=False)
+                if decided.actions and not yes:
+                    if not interactive:
+                        refused.append("not a terminal: pass --yes to apply without asking")
+                    elif not click.confirm("Buy these top-ups?", default=False):
+                        refused.append("not confirmed")
+                return not refused
+
+            passed = await session.reconciler.run_pass(apply=True, confirm=confirm)
+            if refused:
+                return {"refused": refused[0]}
+            decided, tracked = passed.plan, list(passed.tracked)
+            outcomes, notes = list(passed.outcomes), list(passed.notes)
             followed = await _follow(session, outcomes, wait) if wait > 0 else []
             return {
                 "plan": decided,
@@ -171,6 +190,7 @@ def apply(
         click.echo(tracked_text(result["tracked"]), nl=False)
         for note in result["notes"]:
             click.echo(f"note: {note}", err=True)
+    exit_if_unobserved([entry.reason for entry in result["plan"].entries])
     sys.exit(0 if all(o.kind is OutcomeKind.BOUGHT for o in outcomes) else 2)
 
 
@@ -180,7 +200,7 @@ def _push(paths: tuple[Path, ...], server: str, token_env: str, output: str) -> 
 
     from pydantic import SecretStr
 
-    from engine.pushing import PushError, policy_files, push_policies
+    from engine.sidecar.pushing import PushError, policy_files, push_policies
 
     load_or_exit(paths, secrets=False)
     token = os.environ.get(token_env)
@@ -231,9 +251,10 @@ def status(
     paths: tuple[Path, ...], output: str, store_url: str | None, node_url: str | None
 ) -> None:
     """Each watched address: a fresh read of its energy, its condition and reason, and its
-    open orders from the store. Read-only. Exit 0, or 1 on error."""
-    from engine.planning import assess
-    from engine.rendering import status_table
+    open orders from the store. Read-only. Exit 0, or 1 on error (also when no address
+    could be read from the node)."""
+    from engine.cli.rendering import status_table
+    from engine.decide.planning import assess
     from engine.session import Session
 
     policy_set = load_or_exit(paths)
@@ -265,6 +286,7 @@ def status(
         click.echo(json.dumps(rows, indent=2))
     else:
         click.echo(status_table(assessments, by_address), nl=False)
+    exit_if_unobserved([a.reason for a in assessments])
 
 
 @click.group(invoke_without_command=True, subcommand_metavar="[resolve|history ...]")
@@ -310,7 +332,7 @@ def orders(
         raise click.UsageError("Missing option '-f' / '--file'.")
     import time
 
-    from engine.rendering import orders_table
+    from engine.cli.rendering import orders_table
     from engine.store import OPEN_PHASES, OrderFilter, OrderPhase, open_store
     from policies.units import parse_duration
 
@@ -337,7 +359,7 @@ def orders(
     )
 
     async def run() -> list[Any]:
-        from engine.clock import SystemClock
+        from engine.core.clock import SystemClock
         from engine.session import store_password
 
         url = store_url or policy_set.settings.store.url
@@ -364,7 +386,7 @@ def history(
     for an order resolved by hand). Read-only. Exit 0, or 1 for an unknown id or an error."""
     import datetime as dt
 
-    from engine.clock import SystemClock
+    from engine.core.clock import SystemClock
     from engine.session import store_password
     from engine.store import open_store
 
@@ -453,10 +475,10 @@ def resolve(
     Confirmation is asked on a terminal unless --yes; without a terminal, --yes is
     required. Exit codes: 0 resolved, 1 refused, not confirmed, unknown order or error.
     """
-    from engine.chain import ChainReader
-    from engine.clock import SystemClock
-    from engine.resolving import check_resolution
-    from engine.resolving import resolve as write_resolution
+    from engine.act.resolving import check_resolution
+    from engine.act.resolving import resolve as write_resolution
+    from engine.core.clock import SystemClock
+    from engine.observe.chain import ChainReader
     from engine.session import DEFAULT_MAX_HEAD_AGE, store_password
     from engine.store import OrderPhase, open_store
 

@@ -1,7 +1,7 @@
 """`energyctl validate` and `energyctl schema`: the policy documents, checked or described.
 
 Neither calls a vendor, the node or the store. Neighbours: `policies/loading.py`,
-`policies/schema.py`, `engine/validating.py` (the engine's own checks).
+`policies/schema.py`, `engine/act/validating.py` (the engine's own checks).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def validate(paths: tuple[Path, ...], output: str, strict_secrets: bool) -> None
     Every error is reported as FILE:LINE:COLUMN: error: MESSAGE. Unresolved secret
     references are warnings unless --strict-secrets is given, so this works in CI.
     """
-    from engine.validating import ENGINE_CHECKS
+    from engine.act.validating import ENGINE_CHECKS
     from policies.loading import SecretMode, load
 
     mode = SecretMode.REQUIRED if strict_secrets else SecretMode.OPTIONAL

@@ -4,8 +4,8 @@
 `providers` is a group that runs its own listing when no subcommand is given, so
 `energyctl providers -f PATH --amount 65k --duration 1h` works as it always did.
 
-Neighbours: `engine/surveying.py` (asks every provider, renders the table),
-`engine/checking.py` (the checks and the canary), `engine/providing.py` (the provider
+Neighbours: `engine/act/surveying.py` (asks every provider, renders the table),
+`engine/act/checking.py` (the checks and the canary), `engine/act/providing.py` (the provider
 pool), `engine/cli/common.py`.
 """
 
@@ -93,9 +93,9 @@ def _survey(
 ) -> None:
     import asyncio
 
-    from engine.clock import SystemClock
-    from engine.providing import ProviderPool, ProvidingError
-    from engine.surveying import render_table, survey
+    from engine.act.providing import ProviderPool, ProvidingError
+    from engine.act.surveying import render_table, survey
+    from engine.core.clock import SystemClock
 
     policy_set = load_or_exit(paths)
     receiver = address or next(iter(policy_set.addresses), _PLACEHOLDER_RECEIVER)
@@ -189,16 +189,16 @@ def check(
     """
     import asyncio
 
-    from engine.checking import CanaryResult, VendorCheck, render_checks
-    from engine.clock import SystemClock
-    from engine.providing import ProviderPool, ProvidingError
+    from engine.act.checking import CanaryResult, VendorCheck, render_checks
+    from engine.act.providing import ProviderPool, ProvidingError
+    from engine.core.clock import SystemClock
 
     policy_set = load_or_exit(paths)
     as_json = output == "json"
     clock = SystemClock()
 
     async def run() -> tuple[list[VendorCheck], dict[str, CanaryResult] | None]:
-        from engine.checking import check as check_all
+        from engine.act.checking import check as check_all
 
         async with ProviderPool(policy_set, clock=clock) as pool:
             reports = await check_all(pool, policy_set, max_skew=max_skew)
@@ -211,8 +211,8 @@ def check(
     async def _canaries(
         pool: Any, policy_set: Any, reports: list[VendorCheck], receiver: str
     ) -> dict[str, CanaryResult]:
-        from engine.chain import ChainReader
-        from engine.checking import plan_canary, render_step, run_canary
+        from engine.act.checking import plan_canary, render_step, run_canary
+        from engine.observe.chain import ChainReader
 
         passed = [r.name for r in reports if r.ok]
         if not passed:

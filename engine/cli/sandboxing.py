@@ -203,7 +203,7 @@ def _world_only(
     import contextlib
     import signal
 
-    from engine.clock import ScaledClock
+    from engine.core.clock import ScaledClock
     from sandbox import demo
     from sandbox.world import World
 

@@ -1,28 +1,17 @@
 """Persistence of orders, the spend ledger, leases and applied policy revisions.
 
 The public face of the store package: `open_store(url, clock)` and the interface and
-values the engine uses. `base.py` defines the `Store` interface and its errors,
-`records.py` and `phases.py` the values and the pure rules, `rows.py` what both backends
+values the engine uses. `base.py` defines the `Store` interface and its errors; the
+values and the pure rules it stores (`engine/core/records.py`, `engine/core/phases.py`) are
+handed on from the core room, which the planner shares; `rows.py` what both backends
 do alike around their SQL, `sqlite.py` the default implementation (`postgres.py` the
 replicated one), `migrating.py` the schema migrations, `factory.py` URL selection.
 docs/store.md describes the tables and how the money invariants are enforced.
+May use `engine.core` only (no other room of the engine).
 """
 
-from engine.store.base import (
-    DuplicateOrderError,
-    IllegalTransitionError,
-    OrderNotFoundError,
-    SchemaVersionError,
-    Store,
-    StoreClosedError,
-    StoreError,
-    StoreUnavailableError,
-    TransitionConflictError,
-    UnsupportedStoreURLError,
-)
-from engine.store.factory import open_store
-from engine.store.phases import OPEN_PHASES, TERMINAL_PHASES, LedgerKind, OrderPhase
-from engine.store.records import (
+from engine.core.phases import OPEN_PHASES, TERMINAL_PHASES, LedgerKind, OrderPhase
+from engine.core.records import (
     BudgetLimit,
     BudgetWindow,
     IntentCreated,
@@ -40,6 +29,19 @@ from engine.store.records import (
     cooldown_until,
     window_bounds,
 )
+from engine.store.base import (
+    DuplicateOrderError,
+    IllegalTransitionError,
+    OrderNotFoundError,
+    SchemaVersionError,
+    Store,
+    StoreClosedError,
+    StoreError,
+    StoreUnavailableError,
+    TransitionConflictError,
+    UnsupportedStoreURLError,
+)
+from engine.store.factory import open_store
 
 __all__ = [
     "OPEN_PHASES",

@@ -2,7 +2,7 @@
 
 One async interface implemented by `sqlite.py` (the default) and, later, a PostgreSQL
 store. Both pass one contract suite (`tests/engine/store/`). The money invariants of
-ARCHITECTURE.md section 3 live here as much as in the engine:
+docs/architecture.md live here as much as in the engine:
 
 - invariant 1: `create_intent` commits the intent before the caller may call a provider;
 - invariant 2: the database itself refuses a second open order for an address;
@@ -19,9 +19,10 @@ import abc
 from collections.abc import Collection, Mapping
 from typing import Any, Self
 
-from engine.clock import Clock
-from engine.store.phases import OrderPhase
-from engine.store.records import (
+from engine.core.clock import Clock
+from engine.core.errors import EngineError
+from engine.core.phases import OrderPhase
+from engine.core.records import (
     BudgetLimit,
     BudgetWindow,
     IntentOutcome,
@@ -39,7 +40,7 @@ from engine.store.records import (
 # --------------------------------------------------------------------------- errors
 
 
-class StoreError(Exception):
+class StoreError(EngineError):
     """Base of every error a store raises. Driver exceptions are chained with `from`."""
 
 
@@ -105,7 +106,7 @@ class Store(abc.ABC):
     leases. Every method is a single transaction; none holds one across an await."""
 
     def __init__(self, clock: Clock) -> None:
-        #: the source of every time the store writes (ARCHITECTURE.md invariant 8)
+        #: the source of every time the store writes (docs/architecture.md invariant 8)
         self.clock = clock
 
     def _as_of(self, now: float | None) -> float:
@@ -198,10 +199,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def spent(
-        self, policy: str | None, window: BudgetWindow, now: float | None = None
+        self,
+        policy: str | None,
+        window: BudgetWindow,
+        now: float | None = None,
+        *,
+        addresses: Collection[str] | None = None,
     ) -> int:
         """Sun reserved (open orders) + settled (terminal orders) in the window holding
-        `now`, for `policy` (None: all policies)."""
+        `now`, for `policy` (None: all policies); with `addresses`, for every order of
+        these addresses whatever its policy (`BudgetLimit.addresses`)."""
 
     @abc.abstractmethod
     async def ledger_entries(

@@ -24,7 +24,7 @@ import urllib.parse
 import psycopg
 from pydantic import SecretStr
 
-from engine.clock import Clock
+from engine.core.clock import Clock
 from engine.store.base import Store, UnsupportedStoreURLError
 from engine.store.postgres import PostgresStore, PostgresTarget
 from engine.store.sqlite import MEMORY, SQLiteStore

@@ -29,19 +29,9 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
-from engine.clock import Clock
-from engine.store import postgres_orders as q
-from engine.store import rows
-from engine.store.base import (
-    SchemaVersionError,
-    Store,
-    StoreClosedError,
-    StoreError,
-    StoreUnavailableError,
-)
-from engine.store.migrating import discover, migrate_postgresql
-from engine.store.phases import OrderPhase
-from engine.store.records import (
+from engine.core.clock import Clock
+from engine.core.phases import OrderPhase
+from engine.core.records import (
     BudgetLimit,
     BudgetWindow,
     IntentOutcome,
@@ -55,6 +45,16 @@ from engine.store.records import (
     ProviderHealth,
     window_bounds,
 )
+from engine.store import postgres_orders as q
+from engine.store import rows
+from engine.store.base import (
+    SchemaVersionError,
+    Store,
+    StoreClosedError,
+    StoreError,
+    StoreUnavailableError,
+)
+from engine.store.migrating import discover, migrate_postgresql
 
 T = TypeVar("T")
 Work = Callable[[q.Cursor, float], Awaitable[T]]
@@ -245,10 +245,15 @@ class PostgresStore(Store):
         return await self._read(lambda cur: q.order_history(cur, client_order_id))
 
     async def spent(
-        self, policy: str | None, window: BudgetWindow, now: float | None = None
+        self,
+        policy: str | None,
+        window: BudgetWindow,
+        now: float | None = None,
+        *,
+        addresses: Collection[str] | None = None,
     ) -> int:
         start, end = window_bounds(window, self._as_of(now))
-        return await self._read(lambda cur: q.sum_ledger(cur, policy, start, end))
+        return await self._read(lambda cur: q.sum_ledger(cur, policy, start, end, addresses))
 
     async def ledger_entries(
         self,

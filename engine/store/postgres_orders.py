@@ -22,26 +22,20 @@ shared with SQLite), `phases.py` (rules), `records.py` (values).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import psycopg
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from engine.store import rows
-from engine.store.base import (
-    DuplicateOrderError,
-    OrderNotFoundError,
-    TransitionConflictError,
-)
-from engine.store.phases import (
+from engine.core.phases import (
     OPEN_PHASES,
     LedgerKind,
     OrderPhase,
     free_slot,
 )
-from engine.store.records import (
+from engine.core.records import (
     BudgetLimit,
     IntentCreated,
     IntentOutcome,
@@ -51,6 +45,12 @@ from engine.store.records import (
     OrderFilter,
     OrderRecord,
     window_bounds,
+)
+from engine.store import rows
+from engine.store.base import (
+    DuplicateOrderError,
+    OrderNotFoundError,
+    TransitionConflictError,
 )
 
 Cursor = psycopg.AsyncCursor[DictRow]
@@ -99,7 +99,8 @@ async def create_intent(
         return rows.open_order_refusal(holders)
     for budget in budgets:
         start, end = window_bounds(budget.window, now)
-        refusal = rows.over_budget(intent, budget, await sum_ledger(cur, budget.policy, start, end))
+        spent = await sum_ledger(cur, budget.policy, start, end, budget.addresses)
+        refusal = rows.over_budget(intent, budget, spent)
         if refusal is not None:
             return refusal
     try:
@@ -243,6 +244,9 @@ async def orders(cur: Cursor, selection: OrderFilter) -> list[OrderRecord]:
     if selection.since is not None:
         where.append("created_at >= %s")
         params.append(selection.since)
+    if selection.updated_since is not None:
+        where.append("updated_at >= %s")
+        params.append(selection.updated_since)
     if selection.deadline_before is not None:
         where.append("deadline < %s AND phase = ANY(%s)")
         params.extend([selection.deadline_before, _OPEN])
@@ -279,7 +283,23 @@ async def order_history(cur: Cursor, client_order_id: str) -> list[OrderEvent]:
     return [rows.event_from_row(row) for row in await cur.fetchall()]
 
 
-async def sum_ledger(cur: Cursor, policy: str | None, start: float, end: float) -> int:
+async def sum_ledger(
+    cur: Cursor,
+    policy: str | None,
+    start: float,
+    end: float,
+    addresses: Collection[str] | None = None,
+) -> int:
+    if addresses is not None:  # the orders of these addresses, whichever policy placed them
+        await cur.execute(
+            "SELECT COALESCE(SUM(l.amount_sun), 0)::bigint AS total FROM ledger_entries AS l"
+            " JOIN orders AS o ON o.client_order_id = l.client_order_id"
+            " WHERE l.booked_at >= %s AND l.booked_at < %s AND o.address = ANY(%s)",
+            (start, end, sorted(addresses)),
+        )
+        found = await cur.fetchone()
+        assert found is not None
+        return int(found["total"])
     sql = "SELECT COALESCE(SUM(amount_sun), 0)::bigint AS total FROM ledger_entries"
     sql += " WHERE booked_at >= %s AND booked_at < %s"
     params: list[Any] = [start, end]

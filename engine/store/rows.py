@@ -26,15 +26,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from engine.store.base import IllegalTransitionError, TransitionConflictError
-from engine.store.phases import (
+from engine.core.phases import (
     OPEN_PHASES,
     LedgerKind,
     OrderPhase,
     check_transition,
     settlement,
 )
-from engine.store.records import (
+from engine.core.records import (
     BudgetLimit,
     IntentRefused,
     LedgerEntry,
@@ -44,6 +43,7 @@ from engine.store.records import (
     OrderRecord,
     RefusalReason,
 )
+from engine.store.base import IllegalTransitionError, TransitionConflictError
 
 
 class Row(Protocol):

@@ -26,19 +26,9 @@ from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from engine.clock import Clock
-from engine.store import rows
-from engine.store import sqlite_orders as q
-from engine.store.base import (
-    SchemaVersionError,
-    Store,
-    StoreClosedError,
-    StoreError,
-    StoreUnavailableError,
-)
-from engine.store.migrating import discover, migrate_sqlite
-from engine.store.phases import OrderPhase
-from engine.store.records import (
+from engine.core.clock import Clock
+from engine.core.phases import OrderPhase
+from engine.core.records import (
     BudgetLimit,
     BudgetWindow,
     IntentOutcome,
@@ -52,6 +42,16 @@ from engine.store.records import (
     ProviderHealth,
     window_bounds,
 )
+from engine.store import rows
+from engine.store import sqlite_orders as q
+from engine.store.base import (
+    SchemaVersionError,
+    Store,
+    StoreClosedError,
+    StoreError,
+    StoreUnavailableError,
+)
+from engine.store.migrating import discover, migrate_sqlite
 
 T = TypeVar("T")
 MEMORY = ":memory:"
@@ -227,10 +227,15 @@ class SQLiteStore(Store):
         return await self._read(lambda conn: q.order_history(conn, client_order_id))
 
     async def spent(
-        self, policy: str | None, window: BudgetWindow, now: float | None = None
+        self,
+        policy: str | None,
+        window: BudgetWindow,
+        now: float | None = None,
+        *,
+        addresses: Collection[str] | None = None,
     ) -> int:
         start, end = window_bounds(window, self._as_of(now))
-        return await self._read(lambda conn: q.spent(conn, policy, start, end))
+        return await self._read(lambda conn: q.spent(conn, policy, start, end, addresses))
 
     async def ledger_entries(
         self,

@@ -15,22 +15,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from engine.store import rows
-from engine.store.base import (
-    DuplicateOrderError,
-    OrderNotFoundError,
-    TransitionConflictError,
-)
-from engine.store.phases import (
+from engine.core.phases import (
     OPEN_PHASES,
     LedgerKind,
     OrderPhase,
     free_slot,
 )
-from engine.store.records import (
+from engine.core.records import (
     BudgetLimit,
     IntentCreated,
     IntentOutcome,
@@ -40,6 +34,12 @@ from engine.store.records import (
     OrderFilter,
     OrderRecord,
     window_bounds,
+)
+from engine.store import rows
+from engine.store.base import (
+    DuplicateOrderError,
+    OrderNotFoundError,
+    TransitionConflictError,
 )
 
 _OPEN = tuple(sorted(OPEN_PHASES))
@@ -69,7 +69,8 @@ def create_intent(
         return rows.open_order_refusal(str(row["client_order_id"]) for row in holders)
     for budget in budgets:
         start, end = window_bounds(budget.window, now)
-        refusal = rows.over_budget(intent, budget, _sum_ledger(conn, budget.policy, start, end))
+        spent = _sum_ledger(conn, budget.policy, start, end, budget.addresses)
+        refusal = rows.over_budget(intent, budget, spent)
         if refusal is not None:
             return refusal
     try:
@@ -206,6 +207,9 @@ def orders(conn: sqlite3.Connection, selection: OrderFilter) -> list[OrderRecord
     if selection.since is not None:
         where.append("created_at >= ?")
         params.append(selection.since)
+    if selection.updated_since is not None:
+        where.append("updated_at >= ?")
+        params.append(selection.updated_since)
     if selection.deadline_before is not None:
         where.append(f"deadline < ? AND phase IN ({_OPEN_SQL})")
         params.extend([selection.deadline_before, *_OPEN])
@@ -245,7 +249,22 @@ def order_history(conn: sqlite3.Connection, client_order_id: str) -> list[OrderE
     ]
 
 
-def _sum_ledger(conn: sqlite3.Connection, policy: str | None, start: float, end: float) -> int:
+def _sum_ledger(
+    conn: sqlite3.Connection,
+    policy: str | None,
+    start: float,
+    end: float,
+    addresses: Collection[str] | None = None,
+) -> int:
+    if addresses is not None:  # the orders of these addresses, whichever policy placed them
+        row = conn.execute(
+            "SELECT COALESCE(SUM(l.amount_sun), 0) FROM ledger_entries AS l"
+            " JOIN orders AS o ON o.client_order_id = l.client_order_id"
+            " WHERE l.booked_at >= ? AND l.booked_at < ?"
+            " AND o.address IN (SELECT value FROM json_each(?))",
+            (start, end, json.dumps(sorted(addresses))),
+        ).fetchone()
+        return int(row[0])
     sql = "SELECT COALESCE(SUM(amount_sun), 0) FROM ledger_entries WHERE booked_at >= ?"
     sql += " AND booked_at < ?"
     params: list[Any] = [start, end]
@@ -255,8 +274,14 @@ def _sum_ledger(conn: sqlite3.Connection, policy: str | None, start: float, end:
     return int(conn.execute(sql, params).fetchone()[0])
 
 
-def spent(conn: sqlite3.Connection, policy: str | None, start: float, end: float) -> int:
-    return _sum_ledger(conn, policy, start, end)
+def spent(
+    conn: sqlite3.Connection,
+    policy: str | None,
+    start: float,
+    end: float,
+    addresses: Collection[str] | None = None,
+) -> int:
+    return _sum_ledger(conn, policy, start, end, addresses)
 
 
 def ledger_entries(

@@ -67,7 +67,7 @@ async def hang_pass(
         for op in ops:
             world.emulators[vendor].faults.hang_next(50, seconds=3600.0, on=op)
         start = clock.now()
-        await drive(clock, rec.reconcile_once(apply=True), lambda: store.in_flight > 0)
+        await drive(clock, rec.run_pass(apply=True), lambda: store.in_flight > 0)
         result.pass_s = clock.now() - start
         rows = await store.inner.orders(OrderFilter(limit=100, newest_first=False))
         accepted = {(v, d.receiver): d.accepted_at for v, d in vendor_orders(world)}

@@ -2,7 +2,7 @@
 
 - `Life` is one incarnation of an in-process engine. `Killed` (a `BaseException`, so no
   `except Exception` in the engine can swallow it) is raised at the engine's crash points
-  (`engine.applying.crash_hook`) when a kill is armed there; from then on the incarnation
+  (`engine.act.applying.crash_hook`) when a kill is armed there; from then on the incarnation
   is dead: every store call, crash point and new HTTP request of it raises `Killed`, as if
   the process were gone. The harness then builds a fresh incarnation on the same store
   file and the same World, like a restarted process.
@@ -14,7 +14,7 @@
   runs a coroutine and, whenever nothing else can run, jumps the clock to that moment
   (so a provider that never answers costs emulated seconds, not a hung test).
 
-Neighbours: `sandbox/chaos/running.py` (uses all of this), `engine/applying.py` (the
+Neighbours: `sandbox/chaos/running.py` (uses all of this), `engine/act/applying.py` (the
 crash points and `crash_hook`), `engine/store/base.py` (the interface wrapped).
 """
 
@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from engine.store import (
     BudgetLimit,
     BudgetWindow,
@@ -65,7 +65,7 @@ class Life:
             raise Killed(f"dead since {self.killed_at}")
 
     def crash_point(self, name: str) -> None:
-        """The `engine.applying.crash_hook` of this incarnation."""
+        """The `engine.act.applying.crash_hook` of this incarnation."""
         self.check()
         if self.armed == name:
             self.dead, self.killed_at, self.armed = True, name, None
@@ -161,9 +161,14 @@ class ChaosStore(Store):
         return await self._do(lambda: self.inner.order_history(client_order_id))
 
     async def spent(
-        self, policy: str | None, window: BudgetWindow, now: float | None = None
+        self,
+        policy: str | None,
+        window: BudgetWindow,
+        now: float | None = None,
+        *,
+        addresses: Collection[str] | None = None,
     ) -> int:
-        return await self._do(lambda: self.inner.spent(policy, window, now))
+        return await self._do(lambda: self.inner.spent(policy, window, now, addresses=addresses))
 
     async def ledger_entries(self, **selection: Any) -> list[LedgerEntry]:
         return await self._do(lambda: self.inner.ledger_entries(**selection))

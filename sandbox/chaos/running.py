@@ -10,7 +10,7 @@ scenario step by step (`STEP` emulated seconds each):
    kills armed); at `fault_end` all of them are switched off;
 2. the addresses whose need starts now are drained (transfers until they are short);
 3. time moves (`World.advance`: deliveries), then one engine pass
-   (`Reconciler.reconcile_once(apply=True)`, two at once for `wake_twice`), driven on the
+   (`Reconciler.run_pass(apply=True)`, two at once for `wake_twice`), driven on the
    clock by `injecting.drive` so that timeouts cost emulated time only;
 4. a killed engine is discarded and a fresh one built on the same store file, like a
    restarted process; a pass failing on the store is a failed pass, nothing more;
@@ -35,13 +35,13 @@ from typing import Any
 
 import httpx
 
-from engine import applying
-from engine.applying import OutcomeKind
-from engine.chain import ChainReader
-from engine.providing import ProviderPool
+from engine.act.applying import OutcomeKind
+from engine.act.providing import ProviderPool
+from engine.act.tracking import TrackingSettings
+from engine.core import crashing
+from engine.observe.chain import ChainReader
 from engine.reconciling import PassResult, Reconciler
 from engine.store import OPEN_PHASES, OrderFilter, StoreError, open_store
-from engine.tracking import TrackingSettings
 from providers.http import NO_WAIT
 from sandbox import demo
 from sandbox.chaos.checking import RunReport, check
@@ -89,7 +89,7 @@ class Engine:
 
     async def start(self) -> Reconciler:
         run, life = self.run, self.life
-        applying.crash_hook = life.crash_point
+        crashing.crash_hook = life.crash_point
         inner = await open_store(f"sqlite:///{run.directory / 'chaos.db'}", run.clock)
         self.store = ChaosStore(inner, life, run.rng)
         self.store.down, self.store.flaky = run.store_down, run.store_flaky
@@ -220,7 +220,7 @@ class ChaosRun:
         store = self.engine.store
         assert store is not None
         before = asyncio.all_tasks()
-        passes = [rec.reconcile_once(apply=True) for _ in range(2 if twice else 1)]
+        passes = [rec.run_pass(apply=True) for _ in range(2 if twice else 1)]
         self.report.passes += len(passes)
         try:
             results: list[Any] = await drive(
@@ -314,7 +314,7 @@ class ChaosRun:
             unmet = report.needs - len(met) - report.held
             report.recover_s = None if unmet > 0 else max([0.0, *(t - fault_end for t in met)])
         finally:
-            applying.crash_hook = None
+            crashing.crash_hook = None
             for emulator in self.world.emulators.values():
                 emulator.faults.release_hangs()
             leftovers = asyncio.all_tasks() - before  # abandoned holds and their timers

@@ -36,9 +36,10 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from engine.applying import CRASH_POINTS
+from engine.core.crashing import CRASH_POINTS
+from sandbox.providers import VENDORS as EMULATED
 
-VENDORS = ("mefree", "itrx", "eopen", "tronsave")
+VENDORS = tuple(v.name for v in EMULATED)
 KILL_POINTS = (*CRASH_POINTS, "before_move", "after_move")
 VENDOR_OPS = ("create", "price", "balance", "status")
 KINDS = (

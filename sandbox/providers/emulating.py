@@ -40,11 +40,11 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.clock import Clock
+from engine.core.clock import Clock
 from sandbox.providers.base import Delegator
 from sandbox.providers.delivery import Delivery, DeliveryBook
 from sandbox.providers.faults import Faults, Injected
@@ -80,6 +80,17 @@ class DateHeader:
             await send(message)
 
         await self.app(scope, receive, dated)
+
+
+_PLAIN_HEADERS = frozenset(
+    {"host", "accept", "accept-encoding", "connection", "content-length", "content-type",
+     "user-agent"}
+)  # fmt: skip
+
+
+def _credentials(request: Request) -> str:
+    """The request's non-standard header values (its key, signature, timestamp)."""
+    return " ".join(v for k, v in request.headers.items() if k.lower() not in _PLAIN_HEADERS)
 
 
 @dataclass(frozen=True)
@@ -184,6 +195,12 @@ class EmulatorBase(abc.ABC):
         body += f"<center><h1>{status} {reason}</h1></center><hr><center>nginx</center>"
         return HTMLResponse(body + "</body></html>", status_code=status)
 
+    def _refusal(self, message: str) -> Response:
+        """The vendor's refusal of a request with `message` (the echo fault); by default
+        a JSON 400 carrying it under the usual message keys."""
+        body = {"code": 400, "error": True, "msg": message, "message": message}
+        return JSONResponse(body, status_code=400)
+
     def _not_found(self, request: Request, status: int) -> Response:
         """The vendor's answer for an unknown route (404) or a wrong method (405)."""
         return Response("Not Found", status_code=404, media_type="text/plain")
@@ -218,6 +235,8 @@ class EmulatorBase(abc.ABC):
             return self._rate_limited()
         self.tick()
         fault = self.faults.take(op)
+        if fault is not None and fault.kind == "echo":
+            return self._refusal(f"invalid credentials: {_credentials(request)}")
         if fault is not None and not fault.after_accept:
             if fault.kind != "hang":
                 return self._fault_answer(fault)

@@ -37,7 +37,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from engine.clock import Clock
+from engine.core.clock import Clock
 from sandbox.providers.base import ChainView, Delegator, is_tron_address
 from sandbox.providers.delivery import Delivery, DeliveryState
 from sandbox.providers.emulating import EmulatorBase, Handler

@@ -15,7 +15,9 @@ and changed by the test or the sandbox while the emulator runs. Knobs:
   TronSave, which enforces our `maxPriceAccepted`, refuses an order the move takes above
   it);
 - per emulator: `rate_limit` (requests per emulated second, answered with the vendor's own
-  rate-limit response) and `set_balance` (applied at the next request or tick).
+  rate-limit response) and `set_balance` (applied at the next request or tick);
+- `echo_credentials`: the next requests are refused with the vendor's own error whose
+  text quotes the credential headers the client sent (a vendor that echoes the key).
 
 `on=` restricts a queued fault to one operation name ("create", "status", "balance",
 "price"...); each emulator documents its operation names. Neighbours: `emulating.py`
@@ -35,7 +37,7 @@ from typing import Literal
 class Injected:
     """One queued request fault."""
 
-    kind: Literal["fail", "hang", "answer"]
+    kind: Literal["fail", "hang", "answer", "echo"]
     status: int = 500
     after_accept: bool = True
     seconds: float = 3600.0
@@ -108,6 +110,12 @@ class Faults:
         only when the hold ends (a late arrival). `release_hangs()` ends every hold now.
         """
         self._queue.extend(Injected("hang", 0, after_accept, seconds, on) for _ in range(n))
+
+    def echo_credentials(self, n: int = 1, *, on: str | None = None) -> None:
+        """Refuse the next `n` requests (matching `on`) before anything happens, with the
+        vendor's error envelope and a message that quotes the request's credential headers
+        (key, signature, timestamp): what a careless vendor's "invalid key ..." does."""
+        self._queue.extend(Injected("echo", 400, False, 0.0, on) for _ in range(n))
 
     def slow_delivery(self, seconds: float) -> None:
         """Orders accepted from now on are delegated `seconds` after acceptance."""

@@ -33,7 +33,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from engine.clock import Clock
+from engine.core.clock import Clock
 from sandbox.providers.base import ChainView, Delegator, fake_txid, is_tron_address
 from sandbox.providers.delivery import Delivery, DeliveryState
 from sandbox.providers.emulating import EmulatorBase, Handler
@@ -123,6 +123,9 @@ class ItrxEmulator(EmulatorBase):
     @staticmethod
     def _detail(message: str, status: int = 400) -> JSONResponse:
         return JSONResponse({"detail": message}, status_code=status)
+
+    def _refusal(self, message: str) -> Response:
+        return self._detail(message)
 
     def _rate_limited(self) -> Response:
         return self._detail("Request was throttled. Expected available in 1 second.", 429)

@@ -1,4 +1,4 @@
-"""Mefree emulator: `api.mefree.net`'s wire format (reference/providers.md section 1).
+"""Mefree emulator: `api.mefree.net`'s wire format (https://docs.mefree.net/api/create-order).
 
 - Auth on every call: `MF-ACCESS-KEY`, `MF-ACCESS-TIMESTAMP` (ISO-8601 UTC with ms and
   `Z`), `MF-ACCESS-SIGN` = Base64(HMAC-SHA256(secret, ts + METHOD + path?query [+ body])),
@@ -39,7 +39,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from engine.clock import Clock
+from engine.core.clock import Clock
 from sandbox.providers.base import Delegator, is_tron_address
 from sandbox.providers.delivery import Delivery, DeliveryState
 from sandbox.providers.emulating import EmulatorBase, Handler
@@ -163,6 +163,9 @@ class MefreeEmulator(EmulatorBase):
             "data": None,
         }
         return JSONResponse(body, status_code=status)
+
+    def _refusal(self, message: str) -> Response:
+        return self._error(400, "INVALID_PARAMETER", message)
 
     def _rate_limited(self) -> Response:
         return self._error(429, "TOO_MANY_REQUESTS", "Too many requests")

@@ -32,7 +32,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from engine.clock import Clock
+from engine.core.clock import Clock
 from sandbox.providers.base import ChainView, Delegator, is_tron_address
 from sandbox.providers.delivery import Delivery
 from sandbox.providers.emulating import EmulatorBase, Handler
@@ -124,6 +124,9 @@ class TronSaveEmulator(EmulatorBase):
     def _fail(code: str, detail: str = "", status: int = 400) -> JSONResponse:
         message = f"TSAS:{TSAS[code]} {code}" + (f" {detail}" if detail else "")
         return JSONResponse({"error": True, "message": message, "data": None}, status)
+
+    def _refusal(self, message: str) -> Response:
+        return self._fail("INVALID_PARAMS", message)
 
     def _rate_limited(self) -> Response:
         return JSONResponse({"error": True, "message": "Rate limit reached"}, 429)

@@ -40,7 +40,9 @@ def to_base58(hex_address: str) -> str:
 
 @dataclass(frozen=True)
 class ChainParams:
-    """Global parameters; mainnet-like defaults (reference/tron.md section 2.6)."""
+    """Global parameters; mainnet-like defaults (`/wallet/getchainparameters`, java-tron's
+    `Wallet.getChainParameters`; values from the resource-model page of TRON's docs,
+    https://github.com/tronprotocol/documentation-en, `resource.md`)."""
 
     total_energy_limit: int = 180_000_000_000
     # Whole TRX staked network-wide for energy at genesis (moves as accounts stake).

@@ -4,8 +4,9 @@ Everything here is integer (or IEEE-double where java-tron uses `double`, so res
 bit for bit) and free of state, clocks and HTTP. `state.py` applies these functions to
 accounts; the property tests in `tests/sandbox/tron_node/` exercise them directly.
 
-Sources (reference/tron.md section 3, checked against java-tron's
-`ResourceProcessor`, `EnergyProcessor`, `UnDelegateResourceActuator`, `FreezeV2Util`):
+Sources (java-tron, https://github.com/tronprotocol/java-tron: `ResourceProcessor`,
+`EnergyProcessor`, `UnDelegateResourceActuator`, `FreezeV2Util`, and the constants of
+`common/src/main/java/org/tron/core/config/Parameter.java`):
 usage decays linearly to 0 over a window of 28,800 slots (24 h of 3 s blocks); a slot is
 `block_timestamp_ms // 3000` (mainnet genesis timestamp is 0).
 """

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from engine.clock import Clock
+from engine.core.clock import Clock
 from sandbox.tron_node import model
 from sandbox.tron_node.accounts import Account, ChainParams, Delegation, to_hex
 from sandbox.tron_node.blocks import BlockLog, Transaction

@@ -4,7 +4,7 @@ Pure functions between the HTTP layer (`app.py`) and the JSON-ready dicts of `re
 `encode` drops what java-tron's `JsonFormat` never prints (zero, false, empty string,
 empty list) and rewrites the registered address fields to base58 when `visible` is true;
 `parse_address` turns a request's address into hex or a java-tron-shaped error.
-Reference: reference/tron.md section 1.
+Source: java-tron's `JsonFormat` and HTTP servlets (https://github.com/tronprotocol/java-tron).
 """
 
 from __future__ import annotations

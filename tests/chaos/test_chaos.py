@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import applying
+from engine.act import applying
 from engine.store import OrderFilter, OrderPhase, open_store
 from providers.base import AmbiguousError, TemporaryError
 from sandbox.chaos import running as chaos_running
@@ -38,7 +38,7 @@ def test_scenarios_are_reproducible_and_cover_every_kind() -> None:
 
 def _fail_over_on_ambiguity(monkeypatch: pytest.MonkeyPatch) -> None:
     """Break invariant 3: treat an ambiguous create as a definite failure."""
-    real = applying.bounded
+    real = applying.bounded  # type: ignore[attr-defined]  # applying's own name, patched below
 
     async def bounded(clock, seconds, call):  # type: ignore[no-untyped-def]
         try:

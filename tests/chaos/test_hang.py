@@ -17,6 +17,7 @@ from sandbox.chaos.hanging import hang_pass
 
 async def test_a_hanging_create_holds_only_its_own_addresses(tmp_path: Path) -> None:
     result = await hang_pass(tmp_path, ops=("create",))
+    assert result.timeout is not None
     assert result.pass_s <= result.timeout
     for item in result.addresses:
         if item.first == "itrx":  # ambiguous after the timeout: held, never bought elsewhere
@@ -28,6 +29,7 @@ async def test_a_hanging_create_holds_only_its_own_addresses(tmp_path: Path) -> 
 
 async def test_hanging_quotes_and_balance_reads_do_not_stall_the_pass(tmp_path: Path) -> None:
     result = await hang_pass(tmp_path, ops=("price", "balance", "create"))
+    assert result.timeout is not None
     assert result.pass_s <= result.timeout
     for item in result.addresses:
         # itrx's quote timed out: its addresses fall back to their next vendor

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from engine.clock import SystemClock
+from engine.core.clock import SystemClock
 from engine.store import (
     OPEN_PHASES,
     BudgetWindow,
@@ -149,7 +149,7 @@ def _receiver(order: Any) -> str:
 
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    from engine.clock import ScaledClock
+    from engine.core.clock import ScaledClock
 
     with World(clock=ScaledClock()) as world:
         box = Sandbox(world, tmp_path)

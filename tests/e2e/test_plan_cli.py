@@ -84,3 +84,37 @@ def test_orders_filters(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> No
     assert "0 order(s)." in none.output
     bad = run(box, "orders", "-f", d, "--state", "nonsense")
     assert bad.exit_code == 2
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_node_nothing_can_be_read_from_is_an_error_not_zero_purchases(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`plan --node 'not a url'` printed "0 purchase(s)" and exited 0 with every address
+    blocked; a node that does not answer did the same."""
+    box = sandbox
+    monkeypatch.chdir(box.directory)
+    d = str(box.directory)
+    bad = run(box, "plan", "-f", d, "--node", "not a url", "--detailed-exitcode")
+    assert bad.exit_code == 1, bad.output
+    assert bad.output.strip().splitlines() == [
+        "error: --node must be an http:// or https:// URL without credentials, got 'not a url'"
+    ]
+    dead = f"http://127.0.0.1:{_closed_port()}"
+    cases = [
+        ["plan", "-f", d, "--node", dead],
+        ["plan", "-f", d, "--node", dead, "--detailed-exitcode", "-o", "json"],
+        ["status", "-f", d, "--node", dead],
+    ]
+    for args in cases:
+        result = run(box, *args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "could be read from the node" in result.output, result.output
+    assert run(box, "plan", "-f", d).exit_code == 0  # the configured node answers

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from engine.chain import ChainReader
-from engine.clock import SystemClock
+from engine.core.clock import SystemClock
+from engine.observe.chain import ChainReader
 from sandbox import demo
 
 ENERGYCTL = str(Path(sys.executable).with_name("energyctl"))

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli import main
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from sandbox import demo
 from sandbox.world import World
 

@@ -2,7 +2,7 @@
 
 The sandbox World (node + four vendor emulators, real-time clock) is served on loopback
 with 200 watched addresses; three replicas share them through shard leases
-(`engine/sharding.py`: 32 shards, lease ttl 2 s, intent grace 4 s, passes every second).
+(`engine/sidecar/sharding.py`: 32 shards, lease ttl 2 s, intent grace 4 s, passes every second).
 A driver drains every address in rounds (USDT transfers on the emulated chain) and waits
 until all are topped up, while a seeded killer SIGKILLs a replica every few seconds and
 restarts it. A sampler reads the store five times a second. At the end, with every
@@ -34,8 +34,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.clock import ScaledClock
-from engine.sharding import shard_of
+from engine.core.clock import ScaledClock
+from engine.sidecar.sharding import shard_of
 from sandbox.world import World
 from tests.e2e.replicated import OPEN, SHARDS, Cluster
 

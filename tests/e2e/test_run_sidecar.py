@@ -22,7 +22,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.clock import ScaledClock
+from engine.core.clock import ScaledClock
 from engine.store import OrderPhase
 from sandbox import demo
 from sandbox.world import World

@@ -1,9 +1,9 @@
 """An in-process market for the applying, tracking and reconciling tests.
 
-The emulated chain (`ChainState`), the four vendor emulators delivering on it through
-`ChainDelegator`, the real adapters talking to them through `httpx.ASGITransport`, a
-`ChainReader` on the node app, and a real SQLite store in a temporary directory, all on
-one `VirtualClock`. Provider instance names are `p-<vendor>`.
+The emulated chain (`ChainState`), the vendor emulators of `sandbox.providers.VENDORS`
+delivering on it through `ChainDelegator`, the real adapters talking to them through
+`httpx.ASGITransport`, a `ChainReader` on the node app, and a real SQLite store in a
+temporary directory, all on one `VirtualClock`. Provider instance names are `p-<vendor>`.
 """
 
 from __future__ import annotations
@@ -17,26 +17,21 @@ import httpx
 from pydantic import SecretStr
 from tronpy.keys import PrivateKey
 
-from engine.chain import ChainReader
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
+from engine.observe.chain import ChainReader
 from engine.store import OPEN_PHASES, OrderFilter, Store, open_store
 from policies.models import EnergyPolicy
+from providers import registry
 from providers.base import Provider
-from providers.eopen import EopenProvider
 from providers.http import NO_WAIT
-from providers.itrx import ItrxProvider
-from providers.mefree import MefreeProvider
-from providers.tronsave import TronsaveProvider
+from sandbox.providers import VENDORS as EMULATED
+from sandbox.providers import vendor as emulated
 from sandbox.providers.chain_delegator import ChainDelegator
 from sandbox.providers.emulating import EmulatorBase
-from sandbox.providers.eopen import EopenEmulator
-from sandbox.providers.itrx import ItrxEmulator
-from sandbox.providers.mefree import MefreeEmulator
-from sandbox.providers.tronsave import TronSaveEmulator
 from sandbox.tron_node import ChainState, create_app
 
 TRX = 1_000_000
-VENDORS = ("mefree", "itrx", "eopen", "tronsave")
+VENDORS = tuple(v.name for v in EMULATED)
 
 
 def address(role: str, n: int = 0) -> str:
@@ -57,16 +52,10 @@ class Market:
             self.chain.create_account(owner, 5_010_000 * TRX)
             self.chain.stake_energy(owner, 5_000_000 * TRX)
             delegator = ChainDelegator(self.chain, owner)
-            cls: Any = {
-                "mefree": MefreeEmulator,
-                "itrx": ItrxEmulator,
-                "eopen": EopenEmulator,
-                "tronsave": TronSaveEmulator,
-            }[vendor]
             kwargs: dict[str, Any] = {"clock": clock, "balance_sun": 100_000 * TRX}
             if vendor == "tronsave":
                 kwargs["rate_limit_per_s"] = None
-            self.emulators[vendor] = cls(delegator, **kwargs)
+            self.emulators[vendor] = emulated(vendor).emulator(delegator, **kwargs)
         self.chain.create_account(SINK, 0)
         self.chain.mark_usdt_holder(SINK)
         self.node_app = create_app(self.chain)
@@ -87,43 +76,17 @@ class Market:
         return cls(store, clock)
 
     def _adapter(self, vendor: str) -> Provider:
-        emu = self.emulators[vendor]
-        common: dict[str, Any] = {
+        entry = emulated(vendor)
+        kwargs: dict[str, Any] = {
             "clock": self.clock,
-            "transport": httpx.ASGITransport(app=emu.app),
+            "transport": httpx.ASGITransport(app=self.emulators[vendor].app),
             "retry": NO_WAIT,
+            "base_url": f"http://{vendor}.test{entry.base_path}",
+            **{k: SecretStr(v) for k, v in entry.credential_kwargs().items()},
         }
-        name = f"p-{vendor}"
-        if vendor == "mefree":
-            return MefreeProvider(
-                name,
-                api_key=SecretStr("mefree-sandbox-key"),
-                api_secret=SecretStr("mefree-sandbox-secret"),
-                base_url="http://mefree.test",
-                **common,
-            )
-        if vendor == "itrx":
-            return ItrxProvider(
-                name,
-                api_key=SecretStr("ITRX-SANDBOX-KEY"),
-                api_secret=SecretStr("ITRX-SANDBOX-SECRET"),
-                base_url="http://itrx.test",
-                **common,
-            )
-        if vendor == "eopen":
-            return EopenProvider(
-                name,
-                api_key=SecretStr("eopen-sandbox-key"),
-                base_url="http://eopen.test/api",
-                **common,
-            )
-        return TronsaveProvider(
-            name,
-            api_key=SecretStr("tronsave-sandbox-key"),
-            base_url="http://tronsave.test",
-            requests_per_second=1e6,
-            **common,
-        )
+        if vendor == "tronsave":
+            kwargs["requests_per_second"] = 1e6
+        return registry.create(vendor, f"p-{vendor}", **kwargs)
 
     async def close(self) -> None:
         for provider in self.providers.values():

@@ -1,4 +1,4 @@
-"""abandonAfter (engine/tracking.py): a held order ends `failed` only when it must not be held.
+"""abandonAfter (engine/act/tracking.py): a held order ends `failed` only when it must not be held.
 
 Real SQLite store, the emulators and the emulated node in-process on one VirtualClock
 (`tests/engine/market.py`). An eopen intent that was never sent (a crash before the call:
@@ -18,11 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.alerting import Alerter, AlertSettings
-from engine.chain import ChainError, ChainTemporaryError, EnergySnapshot
+from engine.act.tracking import Tracker, TrackingSettings, delegation_evidence
+from engine.core.snapshots import EnergySnapshot
+from engine.observe.chain import ChainError, ChainTemporaryError
 from engine.reconciling import Reconciler
+from engine.sidecar.alerting import Alerter, AlertSettings
 from engine.store import BudgetWindow, OrderPhase
-from engine.tracking import Tracker, TrackingSettings, delegation_evidence
 from policies.loading import SecretMode, load
 from policies.policyset import PolicySet
 from tests.engine.market import TRX, VENDORS, Market, address
@@ -212,10 +213,10 @@ async def test_a_pass_abandons_then_buys_again_and_alerts_once(
     assert rec.tracker.abandon_after == {"pol": HOUR}
     coid = await intent_only(market, addr, "eopen", place=False)
     market.advance(61)  # past the intent grace: held `unknown`, nothing bought
-    held = await rec.reconcile_once(apply=True)
+    held = await rec.run_pass(apply=True)
     assert [t.after for t in held.tracked] == [P.UNKNOWN] and held.outcomes == ()
     market.advance(HOUR)
-    first = await rec.reconcile_once(apply=True)
+    first = await rec.run_pass(apply=True)
     [tracked] = first.tracked
     assert (tracked.client_order_id, tracked.after, tracked.abandoned) == (coid, P.FAILED, True)
     [outcome] = first.outcomes  # the address is no longer held: bought again
@@ -234,7 +235,7 @@ async def test_a_pass_abandons_then_buys_again_and_alerts_once(
     try:
         alerter.observe_pass(controller, first, 0.0)
         market.advance(10)
-        alerter.observe_pass(controller, await rec.reconcile_once(apply=True), 0.0)
+        alerter.observe_pass(controller, await rec.run_pass(apply=True), 0.0)
         while not alerter._queue.empty():
             await alerter.deliver(alerter._queue.get_nowait())
     finally:

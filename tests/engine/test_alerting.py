@@ -13,12 +13,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import httpx
+import pytest
 
-from engine.alerting import Alerter, AlertSettings
-from engine.applying import ActionOutcome, Attempt, OutcomeKind
-from engine.clock import VirtualClock
-from engine.planning import Plan
+from engine.act.applying import ActionOutcome, Attempt, OutcomeKind
+from engine.core.clock import VirtualClock
+from engine.decide.planning import Plan
 from engine.reconciling import PassResult
+from engine.sidecar.alerting import Alerter, AlertSettings, SettingError
 from providers.base import ProviderError
 
 
@@ -160,3 +161,57 @@ async def test_balance_checks_are_timed_on_the_controller_s_clock() -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await alerter.aclose()
+
+
+async def test_a_send_that_raises_never_ends_the_delivery_task() -> None:
+    """A webhook URL httpx cannot send to (`http://[::1`, unchecked here) raised InvalidURL,
+    which is not an HTTPError: the task died after the first alert."""
+    from engine.sidecar.alerting import Alert
+
+    c = _controller()
+    alerter = Alerter(c, AlertSettings(webhook_url="http://[::1"))
+    task = asyncio.create_task(alerter.run())
+    try:
+        for n in range(3):
+            alerter._queue.put_nowait(Alert("below", f"T{n}", "below"))
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if len(alerter.sent) == 3:
+                break
+        assert not task.done(), task.exception()
+        assert [a.subject for a in alerter.sent] == ["T0", "T1", "T2"]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await alerter.aclose()
+
+
+def test_settings_from_the_environment_take_units() -> None:
+    settings = AlertSettings.from_env(
+        {"ENERGYCTL_ALERT_BELOW_FOR": "10m", "ENERGYCTL_ALERT_BALANCE_FLOOR_SUN": "5 TRX"}
+    )
+    assert (settings.below_for, settings.balance_floor_sun) == (600.0, 5_000_000)
+    bare = AlertSettings.from_env(
+        {"ENERGYCTL_ALERT_BELOW_FOR": "90", "ENERGYCTL_ALERT_BALANCE_FLOOR_SUN": "2500000"}
+    )
+    assert (bare.below_for, bare.balance_floor_sun) == (90.0, 2_500_000)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ENERGYCTL_ALERT_BELOW_FOR", "ten minutes"),
+        ("ENERGYCTL_ALERT_BELOW_FOR", "\u0661\u0660m"),
+        ("ENERGYCTL_ALERT_BALANCE_FLOOR_SUN", "5 USDT"),
+        ("ENERGYCTL_ALERT_WEBHOOK_URL", "http://[::1"),
+        ("ENERGYCTL_ALERT_WEBHOOK_URL", "mailto:ops@example.com"),
+        ("ENERGYCTL_TELEGRAM_API_URL", "https://api.telegram.org:99999"),
+    ],
+)
+def test_a_bad_setting_names_its_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingError) as caught:
+        AlertSettings.from_env({name: value})
+    assert caught.value.name == name and str(caught.value).startswith(f"{name}: ")
+    if "URL" in name:
+        assert value not in str(caught.value)  # a webhook URL may carry a token

@@ -6,8 +6,8 @@ an alert). Uses the fakes of `tests/engine/test_alerting.py`.
 
 from __future__ import annotations
 
-from engine.applying import ActionOutcome, Attempt, OutcomeKind
-from engine.planning import Plan
+from engine.act.applying import ActionOutcome, Attempt, OutcomeKind
+from engine.decide.planning import Plan
 from engine.reconciling import PassResult
 from tests.engine.test_alerting import FakeProvider, _alerter, _controller, _drain, _pass
 

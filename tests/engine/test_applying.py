@@ -1,4 +1,4 @@
-"""engine/applying.py against the real SQLite store and the four emulators (in-process).
+"""engine/act/applying.py against the real SQLite store and the four emulators (in-process).
 
 Each test tries to break a money invariant: write-ahead, one open order per address,
 ambiguous outcomes held, budgets reserved before the call, the price cap.
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from engine.applying import OutcomeKind, apply_action
-from engine.planning import Action, Candidate
+from engine.act.applying import OutcomeKind, apply_action
+from engine.decide.planning import Action, Candidate
 from engine.store import BudgetLimit, BudgetWindow, OrderFilter, OrderPhase
 from providers.base import OrderRequest, Provider, QuoteRequest, Receipt
 from tests.engine.market import TRX, Market

@@ -16,17 +16,17 @@ import pytest
 from pydantic import SecretStr
 from tronpy.keys import to_base58check_address, to_hex_address
 
-from engine.chain import (
+from engine.core.clock import VirtualClock
+from engine.core.snapshots import EnergySnapshot
+from engine.observe.chain import (
     API_KEY_HEADER,
     ChainPermanentError,
     ChainReader,
     ChainTemporaryError,
-    EnergySnapshot,
-    TokenBucket,
     canonical_address,
     public_url,
 )
-from engine.clock import VirtualClock
+from providers.http import RateLimiter
 
 NODE = "http://node.test:8090"
 NODEINFO = {"block": "Num:1000,ID:" + "00" * 32, "solidityBlock": "Num:981,ID:" + "11" * 32}
@@ -405,9 +405,9 @@ async def test_rate_limit_is_honoured_on_the_clock() -> None:
     assert stamps[-1] - start >= (len(stamps) - 1) / 5 - 1e-6
 
 
-async def test_token_bucket_rejects_nonsense() -> None:
+async def test_the_chain_rate_limiter_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
-        TokenBucket(0, VirtualClock())
+        RateLimiter(0, burst=1, clock=VirtualClock())
 
 
 def test_canonical_address_accepts_both_forms() -> None:

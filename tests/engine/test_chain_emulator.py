@@ -8,8 +8,9 @@ import pytest
 from pydantic import SecretStr
 from tronpy.keys import to_base58check_address
 
-from engine.chain import ChainReader, ChainTemporaryError, EnergySnapshot
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
+from engine.core.snapshots import EnergySnapshot
+from engine.observe.chain import ChainReader, ChainTemporaryError
 from sandbox.tron_node import ChainState, TronNode, create_app
 
 TRX = 1_000_000

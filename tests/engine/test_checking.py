@@ -1,4 +1,4 @@
-"""engine/checking.py: the read-only checks of every vendor account, and the canary.
+"""engine/act/checking.py: the read-only checks of every vendor account, and the canary.
 
 In-process: the adapters talk to the sandbox world's emulators through ASGI transports,
 on the world's `VirtualClock`; the canary reads the world's node through `ChainReader`.
@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from engine.chain import ChainReader
-from engine.checking import (
+from engine.act.checking import (
     DOCUMENTED_NOT_FOUND,
     CanaryStep,
     check,
@@ -28,9 +27,10 @@ from engine.checking import (
     smallest_order,
     top_up_sizes,
 )
+from engine.act.providing import ProviderPool
 from engine.cli import main
-from engine.clock import VirtualClock
-from engine.providing import ProviderPool
+from engine.core.clock import VirtualClock
+from engine.observe.chain import ChainReader
 from policies.loading import SecretMode, load
 from policies.policyset import PolicySet
 from providers.base import (
@@ -120,7 +120,7 @@ async def test_only_read_endpoints_are_called(world: World, tmp_path: Path) -> N
     for vendor, emulator in world.emulators.items():
         ops = {call.op for call in emulator.calls}
         assert "create" not in ops and ops <= {"balance", "price", "status"}, (vendor, ops)
-        assert not emulator.orders, vendor
+        assert not emulator.orders, vendor  # type: ignore[attr-defined]
 
 
 async def test_a_wrong_key_names_the_vendor_and_the_cause(world: World, tmp_path: Path) -> None:
@@ -265,7 +265,7 @@ async def test_sizes_unsold_are_not_asked() -> None:
 def test_top_up_sizes_and_receiver(world: World, tmp_path: Path) -> None:
     policy_set = _policy_set(world, tmp_path)
     stub = Stub()
-    stub.capabilities = Capabilities(durations=(3600,), min_duration=3600, min_amount=100_000)
+    stub.capabilities = Capabilities(durations=(3600,), min_duration=3600, min_amount=100_000)  # type: ignore[misc]
     # each policy listing itrx, amounts raised to the vendor's minimum (65k -> 100k), once
     assert top_up_sizes(policy_set, "itrx", stub) == [
         (131_000, 3600), (100_000, 3600), (400_000, 86_400), (100_000, 259_200)

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from engine.clock import VirtualClock
-from engine.controller import Controller, ControllerSettings, NotOwner
-from engine.reloading import PolicySource
+from engine.core.clock import VirtualClock
 from engine.session import Session
+from engine.sidecar.controller import Controller, ControllerSettings, NotOwner
+from engine.sidecar.reloading import PolicySource
 from engine.store import OrderFilter, OrderPhase, OrderRecord, open_store
 from sandbox import demo
 from sandbox.world import World
@@ -136,7 +136,7 @@ async def test_passes_run_one_at_a_time(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     async with running(rig) as c:
         assert c.reconciler is not None
-        inner = c.reconciler.plan_and_apply
+        inner = c.reconciler.run_pass
         now, most = 0, 0
 
         async def counted(*args: Any, **kw: Any) -> Any:
@@ -149,7 +149,7 @@ async def test_passes_run_one_at_a_time(tmp_path: Path) -> None:
             finally:
                 now -= 1
 
-        c.reconciler.plan_and_apply = counted  # type: ignore[method-assign]
+        c.reconciler.run_pass = counted  # type: ignore[method-assign]
         before = c.passes
         await asyncio.gather(
             *(c.run_pass() for _ in range(4)), c.ensure(rig.addresses[1], START + 10)
@@ -383,8 +383,10 @@ async def test_two_replicas_split_the_addresses_and_refuse_each_other_s_ensures(
         c.observer.refresh(rig.addresses)
         result = await c.run_pass()
         assert result is not None
-        assert {o.address for o in result.outcomes} == c._owned()
-        assert {e.address for e in result.plan.entries} == c._owned()
+        owned = c._owned()
+        assert owned is not None
+        assert frozenset(o.address for o in result.outcomes) == owned
+        assert frozenset(e.address for e in result.plan.entries) == owned
     orders = await rig.orders()
     assert sorted(o.address for o in orders) == sorted(rig.addresses)  # one order each
     assert rig.creates() == len(rig.addresses)

@@ -1,12 +1,12 @@
-"""engine/ensuring.py: an ensure with `wait` polls the chain on the injected clock."""
+"""engine/sidecar/ensuring.py: an ensure with `wait` polls the chain on the injected clock."""
 
 from __future__ import annotations
 
 import asyncio
 
-from engine.chain import EnergySnapshot
-from engine.clock import VirtualClock
-from engine.ensuring import wait_for_energy
+from engine.core.clock import VirtualClock
+from engine.core.snapshots import EnergySnapshot
+from engine.sidecar.ensuring import wait_for_energy
 
 ADDRESS = "TExWKszFWYTKZH8LYiovAPKzS3L9MLZ4kw"
 

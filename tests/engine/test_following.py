@@ -14,9 +14,9 @@ import httpx
 import pytest
 from tronpy.keys import to_base58check_address, to_hex_address
 
-from engine.chain import ChainReader, ChainTemporaryError
-from engine.clock import VirtualClock
-from engine.following import BlockFollower, analyse_block
+from engine.core.clock import VirtualClock
+from engine.observe.chain import ChainReader, ChainTemporaryError
+from engine.observe.following import BlockFollower, analyse_block
 
 USDT = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
 

@@ -9,9 +9,10 @@ import random
 import httpx
 from tronpy.keys import to_base58check_address
 
-from engine.chain import ChainReader, EnergySnapshot
-from engine.clock import VirtualClock
-from engine.following import BlockFollower
+from engine.core.clock import VirtualClock
+from engine.core.snapshots import EnergySnapshot
+from engine.observe.chain import ChainReader
+from engine.observe.following import BlockFollower
 from sandbox.tron_node import ChainState, create_app
 
 TRX = 1_000_000

@@ -1,4 +1,4 @@
-"""Table tests of the pure planner (engine/planning.py)."""
+"""Table tests of the pure planner (engine/decide/planning.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 from tronpy.keys import PrivateKey
 
-from engine.chain import EnergySnapshot
-from engine.planning import (
+from engine.core.phases import OrderPhase
+from engine.core.records import BudgetWindow, OrderRecord
+from engine.core.snapshots import EnergySnapshot
+from engine.decide.planning import (
     Condition,
     ObservationFailure,
     PlanInputs,
@@ -20,8 +22,6 @@ from engine.planning import (
     plan,
     quote_requests,
 )
-from engine.store.phases import OrderPhase
-from engine.store.records import BudgetWindow, OrderRecord
 from policies.models import EnergyPolicy
 from providers.base import (
     Capabilities,

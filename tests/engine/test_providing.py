@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.clock import VirtualClock
-from engine.providing import ProviderPool, ProvidingError, adapter_kwargs, build_provider
-from engine.surveying import render_table, survey, unsold
+from engine.act.providing import ProviderPool, ProvidingError, adapter_kwargs, build_provider
+from engine.act.surveying import render_table, survey, unsold
+from engine.core.clock import VirtualClock
 from policies.loading import SecretMode, load
 from policies.policyset import PolicySet
 from providers.base import PermanentError

@@ -28,10 +28,10 @@ from pydantic import SecretStr
 
 import providers.adapter
 import providers.http
-from engine.applying import OutcomeKind, apply_action
-from engine.planning import Action, Candidate
+from engine.act.applying import OutcomeKind, apply_action
+from engine.act.tracking import Tracker, TrackingSettings
+from engine.decide.planning import Action, Candidate
 from engine.store import OrderFilter, OrderPhase
-from engine.tracking import Tracker, TrackingSettings
 from providers.base import AmbiguousError, Provider, ProviderError
 from providers.eopen import EopenProvider
 from providers.http import NO_WAIT

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.applying import OutcomeKind
-from engine.planning import QuoteKey
+from engine.act.applying import OutcomeKind
+from engine.decide.planning import QuoteKey
 from engine.reconciling import Reconciler
 from engine.store import IntentCreated, NewIntent, OrderPhase
 from policies.loading import SecretMode, load
@@ -28,7 +28,13 @@ async def market(tmp_path: Path) -> AsyncIterator[Market]:
 
 
 def policy_set(
-    tmp_path: Path, addresses: list[str], providers: list[str], extra: str = ""
+    tmp_path: Path,
+    addresses: list[str],
+    providers: list[str],
+    extra: str = "",
+    *,
+    name: str = "pol",
+    per_day: str = "10000 TRX",
 ) -> PolicySet:
     docs = [
         f"---\napiVersion: energyctl/v1\nkind: Provider\nmetadata: {{name: p-{v}}}\n"
@@ -38,11 +44,11 @@ def policy_set(
         for v in VENDORS
     ]
     docs.append(
-        "---\napiVersion: energyctl/v1\nkind: EnergyPolicy\nmetadata: {name: pol}\nspec:\n"
+        f"---\napiVersion: energyctl/v1\nkind: EnergyPolicy\nmetadata: {{name: {name}}}\nspec:\n"
         f"  addresses: [{', '.join(addresses)}]\n  threshold: 65k\n"
         "  topUp: {amount: 70k, duration: 1h}\n"
         f"  providers: [{', '.join(providers)}]\n"
-        "  maxPrice: 120 sun/energy\n  budget: {perDay: 10000 TRX}\n" + extra
+        f"  maxPrice: 120 sun/energy\n  budget: {{perDay: {per_day}}}\n" + extra
     )
     path = tmp_path / "policies.yaml"
     path.write_text("".join(docs))
@@ -60,7 +66,7 @@ def reconciler(market: Market, ps: PolicySet) -> Reconciler:
 async def test_plan_mode_never_places_nor_writes(market: Market, tmp_path: Path) -> None:
     watched = market.watched(3)
     rec = reconciler(market, policy_set(tmp_path, watched, ["p-eopen", "p-mefree"]))
-    result = await rec.reconcile_once(apply=False)
+    result = await rec.run_pass(apply=False)
     assert len(result.plan.actions) == 3 and result.pending
     assert result.outcomes == () and not result.applied
     assert all(market.creates(v) == 0 for v in VENDORS)
@@ -74,13 +80,13 @@ async def test_apply_mode_buys_once_then_tracks_to_delivered(
     watched = market.watched(3)
     ps = policy_set(tmp_path, watched, ["p-eopen", "p-mefree"])
     rec = reconciler(market, ps)
-    first = await rec.reconcile_once(apply=True)
+    first = await rec.run_pass(apply=True)
     assert [o.kind for o in first.outcomes] == [OutcomeKind.BOUGHT] * 3
     assert (await market.store.latest_policy_revision()).digest == ps.revision  # type: ignore[union-attr]
-    second = await rec.reconcile_once(apply=True)  # orders open: nothing more bought
+    second = await rec.run_pass(apply=True)  # orders open: nothing more bought
     assert second.outcomes == () and market.creates("eopen") == 3
     market.advance(10)
-    third = await rec.reconcile_once(apply=True)
+    third = await rec.run_pass(apply=True)
     assert {t.after for t in third.tracked} == {OrderPhase.DELIVERED}
     assert third.outcomes == () and market.creates("eopen") == 3
     assert market.creates("mefree") == 0
@@ -92,11 +98,11 @@ async def test_an_ambiguous_create_keeps_the_address_held_across_passes(
     [addr] = market.watched(1)
     rec = reconciler(market, policy_set(tmp_path, [addr], ["p-itrx", "p-eopen"]))
     market.emulators["itrx"].faults.fail_next(1, status=500, after_accept=False, on="create")
-    first = await rec.reconcile_once(apply=True)
+    first = await rec.run_pass(apply=True)
     assert first.outcomes[0].kind is OutcomeKind.HELD  # a 5xx on create is ambiguous
     assert market.creates("itrx") == 0  # ... though this one was refused before accepting
     market.advance(3600 * 2)  # held: no evidence ever appears, nothing else is bought
-    later = await rec.reconcile_once(apply=True)
+    later = await rec.run_pass(apply=True)
     assert later.outcomes == ()
     assert market.creates("eopen") == 0
 
@@ -140,17 +146,38 @@ async def test_quotes_and_balances_too_old_to_reuse_are_forgotten(
         ps, store=market.store, reader=market.reader, providers=market.providers,
         clock=market.clock, quote_ttl=5.0,
     )  # fmt: skip
-    await rec.reconcile_once(apply=False)
+    await rec.run_pass(apply=False)
     first = set(rec._quotes)
     assert first and set(rec._balances) == {"p-eopen"}
     stale = QuoteKey("p-eopen", 123_456, 3600)  # an amount asked once, long ago
     rec._quotes[stale] = (market.clock.now() - 60, next(iter(rec._quotes.values()))[1])
     rec._balances["p-gone"] = (market.clock.now() - 60, 1)
-    await rec.reconcile_once(apply=False)  # within the ttl: reused, the stale ones dropped
+    await rec.run_pass(apply=False)  # within the ttl: reused, the stale ones dropped
     assert set(rec._quotes) == first and set(rec._balances) == {"p-eopen"}
     market.advance(10)
     rec.quote_ttl = 0.0  # nothing reusable: nothing kept from one pass to the next
-    await rec.reconcile_once(apply=False)
-    await rec.reconcile_once(apply=False)
+    await rec.run_pass(apply=False)
+    await rec.run_pass(apply=False)
     assert all(at == market.clock.now() for at, _ in rec._quotes.values())
     assert all(at == market.clock.now() for at, _ in rec._balances.values())
+
+
+async def test_a_renamed_policy_keeps_the_spend_of_its_addresses(
+    market: Market, tmp_path: Path
+) -> None:
+    """Budgets follow the addresses' spend: renaming `pol` is not a fresh budget."""
+    first, second = market.watched(2)
+    before = reconciler(market, policy_set(tmp_path, [first], ["p-eopen"]))
+    [bought] = (await before.run_pass(apply=True)).outcomes
+    assert bought.kind is OutcomeKind.BOUGHT
+    [order] = await market.store.orders()
+    room = 8_400_000  # one top-up at the cap (70k x 120 sun): the least budget allowed
+    assert order.reserved_sun <= room < 2 * order.reserved_sun  # a second one does not fit
+    renamed = policy_set(
+        tmp_path, [first, second], ["p-eopen"], name="pol-renamed", per_day=f"{room} sun"
+    )
+    after = await reconciler(market, renamed).run_pass(apply=True)
+    assert after.outcomes == ()
+    [entry] = [e for e in after.plan.entries if e.address == second]
+    assert str(entry.reason) == "Budget", entry
+    assert market.creates("eopen") == 1

@@ -40,7 +40,7 @@ async def test_junk_from_the_node_is_a_failed_read_and_buys_nothing(
     assert min(market.energy(a) for a in watched) >= 65_000
     rec = reconciler(market, policy_set(tmp_path, watched, ["p-eopen", "p-mefree"]))
     market.node_app.state.faults.junk()
-    result = await rec.reconcile_once(apply=True)
+    result = await rec.run_pass(apply=True)
     assert result.outcomes == ()
     assert all(market.creates(v) == 0 for v in VENDORS)
     assert {str(e.reason) for e in result.plan.entries} == {"ObservationError"}, [
@@ -48,5 +48,5 @@ async def test_junk_from_the_node_is_a_failed_read_and_buys_nothing(
     ]
     assert "no TotalEnergyLimit" in result.plan.entries[0].detail
     market.node_app.state.faults.junk(False)
-    healthy = await rec.reconcile_once(apply=True)
+    healthy = await rec.run_pass(apply=True)
     assert healthy.outcomes == () and all(market.creates(v) == 0 for v in VENDORS)

@@ -1,4 +1,4 @@
-"""engine/resolving.py: when an operator may end a held order, tried where it must refuse.
+"""engine/act/resolving.py: when an operator may end a held order, tried where it must refuse.
 
 The in-process market (`tests/engine/market.py`); the end-to-end command is in
 `tests/e2e/test_orders_resolve.py`.
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.resolving import check_resolution, resolve
+from engine.act.resolving import check_resolution, resolve
+from engine.act.tracking import Tracker, TrackingSettings
 from engine.store import OrderNotFoundError, OrderPhase, TransitionConflictError
-from engine.tracking import Tracker, TrackingSettings
 from tests.engine.market import Market
 from tests.engine.test_abandoning import DownReader
 from tests.engine.test_tracking import intent_only

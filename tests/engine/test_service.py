@@ -15,13 +15,13 @@ import httpx
 import pytest
 from starlette.routing import Route
 
-from engine.alerting import Alerter, AlertSettings
-from engine.controller import Controller
-from engine.openapi import document
-from engine.planning import Condition, Plan, Reason
+from engine.decide.planning import Condition, Plan, Reason
 from engine.reconciling import PassResult
-from engine.reloading import PolicySource
-from engine.service import Service
+from engine.sidecar.alerting import Alerter, AlertSettings
+from engine.sidecar.controller import Controller
+from engine.sidecar.openapi import document
+from engine.sidecar.reloading import PolicySource
+from engine.sidecar.service import Service
 from sandbox import demo
 from sandbox.world import World
 
@@ -109,7 +109,7 @@ def test_openapi_describes_every_route(controller: Controller) -> None:
 
 
 def _result(condition: Condition, reason: Reason, available: int) -> PassResult:
-    from engine.planning import AddressPlan
+    from engine.decide.planning import AddressPlan
 
     entry = AddressPlan("TAddr", "payouts", condition, reason, "", available, available, 65_000)
     return PassResult(Plan((entry,), 0.0), True)

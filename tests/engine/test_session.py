@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from engine import session as session_module
-from engine.clock import VirtualClock
-from engine.reloading import PolicySource
+from engine.core.clock import VirtualClock
 from engine.session import Session, store_password
+from engine.sidecar.reloading import PolicySource
 from sandbox import demo
 from sandbox.world import World
 
@@ -68,7 +68,7 @@ def test_an_sqlite_override_gets_no_password(tmp_path: Path) -> None:
 
 
 def test_provider_calls_are_bounded_in_real_time_only(tmp_path: Path) -> None:
-    from engine.clock import ScaledClock, SystemClock
+    from engine.core.clock import ScaledClock, SystemClock
     from engine.session import DEFAULT_CALL_TIMEOUT
 
     policy_set = _policy_set(tmp_path, "sqlite:///x.db", password=False)

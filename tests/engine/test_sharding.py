@@ -1,5 +1,5 @@
-"""Shard leases among replicas (`engine/sharding.py`) and the tracking rules that keep a
-replica's hands off another's fresh intent (`engine/rounds.py`).
+"""Shard leases among replicas (`engine/sidecar/sharding.py`) and the tracking rules that keep a
+replica's hands off another's fresh intent (`engine/sidecar/rounds.py`).
 
 Replicas here are `ShardLeases` over one SQLite store on a `VirtualClock`: each `tick` is
 one renewal pass of one replica, and the clock moves only when a test advances it, so a
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.clock import VirtualClock
-from engine.rounds import IN_FLIGHT_GRACE, RoundRules, may_track
-from engine.sharding import ShardLeases, ShardSettings, shard_name, shard_of
+from engine.core.clock import VirtualClock
+from engine.sidecar.rounds import IN_FLIGHT_GRACE, RoundRules, may_track
+from engine.sidecar.sharding import ShardLeases, ShardSettings, shard_name, shard_of
 from engine.store import OrderPhase, OrderRecord, Store, open_store
 
 SHARDS = 16

@@ -1,4 +1,4 @@
-"""engine/tracking.py: open orders driven to terminal phases, the chain having the last word.
+"""engine/act/tracking.py: open orders driven to terminal phases, the chain having the last word.
 
 Real SQLite store, the emulators and the emulated node in-process on one VirtualClock.
 """
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from engine.applying import OutcomeKind, apply_action, baseline_note
+from engine.act.applying import OutcomeKind, apply_action, baseline_note
+from engine.act.tracking import Tracker, TrackingSettings, parse_baseline
 from engine.store import BudgetWindow, IntentCreated, NewIntent, OrderPhase
-from engine.tracking import Tracker, TrackingSettings, parse_baseline
 from providers.base import OrderRequest, OrderState, OrderStatus, Provider, Receipt
 from tests.engine.market import Market
 from tests.engine.test_applying import action

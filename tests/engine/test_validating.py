@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from engine.act.validating import ENGINE_CHECKS, durations_text
 from engine.cli import main
-from engine.validating import ENGINE_CHECKS, durations_text
 from policies.loading import SecretMode, load
 from providers.mefree import MefreeProvider
 from providers.tronsave import TronsaveProvider

@@ -1,7 +1,7 @@
 """schemathesis against the sidecar's OpenAPI document, on a real `energyctl run` process.
 
 The sidecar runs against the served sandbox World (tests/e2e/test_run_sidecar.py's
-`Sidecar`). The document it serves at `/openapi.json` is checked to be `engine.openapi`'s,
+`Sidecar`). The document it serves at `/openapi.json` is checked to be `engine.sidecar.openapi`'s,
 and every operation in it is called with generated requests, valid (positive) and invalid
 (negative), each with and without the bearer token. Checks: no 5xx, status codes,
 content types, headers and bodies conform to the document; with the token withheld, a
@@ -29,8 +29,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from engine.clock import ScaledClock
-from engine.openapi import document
+from engine.core.clock import ScaledClock
+from engine.sidecar.openapi import document
 from sandbox.world import World
 from tests.e2e.sandboxed import Sandbox
 from tests.e2e.test_run_sidecar import AUTH, Sidecar

@@ -26,8 +26,8 @@ from click.testing import CliRunner
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from engine.act.validating import ENGINE_CHECKS
 from engine.cli import main
-from engine.validating import ENGINE_CHECKS
 from policies import units
 from policies.loading import LoadResult, SecretMode, load
 from tests.fuzz.profiles import fuzz

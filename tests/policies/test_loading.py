@@ -9,8 +9,9 @@ import pytest
 
 from policies.diagnostics import Diagnostic, Severity
 from policies.loading import LoadResult, SecretMode, load
-from policies.models import EnergyPolicy, ItrxSpec, SecretRef, UnresolvedSecretError
+from policies.models import EnergyPolicy, SecretRef, UnresolvedSecretError
 from policies.policyset import PolicySet
+from providers.itrx import ItrxSpec
 from tests.policies.conftest import ADDRESS_A, ADDRESS_B, POLICY, PROVIDERS, WriteSet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -208,3 +209,53 @@ def test_extra_checks_are_skipped_when_the_set_is_invalid(write_set: WriteSet) -
 
     load(root, checks=[record])
     assert calls == []
+
+
+@pytest.mark.parametrize(
+    "written", ["0x10000", "0o200000", "0b10000000000000000", "18:10:00", "65_000", "\u0666\u0665k"]
+)
+def test_hex_octal_binary_sexagesimal_underscored_and_unicode_amounts_are_refused(
+    write_set: WriteSet, written: str
+) -> None:
+    """YAML 1.1 reads unquoted `0x10000`, `18:10:00` (65,400) or `65_000` as integers."""
+    policy = POLICY.replace("threshold: 65k", f"threshold: {written}")
+    root = write_set(**{"p.yaml": PROVIDERS, "q.yaml": policy, "tronsave.key": "k"})
+    result = load(root, env=ENV)
+    assert result.policy_set is None
+    messages = [m for m in _errors(result) if "threshold" in m or written in m]
+    assert messages, _errors(result)
+    assert "q.yaml:6:" in messages[0]
+
+
+def test_a_leading_zero_is_read_as_decimal(write_set: WriteSet) -> None:
+    policy = POLICY.replace("threshold: 65k", "threshold: 065000")  # YAML 1.1: octal
+    root = write_set(**{"p.yaml": PROVIDERS, "q.yaml": policy, "tronsave.key": "k"})
+    result = load(root, env=ENV)
+    assert result.policy_set is not None, _errors(result)
+    assert result.policy_set.policies["payouts"].spec.threshold == 65_000
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("https://b\u00fccher.example/api", "'xn--bcher-kva.example'"),
+        ("https://\u0430pi.itrx.io", "'xn--pi-6kc.itrx.io'"),  # a Cyrillic a
+        ("https://api.itrx.io:99999", "port 99999 is not 1..65535"),
+        ("https://api.itrx.io:\u0668\u0660", "must be an http:// or https:// URL"),
+    ],
+)
+def test_a_non_ascii_host_or_a_bad_port_in_base_url_is_refused(
+    write_set: WriteSet, url: str, fragment: str
+) -> None:
+    providers = PROVIDERS.replace("  type: itrx\n", f"  type: itrx\n  baseUrl: {url}\n")
+    root = write_set(**{"p.yaml": providers, "q.yaml": POLICY, "tronsave.key": "k"})
+    result = load(root, env=ENV)
+    assert result.policy_set is None
+    assert any(fragment in m and "p.yaml:6:" in m for m in _errors(result)), _errors(result)
+
+
+def test_an_idna_host_in_base_url_is_accepted(write_set: WriteSet) -> None:
+    url = "https://xn--bcher-kva.example:8443/api"
+    providers = PROVIDERS.replace("  type: itrx\n", f"  type: itrx\n  baseUrl: {url}\n")
+    root = write_set(**{"p.yaml": providers, "q.yaml": POLICY, "tronsave.key": "k"})
+    assert load(root, env=ENV).ok

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -210,3 +212,24 @@ def test_annotated_types_parse_and_require_positive_amounts() -> None:
     assert (model.energy, model.money) == (65_000, 1_000_000)
     with pytest.raises(ValidationError, match="greater than zero"):
         _Amounts(energy=0, money="1 TRX", address=GOOD_ADDRESS)
+
+
+@pytest.mark.parametrize(
+    ("parse", "bad"),
+    [
+        (parse_energy, "\u0663k"),  # ARABIC-INDIC DIGIT THREE: `\d` and Decimal accept it
+        (parse_energy, "\uff16\uff15k"),  # fullwidth 65
+        (parse_energy, "0x10"),
+        (parse_energy, "1:30"),
+        (parse_energy, "1_000"),
+        (parse_energy, "0o17"),
+        (parse_sun, "\u0665 TRX"),
+        (parse_sun, "0x10 TRX"),
+        (parse_duration, "\u0661\u0660m"),
+        (parse_duration, "1:30h"),
+        (parse_unit_price, "\u0669\u0665 sun/energy"),
+    ],
+)
+def test_only_plain_ascii_decimals_are_read(parse: Any, bad: str) -> None:
+    with pytest.raises(ValueError, match=r"ASCII digits|plain decimal"):
+        parse(bad)

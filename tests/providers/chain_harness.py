@@ -2,7 +2,7 @@
 
 Each adapter talks to its vendor emulator (in-process through an ASGI transport, or over
 loopback when the world is served); the emulators deliver on the world's emulated chain,
-which the tests read back through `engine.chain.ChainReader` on the node's ASGI app.
+which the tests read back through `engine.observe.chain.ChainReader` on the node's ASGI app.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from engine.chain import ChainReader
+from engine.observe.chain import ChainReader
 from providers import registry
 from providers.base import OrderRequest, OrderState, Provider, Receipt
 from providers.http import NO_WAIT

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from providers.base import ProviderError, QuoteRequest
 from providers.eopen import EopenProvider
 from providers.http import NO_WAIT, date_skew

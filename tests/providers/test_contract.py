@@ -20,7 +20,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
+from providers import registry
 from providers.base import (
     AmbiguousError,
     ErrorReason,
@@ -31,11 +32,10 @@ from providers.base import (
     QuoteRequest,
     TemporaryError,
 )
-from providers.eopen import EopenProvider
 from providers.http import NO_WAIT
-from providers.itrx import ItrxProvider
-from providers.mefree import MefreeProvider
 from providers.tronsave import TronsaveProvider
+from sandbox.providers import VENDORS as EMULATED
+from sandbox.providers import EmulatedVendor
 from sandbox.providers.readings import Readings, all_single
 from sandbox.world import World as SandboxWorld
 from tests.providers import chain_harness as chain
@@ -55,26 +55,25 @@ class Vendor:
     adapter_kwargs: Callable[[str], dict[str, Any]]
 
 
-VENDORS = [
-    Vendor(
-        "mefree", "sandbox.providers.mefree", "MefreeEmulator",
-        {"api_key": KEY, "api_secret": SECRET}, "http://mefree.test", MefreeProvider,
-        lambda key: {"api_key": SecretStr(key), "api_secret": SecretStr(SECRET)},
-    ),
-    Vendor(
-        "itrx", "sandbox.providers.itrx", "ItrxEmulator",
-        {"api_key": KEY, "api_secret": SECRET}, "http://itrx.test", ItrxProvider,
-        lambda key: {"api_key": SecretStr(key), "api_secret": SecretStr(SECRET)},
-    ),
-    Vendor(
-        "eopen", "sandbox.providers.eopen", "EopenEmulator", {"api_key": KEY},
-        "http://eopen.test/api", EopenProvider, lambda key: {"api_key": SecretStr(key)},
-    ),
-    Vendor(
-        "tronsave", "sandbox.providers.tronsave", "TronSaveEmulator", {"api_key": KEY},
-        "http://tronsave.test", TronsaveProvider, lambda key: {"api_key": SecretStr(key)},
-    ),
-]  # fmt: skip
+def _vendor(entry: EmulatedVendor) -> Vendor:
+    """The contract's view of one emulated vendor: its registered adapter, test credentials."""
+    values = {kwarg: KEY if kwarg == "api_key" else SECRET for kwarg in entry.credential_kwargs()}
+
+    def adapter_kwargs(key: str) -> dict[str, Any]:
+        return {k: SecretStr(key if k == "api_key" else v) for k, v in values.items()}
+
+    return Vendor(
+        entry.name,
+        entry.emulator.__module__,
+        entry.emulator.__name__,
+        values,
+        f"http://{entry.name}.test{entry.base_path}",
+        registry.get(entry.name),
+        adapter_kwargs,
+    )
+
+
+VENDORS = [_vendor(entry) for entry in EMULATED]
 
 
 class World:
@@ -264,7 +263,7 @@ async def _make(
 #
 # The same four adapters against the sandbox world: each emulator delivers on the emulated
 # TRON node through its own staked provider account, and the chain is read back through
-# engine.chain.ChainReader. Helpers: tests/providers/chain_harness.py.
+# engine.observe.chain.ChainReader. Helpers: tests/providers/chain_harness.py.
 
 #: every state each adapter maps that its emulator can produce. Not reachable: Mefree maps
 #: no terminal failure (DELEGATE_FAILED is not a documented value: it stays PENDING);
@@ -394,7 +393,7 @@ class TestContractOnChain:
     ) -> None:
         world = SandboxWorld(watched=1)
         chain.set_emulator_credentials(world, vendor, CANARY_KEY, CANARY_SECRET)
-        creds = {"api_key": CANARY_KEY, "api_secret": CANARY_SECRET}
+        creds: dict[str, Any] = {"api_key": CANARY_KEY, "api_secret": CANARY_SECRET}
         if vendor in ("eopen", "tronsave"):
             del creds["api_secret"]
         texts: list[str] = []

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from providers.base import (
     AmbiguousError,
     ErrorReason,

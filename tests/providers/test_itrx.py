@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from providers import itrx
 from providers.base import (
     AmbiguousError,
+    CallbackRejected,
     ErrorReason,
     OrderState,
     PermanentError,
@@ -18,7 +19,7 @@ from providers.base import (
     Receipt,
 )
 from providers.http import NO_WAIT
-from providers.itrx_callbacks import CallbackRejected, verify_callback
+from providers.itrx_callbacks import verify_callback
 from tests.providers.conftest import (
     RECEIVER,
     Recorder,

@@ -8,7 +8,7 @@ import json
 import pytest
 from pydantic import SecretStr
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from providers import tronsave
 from providers.base import (
     AmbiguousError,

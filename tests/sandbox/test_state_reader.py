@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from engine.chain import ChainPermanentError, ChainReader, EnergySnapshot
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
+from engine.core.snapshots import EnergySnapshot
+from engine.observe.chain import ChainPermanentError, ChainReader
 from sandbox import demo
 from sandbox.state_reader import StateReader
 from sandbox.world import World

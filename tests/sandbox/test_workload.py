@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from sandbox import demo
 from sandbox.workload import (
     DAY,

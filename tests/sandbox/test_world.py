@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.chain import ChainReader
-from engine.clock import ScaledClock, VirtualClock
+from engine.core.clock import ScaledClock, VirtualClock
+from engine.observe.chain import ChainReader
 from policies.loading import load
 from sandbox import demo
 from sandbox.world import World

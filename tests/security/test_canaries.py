@@ -8,7 +8,9 @@ node. The store is SQLite (its file, WAL and shared memory are read as bytes).
 One `energyctl run` process runs against the served World with purchases happening
 (drained addresses), and is driven through every endpoint, including the failure paths: a
 wrong token, a forged callback, a broken policy set over the API and a broken policy file
-on disk (hot reload), an `ensure`, and a vendor that starts refusing our key mid-run. Then
+on disk (hot reload), an `ensure`, a vendor that starts refusing our key mid-run, and every
+vendor refusing orders with a message that quotes our key (the `echo_credentials` fault:
+what a vendor sends is scrubbed of every secret the process holds). Then
 no canary may appear in: the process's stdout/stderr, any HTTP answer, the store's bytes,
 the output of `energyctl validate/plan/status/orders` run with the same environment, nor in
 `repr`/`str` of what is built in process (PolicySet and its documents, Session, its
@@ -27,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.clock import ScaledClock
+from engine.core.clock import ScaledClock
 from engine.session import Session
 from engine.store import OrderPhase
 from policies.loading import SecretMode, load
@@ -222,6 +224,15 @@ async def _in_process(box: Sandbox, seen: Seen) -> None:
             pytest.fail("the refused key was accepted")
         finally:
             emulator.api_key = CANARIES["itrx.apiKey"]
+        # a vendor that echoes the key in its refusal: the error carries no secret
+        emulator.faults.echo_credentials(1)
+        try:
+            await pool["itrx"].balance()
+        except ProviderError as exc:
+            assert "[redacted]" in str(exc), str(exc)
+            seen.add("itrx echo", f"{exc!s} {exc!r} {exc.vendor_code}")
+        else:
+            pytest.fail("the echoed refusal was accepted")
     unresolved = load(box.directory, secrets=SecretMode.REQUIRED, env={})
     seen.add("unresolved diagnostics", "\n".join(map(str, unresolved.diagnostics)))
     assert not unresolved.ok
@@ -244,6 +255,48 @@ def test_no_canary_appears_anywhere(box: Sandbox) -> None:
     _cli(box, seen)
     asyncio.run(_in_process(box, seen))
     assert len(seen.texts) > 50
+    assert seen.leaks() == []
+
+
+def test_a_vendor_echoing_our_key_is_scrubbed_everywhere(box: Sandbox) -> None:
+    """Every vendor refuses our orders with a message quoting the key (and signature) we
+    sent (the `echo_credentials` fault): the text reaches orders.last_error, order_events,
+    provider_health, the logs, /v1/orders and `energyctl orders` scrubbed."""
+    seen = Seen()
+    car = Sidecar(box)
+    car.env.update(_environment())
+    for vendor in demo.VENDORS:
+        box.world.emulators[vendor].faults.echo_credentials(1000, on="create")
+    car.start()
+    payouts = box.policy_set.policy("payouts").spec.addresses
+    address = payouts[-1]  # not the one the other test drains (payouts[0])
+    assert address != payouts[0]
+    try:
+        box.drain([address])
+
+        def refused() -> bool:
+            return any(o.address == address and o.last_error for o in box.orders())
+
+        try:
+            car.wait_for(refused, "an order refused by an echoing vendor", 25)
+        except AssertionError:
+            entries = [e for e in json.dumps(car.status()).split("{") if address in e]
+            raise AssertionError(entries) from None
+        failed = [o for o in box.orders() if o.address == address and o.last_error]
+        assert "[redacted]" in (failed[0].last_error or ""), failed[0].last_error
+        for path in ("/v1/status", "/v1/orders", f"/v1/orders?address={address}", "/metrics"):
+            seen.answer(f"GET {path}", car.get(path))
+    finally:
+        for vendor in demo.VENDORS:
+            box.world.emulators[vendor].faults.reset()
+        code = car.terminate()
+        seen.add("sidecar logs", car.log.read_bytes())
+    assert code == 0
+    _store_bytes(box.directory, seen)
+    for args in (["orders", "-f", str(box.directory)],
+                 ["orders", "-f", str(box.directory), "-o", "json"]):  # fmt: skip
+        result = box.energyctl(*args)
+        seen.add(f"energyctl {' '.join(args)}", result.stdout + result.stderr)
     assert seen.leaks() == []
 
 

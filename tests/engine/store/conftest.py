@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from engine.store import Store
 from tests.engine.store.harness import START, Backend, PostgresBackend, SQLiteBackend
 

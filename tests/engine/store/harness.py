@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from engine.store import NewIntent, Store, open_store
 
 # 2026-03-10T12:00:00Z: mid-day, mid-month, so day and month windows are both well inside.

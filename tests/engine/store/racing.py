@@ -14,7 +14,7 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 from typing import Any
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from engine.store import (
     OPEN_PHASES,
     BudgetLimit,

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
+from engine.core.phases import ALLOWED_TRANSITIONS
 from engine.store import (
     BudgetLimit,
     BudgetWindow,
@@ -24,7 +25,6 @@ from engine.store import (
     RefusalReason,
     Store,
 )
-from engine.store.phases import ALLOWED_TRANSITIONS
 from tests.engine.store.harness import Backend, intent
 
 P = OrderPhase
@@ -269,3 +269,23 @@ async def test_replicas_racing_for_a_budget_never_exceed_it(
     assert {r.reason for r in refused} == {RefusalReason.BUDGET_EXCEEDED}
     assert await store.spent("payouts", DAY) == 1_500
     assert await store.spent(None, DAY) == 1_900
+
+
+async def test_a_budget_over_addresses_counts_their_orders_whatever_the_policy_name(
+    store: Store,
+) -> None:
+    """A policy renamed from `payouts` to `hot-wallets` keeps the window's spend of its
+    addresses: a rename is not a fresh budget (and another policy's spend is not counted)."""
+    mine = frozenset({"TAddrOne", "TAddrTwo"})
+    await ok(store, 600_000, address="TAddrOne", policy="payouts", budgets=[])
+    await ok(store, 300_000, address="TAddrTwo", policy="payouts", budgets=[])
+    await ok(store, 900_000, address="TElsewhere", policy="payouts", budgets=[])
+    renamed = BudgetLimit(policy="hot-wallets", window=DAY, limit_sun=LIMIT, addresses=mine)
+    assert await store.spent("hot-wallets", DAY, addresses=mine) == 900_000
+    assert await store.spent("hot-wallets", DAY) == 0  # by name: the old behaviour
+    refused = await reserve(
+        store, 100_001, budgets=[renamed], policy="hot-wallets", address="TAddrThree"
+    )
+    assert isinstance(refused, IntentRefused) and refused.spent_sun == 900_000
+    await ok(store, 100_000, budgets=[renamed], policy="hot-wallets", address="TAddrThree")
+    assert await store.spent("hot-wallets", DAY, addresses=mine | {"TAddrThree"}) == LIMIT

@@ -10,9 +10,9 @@ import asyncio
 
 import pytest
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
+from engine.core.records import ProviderHealth, cooldown_until
 from engine.store import Store, StoreClosedError
-from engine.store.records import ProviderHealth, cooldown_until
 from tests.engine.store.harness import START, Backend
 
 TTL = 30.0

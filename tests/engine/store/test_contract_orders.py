@@ -12,7 +12,8 @@ import asyncio
 import pytest
 from pydantic import ValidationError
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
+from engine.core.phases import ALLOWED_TRANSITIONS
 from engine.store import (
     OPEN_PHASES,
     TERMINAL_PHASES,
@@ -28,7 +29,6 @@ from engine.store import (
     Store,
     TransitionConflictError,
 )
-from engine.store.phases import ALLOWED_TRANSITIONS
 from tests.engine.store.harness import START, Backend, intent
 
 P = OrderPhase
@@ -320,3 +320,15 @@ async def test_last_orders_sees_an_address_behind_many_newer_orders(
     clock.advance(5)
     got = await store.last_orders([ADDRESS, "T7"], since=START)
     assert {a: o.client_order_id for a, o in got.items()} == {ADDRESS: mine, "T7": "bulk-7"}
+
+
+async def test_orders_changed_since_a_time(store: Store, clock: VirtualClock) -> None:
+    a = await created(store, address="TA")
+    b = await created(store, address="TB")
+    clock.advance(10)
+    await store.transition(a, P.UNKNOWN)  # an old order that changed: listed
+    changed = await store.orders(OrderFilter(updated_since=START + 5))
+    assert [r.client_order_id for r in changed] == [a]
+    assert changed[0].updated_at == START + 10
+    assert len(await store.orders(OrderFilter(updated_since=START))) == 2
+    assert b not in {r.client_order_id for r in changed}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from engine.store import (
     OPEN_PHASES,
     TERMINAL_PHASES,

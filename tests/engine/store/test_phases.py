@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.store.phases import (
+from engine.core.phases import (
     ALLOWED_TRANSITIONS,
     OPEN_PHASES,
     TERMINAL_PHASES,
@@ -17,7 +17,7 @@ from engine.store.phases import (
     free_slot,
     settlement,
 )
-from engine.store.records import BudgetWindow, window_bounds
+from engine.core.records import BudgetWindow, window_bounds
 
 P = OrderPhase
 K = LedgerKind

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from engine.store import (
     IntentCreated,
     OrderPhase,

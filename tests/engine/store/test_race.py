@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from engine.store import open_store
 from tests.engine.store import racing
 from tests.engine.store.harness import Backend

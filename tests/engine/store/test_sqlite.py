@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from engine.store import (
     IntentCreated,
     OrderPhase,
@@ -96,7 +96,7 @@ def test_an_intent_survives_a_killed_process(db: SQLiteBackend) -> None:
     script = textwrap.dedent(
         f"""
         import asyncio, os
-        from engine.clock import VirtualClock
+        from engine.core.clock import VirtualClock
         from engine.store import NewIntent, open_store
 
         async def main():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from sandbox.providers.base import RecordingDelegator
 
 RECEIVER = "TExWKszFWYTKZH8LYiovAPKzS3L9MLZ4kw"

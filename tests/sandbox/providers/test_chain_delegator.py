@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from sandbox.providers.base import DelegationError
 from sandbox.providers.chain_delegator import ChainDelegator
 from sandbox.providers.eopen import EopenEmulator

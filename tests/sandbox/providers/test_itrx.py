@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from sandbox.providers.base import RecordingDelegator
 from sandbox.providers.itrx import ItrxEmulator
 from sandbox.providers.itrx_callbacks import RETRY_SCHEDULE

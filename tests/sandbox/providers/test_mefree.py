@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from sandbox.providers.base import RecordingDelegator
 from sandbox.providers.mefree import MefreeEmulator, MefreePrices
 from tests.sandbox.providers.conftest import RECEIVER

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from sandbox.providers.base import RecordingDelegator
 from sandbox.providers.eopen import EopenEmulator
 from sandbox.providers.itrx import ItrxEmulator

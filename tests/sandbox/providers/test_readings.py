@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.clock import ScaledClock, VirtualClock
+from engine.core.clock import ScaledClock, VirtualClock
 from sandbox.providers.base import RecordingDelegator
 from sandbox.providers.eopen import EopenEmulator
 from sandbox.providers.itrx import ItrxEmulator

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from tronpy.keys import to_base58check_address
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from sandbox.tron_node import ChainState, TronNode
 
 TRX = 1_000_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from engine.clock import ScaledClock, VirtualClock
+from engine.core.clock import ScaledClock, VirtualClock
 from sandbox.tron_node import ChainState, TronNode
 from tests.sandbox.tron_node.conftest import FRESH, OTHER, TRX, addr
 

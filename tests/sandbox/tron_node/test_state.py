@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from sandbox.tron_node import ChainParams, ChainState, TronError
 from sandbox.tron_node.accounts import to_hex
 from tests.sandbox.tron_node.conftest import FRESH, OTHER, PROVIDER, TRX, USER, addr

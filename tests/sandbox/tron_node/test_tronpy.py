@@ -10,7 +10,7 @@ from tronpy import AsyncTron, Tron
 from tronpy.exceptions import AddressNotFound, ApiError, BlockNotFound
 from tronpy.providers import AsyncHTTPProvider, HTTPProvider
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from sandbox.tron_node import ChainState, TronNode
 from tests.sandbox.tron_node.conftest import FRESH, OTHER, PROVIDER, TRX, USER
 

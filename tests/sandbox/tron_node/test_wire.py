@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.clock import VirtualClock
+from engine.core.clock import VirtualClock
 from sandbox.tron_node import ChainParams, ChainState, TronNode
 from sandbox.tron_node.accounts import to_hex
 from tests.sandbox.tron_node.conftest import FRESH, OTHER, PROVIDER, TRX, USER

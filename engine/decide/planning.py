@@ -1,0 +1,437 @@
+"""The planner: PURE. From what is wanted and what is known, decide what to buy.
+
+Inputs (`PlanInputs`): the policies, one observation per address (`EnergySnapshot` or why
+there is none), the open orders and the last order time per address (from the store),
+money already spent per policy and budget window, what is known of each provider this
+pass (capabilities, cooldown, balance), the quotes fetched for this pass, explicit demands
+(the sidecar's "ensure N energy now") and `now`. Output: a `Plan` with one `AddressPlan`
+per watched address, each ending in a condition with a reason, and an `Action` where a
+purchase should be made.
+
+Planning runs in two steps so that it stays pure while quotes are I/O:
+
+1. `assess(inputs)` decides, per address, whether energy is needed, how much and for how
+   long, and which providers could serve it (duration and amount fit, not cooling down,
+   can honour `exclusive`); `quote_requests(assessments)` lists the quotes to fetch.
+2. `plan(inputs, assessments, quotes)` picks, in the policy's priority order, the
+   providers whose quote keeps the price cap, the balance and the budgets (counting what
+   earlier actions of the same plan already take), then applies the safety gate (at most
+   `max_actions` purchases per pass).
+
+Neighbours: `engine/decide/plans.py` holds the values (inputs, conditions, actions, plans; every
+name is re-exported here); `engine/reconciling.py` gathers the inputs and quotes and hands
+the plan to `engine/act/applying.py`. Table tests: `tests/engine/test_planning.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from engine.core.records import BudgetWindow, OrderRecord
+from engine.core.snapshots import EnergySnapshot
+from engine.decide.plans import (
+    Action,
+    AddressPlan,
+    Assessment,
+    Candidate,
+    Condition,
+    ObservationFailure,
+    Plan,
+    PlanInputs,
+    ProviderView,
+    QuoteKey,
+    Reason,
+    cap_total,
+)
+from policies.models import EnergyPolicy
+from providers.base import ProviderError, Quote, TemporaryError
+
+__all__ = [
+    "Action",
+    "AddressPlan",
+    "Assessment",
+    "Candidate",
+    "Condition",
+    "ObservationFailure",
+    "Plan",
+    "PlanInputs",
+    "ProviderView",
+    "QuoteKey",
+    "Reason",
+    "assess",
+    "plan",
+    "quote_requests",
+]
+
+# --------------------------------------------------------------------------- step 1
+
+
+def _stale(snapshot: EnergySnapshot, now: float, max_age: float) -> bool:
+    return now - snapshot.read_at > max_age
+
+
+def _blocked(
+    address: str,
+    policy: EnergyPolicy,
+    threshold: int,
+    reason: Reason,
+    detail: str,
+    available: int | None = None,
+) -> Assessment:
+    return Assessment(
+        address, policy, Condition.BLOCKED, reason, detail, available, None, threshold
+    )
+
+
+def _unusable(
+    observation: EnergySnapshot | ObservationFailure | None, inputs: PlanInputs
+) -> tuple[Reason, str, int | None] | None:
+    """Why no decision can be made on `observation` (never buy blind), or None."""
+    if observation is None:
+        return Reason.MISSING_OBSERVATION, "no observation of this address yet", None
+    if isinstance(observation, ObservationFailure):
+        return Reason.OBSERVATION_ERROR, observation.message, None
+    if _stale(observation, inputs.now, inputs.max_observation_age):
+        age = inputs.now - observation.read_at
+        limit = inputs.max_observation_age
+        return (
+            Reason.STALE_OBSERVATION,
+            f"last read {age:.0f}s ago (limit {limit:.0f}s)",
+            observation.available,
+        )
+    return None
+
+
+def _held(
+    address: str,
+    policy: EnergyPolicy,
+    inputs: PlanInputs,
+    observation: EnergySnapshot,
+    orders: Sequence[OrderRecord],
+    threshold: int,
+) -> Assessment | None:
+    """The assessment of an address that needs no purchase now, or is held; None when it
+    needs topping up."""
+    spec = policy.spec
+    available = observation.available
+    pending = sum(order.energy for order in orders)
+    effective = available + pending
+    # An ambiguous order may not exist at all: its energy is not counted on, and the
+    # address is held (invariant 3) whenever the chain shows it short.
+    unresolved = [o.client_order_id for o in orders if o.phase == "unknown"]
+    if unresolved and available < threshold:
+        return _blocked(
+            address,
+            policy,
+            threshold,
+            Reason.UNRESOLVED_ORDER,
+            f"order {unresolved[0]} has an ambiguous outcome; held until resolved",
+            available,
+        )
+    if effective >= threshold:
+        condition = Condition.TOP_UP_PENDING if orders and available < threshold else None
+        return Assessment(
+            address,
+            policy,
+            condition or Condition.HEALTHY,
+            Reason.ORDER_OPEN if condition else Reason.ENOUGH_ENERGY,
+            f"{pending} energy on order" if condition else f"{effective} >= {threshold}",
+            available,
+            effective,
+            threshold,
+        )
+    if not observation.activated:
+        return _blocked(
+            address,
+            policy,
+            threshold,
+            Reason.NOT_ACTIVATED,
+            "address not activated: energy cannot be delegated to it",
+            0,
+        )
+    if len(orders) >= spec.max_open_orders:
+        return Assessment(
+            address,
+            policy,
+            Condition.TOP_UP_PENDING,
+            Reason.ORDER_OPEN,
+            f"{len(orders)} open order(s), {pending} energy pending",
+            available,
+            effective,
+            threshold,
+        )
+    last = inputs.last_order_at.get(address)
+    if spec.cooldown and last is not None and inputs.now - last < spec.cooldown:
+        wait = spec.cooldown - (inputs.now - last)
+        return _blocked(
+            address,
+            policy,
+            threshold,
+            Reason.COOLDOWN,
+            f"last top-up {inputs.now - last:.0f}s ago; "
+            f"cooldown {spec.cooldown}s, {wait:.0f}s left",
+            available,
+        )
+    return None
+
+
+def _candidates(
+    policy: EnergyPolicy, need: int, duration: int, inputs: PlanInputs
+) -> tuple[list[Candidate], list[tuple[str, str]]]:
+    """The policy's providers that could sell `need` for `duration`, and why the others
+    cannot (in the policy's order)."""
+    spec = policy.spec
+    candidates: list[Candidate] = []
+    rejected: list[tuple[str, str]] = []
+    for name in spec.providers:
+        view = inputs.providers.get(name)
+        if view is None:
+            rejected.append((name, "not configured"))
+            continue
+        caps = view.capabilities
+        if not caps.accepts_duration(duration):
+            rejected.append((name, f"does not sell {duration}s"))
+            continue
+        energy = caps.fit_amount(need)
+        if energy is None:
+            rejected.append((name, f"{need} is above its maximum {caps.max_amount}"))
+            continue
+        if spec.exclusive and not caps.exclusive:
+            rejected.append((name, "cannot honour exclusive"))
+            continue
+        if view.cooling_until is not None and view.cooling_until > inputs.now:
+            rejected.append(
+                (name, f"cooling down for {view.cooling_until - inputs.now:.0f}s after failures")
+            )
+            continue
+        candidates.append(Candidate(name, energy, duration))
+    return candidates, rejected
+
+
+def _assess_one(
+    address: str,
+    policy: EnergyPolicy,
+    inputs: PlanInputs,
+    open_by_address: Mapping[str, list[OrderRecord]],
+) -> Assessment:
+    spec = policy.spec
+    threshold = max(spec.threshold, inputs.demands.get(address, 0))
+    observation = inputs.observations.get(address)
+    unusable = _unusable(observation, inputs)
+    if unusable is not None:
+        return _blocked(address, policy, threshold, *unusable)
+    assert isinstance(observation, EnergySnapshot)
+    orders = open_by_address.get(address, [])
+    held = _held(address, policy, inputs, observation, orders, threshold)
+    if held is not None:
+        return held
+    effective = observation.available + sum(order.energy for order in orders)
+    top_up = spec.top_up
+    if top_up.amount is not None:
+        need = max(top_up.amount, threshold - effective)
+    else:
+        need = max(top_up.target or 0, threshold) - effective
+    duration = top_up.duration
+    candidates, rejected = _candidates(policy, need, duration, inputs)
+    detail = f"{effective} < {threshold}: wants {need} for {duration}s"
+    return Assessment(
+        address,
+        policy,
+        Condition.BELOW_THRESHOLD,
+        Reason.NEEDS_TOP_UP,
+        detail,
+        observation.available,
+        effective,
+        threshold,
+        need,
+        duration,
+        tuple(candidates),
+        tuple(rejected),
+    )
+
+
+def assess(inputs: PlanInputs) -> list[Assessment]:
+    """Step 1: what each watched address needs and which providers could serve it."""
+    open_by_address: dict[str, list[OrderRecord]] = {}
+    for order in inputs.open_orders:
+        open_by_address.setdefault(order.address, []).append(order)
+    result = []
+    for policy in inputs.policies:
+        for address in policy.spec.addresses:
+            result.append(_assess_one(address, policy, inputs, open_by_address))
+    return result
+
+
+def quote_requests(assessments: Iterable[Assessment]) -> set[QuoteKey]:
+    """The quotes step 2 needs: one per (candidate provider, amount, duration)."""
+    keys: set[QuoteKey] = set()
+    for item in assessments:
+        for cand in item.candidates:
+            keys.add(QuoteKey(cand.provider, cand.energy, cand.duration))
+    return keys
+
+
+# --------------------------------------------------------------------------- step 2
+
+
+def _budget_room(
+    policy: EnergyPolicy, spent: Mapping[tuple[str, BudgetWindow], int]
+) -> list[tuple[BudgetWindow, int]]:
+    budget = policy.spec.budget
+    room = []
+    for window, limit in (
+        (BudgetWindow.DAY, budget.per_day),
+        (BudgetWindow.MONTH, budget.per_month),
+    ):
+        if limit is not None:
+            room.append((window, limit - spent.get((policy.metadata.name, window), 0)))
+    return room
+
+
+def _describe_quote_error(error: ProviderError) -> str:
+    kind = "temporary" if isinstance(error, TemporaryError) else "failed"
+    return f"quote {kind}: {error}"
+
+
+def _entry(
+    item: Assessment,
+    condition: Condition,
+    reason: Reason,
+    detail: str,
+    rejected: Sequence[tuple[str, str]],
+    action: Action | None = None,
+) -> AddressPlan:
+    return AddressPlan(
+        item.address,
+        item.policy.metadata.name,
+        condition,
+        reason,
+        detail,
+        item.available,
+        item.effective,
+        item.threshold,
+        action=action,
+        rejected=tuple(rejected),
+    )
+
+
+def _refusal(
+    cand: Candidate,
+    quote: Quote | ProviderError | None,
+    policy: EnergyPolicy,
+    inputs: PlanInputs,
+    committed: Mapping[str, int],
+    spent: Mapping[tuple[str, BudgetWindow], int],
+) -> tuple[str, Reason | None] | None:
+    """Why `cand` cannot be bought from at `quote` (and whether that is the price cap or
+    a budget, which name the address's block), or None when it can."""
+    if quote is None:
+        return "no quote this pass", None
+    if isinstance(quote, ProviderError):
+        return _describe_quote_error(quote), None
+    cap = cap_total(policy.spec.max_price, cand.energy)
+    if quote.total_sun > cap:
+        return f"quote {quote.total_sun} sun > price cap {cap} sun", Reason.PRICE_CAP
+    view = inputs.providers[cand.provider]
+    if view.balance_sun is not None:
+        left = view.balance_sun - committed.get(cand.provider, 0)
+        if left < quote.total_sun:
+            return f"balance {left} sun < {quote.total_sun}", None
+    over = [(w, room) for w, room in _budget_room(policy, spent) if room < quote.total_sun]
+    if over:
+        window, room = over[0]
+        text = f"{window} budget has {max(room, 0)} sun left, order costs {quote.total_sun}"
+        return text, Reason.BUDGET
+    return None
+
+
+def _viable(
+    item: Assessment,
+    quotes: Mapping[QuoteKey, Quote | ProviderError],
+    inputs: PlanInputs,
+    committed: Mapping[str, int],
+    spent: Mapping[tuple[str, BudgetWindow], int],
+) -> tuple[list[Candidate], list[tuple[str, str]], Reason]:
+    """The candidates that pass price cap, balance and budgets, in priority order; every
+    refusal; and what blocks the address if none passes."""
+    rejected = list(item.rejected)
+    viable: list[Candidate] = []
+    blocking = Reason.NO_PROVIDER
+    for cand in item.candidates:
+        quote = quotes.get(QuoteKey(cand.provider, cand.energy, cand.duration))
+        refusal = _refusal(cand, quote, item.policy, inputs, committed, spent)
+        if refusal is None:
+            assert isinstance(quote, Quote)
+            viable.append(Candidate(cand.provider, cand.energy, cand.duration, quote.total_sun))
+            continue
+        text, kind = refusal
+        rejected.append((cand.provider, text))
+        if kind is Reason.PRICE_CAP and not viable:
+            blocking = Reason.PRICE_CAP
+        elif kind is Reason.BUDGET and blocking is not Reason.PRICE_CAP:
+            blocking = Reason.BUDGET
+    return viable, rejected, blocking
+
+
+def _take(
+    item: Assessment,
+    viable: Sequence[Candidate],
+    committed: dict[str, int],
+    spent: dict[tuple[str, BudgetWindow], int],
+) -> Action:
+    """The action for `item`; its first candidate's cost is counted against the provider's
+    balance and the policy's budgets for the rest of the plan."""
+    spec, name = item.policy.spec, item.policy.metadata.name
+    first = viable[0]
+    cost = first.quote_sun or 0
+    committed[first.provider] = committed.get(first.provider, 0) + cost
+    for window, _room in _budget_room(item.policy, spent):
+        spent[(name, window)] = spent.get((name, window), 0) + cost
+    return Action(
+        address=item.address,
+        policy=name,
+        candidates=tuple(viable),
+        max_total_sun=cap_total(spec.max_price, first.energy),
+        exclusive=spec.exclusive,
+        prevent_duplicates=spec.prevent_duplicates,
+        max_open=spec.max_open_orders,
+        reason=item.detail,
+        max_price_milli=spec.max_price,
+    )
+
+
+def plan(
+    inputs: PlanInputs,
+    assessments: Sequence[Assessment],
+    quotes: Mapping[QuoteKey, Quote | ProviderError],
+) -> Plan:
+    """Step 2: choose providers within price cap, balance and budgets; gate the count."""
+    spent: dict[tuple[str, BudgetWindow], int] = dict(inputs.spent)
+    committed: dict[str, int] = {}  # provider -> sun taken by earlier actions of this plan
+    actions_left = inputs.max_actions
+    entries: list[AddressPlan] = []
+    for item in assessments:
+        if item.condition is not Condition.BELOW_THRESHOLD:
+            entries.append(_entry(item, item.condition, item.reason, item.detail, item.rejected))
+            continue
+        viable, rejected, blocking = _viable(item, quotes, inputs, committed, spent)
+        if not viable:
+            why = "; ".join(f"{p}: {w}" for p, w in rejected) or "no provider listed"
+            entries.append(_entry(item, Condition.BLOCKED, blocking, why, rejected))
+        elif actions_left <= 0:
+            gate = f"more than {inputs.max_actions} purchases this pass; next pass"
+            entries.append(_entry(item, Condition.BLOCKED, Reason.GATE, gate, rejected))
+        else:
+            actions_left -= 1
+            action = _take(item, viable, committed, spent)
+            entries.append(
+                _entry(
+                    item,
+                    Condition.BELOW_THRESHOLD,
+                    Reason.NEEDS_TOP_UP,
+                    item.detail,
+                    rejected,
+                    action,
+                )
+            )
+    return Plan(tuple(entries), inputs.now)
