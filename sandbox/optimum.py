@@ -243,6 +243,9 @@ def solve_address(
     )
 
 
+Plan = list[tuple[float, _Type, str, float, float]]  # (at, type, vendor, unit cost, energy)
+
+
 def _solve(
     times: Sequence[float],
     energies: Sequence[int],
@@ -253,159 +256,171 @@ def _solve(
     *,
     integer: bool,
     time_limit: float | None = None,
-) -> tuple[float | None, list[tuple[float, _Type, str, float, float]], list[float]]:
-    n = len(times)
-    t = np.asarray(times, dtype=float)
-    need = np.asarray(energies, dtype=float) / UNIT
-    # rentals: (candidate k, offer o) -> column; active over transfers k..last(k, o)
-    x_cols: list[tuple[int, int, int]] = []  # (k, type index, last index covered)
+) -> tuple[float | None, Plan, list[float]]:
+    program = _Program(times, energies, offers, costs, energy_fee, eps)
+    return program.solve_milp(time_limit) if integer else program.solve_lp()
+
+
+def _kept_types(offers: Sequence[_Type], prices: Sequence[tuple[float, str]]) -> list[int]:
+    """Types on sale at a candidate, less those a longer, no dearer type with no larger
+    minimum dominates (it covers more and, while active, gives more than a credit)."""
     order = sorted(range(len(offers)), key=lambda i: (offers[i].duration, i), reverse=True)
-    for k in range(n):
-        kept: list[int] = []
-        seen: dict[int, float] = {}  # min amount -> lowest cost among longer types
-        for index in order:
-            offer, price = offers[index], costs[k][index][0]
-            if not math.isfinite(price):
-                continue  # not on sale then
-            if any(m <= offer.min_amount and c <= price for m, c in seen.items()):
-                continue  # a longer rental, no dearer, with no larger minimum serves better
-            seen[offer.min_amount] = min(price, seen.get(offer.min_amount, math.inf))
-            kept.append(index)
-        for index in sorted(kept):
-            offer = offers[index]
-            end = t[k] + offer.duration + MARGIN
-            last = int(np.searchsorted(t, end, side="right")) - 1
-            x_cols.append((k, index, last))
-    nb = n
-    nx = len(x_cols)
-    ending: dict[int, list[int]] = {}  # last index covered -> rental columns
-    for col, (_, _, last) in enumerate(x_cols):
-        if last < n - 1:
-            ending.setdefault(last, []).append(col)
-    # cumulative credits C_{j,L}: usage of draws 0..L that rentals covering at most L took
-    # away, as seen by transfer j > L (only L whose draws still hold usage at t_j)
-    c_cols: list[tuple[int, int]] = []
-    for j in range(n):
-        for last in sorted(ending):
-            if last < j and t[j] - t[last] < WINDOW:
-                c_cols.append((j, last))
-    nc = len(c_cols)
-    nvar = nb + nx + nc
-    cost = np.zeros(nvar)
-    cost[:nb] = energy_fee * UNIT / TRX
-    for col, (k, index, _) in enumerate(x_cols):
-        cost[nb + col] = costs[k][index][0] * UNIT / TRX
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
-    upper: list[float] = []
-    r = 0
+    kept: list[int] = []
+    seen: dict[int, float] = {}  # min amount -> lowest cost among longer types
+    for index in order:
+        offer, price = offers[index], prices[index][0]
+        if not math.isfinite(price):
+            continue  # not on sale then
+        if any(m <= offer.min_amount and c <= price for m, c in seen.items()):
+            continue
+        seen[offer.min_amount] = min(price, seen.get(offer.min_amount, math.inf))
+        kept.append(index)
+    return sorted(kept)
 
-    def put(row: int, col: int, value: float) -> None:
-        rows.append(row)
-        cols.append(col)
-        vals.append(value)
 
-    # recovery factors of earlier draws, per transfer (latest first)
-    earlier: list[list[tuple[int, float]]] = []
-    for j in range(n):
-        items = []
-        i = j - 1
+class _Program:
+    """The sparse program of the module docstring for one address; columns b | x | C."""
+
+    def __init__(
+        self,
+        times: Sequence[float],
+        energies: Sequence[int],
+        offers: Sequence[_Type],
+        costs: Sequence[Sequence[tuple[float, str]]],
+        energy_fee: int,
+        eps: float,
+    ) -> None:
+        self.n = n = len(times)
+        self.t = t = np.asarray(times, dtype=float)
+        self.need = np.asarray(energies, dtype=float) / UNIT
+        self.offers, self.costs, self.eps = offers, costs, eps
+        # rentals: (candidate k, type) -> column; active over transfers k..last(k, type)
+        self.x_cols: list[tuple[int, int, int]] = []  # (k, type index, last index covered)
+        for k in range(n):
+            for index in _kept_types(offers, costs[k]):
+                end = t[k] + offers[index].duration + MARGIN
+                last = int(np.searchsorted(t, end, side="right")) - 1
+                self.x_cols.append((k, index, last))
+        self.ending: dict[int, list[int]] = {}  # last index covered -> rental columns
+        for col, (_, _, last) in enumerate(self.x_cols):
+            if last < n - 1:
+                self.ending.setdefault(last, []).append(col)
+        # cumulative credits C_{j,L} for L < j whose draws still hold usage at t_j
+        self.c_cols: list[tuple[int, int]] = []
+        self.credits_of: list[list[int]] = [[] for _ in range(n)]  # by increasing L
+        for j in range(n):
+            for last in sorted(self.ending):
+                if last < j and t[j] - t[last] < WINDOW:
+                    self.credits_of[j].append(len(self.c_cols))
+                    self.c_cols.append((j, last))
+        self.nb, self.nx = n, len(self.x_cols)
+        self.nvar = self.nb + self.nx + len(self.c_cols)
+        self.cost = np.zeros(self.nvar)
+        self.cost[: self.nb] = energy_fee * UNIT / TRX
+        for col, (k, index, _) in enumerate(self.x_cols):
+            self.cost[self.nb + col] = costs[k][index][0] * UNIT / TRX
+        self.rows: list[int] = []
+        self.cols: list[int] = []
+        self.vals: list[float] = []
+        self.upper: list[float] = []
+        self._build()
+
+    def _row(self, terms: Iterable[tuple[int, float]], bound: float) -> None:
+        row = len(self.upper)
+        for col, value in terms:
+            self.rows.append(row)
+            self.cols.append(col)
+            self.vals.append(value)
+        self.upper.append(bound)
+
+    def _earlier(self, j: int) -> list[tuple[int, float]]:
+        """(i, rho(t_j - t_i)) for the draws before j that still hold usage, latest first."""
+        items, i, t = [], j - 1, self.t
         while i >= 0 and t[j] - t[i] < WINDOW:
             items.append((i, _rho(t[j] - t[i])))
             i -= 1
-        earlier.append(items)
-    active: list[list[int]] = [[] for _ in range(n)]
-    for col, (k, _, last) in enumerate(x_cols):
-        for i in range(k, last + 1):
-            active[i].append(col)
-    credits_of: list[list[int]] = [[] for _ in range(n)]  # c columns of j, by increasing L
-    for col, (j, _) in enumerate(c_cols):
-        credits_of[j].append(col)
-    # capacity: (E_j - b_j) + sum rho (E_i - b_i) - C_{j,max L} - (1+eps) sum x <= 0
-    for j in range(n):
-        const = need[j] + sum(need[i] * f for i, f in earlier[j])
-        put(r, j, -1.0)
-        for i, f in earlier[j]:
-            put(r, i, -f)
-        if credits_of[j]:
-            put(r, nb + nx + credits_of[j][-1], -1.0)
-        for col in active[j]:
-            put(r, nb + col, -(1.0 + eps))
-        upper.append(-const)
-        r += 1
-    for j in range(n):
+        return items
+
+    def _build(self) -> None:
+        nb, nx, eps, need = self.nb, self.nx, self.eps, self.need
+        active: list[list[int]] = [[] for _ in range(self.n)]
+        for col, (k, _, last) in enumerate(self.x_cols):
+            for i in range(k, last + 1):
+                active[i].append(col)
+        for j in range(self.n):
+            earlier = self._earlier(j)
+            # capacity: (E_j - b_j) + sum rho (E_i - b_i) - C_{j,max L} - (1+eps) sum x <= 0
+            terms = [(j, -1.0)] + [(i, -f) for i, f in earlier]
+            if self.credits_of[j]:
+                terms.append((nb + nx + self.credits_of[j][-1], -1.0))
+            terms += [(nb + col, -(1.0 + eps)) for col in active[j]]
+            self._row(terms, -(need[j] + sum(need[i] * f for i, f in earlier)))
+            self._credit_rows(j, earlier)
+
+    def _credit_rows(self, j: int, earlier: list[tuple[int, float]]) -> None:
+        nb, nx, eps, need = self.nb, self.nx, self.eps, self.need
         previous: int | None = None
-        for col in credits_of[j]:
-            last = c_cols[col][1]
+        for col in self.credits_of[j]:
+            last = self.c_cols[col][1]
             here = nb + nx + col
             # 0 <= C_{j,L} - C_{j,L'} <= (1+eps) * rentals covering at most L (L' < L)
-            put(r, here, 1.0)
+            step = [(here, 1.0)] + [(nb + xc, -(1.0 + eps)) for xc in self.ending[last]]
             if previous is not None:
-                put(r, previous, -1.0)
-            for xc in ending[last]:
-                put(r, nb + xc, -(1.0 + eps))
-            upper.append(0.0)
-            r += 1
-            if previous is not None:
-                put(r, previous, 1.0)
-                put(r, here, -1.0)
-                upper.append(0.0)
-                r += 1
+                step.append((previous, -1.0))
+                self._row([(previous, 1.0), (here, -1.0)], 0.0)
+            self._row(step, 0.0)
             # C_{j,L} <= sum_{i <= L} rho (E_i - b_i)
-            const = 0.0
-            put(r, here, 1.0)
-            for i, f in earlier[j]:
-                if i <= last:
-                    const += need[i] * f
-                    put(r, i, f)
-            upper.append(const)
-            r += 1
+            mine = [(i, f) for i, f in earlier if i <= last]
+            self._row([(here, 1.0), *mine], sum(need[i] * f for i, f in mine))
             previous = here
-    matrix = coo_matrix((vals, (rows, cols)), shape=(r, nvar)).tocsr()
-    lb = np.zeros(nvar)
-    ub = np.full(nvar, np.inf)
-    ub[:nb] = need
-    if not integer:
-        bounds = list(zip(lb, ub, strict=True))
-        res = linprog(cost, A_ub=matrix, b_ub=np.asarray(upper), bounds=bounds, method="highs")
+
+    def _matrix(self, width: int) -> Any:
+        shape = (len(self.upper), width)
+        return coo_matrix((self.vals, (self.rows, self.cols)), shape=shape).tocsr()
+
+    def _bounds(self) -> tuple[Any, Any]:
+        lb, ub = np.zeros(self.nvar), np.full(self.nvar, np.inf)
+        ub[: self.nb] = self.need
+        return lb, ub
+
+    def solve_lp(self) -> tuple[float | None, Plan, list[float]]:
+        lb, ub = self._bounds()
+        res = linprog(self.cost, A_ub=self._matrix(self.nvar), b_ub=np.asarray(self.upper),
+                      bounds=list(zip(lb, ub, strict=True)), method="highs")  # fmt: skip
         if res.status != 0:
             return None, [], []
-        xs = res.x
-        plan = [(float(t[k]), offers[i], costs[k][i][1], costs[k][i][0], float(xs[nb + col]))
-                for col, (k, i, _) in enumerate(x_cols) if xs[nb + col] > 1e-9]  # fmt: skip
+        xs, nb, costs = res.x, self.nb, self.costs
+        plan = [(float(self.t[k]), self.offers[i], costs[k][i][1], costs[k][i][0],
+                 float(xs[nb + col]))
+                for col, (k, i, _) in enumerate(self.x_cols) if xs[nb + col] > 1e-9]  # fmt: skip
         return float(res.fun) * TRX, plan, [float(v) for v in xs[:nb]]
-    # MILP: each rental column gets a binary "ordered" z with min <= x <= big * z
-    big = float(need.sum()) * 2 + 1
-    nz = nx
-    total = nvar + nz
-    cost2 = np.concatenate([cost, np.zeros(nz)])
-    link_rows, link_cols, link_vals, link_lo, link_hi = [], [], [], [], []
-    for col, (_, index, _) in enumerate(x_cols):
-        offer = offers[index]
-        a, b = 2 * col, 2 * col + 1
-        link_rows += [a, a, b, b]
-        link_cols += [nb + col, nvar + col, nb + col, nvar + col]
-        link_vals += [1.0, -offer.min_amount / UNIT, 1.0, -big]
-        link_lo += [0.0, -np.inf]
-        link_hi += [np.inf, 0.0]
-    links = coo_matrix((link_vals, (link_rows, link_cols)), shape=(2 * nz, total)).tocsr()
-    main = coo_matrix(matrix)
-    main = coo_matrix((main.data, (main.row, main.col)), shape=(r, total)).tocsr()
-    integrality = np.concatenate([np.zeros(nvar), np.ones(nz)])
-    res = milp(
-        cost2,
-        constraints=[
-            LinearConstraint(main, -np.inf, np.asarray(upper)),
-            LinearConstraint(links, np.asarray(link_lo), np.asarray(link_hi)),
-        ],
-        integrality=integrality,
-        bounds=Bounds(np.concatenate([lb, np.zeros(nz)]), np.concatenate([ub, np.ones(nz)])),
-        options={"time_limit": time_limit, "disp": False},
-    )
-    if res.status != 0 or res.x is None:
-        return None, [], []
-    return float(res.fun) * TRX, [], []
+
+    def solve_milp(self, time_limit: float | None) -> tuple[float | None, Plan, list[float]]:
+        """Each rental column gets a binary "ordered" z with min <= x <= big * z."""
+        nb, nx, nvar = self.nb, self.nx, self.nvar
+        big = float(self.need.sum()) * 2 + 1
+        total = nvar + nx
+        link_rows, link_cols, link_vals = [], [], []
+        for col, (_, index, _) in enumerate(self.x_cols):
+            a, b = 2 * col, 2 * col + 1
+            link_rows += [a, a, b, b]
+            link_cols += [nb + col, nvar + col, nb + col, nvar + col]
+            link_vals += [1.0, -self.offers[index].min_amount / UNIT, 1.0, -big]
+        links = coo_matrix((link_vals, (link_rows, link_cols)), shape=(2 * nx, total)).tocsr()
+        lb, ub = self._bounds()
+        res = milp(
+            np.concatenate([self.cost, np.zeros(nx)]),
+            constraints=[
+                LinearConstraint(self._matrix(total), -np.inf, np.asarray(self.upper)),
+                LinearConstraint(links, np.tile([0.0, -np.inf], nx), np.tile([np.inf, 0.0], nx)),
+            ],
+            integrality=np.concatenate([np.zeros(nvar), np.ones(nx)]),
+            bounds=Bounds(np.concatenate([lb, np.zeros(nx)]), np.concatenate([ub, np.ones(nx)])),
+            options={"time_limit": time_limit, "disp": False},
+        )
+        if res.status != 0 or res.x is None:
+            return None, [], []
+        return float(res.fun) * TRX, [], []
 
 
 def optimum(
