@@ -1,53 +1,95 @@
-"""`energyctl simulate` over 7 emulated days of each built-in profile on examples/sandbox.
+"""`energyctl simulate` over 7 emulated days of each profile, 50 addresses, against the optimum.
 
-Runs `sandbox.simulating.simulate` (the same call the CLI makes) once per profile and
-prints, per profile, the wall time, passes, orders, transfers and the report's money
-figures (spent, burned, saving against burning). Target (issue 7): each profile's 7 days
-in under 2 minutes on the development machine. Ends with one line:
+Writes a 50-address copy of examples/sandbox (the same four policies, providers and engine
+settings; the 30 extra demo addresses shared out among the policies in turn), runs
+`sandbox.simulating.simulate` (the same call the CLI makes, optimum included) once per
+profile and prints, per profile, the wall time, transfers, spend, burn, saving against
+burning and cost over the hindsight optimum (`sandbox/optimum.py`). Targets: a 50-address
+week's report, optimum included, in under 90 s. Ends with one line:
 
-    RESULT days=7 steady_s=.. daily_s=.. bursty_s=.. payments_s=..
+    RESULT days=7 addresses=50 transfers=N wall_s=<slowest profile> <profile>_saving=0.xx
+        <profile>_over_optimum=x.xx <profile>_burned=N ...
 
-    .venv/bin/python bench/simulate.py [--days 7] [--policies examples/sandbox]
-        [--profiles steady,daily,bursty,payments] [--seed 0]
+(`transfers` counts the `week` profile's transfers, else the largest profile's; `_burned`
+counts transfers that burned.)
+
+    .venv/bin/python bench/simulate.py [--days 7] [--addresses 50] [--seed 0]
+        [--profiles steady,daily,bursty,payments,week,deposits]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import yaml
+
+from sandbox import demo
 from sandbox.simulating import simulate
 from sandbox.workload import PROFILES
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "sandbox"
+
+
+def widen(directory: Path, addresses: int) -> Path:
+    """examples/sandbox with `addresses` demo addresses in all (see the module docstring)."""
+    for name in ("providers.yaml", "engine.yaml"):
+        (directory / name).write_text((EXAMPLES / name).read_text())
+    documents: list[dict[str, Any]] = [
+        d for d in yaml.safe_load_all((EXAMPLES / "policies.yaml").read_text()) if d
+    ]
+    taken = {a for d in documents for a in d["spec"]["addresses"]}
+    extra = [a for n in range(addresses * 2) if (a := demo.watched_address(n)) not in taken]
+    for i, address in enumerate(extra[: max(0, addresses - len(taken))]):
+        documents[i % len(documents)]["spec"]["addresses"].append(address)
+    (directory / "policies.yaml").write_text(yaml.safe_dump_all(documents, sort_keys=False))
+    return directory
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=float, default=7.0)
-    parser.add_argument("--policies", type=Path, default=ROOT / "examples" / "sandbox")
+    parser.add_argument("--addresses", type=int, default=50)
     parser.add_argument("--profiles", default=",".join(PROFILES))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    timings: dict[str, float] = {}
-    for name in args.profiles.split(","):
-        start = time.perf_counter()
-        result = asyncio.run(simulate([args.policies], name, days=args.days, seed=args.seed))
-        timings[name] = time.perf_counter() - start
-        report = result.report()
-        print(
-            f"{name:<9} {timings[name]:6.1f} s  passes {result.passes:>6}  "
-            f"orders {len(result.orders):>5}  transfers {report['transfers']:>6}  "
-            f"spent {report['spent_trx']:>10,.2f} TRX  burned {report['burned_trx']:>9,.2f} TRX "
-            f"({report['transfers_burning']} transfers)  "
-            f"saving vs burning {report['saving_vs_burning']:.1%}",
-            flush=True,
-        )
-    days = f"{args.days:g}"
-    figures = " ".join(f"{name}_s={seconds:.1f}" for name, seconds in timings.items())
-    print(f"RESULT days={days} {figures}")
+    figures: list[str] = []
+    slowest = 0.0
+    week_transfers = 0
+    with tempfile.TemporaryDirectory(prefix="energyctl-bench-") as tmp:
+        policies = widen(Path(tmp), args.addresses)
+        for name in args.profiles.split(","):
+            start = time.perf_counter()
+            result = asyncio.run(simulate([policies], name, days=args.days, seed=args.seed))
+            seconds = time.perf_counter() - start
+            slowest = max(slowest, seconds)
+            report = result.report()
+            if name == "week" or "week" not in args.profiles.split(","):
+                week_transfers = max(week_transfers, report["transfers"])
+            over = report.get("cost_over_optimum")
+            bound = report["optimum"]["lower_bound_trx"]
+            print(
+                f"{name:<9} {seconds:6.1f} s (optimum {report['optimum']['seconds']:.1f} s)  "
+                f"transfers {report['transfers']:>6}  spent {report['spent_trx']:>10,.2f} TRX  "
+                f"burned {report['burned_trx']:>9,.2f} TRX ({report['transfers_burning']})  "
+                f"optimum >= {bound:,.2f} TRX  saving {report['saving_vs_burning']:.1%}  "
+                f"over optimum {over}",
+                flush=True,
+            )
+            figures += [
+                f"{name}_saving={report['saving_vs_burning']:.2f}",
+                f"{name}_over_optimum={over:.2f}" if over else f"{name}_over_optimum=nan",
+                f"{name}_burned={report['transfers_burning']}",
+            ]
+    print(
+        f"RESULT days={args.days:g} addresses={args.addresses} transfers={week_transfers} "
+        f"wall_s={slowest:.1f} " + " ".join(figures)
+    )
 
 
 if __name__ == "__main__":

@@ -6,9 +6,16 @@
 - `Report` (`build_report`): what `energyctl simulate` writes as JSON: TRX spent per
   provider, TRX burned by transfers that lacked energy, energy bought versus energy used
   (waste), cost per transfer against burning everything, the floor (energy used x the
-  cheapest unit price on offer for the shortest duration) and spent / floor.
+  cheapest unit price on offer for the shortest duration; not a bound) and spent / floor,
+  and the hindsight optimum (`sandbox/optimum.py`): its proven lower bound, the MILP plan's
+  cost where solved, and cost over optimum = (spent + burned) / lower bound. Energy wasted
+  is bought energy that ended unused, counting recovery: per address, what its rentals could
+  have served (`energy_capacity`: each rental's amount times 1 + its duration / 24 h, since
+  used energy recovers linearly over 24 h) minus the energy transfers drew from the pool,
+  never below 0 (`wasted_energy`; `wasted_share` = wasted / capacity).
 - `write_chart(result, path)`: energy per address over time with each threshold and every
-  top-up marked; cumulative spend and burn (matplotlib, Agg backend: no display needed).
+  top-up marked; cumulative spend and burn, their sum and the optimal plan's cumulative
+  cost (matplotlib, Agg backend: no display needed).
 - `comparison_table(reports)`: policy sets side by side.
 
 Money is integer sun throughout; TRX appear only in rendered text and as `*_trx` fields.
@@ -85,6 +92,8 @@ def build_report(
     floor: Floor | None,
     energy_fee: int,
     extra: Mapping[str, Any] | None = None,
+    optimum: Any = None,
+    ended_at: float | None = None,
 ) -> dict[str, Any]:
     """The JSON report of one run (see the module docstring); every sum is exact."""
     per_provider = provider_totals(orders)
@@ -135,6 +144,21 @@ def build_report(
         },
         "spent_over_floor": round(float(spent / floor_sun), 4) if floor_sun else None,
     }
+    capacity, wasted = wasted_energy(orders, transfers, ended_at)
+    report["energy_capacity"] = capacity
+    report["wasted_energy"] = wasted
+    report["wasted_share"] = round(wasted / capacity, 4) if capacity else 0.0
+    if optimum is not None:
+        bound = optimum.lower_bound_sun
+        plan = optimum.milp_sun
+        report["optimum"] = {
+            "lower_bound_sun": bound,
+            "lower_bound_trx": _trx(bound),
+            "milp_sun": plan,
+            "milp_trx": None if plan is None else _trx(plan),
+            "seconds": round(optimum.seconds, 3),
+        }
+        report["cost_over_optimum"] = round((spent + burned) / bound, 4) if bound else None
     report.update(extra or {})
     return report
 
@@ -146,11 +170,13 @@ _ROWS = (
     ("burned (TRX)", "burned_trx", "{:,.2f}"),
     ("energy bought", "energy_bought", "{:,}"),
     ("energy used", "energy_used", "{:,}"),
-    ("waste", "waste_share", "{:.1%}"),
+    ("energy wasted", "wasted_energy", "{:,}"),
+    ("waste", "wasted_share", "{:.1%}"),
     ("cost per transfer (TRX)", "cost_per_transfer_sun", "sun:{}"),
     ("burning instead (TRX)", "burn_per_transfer_sun", "sun:{}"),
     ("saving vs burning", "saving_vs_burning", "{:.1%}"),
     ("spent / floor", "spent_over_floor", "{}"),
+    ("cost over optimum", "cost_over_optimum", "{}"),
 )
 
 
@@ -212,8 +238,17 @@ def write_chart(result: Any, path: Path) -> Path:
     energy_axes.set_title(f"{result.name}: energy per address (dashed: thresholds)")
     if len(result.energy_series) <= 12:
         energy_axes.legend(fontsize="x-small", ncol=4)
+    money_axes.plot(
+        hours,
+        [(s + b) / TRX for s, b in zip(result.spent_series, result.burned_series, strict=True)],
+        label="policy: spent + burned", linewidth=4, alpha=0.35, color="tab:green",
+    )  # fmt: skip
     money_axes.plot(hours, [s / TRX for s in result.spent_series], label="spent on energy")
     money_axes.plot(hours, [b / TRX for b in result.burned_series], label="burned by transfers")
+    if getattr(result, "optimum", None) is not None:
+        best = result.optimum.cumulative(result.sample_times)
+        money_axes.plot(hours, [c / TRX for c in best], linestyle="--", color="black",
+                        label="hindsight optimum (LP plan)")  # fmt: skip
     money_axes.set_ylabel("cumulative TRX")
     money_axes.set_xlabel("hours")
     money_axes.legend()
@@ -221,6 +256,34 @@ def write_chart(result: Any, path: Path) -> Path:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def wasted_energy(
+    orders: Sequence[OrderRecord], transfers: Sequence[Any], ended_at: float | None
+) -> tuple[int, int]:
+    """(capacity, wasted): bought energy that ended unused (module docstring), all addresses.
+
+    A rental of E energy lasting d seconds can serve up to E x (1 + d / 24 h) in the chain's
+    24 h linear recovery (for rentals still running at the end, d is the part that ran); per
+    address, waste = that capacity minus the energy transfers drew from the pool, at least
+    0. Counting recovery this way, a three-day rental drawn on every day is not "waste".
+    """
+    capacity: dict[str, float] = {}
+    for order in orders:
+        if order.phase not in (OrderPhase.DELIVERED, OrderPhase.PARTIAL):
+            continue
+        start = order.created_at
+        duration = float(order.duration)
+        if ended_at is not None:
+            duration = max(0.0, min(duration, ended_at - start))
+        capacity[order.address] = capacity.get(order.address, 0.0) + order.energy * (
+            1 + duration / 86_400
+        )
+    used: dict[str, int] = {}
+    for record in transfers:
+        used[record.sender] = used.get(record.sender, 0) + record.energy_used
+    wasted = sum(max(0.0, cap - used.get(a, 0)) for a, cap in capacity.items())
+    return int(sum(capacity.values())), int(wasted)
 
 
 __all__ = [

@@ -13,6 +13,10 @@ otherwise every `sweep` seconds. A step with none of these cannot change what th
 would decide, apart from slow energy regeneration, which the sweep covers. The emulators
 are ticked every step while an order is open, else every `EMULATOR_TICK` seconds.
 
+With `drift` (`sandbox.market.Drift`), the emulators' prices move with emulated time
+(`Market.apply` each step). After the run, the hindsight optimum (`sandbox/optimum.py`) is
+computed over the transfers made and the prices as they were (`SimulationResult.optimum`).
+
 Provider documents keep their names and types but talk to the vendor emulators; their
 `fromEnv` secret references are answered with the sandbox credentials (nothing is read
 from the environment). `fromFile` references are refused. Results (`SimulationResult`)
@@ -39,6 +43,8 @@ from policies.policyset import PolicySet
 from providers.base import ProviderError, QuoteRequest
 from providers.http import NO_WAIT
 from sandbox import demo
+from sandbox.market import Drift, Market
+from sandbox.optimum import Optimum, optimum, stake_eps
 from sandbox.reporting import Floor, build_report, order_cost
 from sandbox.state_reader import StateReader
 from sandbox.tron_node.accounts import to_hex
@@ -80,6 +86,7 @@ class SimulationResult:
     energy_series: dict[str, list[int]] = field(default_factory=dict)
     spent_series: list[int] = field(default_factory=list)
     burned_series: list[int] = field(default_factory=list)
+    optimum: Optimum | None = None
 
     def report(self) -> dict[str, Any]:
         return build_report(
@@ -88,6 +95,8 @@ class SimulationResult:
             transfers=self.transfers,
             floor=self.floor,
             energy_fee=self.energy_fee,
+            optimum=self.optimum,
+            ended_at=self.ended_at,
             extra={"days": round((self.ended_at - self.started_at) / DAY, 4),
                    "passes": self.passes},
         )  # fmt: skip
@@ -153,11 +162,16 @@ async def simulate(
     sample: float = 600.0,
     name: str | None = None,
     progress: Callable[[float], None] | None = None,
+    with_optimum: bool = True,
+    milp_time_limit: float | None = 1.0,
+    drift: Drift | None = None,
 ) -> SimulationResult:
     """Run one policy set over `days` of emulated traffic; see the module docstring."""
     policy_set = load_for_simulation(paths)
     clock = SimulationClock()
     world = World(clock=clock, watched=0)
+    market = Market(world, drift)
+    market.apply(clock.now())
     addresses = list(policy_set.addresses)
     for address in addresses:
         world.fund(address, 10_000)
@@ -191,9 +205,20 @@ async def simulate(
             spender = Spender(world.chain, played, start=clock.now(), seed=seed)
             await _loop(
                 world, rec, spender, result, step=step, sweep=sweep, sample=sample,
-                progress=progress,
+                progress=progress, market=market,
             )  # fmt: skip
             result.orders = await store.orders(OrderFilter(limit=10_000))
+            if with_optimum:
+                chain = world.chain
+                per_trx = chain.params.total_energy_limit / max(1, chain.total_energy_weight)
+                result.optimum = optimum(
+                    result.transfers,
+                    market.book(),
+                    energy_fee=result.energy_fee,
+                    eps=stake_eps(per_trx),
+                    milp_time_limit=milp_time_limit,
+                    since=result.started_at,
+                )
         finally:
             await pool.aclose()
             await reader.aclose()
@@ -219,6 +244,7 @@ async def _loop(
     sweep: float,
     sample: float,
     progress: Callable[[float], None] | None,
+    market: Market | None = None,
 ) -> None:
     clock = world.clock
     assert isinstance(clock, VirtualClock)
@@ -231,6 +257,8 @@ async def _loop(
     open_orders = False
     t = start
     while t <= end:
+        if market is not None:
+            market.apply(t)  # prices as they are now (a drift moves them)
         made = spender.run_until(t, set_time=lambda at: clock.set(max(at, clock.now())))
         result.transfers += made
         burned += sum(r.burned_sun for r in made)

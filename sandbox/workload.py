@@ -5,8 +5,11 @@ recipient is fresh: a fresh recipient costs ~130k energy instead of ~65k). It co
 
 - a built-in profile, `profile(name, senders, days=..., seed=...)`, deterministic by seed:
   `steady` (the same rate all day), `daily` (busy afternoons, quiet nights), `bursty`
-  (a quiet trickle and bursts of payouts) and `payments` (daily cycle plus bursts: the
-  sandbox's default);
+  (a quiet trickle and bursts of payouts), `payments` (daily cycle plus bursts: the
+  sandbox's default), `week` (the daily cycle at 1.25 transfers per sender per hour: 50
+  senders make about 10,000 transfers a week) and `deposits` (each sender is a deposit
+  address: it receives one deposit at a random time and sweeps it 1-10 minutes later to a
+  hot wallet holding USDT, one transfer per address);
 - a CSV a user exports from their own history, `read_csv(path)`: columns `time` (ISO 8601
   or Unix seconds), `sender` (base58 address) and `recipient_holds_usdt` (true/false,
   yes/no, 1/0); times keep their time of day: the simulation starts at midnight UTC of
@@ -35,7 +38,7 @@ from sandbox import demo
 from sandbox.tron_node import ChainState
 from sandbox.tron_node.accounts import to_base58
 
-PROFILES = ("steady", "daily", "bursty", "payments")
+PROFILES = ("steady", "daily", "bursty", "payments", "week", "deposits")
 DAY = 86_400.0
 TRX = 1_000_000
 _TRUE = {"1", "true", "yes", "y", "holder"}
@@ -85,7 +88,7 @@ def _rate(name: str, t: float) -> float:
         return 1.0
     hour = (t % DAY) / 3600.0
     cycle = max(0.05, 1.0 + 0.95 * math.sin(2 * math.pi * (hour - 9.0) / 24.0))
-    if name == "daily":
+    if name in ("daily", "week"):
         return cycle
     return 0.4 * (cycle if name == "payments" else 1.0)  # bursty/payments: bursts added
 
@@ -105,7 +108,13 @@ def profile(
     rng = random.Random(f"{name}/{seed}")
     span = days * DAY
     out: list[Transfer] = []
+    if name == "week":
+        per_hour *= 1.25
     for sender in senders:
+        if name == "deposits":  # one deposit, one sweep (to the hot wallet: a holder)
+            out.append(Transfer(rng.uniform(0, max(0.0, span - 600.0)) + rng.uniform(60, 600),
+                                sender, False))  # fmt: skip
+            continue
         weight = rng.uniform(0.5, 1.5) * per_hour / 3600.0
         peak = weight * 2.0
         t = 0.0

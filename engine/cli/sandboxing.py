@@ -249,7 +249,7 @@ def _world_only(
     "--workload",
     default="payments",
     show_default=True,
-    help="A profile (steady, daily, bursty, payments) or a CSV file "
+    help="A profile (steady, daily, bursty, payments, week, deposits) or a CSV file "
     "(time, sender, recipient_holds_usdt).",
 )
 @click.option("--days", type=click.FloatRange(min=0.001), default=7.0, show_default=True)

@@ -74,8 +74,8 @@ class EopenPrices:
     """Sun per energy unit for the whole period (what `/v1/tron/price` calls `sun`)."""
 
     per_period: tuple[tuple[str, int], ...] = (
-        ("10min", 55), ("1h", 65), ("1d", 100), ("3d", 270),
-        ("7d", 600), ("14d", 1150), ("30d", 2300),
+        ("10min", 38), ("1h", 30), ("1d", 75), ("3d", 165),
+        ("7d", 378), ("14d", 742), ("30d", 1560),
     )  # fmt: skip
 
     def unit(self, period: str) -> int:

@@ -18,7 +18,7 @@ PERIOD = re.compile(r"^(?:1H|([1-9]|[12][0-9]|30)D)$")
 class ItrxPrices:
     """Sun per energy: `tiers` maps the days of a period (0 = 1H) to a per-day price."""
 
-    tiers: tuple[tuple[int, int], ...] = ((0, 75), (1, 98), (3, 80), (30, 65))
+    tiers: tuple[tuple[int, int], ...] = ((0, 40), (1, 90), (3, 60), (7, 51), (30, 50))
     small_amount: int = 50_000  # below this, `small_addition` is charged
     small_addition_sun: int = 600_000
     activation_sun: int = 1_500_000

@@ -54,10 +54,10 @@ MIN_QUANTITY = 65_000
 class MefreePrices:
     """Sun per energy unit, as `/api/config` reports them."""
 
-    flash_price_sun: int = 80  # period 0, "fast charge" (emulated as one hour)
-    hour_price_sun: int = 90  # period 1
-    day_price_sun: int = 110  # period 2
-    multi_day_price_sun: int = 85  # periods 3..30, per day
+    flash_price_sun: int = 48  # period 0, "fast charge" (emulated as one hour)
+    hour_price_sun: int = 45  # period 1
+    day_price_sun: int = 56  # period 2 (the cheapest day in the sandbox's market)
+    multi_day_price_sun: int = 58  # periods 3..30, per day
     activate_price_sun: int = 1_500_000
     subscribe_price_sun: int = 3_500_000
     bandwidth_price_sun: int = 1_000

@@ -25,7 +25,7 @@ DAY = 86_400
 class TronSavePrices:
     """The lowest price per duration bracket: ((max duration s or None, sun/unit/day), ...)."""
 
-    slow_by_duration: tuple[tuple[int | None, int], ...] = ((3600, 55), (DAY, 60), (None, 50))
+    slow_by_duration: tuple[tuple[int | None, int], ...] = ((3600, 55), (DAY, 60), (None, 53))
     medium_premium: int = 5
 
     def slow(self, duration_sec: int) -> int:

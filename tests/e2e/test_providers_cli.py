@@ -48,8 +48,8 @@ def test_console_script_lists_every_provider(world: tuple[World, Path]) -> None:
     assert lines[0].split()[:4] == ["NAME", "TYPE", "DURATIONS", "AMOUNT"]
     rows = {line.split()[0]: line for line in lines[1:]}
     assert set(rows) == set(demo.VENDORS)
-    assert "5.85 TRX (90 sun/energy)" in rows["mefree"]
-    assert "4.875 TRX (75 sun/energy)" in rows["itrx"]
+    assert "2.925 TRX (45 sun/energy)" in rows["mefree"]
+    assert "2.6 TRX (40 sun/energy)" in rows["itrx"]
     assert "3.9 TRX (60 sun/energy)" in rows["tronsave"]
     assert all(row.endswith("100000 TRX") for row in rows.values())
     assert ">= 64k" in rows["eopen"] and "exclusive" in rows["itrx"]
@@ -79,7 +79,7 @@ def test_quote_for_an_address_and_below_minimum(world: tuple[World, Path]) -> No
     assert code == 0
     rows = {row["name"]: row for row in json.loads(out)}
     assert rows["mefree"]["quoteError"] == "unsupported duration 10m"
-    assert rows["eopen"]["quote"]["totalSun"] == 64_000 * 55
+    assert rows["eopen"]["quote"]["totalSun"] == 64_000 * 38
     assert rows["itrx"]["quote"] is None
     assert rows["tronsave"]["quoteError"] == "below minimum 64001"  # the SDK's minimum
 

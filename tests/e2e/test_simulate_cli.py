@@ -26,10 +26,19 @@ def test_simulate_compares_two_policy_sets(tmp_path: Path) -> None:
     header = done.stdout.splitlines()[0].split()
     assert header == ["hourly", "level"]
     assert "spent / floor" in done.stdout and "simulating hourly" in done.stderr
+    assert "cost over optimum" in done.stdout and "energy wasted" in done.stdout
     for name in ("hourly", "level"):
         report = json.loads((out / f"{name}.json").read_text())
         assert report["name"] == name and report["transfers"] > 0
         assert report["total_sun"] == report["spent_sun"] + report["burned_sun"]
+        # the hindsight optimum: a lower bound, so the policy costs at least as much
+        bound = report["optimum"]["lower_bound_sun"]
+        assert 0 < bound <= report["total_sun"]
+        assert report["cost_over_optimum"] == round(report["total_sun"] / bound, 4)
+        assert report["optimum"]["milp_sun"] is None or report["optimum"]["milp_sun"] >= bound
+        assert report["wasted_energy"] <= report["energy_capacity"]
+        assert 0 <= report["wasted_share"] <= 1
+        assert set(report["providers"]) == {"cheap"} and report["transfers_burning"] >= 0
         assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     hourly = json.loads((out / "hourly.json").read_text())
     level = json.loads((out / "level.json").read_text())

@@ -89,7 +89,7 @@ async def test_intent_is_committed_before_the_call_and_the_first_provider_serves
     assert spy.seen == [OrderPhase.INTENT]  # write-ahead: the row existed before the call
     order = await market.store.get_order(result.client_order_id)
     assert order.phase is OrderPhase.SUBMITTED
-    assert order.cost_sun == result.cost_sun == 75 * 70_000  # itrx 1H price x energy
+    assert order.cost_sun == result.cost_sun == 40 * 70_000  # itrx 1H price x energy
     assert order.receipt is not None and order.provider_order_id
     assert (market.creates("itrx"), market.creates("eopen")) == (1, 0)
     health = (await market.store.provider_health())["p-itrx"]
@@ -140,30 +140,30 @@ async def test_mefree_retries_its_idempotent_create_and_buys_once(market: Market
 
 async def test_cost_above_the_cap_is_recorded_and_flagged(market: Market) -> None:
     [addr] = market.watched(1)
-    # eopen charges 65 sun/energy for 1 h and has no cap of its own; our cap is 50
-    result = await run(market, action(addr, "eopen", price_milli=50_000))
+    # eopen charges 30 sun/energy for 1 h and has no cap of its own; our cap is 20
+    result = await run(market, action(addr, "eopen", price_milli=20_000))
     assert result.kind is OutcomeKind.BOUGHT and result.over_cap
-    assert result.cost_sun == 65 * 70_000 > result.cap_sun == 50 * 70_000
+    assert result.cost_sun == 30 * 70_000 > result.cap_sun == 20 * 70_000
     history = await market.store.order_history(result.client_order_id)
     assert "ALERT" in str(history[-1].detail)
     order = await market.store.get_order(result.client_order_id)
-    assert order.cost_sun == 65 * 70_000 and order.reserved_sun == 50 * 70_000
+    assert order.cost_sun == 30 * 70_000 and order.reserved_sun == 20 * 70_000
 
 
 async def test_vendor_side_price_cap_refuses_and_the_next_candidate_serves(
     market: Market,
 ) -> None:
     [addr] = market.watched(1)
-    # TronSave MEDIUM 1 h is 60 sun/energy; a 40 cap makes it refuse; itrx (75) then
+    # TronSave MEDIUM 1 h is 60 sun/energy; a 30 cap makes it refuse; itrx (40) then
     # serves under a separate cap computed for its own candidate
     act = action(addr, "tronsave", "itrx", price_milli=80_000)
-    act = Action(**{**_fields(act), "max_price_milli": 40_000})
+    act = Action(**{**_fields(act), "max_price_milli": 30_000})
     result = await run(market, act)
     assert [(a.provider, a.result) for a in result.attempts] == [
         ("p-tronsave", "failed"),
         ("p-itrx", "accepted"),
     ]
-    assert result.over_cap  # itrx has no cap of its own: its 75 is recorded, flagged
+    assert result.over_cap  # itrx has no cap of its own: its 40 is recorded, flagged
     assert market.creates("tronsave") == 0
     # a price refusal is about our order, not the vendor's health
     assert "p-tronsave" not in await market.store.provider_cooldowns()
@@ -204,17 +204,17 @@ def _fields(act: Action) -> dict[str, Any]:
 
 async def test_a_price_move_between_quote_and_order_keeps_the_budget(market: Market) -> None:
     """Regression: the reservation was the quote, while the vendor may charge up to the
-    cap. itrx quotes 75 sun/energy (5.25 TRX) and, the price having moved 52 %, charges
-    7.98 TRX: with 12 TRX a day, two orders fitted their quotes (10.5 TRX) and spent
-    15.96 TRX. Now each reserves its cap (7.98 TRX): the second is refused by the store,
+    cap. itrx quotes 40 sun/energy (2.8 TRX) and, the price having moved up to the 114 sun
+    cap, charges 7.98 TRX: with 12 TRX a day, two orders fitted their quotes (5.6 TRX) and
+    spent 15.96 TRX. Now each reserves its cap (7.98 TRX): the second is refused by the store,
     the first is flagged `over_quote`, and it settles at its receipt's charge."""
     first, second = market.watched(2)
     itrx = market.emulators["itrx"]
     budgets = [BudgetLimit(policy="pol", window=BudgetWindow.DAY, limit_sun=12 * TRX)]
     request = QuoteRequest(receiver=first, energy=70_000, duration=3600)
     quoted = (await market.providers["p-itrx"].quote(request)).total_sun
-    assert quoted == 75 * 70_000
-    itrx.faults.charge_markup(0.52)
+    assert quoted == 40 * 70_000
+    itrx.faults.charge_markup(1.9, ceiling=114)  # 2.9 x the list, held at 114 sun/energy
     outcomes = []
     for addr in (first, second):
         act = action(addr, "itrx", price_milli=114_000)

@@ -66,9 +66,9 @@ async def test_delivered_only_when_the_chain_shows_the_energy(market: Market) ->
     [second] = await track_all(t, market)
     assert second.after is OrderPhase.DELIVERED
     order = await market.store.get_order(bought.client_order_id)
-    assert order.cost_sun == 65 * 70_000
+    assert order.cost_sun == 30 * 70_000
     # settled: the reservation (the cap) released, the real cost booked
-    assert await market.store.spent("pol", BudgetWindow.DAY) == 65 * 70_000
+    assert await market.store.spent("pol", BudgetWindow.DAY) == 30 * 70_000
 
 
 class SaysDelegated(Provider):
@@ -107,7 +107,7 @@ async def test_provider_saying_done_is_only_pending_energy(market: Market) -> No
     [r] = await track_all(t, market)
     assert r.after is OrderPhase.FAILED and "ALERT" in r.detail
     order = await market.store.get_order(bought.client_order_id)
-    assert order.cost_sun == 75 * 70_000  # we were charged: it stays in the budget
+    assert order.cost_sun == 40 * 70_000  # we were charged: it stays in the budget
 
 
 async def test_ambiguous_order_is_resolved_by_the_chain_and_never_doubled(
@@ -294,5 +294,5 @@ async def test_an_order_of_a_removed_provider_is_followed_by_the_chain(market: M
     assert late.after is OrderPhase.FAILED and "ALERT" in late.detail
     for bought in (first, second):
         order = await market.store.get_order(bought.client_order_id)
-        assert order.cost_sun == 65 * 70_000
+        assert order.cost_sun == 30 * 70_000
     assert await market.store.open_orders() == []

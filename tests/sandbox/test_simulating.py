@@ -31,7 +31,7 @@ spec:
   maxPrice: 100 sun/energy
   budget: {{perDay: 1000 TRX}}
 """
-# eopen's 1 h price is 65 sun per energy for the whole period, its 10 min price 55
+# eopen's 1 h price is 30 sun per energy for the whole period, its 10 min price 38
 # (docs/sandbox-providers.md); a transfer to a holder needs 64,285 energy, to a fresh
 # address 130,285; burning costs 100 sun per energy.
 CSV = f"""\
@@ -56,8 +56,8 @@ async def test_report_arithmetic_on_a_tiny_workload(tmp_path: Path) -> None:
     assert third.burned_sun == (130_285 - third.energy_used) * 100
     orders = [o for o in result.orders if str(o.phase) == "delivered"]
     assert orders and all(o.energy == 131_000 and o.provider == "cheap" for o in orders)
-    assert report["providers"]["cheap"]["spent_sun"] == 131_000 * 65 * len(orders)
-    assert report["spent_sun"] == 131_000 * 65 * len(orders)
+    assert report["providers"]["cheap"]["spent_sun"] == 131_000 * 30 * len(orders)
+    assert report["spent_sun"] == 131_000 * 30 * len(orders)
     assert report["burned_sun"] == third.burned_sun
     assert report["transfers"] == 3 and report["transfers_burning"] == 1
     used = 2 * 64_285 + third.energy_used
@@ -70,8 +70,8 @@ async def test_report_arithmetic_on_a_tiny_workload(tmp_path: Path) -> None:
     floor = report["floor"]
     assert (floor["provider"], floor["duration"]) == ("cheap", 600)  # the 10 min rental
     assert result.floor is not None and result.floor.energy == 131_000
-    unit = Fraction(result.floor.total_sun, 131_000)  # eopen's quote: 55 sun/energy, rounded up
-    assert 55 <= unit < 56 and floor["unit_price_sun"] == round(float(unit), 4)
+    unit = Fraction(result.floor.total_sun, 131_000)  # eopen's quote: 38 sun/energy, rounded up
+    assert 38 <= unit < 39 and floor["unit_price_sun"] == round(float(unit), 4)
     assert floor["floor_sun"] == int(unit * used)
     assert report["spent_over_floor"] == round(float(report["spent_sun"] / (unit * used)), 4)
     chart = write_chart(result, tmp_path / "chart.png")
@@ -90,14 +90,14 @@ async def test_file_secrets_and_unknown_workloads_are_refused(tmp_path: Path) ->
 
 
 async def test_an_exhausted_budget_stops_buying_and_transfers_burn(tmp_path: Path) -> None:
-    # room for one 131k order a day (8.515 TRX at eopen's 1 h price; the cap needs 13.1)
+    # room for one 131k order a day (3.93 TRX at eopen's 1 h price; the cap needs 13.1)
     (tmp_path / "p.yaml").write_text(POLICY.replace("perDay: 1000 TRX", "perDay: 14 TRX"))
     rows = [f"2026-01-01T{h:02d}:{m:02d}:00Z,{ADDRESS},true" for h in range(3) for m in (5, 35)]
     (tmp_path / "w.csv").write_text("time,sender,recipient_holds_usdt\n" + "\n".join(rows))
     result = await simulate([tmp_path / "p.yaml"], str(tmp_path / "w.csv"), days=0.125)
     report = result.report()
     charged = [o for o in result.orders if str(o.phase) not in ("failed", "abandoned")]
-    assert len(charged) == 1 and report["spent_sun"] == 131_000 * 65 <= 14 * 1_000_000
+    assert len(charged) == 1 and report["spent_sun"] == 131_000 * 30 <= 14 * 1_000_000
     # the first order covers two transfers; every later one burns
     assert [r.burned_sun > 0 for r in result.transfers] == [False, False] + [True] * 4
     assert report["burned_sun"] == sum(r.burned_sun for r in result.transfers)

@@ -47,15 +47,15 @@ ORDER = {"pledgeAddress": RECEIVER, "rentalCount": "65000", "period": "1h"}
 
 
 async def test_price_matches_the_docs_arithmetic(http: httpx.AsyncClient) -> None:
-    data = ok(await http.get("/v1/tron/price", params={"rentalCount": 65000, "period": "1h"}))
+    data = ok(await http.get("/v1/tron/price", params={"rentalCount": 64500, "period": "1h"}))
     assert data == {
-        "sun": "65",
-        "trxPrice": "4.23",  # 65 x 65,000 = 4.225 TRX, rounded half up
+        "sun": "30",
+        "trxPrice": "1.94",  # 30 x 64,500 = 1.935 TRX, rounded half up
         "period": "1h",
         "resourceType": "ENERGY",
-        "rentalCount": 65000,
+        "rentalCount": 64500,
     }
-    day = ok(await http.get("/v1/tron/price", params={"rentalCount": 65000, "period": "1d"}))
+    day = ok(await http.get("/v1/tron/price", params={"rentalCount": 64500, "period": "1d"}))
     assert int(day["sun"]) > int(data["sun"])
 
 
@@ -93,11 +93,11 @@ async def test_order_history_progression(
 ) -> None:
     created = ok(await http.post("/v1/tron/order", params=ORDER))
     assert created["id"].startswith("OR") and len(created["id"]) == 24
-    assert created == {"id": created["id"], "amount": 4.225, "currency": "TRX"}
+    assert created == {"id": created["id"], "amount": 1.95, "currency": "TRX"}
     history = {"orderId": created["id"]}
     got = ok(await http.get("/v1/tron/history", params=history))
     assert got["status"] == "PENDING" and got["txId"] == ""
-    assert got["rentalCount"] == "65000" and got["amount"] == "4.225"
+    assert got["rentalCount"] == "65000" and got["amount"] == "1.95"
     clock.advance(2)
     assert ok(await http.get("/v1/tron/history", params=history))["status"] == "PROCESSING"
     clock.advance(2)
@@ -116,8 +116,8 @@ async def test_account_balances_are_decimal_strings(
     assert before["balance"]["available"] == {"trx": "1000", "usdt": "0"}
     ok(await http.post("/v1/tron/order", params=ORDER))
     after = ok(await http.get("/v1/account"))
-    assert after["balance"]["available"]["trx"] == "995.775"
-    assert emu.balance_sun == 995_775_000
+    assert after["balance"]["available"]["trx"] == "998.05"
+    assert emu.balance_sun == 998_050_000
 
 
 async def test_pays_in_usdt_when_trx_is_short_and_refunds_failures(clock: VirtualClock) -> None:
@@ -126,20 +126,20 @@ async def test_pays_in_usdt_when_trx_is_short_and_refunds_failures(clock: Virtua
         clock=clock,
         api_key=KEY,
         balance_sun=0,
-        usdt_micros=2_000_000,
+        usdt_micros=1_000_000,  # one order's 0.557143 USDT, not two
     )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=emu.app), base_url=BASE, headers={"API-KEY": KEY}
     ) as http:
         created = ok(await http.post("/v1/tron/order", params=ORDER))
         assert (
-            created["currency"] == "USDT" and created["amount"] == 1.207143
-        )  # 4.225 TRX, rounded up
+            created["currency"] == "USDT" and created["amount"] == 0.557143
+        )  # 1.95 TRX at 3.5 TRX per USDT = 0.5571428..., rounded up
         assert code(await http.post("/v1/tron/order", params=ORDER)) == 20002
         emu.delegator.refuse_next(3)  # type: ignore[attr-defined]
         clock.advance(60)
         got = ok(await http.get("/v1/tron/history", params={"orderId": created["id"]}))
-    assert got["status"] == "REFUNDED" and emu.usdt_micros == 2_000_000
+    assert got["status"] == "REFUNDED" and emu.usdt_micros == 1_000_000
 
 
 async def test_activates_unactivated_receivers(clock: VirtualClock) -> None:

@@ -141,7 +141,7 @@ async def test_inactive_address_and_insufficient_funds(
         resp = await client.post("/order", data)
         assert resp.json() == {"detail": f"{OTHER} is the inactive address."}
         activated = await client.order(receive_address=OTHER, active=1)
-        assert activated["amount"] == 75 * 65_000 + 1_500_000
+        assert activated["amount"] == 40 * 65_000 + 1_500_000
         inactive.faults.set_balance(10)
         resp = await client.post("/order", data)
         assert resp.status_code == 400 and resp.json() == {"detail": "Insufficient funds"}
@@ -152,15 +152,15 @@ async def test_prices_differ_by_period_and_small_orders_pay_addition(client: Cli
     assert small == {
         "period": "1D",
         "energy_amount": 32_000,
-        "price": 98,
-        "total_price": 98 * 32_000 + 600_000,
+        "price": 90,
+        "total_price": 90 * 32_000 + 600_000,
         "addition": 600_000,
     }
     big = (await client.get("/order/price", period="3D", energy_amount=65_000)).json()
-    assert big["total_price"] == 80 * 65_000 * 3 and big["addition"] == 0
+    assert big["total_price"] == 60 * 65_000 * 3 and big["addition"] == 0
     index = (await client.get("/index-data")).json()
     assert index["small_addition"] == 0.6 and index["minimum_order_energy"] == 10_000
-    assert [t["period"] for t in index["tiered_pricing"]] == [0, 1, 3, 30]
+    assert [t["period"] for t in index["tiered_pricing"]] == [0, 1, 3, 7, 30]
 
 
 async def test_status_progression_and_details(

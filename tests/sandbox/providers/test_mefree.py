@@ -134,8 +134,8 @@ async def test_order_lifecycle_in_emulated_time(
     created = data(await client.order(ORDER))
     assert created["status"] == "TRANSFER_SUCCESS"
     assert created["confirm_status"] == "UNCONFIRMED"
-    assert created["amount_sun"] == 90 * 65_000
-    assert created["balance"] == emu.balance_sun == 1_000_000_000 - 90 * 65_000
+    assert created["amount_sun"] == 45 * 65_000
+    assert created["balance"] == emu.balance_sun == 1_000_000_000 - 45 * 65_000
     assert delegator.energy_of(RECEIVER) == 0
     path = "/api/order/" + created["pay_hash"]
 
@@ -169,7 +169,7 @@ async def test_parameter_rules(client: Client) -> None:
         assert resp.json()["code"] != 0 and set(resp.json()) >= {"msg", "sub_code", "sub_msg"}
     counted = data(await client.order(f"count=2&target_address={RECEIVER}&period=2"))
     assert counted["energy_quantity"] == 130_000
-    assert counted["amount_sun"] == 110 * 130_000
+    assert counted["amount_sun"] == 56 * 130_000
 
 
 async def test_client_order_id_dedupes(

@@ -96,7 +96,7 @@ async def test_user_info_balance_is_a_string_of_sun(
     info = ok(await http.get("/v2/user-info"))
     assert info["balance"] == "1000000000"
     ok(await http.post("/v2/buy-resource", json=body(durationSec=3 * 86_400)), status=201)
-    assert ok(await http.get("/v2/user-info"))["balance"] == str(1_000_000_000 - 55 * 65_000 * 3)
+    assert ok(await http.get("/v2/user-info"))["balance"] == str(1_000_000_000 - 58 * 65_000 * 3)
 
 
 async def test_estimate_needs_no_key_and_follows_the_price_rules(clock: VirtualClock) -> None:
@@ -112,10 +112,10 @@ async def test_estimate_needs_no_key_and_follows_the_price_rules(clock: VirtualC
             value: int = est["unitPrice"]
             return value
 
-        assert [await price(u, 65_000) for u in ("SLOW", "MEDIUM", "FAST")] == [50, 55, 55]
-        assert [await price(u, 200_000) for u in ("SLOW", "MEDIUM", "FAST")] == [50, 55, 65]
+        assert [await price(u, 65_000) for u in ("SLOW", "MEDIUM", "FAST")] == [53, 58, 58]
+        assert [await price(u, 200_000) for u in ("SLOW", "MEDIUM", "FAST")] == [53, 58, 68]
         emu.delegator.capacity = 0  # type: ignore[attr-defined]
-        assert [await price(u, 65_000) for u in ("SLOW", "MEDIUM", "FAST")] == [50, 60, 70]
+        assert [await price(u, 65_000) for u in ("SLOW", "MEDIUM", "FAST")] == [53, 63, 73]
 
 
 async def test_fastify_validation(http: httpx.AsyncClient) -> None:

@@ -1,0 +1,471 @@
+"""The hindsight optimum: the least a finished simulation's workload could have cost.
+
+Given every transfer of a run (its time, sender and the energy it consumed), the chain's burn
+price (`getEnergyFee`, read from the emulated node) and the market's catalogue
+(`sandbox/market.py`: every vendor, duration, unit price and smallest order), `optimum()`
+solves one linear program per address with SciPy's HiGHS interface (`scipy.optimize.linprog`
+and `milp`) and returns:
+
+- `lower_bound_sun`: the LP relaxation's optimum, a **proven lower bound**: no policy, on
+  any vendor, can serve the workload for less on the emulated chain (argument below);
+- `milp_sun`: the same program with each vendor's order minimum as an integer condition
+  (an order is 0 or at least the minimum), where HiGHS proves it optimal within
+  `milp_time_limit` seconds per address; None otherwise. It is also a lower bound, tighter.
+
+## The program (per address)
+
+Transfers j = 0..n-1 at times t_j each consume E_j energy. Variables: b_j in [0, E_j], the
+energy burned by transfer j (cost: burn price x b_j); x_{k,o} >= 0, energy rented under
+type o (a vendor's duration d; in the LP the cheapest vendor for d) "placed at candidate
+k", active for the transfers k..last(k, o), those with t_i <= t_k + d + margin. The energy
+drawn from the pool is p_j = E_j - b_j, and the usage left at t_j by earlier draws is
+U_j = sum_{i<j} p_i * rho(t_j - t_i), rho(delta) = max(0, 1 - (delta + 6 s) / 24 h).
+C_{j,L} >= 0 (cumulative in L) is the usage that rentals whose last covered transfer is at
+most L < j took away, as seen by transfer j. For each j:
+
+    p_j + U_j - C_{j,Lmax} <= (1 + eps) * sum_{(k,o) active at j} x_{k,o}          (capacity)
+    0 <= C_{j,L} - C_{j,L'} <= (1 + eps) * sum_{(k,o): last(k,o) = L} x_{k,o}   (what ended)
+    C_{j,L} <= sum_{i <= L} p_i * rho(t_j - t_i)                        (usage it could take)
+
+(L' the previous L, Lmax the last L < j). Cost: burn price x sum b_j + sum price x x_{k,o}.
+A type dominated at candidate k by a longer one, no dearer, with no larger minimum is left
+out (the longer one covers more and, while active, gives more than the credit it replaces).
+
+## Why it is a relaxation of the emulated chain
+
+Take any run of the simulator and map it into the program; the map never costs more:
+
+- **Rentals.** An order delivered in (t_{k-1}, t_k] (before the first transfer: k = 0) of
+  duration d maps to candidate k: the program treats it as present from t_{k-1} on (earlier
+  than the chain) until t_k + d + margin, `margin` (600 s) covering the delivery delay and
+  the emulators' expiry tick (later than the chain). An order for which no transfer comes is
+  dropped (it only costs). Its price is the lowest that vendor asked for that duration or
+  any longer one (`PriceBook.lowest`) at any time it could have been placed: from
+  t_{k-1} - 2 x margin (k = 0: the run's start) to t_k, so a price drift cannot make the
+  program pay more than the engine did (TronSave: the SLOW price, the lowest it accepts;
+  its orders of any length beyond a day stand on a grid of durations, each priced as the
+  shortest order it represents, `market.tronsave_grid`). Amounts are continuous and
+  minimums ignored in the LP (the MILP keeps them). The node sizes a delegation in whole TRX
+  of stake, so the receiver may gain a little more than it paid for: `eps` (energy per TRX
+  of stake / 10,000) gives every rental that extra. Durations stop at the first one that
+  outlasts the workload (`rental_types`); a longer order serves no more.
+- **Burns.** The chain burns exactly the fee per missing energy (`pay_energy`): b_j.
+- **Delegations that end.** When the chain reclaims a delegation it moves the receiver's
+  used energy away in proportion to the stake, at most that stake's energy
+  (`model.undelegate_transfer`), and only usage made before the reclaim, i.e. by draws at
+  most last(k, o). The program lets the rentals whose last covered transfer is L take away
+  up to their amount of the (recovering) usage of draws up to L, at every later transfer:
+  at least what the chain removes. Before its end in the program, a rental the chain has
+  already reclaimed still counts as capacity, which gives at least the usage it removed.
+- **Recovery.** The chain decays usage linearly over a 24 h window of 3-s slots; the
+  program lets each draw recover independently and 6 s early (the slot rounding). This is
+  the one point argued rather than proved: java-tron merges windows (a draw made while
+  older usage is recovering gets the usage-weighted average of the remaining windows,
+  `model.increase_v2`). The merged usage is linear where the independent sum is convex; it
+  starts equal and has the same area, so it lies above the independent sum first and can
+  fall below it only late in the tail, by little when draws are of similar size (64-130k
+  energy here). The property test (tests/sandbox/test_optimum.py) runs 200 random
+  workload/policy pairs (half of them "tight" cases where a policy can come close: the
+  closest cost 0.6 % and 1.3 % above the bound) and no run has cost less than the bound;
+  removing one offer from the program's catalogue makes three of them fail.
+
+Everything is solved in units of 1,000 energy and TRX, and the reported bound is rounded
+down. Neighbours: `sandbox/simulating.py` (runs), `sandbox/reporting.py` (the report).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.sparse import coo_matrix
+
+from sandbox.market import Offer, PriceBook
+
+WINDOW = 86_400.0
+SLOT_ROUNDING = 6.0  # seconds of recovery granted early (two 3-s slots)
+MARGIN = 600.0  # delivery delay and expiry tick, granted to every rental
+UNIT = 1000.0  # energy per program unit
+TRX = 1_000_000
+
+
+class TransferLike(Protocol):
+    @property
+    def at(self) -> float: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def energy_total(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Rental:
+    vendor: str
+    duration: int
+    at: float
+    energy: float
+    cost_sun: float
+
+
+@dataclass(slots=True)
+class AddressOptimum:
+    address: str
+    transfers: int
+    lower_bound_sun: int
+    milp_sun: int | None
+    lp_seconds: float
+    rentals: list[Rental] = field(default_factory=list)  # the LP's plan (for the chart)
+    burns: list[tuple[float, float]] = field(default_factory=list)  # (time, sun) in the plan
+
+
+@dataclass(slots=True)
+class Optimum:
+    energy_fee: int
+    addresses: dict[str, AddressOptimum]
+    seconds: float
+
+    @property
+    def lower_bound_sun(self) -> int:
+        return sum(a.lower_bound_sun for a in self.addresses.values())
+
+    @property
+    def milp_sun(self) -> int | None:
+        values = [a.milp_sun for a in self.addresses.values()]
+        return None if any(v is None for v in values) else sum(v or 0 for v in values)
+
+    def cumulative(self, times: Sequence[float]) -> list[int]:
+        """The LP plan's cumulative cost (rentals when placed, burns when made) at `times`."""
+        events: list[tuple[float, float]] = []
+        for a in self.addresses.values():
+            events += [(r.at, r.cost_sun) for r in a.rentals] + a.burns
+        events.sort()
+        out, total, i = [], 0.0, 0
+        for t in times:
+            while i < len(events) and events[i][0] <= t:
+                total += events[i][1]
+                i += 1
+            out.append(int(total))
+        return out
+
+
+def _rho(delta: float) -> float:
+    return max(0.0, 1.0 - (delta + SLOT_ROUNDING) / WINDOW)
+
+
+@dataclass(frozen=True, slots=True)
+class _Type:
+    vendor: str  # "" in the LP: the cheapest vendor at each time
+    duration: int
+    min_amount: int
+
+
+def rental_types(offers: Iterable[Offer], horizon: float) -> tuple[list[_Type], list[_Type]]:
+    """(LP types, MILP types): the durations useful within `horizon` seconds.
+
+    Per vendor, an offer longer than the horizon serves no more than the shortest one that
+    outlasts it, so durations stop there; each type is priced as the vendor's cheapest offer
+    at least as long (`PriceBook.lowest`). The LP ignores minimums, so it needs one type
+    per duration (priced at the cheapest vendor); the MILP keeps one per vendor.
+    """
+    by_vendor: dict[str, list[Offer]] = {}
+    for offer in offers:
+        by_vendor.setdefault(offer.vendor, []).append(offer)
+    milp_types: list[_Type] = []
+    for vendor, items in sorted(by_vendor.items()):
+        for offer in sorted(items, key=lambda o: o.duration):
+            milp_types.append(_Type(vendor, offer.duration, offer.min_amount))
+            if offer.duration >= horizon:
+                break
+    durations = sorted({item.duration for item in milp_types})
+    lp_types = [_Type("", d, min(o.min_amount for o in milp_types)) for d in durations]
+    return lp_types, milp_types
+
+
+def solve_address(
+    address: str,
+    times: Sequence[float],
+    energies: Sequence[int],
+    book: PriceBook | Sequence[Offer],
+    *,
+    energy_fee: int,
+    eps: float = 0.0,
+    milp_time_limit: float | None = 5.0,
+    since: float | None = None,
+) -> AddressOptimum:
+    """The program of the module docstring for one address's transfers (sorted by time).
+
+    `since`: when orders could first be placed (the run's start); default: the first
+    transfer's time less two margins.
+    """
+    started = time.perf_counter()
+    if not isinstance(book, PriceBook):
+        book = PriceBook(book)
+    n = len(times)
+    if n == 0:
+        return AddressOptimum(address, 0, 0, 0, 0.0)
+    horizon = times[-1] - times[0] + 1.0
+    lp_types, milp_types = rental_types(book.offers, horizon)
+    vendors = sorted({o.vendor for o in book.offers})
+    first = times[0] - 2 * MARGIN if since is None else min(since, times[0])
+    windows = [(first if k == 0 else times[k - 1] - 2 * MARGIN, times[k]) for k in range(n)]
+
+    def price(kind: _Type, k: int) -> tuple[float, str]:
+        lo, hi = windows[k]
+        if kind.vendor:
+            return book.lowest(kind.vendor, kind.duration, lo, hi), kind.vendor
+        return min((book.lowest(v, kind.duration, lo, hi), v) for v in vendors)
+
+    lp_costs = [[price(kind, k) for kind in lp_types] for k in range(n)]
+    lower, plan, burned = _solve(
+        times, energies, lp_types, lp_costs, energy_fee, eps, integer=False
+    )
+    milp_value: int | None = None
+    if milp_time_limit is not None and milp_time_limit > 0:
+        milp_costs = [[price(kind, k) for kind in milp_types] for k in range(n)]
+        value, _, _ = _solve(
+            times, energies, milp_types, milp_costs, energy_fee, eps, integer=True,
+            time_limit=milp_time_limit,
+        )  # fmt: skip
+        milp_value = None if value is None else max(int(value), int(lower or 0))
+    bound = 0 if lower is None else math.floor(lower * (1 - 1e-7))
+    rentals = [
+        Rental(vendor, kind.duration, at, amount * UNIT, amount * UNIT * unit)
+        for (at, kind, vendor, unit, amount) in plan
+    ]
+    burns = [(times[j], b * UNIT * energy_fee) for j, b in enumerate(burned) if b > 1e-9]
+    return AddressOptimum(
+        address, n, bound, milp_value, time.perf_counter() - started, rentals, burns
+    )
+
+
+Plan = list[tuple[float, _Type, str, float, float]]  # (at, type, vendor, unit cost, energy)
+
+
+def _solve(
+    times: Sequence[float],
+    energies: Sequence[int],
+    offers: Sequence[_Type],
+    costs: Sequence[Sequence[tuple[float, str]]],
+    energy_fee: int,
+    eps: float,
+    *,
+    integer: bool,
+    time_limit: float | None = None,
+) -> tuple[float | None, Plan, list[float]]:
+    program = _Program(times, energies, offers, costs, energy_fee, eps)
+    return program.solve_milp(time_limit) if integer else program.solve_lp()
+
+
+def _kept_types(offers: Sequence[_Type], prices: Sequence[tuple[float, str]]) -> list[int]:
+    """Types on sale at a candidate, less those a longer, no dearer type with no larger
+    minimum dominates (it covers more and, while active, gives more than a credit)."""
+    order = sorted(range(len(offers)), key=lambda i: (offers[i].duration, i), reverse=True)
+    kept: list[int] = []
+    seen: dict[int, float] = {}  # min amount -> lowest cost among longer types
+    for index in order:
+        offer, price = offers[index], prices[index][0]
+        if not math.isfinite(price):
+            continue  # not on sale then
+        if any(m <= offer.min_amount and c <= price for m, c in seen.items()):
+            continue
+        seen[offer.min_amount] = min(price, seen.get(offer.min_amount, math.inf))
+        kept.append(index)
+    return sorted(kept)
+
+
+class _Program:
+    """The sparse program of the module docstring for one address; columns b | x | C."""
+
+    def __init__(
+        self,
+        times: Sequence[float],
+        energies: Sequence[int],
+        offers: Sequence[_Type],
+        costs: Sequence[Sequence[tuple[float, str]]],
+        energy_fee: int,
+        eps: float,
+    ) -> None:
+        self.n = n = len(times)
+        self.t = t = np.asarray(times, dtype=float)
+        self.need = np.asarray(energies, dtype=float) / UNIT
+        self.offers, self.costs, self.eps = offers, costs, eps
+        # rentals: (candidate k, type) -> column; active over transfers k..last(k, type)
+        self.x_cols: list[tuple[int, int, int]] = []  # (k, type index, last index covered)
+        for k in range(n):
+            for index in _kept_types(offers, costs[k]):
+                end = t[k] + offers[index].duration + MARGIN
+                last = int(np.searchsorted(t, end, side="right")) - 1
+                self.x_cols.append((k, index, last))
+        self.ending: dict[int, list[int]] = {}  # last index covered -> rental columns
+        for col, (_, _, last) in enumerate(self.x_cols):
+            if last < n - 1:
+                self.ending.setdefault(last, []).append(col)
+        # cumulative credits C_{j,L} for L < j whose draws still hold usage at t_j
+        self.c_cols: list[tuple[int, int]] = []
+        self.credits_of: list[list[int]] = [[] for _ in range(n)]  # by increasing L
+        for j in range(n):
+            for last in sorted(self.ending):
+                if last < j and t[j] - t[last] < WINDOW:
+                    self.credits_of[j].append(len(self.c_cols))
+                    self.c_cols.append((j, last))
+        self.nb, self.nx = n, len(self.x_cols)
+        self.nvar = self.nb + self.nx + len(self.c_cols)
+        self.cost = np.zeros(self.nvar)
+        self.cost[: self.nb] = energy_fee * UNIT / TRX
+        for col, (k, index, _) in enumerate(self.x_cols):
+            self.cost[self.nb + col] = costs[k][index][0] * UNIT / TRX
+        self.rows: list[int] = []
+        self.cols: list[int] = []
+        self.vals: list[float] = []
+        self.upper: list[float] = []
+        self._build()
+
+    def _row(self, terms: Iterable[tuple[int, float]], bound: float) -> None:
+        row = len(self.upper)
+        for col, value in terms:
+            self.rows.append(row)
+            self.cols.append(col)
+            self.vals.append(value)
+        self.upper.append(bound)
+
+    def _earlier(self, j: int) -> list[tuple[int, float]]:
+        """(i, rho(t_j - t_i)) for the draws before j that still hold usage, latest first."""
+        items, i, t = [], j - 1, self.t
+        while i >= 0 and t[j] - t[i] < WINDOW:
+            items.append((i, _rho(t[j] - t[i])))
+            i -= 1
+        return items
+
+    def _build(self) -> None:
+        nb, nx, eps, need = self.nb, self.nx, self.eps, self.need
+        active: list[list[int]] = [[] for _ in range(self.n)]
+        for col, (k, _, last) in enumerate(self.x_cols):
+            for i in range(k, last + 1):
+                active[i].append(col)
+        for j in range(self.n):
+            earlier = self._earlier(j)
+            # capacity: (E_j - b_j) + sum rho (E_i - b_i) - C_{j,max L} - (1+eps) sum x <= 0
+            terms = [(j, -1.0)] + [(i, -f) for i, f in earlier]
+            if self.credits_of[j]:
+                terms.append((nb + nx + self.credits_of[j][-1], -1.0))
+            terms += [(nb + col, -(1.0 + eps)) for col in active[j]]
+            self._row(terms, -(need[j] + sum(need[i] * f for i, f in earlier)))
+            self._credit_rows(j, earlier)
+
+    def _credit_rows(self, j: int, earlier: list[tuple[int, float]]) -> None:
+        nb, nx, eps, need = self.nb, self.nx, self.eps, self.need
+        previous: int | None = None
+        for col in self.credits_of[j]:
+            last = self.c_cols[col][1]
+            here = nb + nx + col
+            # 0 <= C_{j,L} - C_{j,L'} <= (1+eps) * rentals covering at most L (L' < L)
+            step = [(here, 1.0)] + [(nb + xc, -(1.0 + eps)) for xc in self.ending[last]]
+            if previous is not None:
+                step.append((previous, -1.0))
+                self._row([(previous, 1.0), (here, -1.0)], 0.0)
+            self._row(step, 0.0)
+            # C_{j,L} <= sum_{i <= L} rho (E_i - b_i)
+            mine = [(i, f) for i, f in earlier if i <= last]
+            self._row([(here, 1.0), *mine], sum(need[i] * f for i, f in mine))
+            previous = here
+
+    def _matrix(self, width: int) -> Any:
+        shape = (len(self.upper), width)
+        return coo_matrix((self.vals, (self.rows, self.cols)), shape=shape).tocsr()
+
+    def _bounds(self) -> tuple[Any, Any]:
+        lb, ub = np.zeros(self.nvar), np.full(self.nvar, np.inf)
+        ub[: self.nb] = self.need
+        return lb, ub
+
+    def solve_lp(self) -> tuple[float | None, Plan, list[float]]:
+        lb, ub = self._bounds()
+        res = linprog(self.cost, A_ub=self._matrix(self.nvar), b_ub=np.asarray(self.upper),
+                      bounds=list(zip(lb, ub, strict=True)), method="highs")  # fmt: skip
+        if res.status != 0:
+            return None, [], []
+        xs, nb, costs = res.x, self.nb, self.costs
+        plan = [(float(self.t[k]), self.offers[i], costs[k][i][1], costs[k][i][0],
+                 float(xs[nb + col]))
+                for col, (k, i, _) in enumerate(self.x_cols) if xs[nb + col] > 1e-9]  # fmt: skip
+        return float(res.fun) * TRX, plan, [float(v) for v in xs[:nb]]
+
+    def solve_milp(self, time_limit: float | None) -> tuple[float | None, Plan, list[float]]:
+        """Each rental column gets a binary "ordered" z with min <= x <= big * z."""
+        nb, nx, nvar = self.nb, self.nx, self.nvar
+        big = float(self.need.sum()) * 2 + 1
+        total = nvar + nx
+        link_rows, link_cols, link_vals = [], [], []
+        for col, (_, index, _) in enumerate(self.x_cols):
+            a, b = 2 * col, 2 * col + 1
+            link_rows += [a, a, b, b]
+            link_cols += [nb + col, nvar + col, nb + col, nvar + col]
+            link_vals += [1.0, -self.offers[index].min_amount / UNIT, 1.0, -big]
+        links = coo_matrix((link_vals, (link_rows, link_cols)), shape=(2 * nx, total)).tocsr()
+        lb, ub = self._bounds()
+        res = milp(
+            np.concatenate([self.cost, np.zeros(nx)]),
+            constraints=[
+                LinearConstraint(self._matrix(total), -np.inf, np.asarray(self.upper)),
+                LinearConstraint(links, np.tile([0.0, -np.inf], nx), np.tile([np.inf, 0.0], nx)),
+            ],
+            integrality=np.concatenate([np.zeros(nvar), np.ones(nx)]),
+            bounds=Bounds(np.concatenate([lb, np.zeros(nx)]), np.concatenate([ub, np.ones(nx)])),
+            options={"time_limit": time_limit, "disp": False},
+        )
+        if res.status != 0 or res.x is None:
+            return None, [], []
+        return float(res.fun) * TRX, [], []
+
+
+def optimum(
+    transfers: Iterable[TransferLike],
+    book: PriceBook | Sequence[Offer],
+    *,
+    energy_fee: int,
+    eps: float = 0.0,
+    milp_time_limit: float | None = 1.0,
+    milp_budget: float = 5.0,
+    since: float | None = None,
+) -> Optimum:
+    """The hindsight optimum of a run, per address (see the module docstring).
+
+    `milp_budget` (seconds) caps the time all addresses' MILPs may take together; addresses
+    past it get `milp_sun=None`.
+    """
+    started = time.perf_counter()
+    per: dict[str, list[TransferLike]] = {}
+    for record in transfers:
+        per.setdefault(record.sender, []).append(record)
+    result: dict[str, AddressOptimum] = {}
+    for address in sorted(per):
+        items = sorted(per[address], key=lambda r: r.at)
+        left = milp_budget - (time.perf_counter() - started)
+        limit = None if milp_time_limit is None or left <= 0 else min(milp_time_limit, left)
+        solved = solve_address(
+            address, [r.at for r in items], [r.energy_total for r in items], book,
+            energy_fee=energy_fee, eps=eps, milp_time_limit=limit, since=since,
+        )  # fmt: skip
+        result[address] = solved
+    return Optimum(energy_fee, result, time.perf_counter() - started)
+
+
+def stake_eps(energy_per_trx: float) -> float:
+    """`eps` of the module docstring: the extra a whole-TRX delegation may give, per unit."""
+    return energy_per_trx / 10_000
+
+
+def summary(opt: Optimum) -> Mapping[str, Any]:
+    return {
+        "lower_bound_sun": opt.lower_bound_sun,
+        "milp_sun": opt.milp_sun,
+        "seconds": round(opt.seconds, 3),
+    }
+
+
+__all__ = ["AddressOptimum", "Optimum", "Rental", "optimum", "rental_types", "solve_address"]
