@@ -6,8 +6,9 @@ price (`getEnergyFee`, read from the emulated node) and the market's catalogue
 solves one linear program per address with SciPy's HiGHS interface (`scipy.optimize.linprog`
 and `milp`) and returns:
 
-- `lower_bound_sun`: the LP relaxation's optimum, a **proven lower bound**: no policy, on
-  any vendor, can serve the workload for less on the emulated chain (argument below);
+- `lower_bound_sun`: the LP relaxation's optimum, a lower bound: no policy, on any vendor,
+  can serve the workload for less on the emulated chain, proved for every run that meets
+  the recovery condition (R) below (windows merged as java-tron merges them);
 - `milp_sun`: the same program with each vendor's order minimum as an integer condition
   (an order is 0 or at least the minimum), where HiGHS proves it optimal within
   `milp_time_limit` seconds per address; None otherwise. It is also a lower bound, tighter.
@@ -71,15 +72,35 @@ Take any run of the simulator and map it into the program; the map never costs m
   already reclaimed still counts as capacity, which gives at least the usage it removed.
 - **Recovery.** The chain decays usage linearly over a 24 h window of 3-s slots; the
   program lets each draw recover independently and 6 s early (the slot rounding). This is
-  the one point argued rather than proved: java-tron merges windows (a draw made while
-  older usage is recovering gets the usage-weighted average of the remaining windows,
-  `model.increase_v2`). The merged usage is linear where the independent sum is convex; it
-  starts equal and has the same area, so it lies above the independent sum first and can
-  fall below it only late in the tail, by little when draws are of similar size (64-130k
-  energy here). The property test (tests/sandbox/test_optimum.py) runs 200 random
-  workload/policy pairs (half of them "tight" cases where a policy can come close: the
-  closest cost 0.6 % and 1.3 % above the bound) and no run has cost less than the bound;
-  removing one offer from the program's catalogue makes three of them fail.
+  the one step that holds under a condition rather than always. java-tron merges windows
+  (`model.increase_v2`): after a draw the address holds one usage U that falls linearly
+  to 0 over one window W, the usage-weighted average of the remaining windows
+  (U x W = sum_i U_i x W_i over the parts merged, W <= 24 h). The other steps hold for
+  every run, so the **bound is proved for every run that meets condition (R)**: at
+  each transfer j, the address's usage on the chain just before t_j is at least
+  sum_{i<j} p_i rho(t_j - t_i) less what reclaims took (the program's usage of the same
+  draws). Where (R) holds and where it can fail:
+  - where the merged usage equals the independent sum of the same parts (at the first
+    merge, and on one draw alone, where the two models coincide), it falls at
+    U / W <= sum_i U_i / W_i (Cauchy-Schwarz: (sum U_i)^2 <= sum (U_i / W_i) x
+    sum (U_i W_i)), so it is the higher at first; that it stays the higher across a
+    chain of merges is not proved here (after the first divergence the merged state is
+    no longer a combination of the parts);
+  - it does fail late in a quiet spell: the merged usage reaches 0 at W, before the
+    parts with the longest remaining windows. Example: 100k energy drawn at 0 h and 100k
+    at 12 h; at 12 h U = 150k, W = 20 h; the independent sum is 100k (1 - d / 24 h) once
+    the first part is gone, the merged 150k (1 - d / 20 h) (d: hours since 12 h); they
+    cross at d = 15 h, so a next transfer more than 15 h after the last one (t > 27 h)
+    sees less usage on the chain than in the program (at d = 20 h: 0 against 16.7k), and
+    a policy could then in principle spend a little less than the "bound".
+  (R) is a property of a run's own draws (the chain's usage can be compared with the
+  program's at each transfer), not of the workload alone. The property test
+  (tests/sandbox/test_optimum.py) runs 200 random workload/policy pairs (half of them
+  "tight" cases where a policy can come close: the closest cost 0.6 % and 1.3 % above the
+  bound) and no run has cost less than the bound; removing one offer from the program's
+  catalogue makes three of them fail. A recovery model that is a relaxation with no
+  condition would have to let every draw's usage vanish as early as some merge could end
+  it, which depends on the other draws and is not linear in them; that is left open.
 
 Everything is solved in units of 1,000 energy and TRX, and the reported bound is rounded
 down. Neighbours: `sandbox/simulating.py` (runs), `sandbox/reporting.py` (the report).
