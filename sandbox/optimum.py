@@ -6,8 +6,9 @@ price (`getEnergyFee`, read from the emulated node) and the market's catalogue
 solves one linear program per address with SciPy's HiGHS interface (`scipy.optimize.linprog`
 and `milp`) and returns:
 
-- `lower_bound_sun`: the LP relaxation's optimum, a **proven lower bound**: no policy, on
-  any vendor, can serve the workload for less on the emulated chain (argument below);
+- `lower_bound_sun`: the LP relaxation's optimum, a lower bound: no policy, on any vendor,
+  can serve the workload for less on the emulated chain, proved for every run that meets
+  the recovery condition (R) below (windows merged as java-tron merges them);
 - `milp_sun`: the same program with each vendor's order minimum as an integer condition
   (an order is 0 or at least the minimum), where HiGHS proves it optimal within
   `milp_time_limit` seconds per address; None otherwise. It is also a lower bound, tighter.
@@ -29,7 +30,19 @@ most L < j took away, as seen by transfer j. For each j:
 
 (L' the previous L, Lmax the last L < j). Cost: burn price x sum b_j + sum price x x_{k,o}.
 A type dominated at candidate k by a longer one, no dearer, with no larger minimum is left
-out (the longer one covers more and, while active, gives more than the credit it replaces).
+out (the longer one covers more and, while active, gives more than the credit it replaces);
+so is a rental (k', o') when another (k, o) with k <= k' covers up to the same last transfer,
+no dearer, with no larger minimum (moving its amount there keeps every row feasible: more
+capacity while active, and the same credits after).
+
+For speed the program is solved in an equivalent, sparser form (`_Program`): the sums that
+repeat across rows are auxiliary columns tied by equalities, and the chain C_{j,L} is
+replaced by its largest value, one C_j per transfer with, for each L of j's chain,
+C_j <= (usage of draws <= L) + (1 + eps) x (rentals ending after L, before j), and
+C_j <= (1 + eps) x (all of the chain's ending rentals): the cumulative chain reaches
+exactly the minimum of these (greedily, since the usage caps grow with L), so the
+optimum is unchanged. HiGHS's interior point (with crossover) solves it; a week of one
+address at 4 transfers an hour takes ~1.6 s (bench/optimum.py).
 
 ## Why it is a relaxation of the emulated chain
 
@@ -59,15 +72,35 @@ Take any run of the simulator and map it into the program; the map never costs m
   already reclaimed still counts as capacity, which gives at least the usage it removed.
 - **Recovery.** The chain decays usage linearly over a 24 h window of 3-s slots; the
   program lets each draw recover independently and 6 s early (the slot rounding). This is
-  the one point argued rather than proved: java-tron merges windows (a draw made while
-  older usage is recovering gets the usage-weighted average of the remaining windows,
-  `model.increase_v2`). The merged usage is linear where the independent sum is convex; it
-  starts equal and has the same area, so it lies above the independent sum first and can
-  fall below it only late in the tail, by little when draws are of similar size (64-130k
-  energy here). The property test (tests/sandbox/test_optimum.py) runs 200 random
-  workload/policy pairs (half of them "tight" cases where a policy can come close: the
-  closest cost 0.6 % and 1.3 % above the bound) and no run has cost less than the bound;
-  removing one offer from the program's catalogue makes three of them fail.
+  the one step that holds under a condition rather than always. java-tron merges windows
+  (`model.increase_v2`): after a draw the address holds one usage U that falls linearly
+  to 0 over one window W, the usage-weighted average of the remaining windows
+  (U x W = sum_i U_i x W_i over the parts merged, W <= 24 h). The other steps hold for
+  every run, so the **bound is proved for every run that meets condition (R)**: at
+  each transfer j, the address's usage on the chain just before t_j is at least
+  sum_{i<j} p_i rho(t_j - t_i) less what reclaims took (the program's usage of the same
+  draws). Where (R) holds and where it can fail:
+  - where the merged usage equals the independent sum of the same parts (at the first
+    merge, and on one draw alone, where the two models coincide), it falls at
+    U / W <= sum_i U_i / W_i (Cauchy-Schwarz: (sum U_i)^2 <= sum (U_i / W_i) x
+    sum (U_i W_i)), so it is the higher at first; that it stays the higher across a
+    chain of merges is not proved here (after the first divergence the merged state is
+    no longer a combination of the parts);
+  - it does fail late in a quiet spell: the merged usage reaches 0 at W, before the
+    parts with the longest remaining windows. Example: 100k energy drawn at 0 h and 100k
+    at 12 h; at 12 h U = 150k, W = 20 h; the independent sum is 100k (1 - d / 24 h) once
+    the first part is gone, the merged 150k (1 - d / 20 h) (d: hours since 12 h); they
+    cross at d = 15 h, so a next transfer more than 15 h after the last one (t > 27 h)
+    sees less usage on the chain than in the program (at d = 20 h: 0 against 16.7k), and
+    a policy could then in principle spend a little less than the "bound".
+  (R) is a property of a run's own draws (the chain's usage can be compared with the
+  program's at each transfer), not of the workload alone. The property test
+  (tests/sandbox/test_optimum.py) runs 200 random workload/policy pairs (half of them
+  "tight" cases where a policy can come close: the closest cost 0.6 % and 1.3 % above the
+  bound) and no run has cost less than the bound; removing one offer from the program's
+  catalogue makes three of them fail. A recovery model that is a relaxation with no
+  condition would have to let every draw's usage vanish as early as some merge could end
+  it, which depends on the other draws and is not linear in them; that is left open.
 
 Everything is solved in units of 1,000 energy and TRX, and the reported bound is rounded
 down. Neighbours: `sandbox/simulating.py` (runs), `sandbox/reporting.py` (the report).
@@ -92,6 +125,7 @@ SLOT_ROUNDING = 6.0  # seconds of recovery granted early (two 3-s slots)
 MARGIN = 600.0  # delivery delay and expiry tick, granted to every rental
 UNIT = 1000.0  # energy per program unit
 TRX = 1_000_000
+LP_METHOD = "highs-ipm"  # interior point (then crossover): the fastest here on a week (bench)
 
 
 class TransferLike(Protocol):
@@ -279,7 +313,17 @@ def _kept_types(offers: Sequence[_Type], prices: Sequence[tuple[float, str]]) ->
 
 
 class _Program:
-    """The sparse program of the module docstring for one address; columns b | x | C."""
+    """The sparse program of the module docstring for one address.
+
+    Columns b | x | C | S | QB | RB | PE. C_j is the chain's largest credit at j (module
+    docstring). The sums that would repeat across rows are auxiliary columns tied by
+    equalities (same optimum, far fewer nonzeros): S_j, the amount of the rentals active
+    at j (S_j = S_{j-1} + those starting at j - those whose last covered transfer is
+    j - 1); PE_L, the amount of the rentals whose last is at most L; QB_L
+    and RB_L, prefix sums of b_i and b_i tau_i (tau = days since the first transfer), so
+    that sum_{s <= i <= L} rho(t_j - t_i) b_i = a_j (QB_L - QB_{s-1}) + RB_L - RB_{s-1}
+    with a_j = 1 - (6 s) / 24 h - tau_j, for s the first draw whose rho at t_j is positive.
+    """
 
     def __init__(
         self,
@@ -295,26 +339,40 @@ class _Program:
         self.need = np.asarray(energies, dtype=float) / UNIT
         self.offers, self.costs, self.eps = offers, costs, eps
         # rentals: (candidate k, type) -> column; active over transfers k..last(k, type)
-        self.x_cols: list[tuple[int, int, int]] = []  # (k, type index, last index covered)
+        by_last: dict[int, list[tuple[int, float, int, int]]] = {}  # (k, price, min, type)
         for k in range(n):
-            for index in _kept_types(offers, costs[k]):
-                end = t[k] + offers[index].duration + MARGIN
-                last = int(np.searchsorted(t, end, side="right")) - 1
-                self.x_cols.append((k, index, last))
+            kept = _kept_types(offers, costs[k])
+            ends = t[k] + np.asarray([offers[i].duration for i in kept], dtype=float) + MARGIN
+            lasts = np.searchsorted(t, ends, side="right") - 1
+            for i, last in zip(kept, lasts, strict=True):
+                item = (k, costs[k][i][0], offers[i].min_amount, i)
+                by_last.setdefault(int(last), []).append(item)
+        self.x_cols: list[tuple[int, int, int]] = []  # (k, type index, last index covered)
+        for last, items in by_last.items():
+            seen: dict[int, float] = {}  # min amount -> lowest price placed no later
+            for k, price, least, i in sorted(items):
+                if any(m <= least and c <= price for m, c in seen.items()):
+                    continue  # one placed no later, ending with it, no dearer: dominates
+                seen[least] = min(price, seen.get(least, math.inf))
+                self.x_cols.append((k, i, last))
+        self.x_cols.sort()
         self.ending: dict[int, list[int]] = {}  # last index covered -> rental columns
         for col, (_, _, last) in enumerate(self.x_cols):
             if last < n - 1:
                 self.ending.setdefault(last, []).append(col)
-        # cumulative credits C_{j,L} for L < j whose draws still hold usage at t_j
-        self.c_cols: list[tuple[int, int]] = []
-        self.credits_of: list[list[int]] = [[] for _ in range(n)]  # by increasing L
+        ends = np.asarray(sorted(self.ending), dtype=int)
+        # the L < j whose rentals may take usage back at t_j: t_j - t_L < WINDOW
+        self.chain: list[np.ndarray] = []
+        self.chain_start = np.searchsorted(t, t - WINDOW, side="right")
         for j in range(n):
-            for last in sorted(self.ending):
-                if last < j and t[j] - t[last] < WINDOW:
-                    self.credits_of[j].append(len(self.c_cols))
-                    self.c_cols.append((j, last))
+            self.chain.append(ends[(ends < j) & (ends >= self.chain_start[j])])
+        # first draw with rho(t_j - t_i) > 0: t_j - t_i + 6 < WINDOW
+        self.first_live = np.searchsorted(t, t - WINDOW + SLOT_ROUNDING, side="right")
+        self.tau = (t - t[0]) / WINDOW
         self.nb, self.nx = n, len(self.x_cols)
-        self.nvar = self.nb + self.nx + len(self.c_cols)
+        self.c0 = self.nb + self.nx
+        self.s0, self.qb0, self.rb0, self.pe0 = (self.c0 + n * m for m in range(1, 5))
+        self.nvar = self.pe0 + n
         self.cost = np.zeros(self.nvar)
         self.cost[: self.nb] = energy_fee * UNIT / TRX
         for col, (k, index, _) in enumerate(self.x_cols):
@@ -323,6 +381,10 @@ class _Program:
         self.cols: list[int] = []
         self.vals: list[float] = []
         self.upper: list[float] = []
+        self.eq_rows: list[int] = []
+        self.eq_cols: list[int] = []
+        self.eq_vals: list[float] = []
+        self.n_eq = 0
         self._build()
 
     def _row(self, terms: Iterable[tuple[int, float]], bound: float) -> None:
@@ -333,50 +395,88 @@ class _Program:
             self.vals.append(value)
         self.upper.append(bound)
 
-    def _earlier(self, j: int) -> list[tuple[int, float]]:
-        """(i, rho(t_j - t_i)) for the draws before j that still hold usage, latest first."""
-        items, i, t = [], j - 1, self.t
-        while i >= 0 and t[j] - t[i] < WINDOW:
-            items.append((i, _rho(t[j] - t[i])))
-            i -= 1
-        return items
+    def _eq(self, terms: Iterable[tuple[int, float]]) -> None:
+        """sum terms == 0"""
+        for col, value in terms:
+            self.eq_rows.append(self.n_eq)
+            self.eq_cols.append(col)
+            self.eq_vals.append(value)
+        self.n_eq += 1
+
+    def _weighted(self, j: int, last: int, sign: float) -> tuple[list[tuple[int, float]], float]:
+        """sign x sum_{s_j <= i <= last} rho(t_j - t_i) b_i as terms, and the same sum of
+        rho(t_j - t_i) E_i (a constant)."""
+        s = int(self.first_live[j])
+        if last < s:
+            return [], 0.0
+        a = 1.0 - SLOT_ROUNDING / WINDOW - self.tau[j]
+        terms = [(self.qb0 + last, sign * a), (self.rb0 + last, sign)]
+        if s > 0:
+            terms += [(self.qb0 + s - 1, -sign * a), (self.rb0 + s - 1, -sign)]
+        f = a + self.tau[s : last + 1]
+        return terms, float(np.dot(f, self.need[s : last + 1]))
 
     def _build(self) -> None:
-        nb, nx, eps, need = self.nb, self.nx, self.eps, self.need
-        active: list[list[int]] = [[] for _ in range(self.n)]
+        n, nb, eps = self.n, self.nb, self.eps
+        starting: list[list[int]] = [[] for _ in range(n)]
+        ended: list[list[int]] = [[] for _ in range(n)]  # by last + 1
         for col, (k, _, last) in enumerate(self.x_cols):
-            for i in range(k, last + 1):
-                active[i].append(col)
-        for j in range(self.n):
-            earlier = self._earlier(j)
-            # capacity: (E_j - b_j) + sum rho (E_i - b_i) - C_{j,max L} - (1+eps) sum x <= 0
-            terms = [(j, -1.0)] + [(i, -f) for i, f in earlier]
-            if self.credits_of[j]:
-                terms.append((nb + nx + self.credits_of[j][-1], -1.0))
-            terms += [(nb + col, -(1.0 + eps)) for col in active[j]]
-            self._row(terms, -(need[j] + sum(need[i] * f for i, f in earlier)))
-            self._credit_rows(j, earlier)
+            starting[k].append(col)
+            if last + 1 < n:
+                ended[last + 1].append(col)
+        for j in range(n):
+            # S_j = S_{j-1} + starting at j - ended at j - 1
+            terms = [(self.s0 + j, 1.0)] + [(nb + col, -1.0) for col in starting[j]]
+            terms += [(nb + col, 1.0) for col in ended[j]]
+            if j > 0:
+                terms.append((self.s0 + j - 1, -1.0))
+            self._eq(terms)
+            # QB_j = QB_{j-1} + b_j, RB_j = RB_{j-1} + tau_j b_j
+            q = [(self.qb0 + j, 1.0), (j, -1.0)]
+            r = [(self.rb0 + j, 1.0), (j, -float(self.tau[j]))]
+            if j > 0:
+                q.append((self.qb0 + j - 1, -1.0))
+                r.append((self.rb0 + j - 1, -1.0))
+            self._eq(q)
+            self._eq(r)
+        for j in range(n):
+            # PE_j = PE_{j-1} + the rentals whose last covered transfer is j
+            pe = [(self.pe0 + j, 1.0)] + [(nb + c, -1.0) for c in self.ending.get(j, [])]
+            if j > 0:
+                pe.append((self.pe0 + j - 1, -1.0))
+            self._eq(pe)
+        for j in range(n):
+            # capacity: (E_j - b_j) + sum rho (E_i - b_i) - C_j - (1+eps) S_j <= 0
+            weighted, const = self._weighted(j, j - 1, -1.0)
+            terms = [(j, -1.0), (self.s0 + j, -(1.0 + eps)), (self.c0 + j, -1.0), *weighted]
+            self._row(terms, -(self.need[j] + const))
+            self._credit_rows(j)
 
-    def _credit_rows(self, j: int, earlier: list[tuple[int, float]]) -> None:
-        nb, nx, eps, need = self.nb, self.nx, self.eps, self.need
-        previous: int | None = None
-        for col in self.credits_of[j]:
-            last = self.c_cols[col][1]
-            here = nb + nx + col
-            # 0 <= C_{j,L} - C_{j,L'} <= (1+eps) * rentals covering at most L (L' < L)
-            step = [(here, 1.0)] + [(nb + xc, -(1.0 + eps)) for xc in self.ending[last]]
-            if previous is not None:
-                step.append((previous, -1.0))
-                self._row([(previous, 1.0), (here, -1.0)], 0.0)
-            self._row(step, 0.0)
-            # C_{j,L} <= sum_{i <= L} rho (E_i - b_i)
-            mine = [(i, f) for i, f in earlier if i <= last]
-            self._row([(here, 1.0), *mine], sum(need[i] * f for i, f in mine))
-            previous = here
+    def _credit_rows(self, j: int) -> None:
+        """C_j <= (1+eps) x (rentals ending at L in the chain), and for each L in the chain
+        C_j <= (usage of draws <= L at t_j) + (1+eps) x (rentals ending after L, before j)."""
+        grow = 1.0 + self.eps
+        here = self.c0 + j
+        if not len(self.chain[j]):
+            self._row([(here, 1.0)], 0.0)
+            return
+        total = [(here, 1.0), (self.pe0 + j - 1, -grow)]
+        start = int(self.chain_start[j])
+        if start > 0:
+            total.append((self.pe0 + start - 1, grow))
+        self._row(total, 0.0)
+        for last in self.chain[j]:
+            weighted, const = self._weighted(j, int(last), 1.0)
+            after = [(self.pe0 + j - 1, -grow), (self.pe0 + int(last), grow)]
+            self._row([(here, 1.0), *after, *weighted], const)
 
     def _matrix(self, width: int) -> Any:
         shape = (len(self.upper), width)
         return coo_matrix((self.vals, (self.rows, self.cols)), shape=shape).tocsr()
+
+    def _eq_matrix(self, width: int) -> Any:
+        shape = (self.n_eq, width)
+        return coo_matrix((self.eq_vals, (self.eq_rows, self.eq_cols)), shape=shape).tocsr()
 
     def _bounds(self) -> tuple[Any, Any]:
         lb, ub = np.zeros(self.nvar), np.full(self.nvar, np.inf)
@@ -386,7 +486,8 @@ class _Program:
     def solve_lp(self) -> tuple[float | None, Plan, list[float]]:
         lb, ub = self._bounds()
         res = linprog(self.cost, A_ub=self._matrix(self.nvar), b_ub=np.asarray(self.upper),
-                      bounds=list(zip(lb, ub, strict=True)), method="highs")  # fmt: skip
+                      A_eq=self._eq_matrix(self.nvar), b_eq=np.zeros(self.n_eq),
+                      bounds=np.column_stack([lb, ub]), method=LP_METHOD)  # fmt: skip
         if res.status != 0:
             return None, [], []
         xs, nb, costs = res.x, self.nb, self.costs
@@ -412,6 +513,7 @@ class _Program:
             np.concatenate([self.cost, np.zeros(nx)]),
             constraints=[
                 LinearConstraint(self._matrix(total), -np.inf, np.asarray(self.upper)),
+                LinearConstraint(self._eq_matrix(total), 0.0, 0.0),
                 LinearConstraint(links, np.tile([0.0, -np.inf], nx), np.tile([np.inf, 0.0], nx)),
             ],
             integrality=np.concatenate([np.zeros(nvar), np.ones(nx)]),

@@ -268,14 +268,28 @@ def _world_only(
     show_default=True,
     help="Emulated seconds per step.",
 )
+@click.option(
+    "--drift-seed",
+    type=int,
+    default=None,
+    help="Let the emulated vendors' prices move with this seed (a few percent a day per "
+    "vendor, and eopen's time-of-day cycle); without it prices stay fixed.",
+)
 def simulate(
-    paths: tuple[Path, ...], workload: str, days: float, seed: int, out: Path, step: float
+    paths: tuple[Path, ...],
+    workload: str,
+    days: float,
+    seed: int,
+    out: Path,
+    step: float,
+    drift_seed: int | None,
 ) -> None:
     """Run policy sets over days of emulated traffic, as fast as the machine allows, and
     report TRX spent per provider, TRX burned, waste, cost per transfer against burning,
     and spent against the floor. Exit 0, or 1 on error."""
     import asyncio
 
+    from sandbox.market import Drift
     from sandbox.reporting import comparison_table, write_chart
     from sandbox.simulating import SimulationError
     from sandbox.simulating import simulate as run_simulation
@@ -296,6 +310,7 @@ def simulate(
                     run_simulation(
                         [path], workload, days=days, seed=seed, step=step, name=name,
                         progress=progress,
+                        drift=None if drift_seed is None else Drift(drift_seed),
                     )
                 )  # fmt: skip
             except SimulationError as exc:
