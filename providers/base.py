@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 import enum
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -266,6 +267,16 @@ class CallbackUnverifiable(Exception):
     """A callback cannot be checked: the provider's settings lack what verifies it."""
 
 
+@dataclass(frozen=True)
+class NotFoundShape:
+    """How a vendor documents its answer to a lookup of an order that does not exist."""
+
+    #: the adapter's `vendor_code` of that refusal; empty: the vendor documents none
+    vendor_codes: frozenset[str]
+    #: the documented answer and its public source, for reports
+    text: str
+
+
 class Provider(abc.ABC):
     """One vendor account. Instances are cheap; `aclose()` releases the HTTP client.
 
@@ -280,6 +291,11 @@ class Provider(abc.ABC):
     #: the model of a Provider document's `spec` for this vendor
     settings: ClassVar[type[ProviderSettings]]
     capabilities: ClassVar[Capabilities]
+    #: an order id of this vendor's format that no order has (`energyctl providers check`
+    #: looks it up to see the shape of the vendor's "not found")
+    unknown_order_id: ClassVar[str] = "energyctl-check-no-such-order"
+    #: how the vendor documents that "not found"; None: undocumented
+    not_found: ClassVar[NotFoundShape | None] = None
 
     @classmethod
     def verify_callback(

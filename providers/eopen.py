@@ -46,6 +46,7 @@ from providers.adapter import JSON_CONTENT, HttpProvider, KeyAuth
 from providers.base import (
     Capabilities,
     ErrorReason,
+    NotFoundShape,
     OrderRequest,
     OrderState,
     OrderStatus,
@@ -260,6 +261,10 @@ class EopenProvider(HttpProvider[tuple[Any, Mapping[str, Any]]]):
 
     type_name: ClassVar[str] = "eopen"
     settings: ClassVar[type[ProviderSettings]] = EopenSpec
+    unknown_order_id: ClassVar[str] = "OR19700101000000CHECK0"
+    not_found: ClassVar[NotFoundShape | None] = NotFoundShape(
+        frozenset({"12002"}), 'code 12002 "order does not exist" (https://docs.eopen.io/errors)'
+    )
     capabilities: ClassVar[Capabilities] = Capabilities(
         durations=tuple(sorted(PERIODS)),
         min_duration=10 * MINUTE,

@@ -44,6 +44,7 @@ from providers.base import (
     CallbackUnverifiable,
     Capabilities,
     ErrorReason,
+    NotFoundShape,
     OrderRequest,
     OrderState,
     OrderStatus,
@@ -285,6 +286,12 @@ class ItrxSpec(ProviderSettings):
 class ItrxProvider(HttpProvider[Mapping[str, Any]]):
     type_name: ClassVar[str] = "itrx"
     settings: ClassVar[type[ProviderSettings]] = ItrxSpec
+    unknown_order_id: ClassVar[str] = "0" * 32
+    not_found: ClassVar[NotFoundShape | None] = NotFoundShape(
+        frozenset({"404"}),
+        'HTTP 200 {errno: 404, message: "Order not found"} '
+        "(https://develop.itrx.io/api/order-query.html)",
+    )
     capabilities: ClassVar[Capabilities] = Capabilities(
         durations=tuple(sorted(PERIODS)),
         min_duration=HOUR,

@@ -49,6 +49,7 @@ from providers.adapter import JSON_CONTENT, HttpProvider, SigningAuth
 from providers.base import (
     Capabilities,
     ErrorReason,
+    NotFoundShape,
     OrderRequest,
     OrderState,
     OrderStatus,
@@ -292,6 +293,12 @@ class MefreeSpec(ProviderSettings):
 class MefreeProvider(HttpProvider[Mapping[str, Any]]):
     type_name: ClassVar[str] = "mefree"
     settings: ClassVar[type[ProviderSettings]] = MefreeSpec
+    unknown_order_id: ClassVar[str] = "00000000-0000-4000-8000-000000000000"
+    not_found: ClassVar[NotFoundShape | None] = NotFoundShape(
+        frozenset(),
+        "none, Mefree documents no answer for it (https://docs.mefree.net/api/create-order): "
+        "any refusal will do",
+    )
     capabilities: ClassVar[Capabilities] = Capabilities(
         durations=tuple(sorted(PERIODS)),
         min_duration=HOUR,

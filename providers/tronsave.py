@@ -53,6 +53,7 @@ from providers.adapter import JSON_CONTENT, HttpProvider, KeyAuth
 from providers.base import (
     Capabilities,
     ErrorReason,
+    NotFoundShape,
     OrderRequest,
     OrderState,
     OrderStatus,
@@ -278,6 +279,12 @@ class TronSaveSpec(ProviderSettings):
 class TronsaveProvider(HttpProvider[Any]):
     type_name: ClassVar[str] = "tronsave"
     settings: ClassVar[type[ProviderSettings]] = TronSaveSpec
+    unknown_order_id: ClassVar[str] = "0" * 24
+    not_found: ClassVar[NotFoundShape | None] = NotFoundShape(
+        frozenset({"INVALID_PARAMS"}),
+        'HTTP 400 "TSAS:408 INVALID_PARAMS Invalid orderId" '
+        "(https://docs.tronsave.io/developers/errors-and-rate-limits)",
+    )
     capabilities: ClassVar[Capabilities] = Capabilities(
         durations=None,
         min_duration=300,

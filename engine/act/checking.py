@@ -45,6 +45,7 @@ from policies.units import format_duration, format_energy, format_sun, format_un
 from providers.base import (
     AmbiguousError,
     ErrorReason,
+    NotFoundShape,
     OrderRequest,
     OrderState,
     PermanentError,
@@ -60,45 +61,6 @@ _T = TypeVar("_T")
 
 CHECKS = ("reachable", "authenticated", "clock", "balance", "quote", "lookup")
 PLACEHOLDER_RECEIVER = "T9yD14Nj9j7xAB4dbGeiX9h8unkKHxuWwb"  # quotes only: nothing is bought
-
-#: an order id of each vendor's format that no order has
-UNKNOWN_ORDER_IDS: Mapping[str, str] = {
-    "mefree": "00000000-0000-4000-8000-000000000000",
-    "itrx": "0" * 32,
-    "eopen": "OR19700101000000CHECK0",
-    "tronsave": "0" * 24,
-}
-
-
-@dataclass(frozen=True)
-class Documented:
-    """How a vendor documents the refusal of an unknown order id."""
-
-    vendor_codes: frozenset[str]  # the adapter's `vendor_code` of that refusal; empty: none
-    text: str
-
-
-#: the documented answer to a lookup of an order that does not exist, per vendor type
-DOCUMENTED_NOT_FOUND: Mapping[str, Documented] = {
-    "itrx": Documented(
-        frozenset({"404"}),
-        'HTTP 200 {errno: 404, message: "Order not found"} '
-        "(https://develop.itrx.io/api/order-query.html)",
-    ),
-    "eopen": Documented(
-        frozenset({"12002"}), 'code 12002 "order does not exist" (https://docs.eopen.io/errors)'
-    ),
-    "tronsave": Documented(
-        frozenset({"INVALID_PARAMS"}),
-        'HTTP 400 "TSAS:408 INVALID_PARAMS Invalid orderId" '
-        "(https://docs.tronsave.io/developers/errors-and-rate-limits)",
-    ),
-    "mefree": Documented(
-        frozenset(),
-        "none, Mefree documents no answer for it (https://docs.mefree.net/api/create-order): "
-        "any refusal will do",
-    ),
-}
 
 
 # --------------------------------------------------------------------------- values
@@ -237,12 +199,12 @@ async def _quote(
     return QuoteLine(energy, duration, quote.total_sun, None), None
 
 
-def _unknown_receipt(provider: Provider, type_name: str, receiver: str) -> Receipt:
+def _unknown_receipt(provider: Provider, receiver: str) -> Receipt:
     energy, duration = smallest_order(provider)
     return Receipt(
         provider=provider.name,
         client_order_id="energyctl-check-" + uuid.uuid4().hex[:12],
-        provider_order_id=UNKNOWN_ORDER_IDS.get(type_name, "energyctl-check-no-such-order"),
+        provider_order_id=provider.unknown_order_id,
         receiver=receiver,
         energy=energy,
         duration=duration,
@@ -286,9 +248,11 @@ def _auth_check(
 
 
 def _lookup_check(
-    type_name: str, status: object | None, err: ProviderError | None, receipt: Receipt
+    documented: NotFoundShape | None,
+    status: object | None,
+    err: ProviderError | None,
+    receipt: Receipt,
 ) -> Check:
-    documented = DOCUMENTED_NOT_FOUND.get(type_name)
     expected = documented.text if documented else "a NOT_FOUND refusal"
     asked = f"order {receipt.provider_order_id!r}"
     if err is None:
@@ -329,7 +293,7 @@ async def check_provider(
         sizes = []
     asked = [await _quote(provider, energy, duration, receiver) for energy, duration in sizes]
     quotes = [line for line, _ in asked]
-    receipt = _unknown_receipt(provider, type_name, receiver)
+    receipt = _unknown_receipt(provider, receiver)
     status, lookup_err = (None, None) if silent else await _attempt(provider.status(receipt))
     skew: float | None = getattr(provider, "clock_skew", None)
     answered: int | None = getattr(provider, "answered", None)
@@ -367,7 +331,7 @@ async def check_provider(
         checks.append(Check("quote", False, prefix + quote_text, False if wrong else None))
     else:
         checks.append(Check("quote", True, quote_text, True))
-    checks.append(_lookup_check(type_name, status, lookup_err, receipt))
+    checks.append(_lookup_check(provider.not_found, status, lookup_err, receipt))
     return VendorCheck(provider.name, type_name, tuple(checks), skew, balance, tuple(quotes))
 
 

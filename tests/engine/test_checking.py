@@ -16,7 +16,6 @@ import pytest
 from click.testing import CliRunner
 
 from engine.act.checking import (
-    DOCUMENTED_NOT_FOUND,
     CanaryStep,
     check,
     check_provider,
@@ -45,7 +44,10 @@ from providers.base import (
     Receipt,
     TemporaryError,
 )
+from providers.eopen import EopenProvider
 from providers.http import NO_WAIT
+from providers.itrx import ItrxProvider
+from providers.mefree import MefreeProvider
 from sandbox import demo
 from sandbox.world import World
 
@@ -250,9 +252,14 @@ async def test_an_unknown_order_must_be_refused() -> None:
 
 
 def test_a_documented_lookup_needs_its_code() -> None:
-    assert DOCUMENTED_NOT_FOUND["eopen"].vendor_codes == {"12002"}
-    assert DOCUMENTED_NOT_FOUND["itrx"].vendor_codes == {"404"}
-    assert not DOCUMENTED_NOT_FOUND["mefree"].vendor_codes
+    documented = {
+        cls.type_name: cls.not_found
+        for cls in (EopenProvider, ItrxProvider, MefreeProvider)
+        if cls.not_found is not None
+    }
+    assert documented["eopen"].vendor_codes == {"12002"}
+    assert documented["itrx"].vendor_codes == {"404"}
+    assert not documented["mefree"].vendor_codes
 
 
 async def test_sizes_unsold_are_not_asked() -> None:
