@@ -18,6 +18,7 @@ from typing import Any
 
 from engine.core.records import BudgetWindow, OrderRecord
 from engine.core.snapshots import EnergySnapshot
+from engine.core.usage import UsageProfile
 from policies.models import EnergyPolicy
 from providers.base import Capabilities
 
@@ -70,6 +71,15 @@ class QuoteKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Rental:
+    """A delegation the engine bought that may still be in force (a delivered order)."""
+
+    client_order_id: str
+    energy: int
+    ends_at: float  # created_at + duration: the earliest it can end
+
+
+@dataclass(frozen=True, slots=True)
 class ObservationFailure:
     """Why there is no usable observation of an address (the chain read failed)."""
 
@@ -93,6 +103,10 @@ class PlanInputs:
     max_observation_age: float = 120.0
     #: safety gate: most purchases in one plan
     max_actions: int = 10
+    #: address -> what the engine learned of its use (`engine/core/usage.py`)
+    usage: Mapping[str, UsageProfile] = field(default_factory=dict)
+    #: address -> rentals the engine bought that have not ended yet
+    rentals: Mapping[str, Sequence[Rental]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- step 1 values
@@ -106,6 +120,28 @@ class Candidate:
     energy: int
     duration: int
     quote_sun: int | None = None  # filled in by step 2
+    served: int = 0  # energy this rental is expected to serve (0: its amount)
+    note: str = ""  # step 2: why it was not chosen, or "chosen"
+
+    @property
+    def per_used_milli(self) -> int | None:
+        """Milli-sun per unit of energy expected to be used (None before a quote)."""
+        if self.quote_sun is None:
+            return None
+        return self.quote_sun * 1000 // max(1, self.served or self.energy)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "energy": self.energy,
+            "duration": self.duration,
+            "cost_sun": self.quote_sun,
+            "expected_used": self.served or self.energy,
+            "sun_per_used_energy": None
+            if self.per_used_milli is None
+            else self.per_used_milli / 1000,
+            "note": self.note,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +202,9 @@ class AddressPlan:
     threshold: int
     action: Action | None = None
     rejected: tuple[tuple[str, str], ...] = ()
+    #: every offer quoted for this address, best first (with why it won or lost)
+    compared: tuple[Candidate, ...] = ()
+    why: str = ""  # why the chosen offer won
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -188,7 +227,10 @@ class AddressPlan:
                 "duration": first.duration,
                 "estimated_cost_sun": first.quote_sun,
                 "fallbacks": [c.provider for c in self.action.candidates[1:]],
+                "why": self.why,
             }
+        if self.compared:
+            out["compared"] = [c.to_json() for c in self.compared]
         return out
 
 
