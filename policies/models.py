@@ -344,7 +344,6 @@ class EnergyPolicySpec(Model):
         description="Open (unfinished) orders allowed per address at a time.",
     )
 
-
     @property
     def renewal_lead(self) -> int | None:
         """Seconds before a bought rental ends when its successor is bought (None: off)."""

@@ -118,26 +118,34 @@ spec:
     url: {store}
 """
 
-#: (name, comment, first address, count, threshold, topUp, providers, maxPrice, budget)
-#: Sized for the sandbox's default workload (`payments`: ~30 transfers per address per
-#: day, ~2.3M energy) at the emulators' prices: rentals of a day or more (an address's
-#: used energy takes 24 h to recover, so a rental supports about its size per day) and
-#: daily budgets above a first day's purchases. docs/sandbox.md has the figures.
-PolicyRow = tuple[str, str, int, int, str, str, str, str, str]
+#: (name, comment, first address, count, threshold, topUp, providers, maxPrice, budget
+#: [, further spec lines]). What we recommend for addresses that send all day: quote every
+#: vendor (`strategy: cheapest`), size each rental from the address's expected use
+#: (`topUp.auto`: a standing level of about half a day's use plus one cold transfer, as
+#: used energy recovers linearly over 24 h) and let the engine choose among durations up
+#: to a week, renewing before a rental ends. `expectedUse` is what the sandbox's profiles
+#: average (~1 transfer an hour, ~1.8M energy a day); the engine learns each address's own
+#: use from its reads. The price cap allows a week's rental (a unit of energy for 7 days
+#: costs ~350-400 sun at the emulators' prices, against 100 sun burned per use).
+PolicyRow = tuple[str, str, int, int, str, str, str, str, str] | tuple[
+    str, str, int, int, str, str, str, str, str, str
+]
+_AUTO = "{auto: {headroom: 1.2, atLeast: 131k}, duration: [1h, 1d, 3d, 7d]}"
+_STEADY = "strategy: cheapest\nexpectedUse: {perDay: 1.8M}\nrenewBefore: 20m"
 DEMO_POLICIES: tuple[PolicyRow, ...] = (
-    ("payouts", "hot wallets paying out USDT all day: cheapest market first",
-     0, 6, "150k", "{amount: 1M, duration: 3d}",
-     "[tronsave, eopen, itrx, mefree]", "300 sun/energy", "{perDay: 5000 TRX}"),
-    ("deposit-sweep", "deposit addresses swept all day: three-day rentals",
-     6, 6, "150k", "{amount: 1M, duration: 3d}",
-     "[eopen, mefree, tronsave, itrx]", "300 sun/energy", "{perDay: 8000 TRX}"),
-    ("treasury", "treasury wallets sending batches: topped up to a level",
-     12, 4, "200k", "{target: 2M, duration: 3d}",
-     "[itrx, mefree, tronsave, eopen]", "300 sun/energy",
-     "{perDay: 6000 TRX, perMonth: 100000 TRX}"),
-    ("settlement", "settlement wallets: three-day rentals",
-     16, 4, "150k", "{amount: 1M, duration: 3d}",
-     "[mefree, itrx, tronsave, eopen]", "300 sun/energy", "{perDay: 6000 TRX}"),
+    ("payouts", "hot wallets paying out USDT all day: the cheapest offer, sized to use",
+     0, 6, "131k", _AUTO,
+     "[tronsave, eopen, itrx, mefree]", "400 sun/energy", "{perDay: 5000 TRX}", _STEADY),
+    ("deposit-sweep", "deposit addresses swept all day: the cheapest offer, sized to use",
+     6, 6, "131k", _AUTO,
+     "[eopen, mefree, tronsave, itrx]", "400 sun/energy", "{perDay: 8000 TRX}", _STEADY),
+    ("treasury", "treasury wallets sending batches: the cheapest offer, sized to use",
+     12, 4, "131k", _AUTO,
+     "[itrx, mefree, tronsave, eopen]", "400 sun/energy",
+     "{perDay: 6000 TRX, perMonth: 100000 TRX}", _STEADY),
+    ("settlement", "settlement wallets: the cheapest offer, sized to use",
+     16, 4, "131k", _AUTO,
+     "[mefree, itrx, tronsave, eopen]", "400 sun/energy", "{perDay: 6000 TRX}", _STEADY),
 )  # fmt: skip
 
 
@@ -161,13 +169,14 @@ TEST_POLICIES: tuple[PolicyRow, ...] = (
 
 
 def _policy(row: PolicyRow) -> str:
-    name, comment, first, count, threshold, top_up, providers, max_price, budget = row
+    name, comment, first, count, threshold, top_up, providers, max_price, budget = row[:9]
+    extra = "".join(f"  {line}\n" for line in str(row[9]).split("\n")) if len(row) > 9 else ""
     addresses = "".join(f"    - {watched_address(n)}\n" for n in range(first, first + count))
     return (
         f"---\n# {comment}\napiVersion: energyctl/v1\nkind: EnergyPolicy\nmetadata:\n"
         f"  name: {name}\nspec:\n  addresses:\n{addresses}  threshold: {threshold}\n"
         f"  topUp: {top_up}\n  providers: {providers}\n  maxPrice: {max_price}\n"
-        f"  budget: {budget}\n"
+        f"  budget: {budget}\n{extra}"
     )
 
 

@@ -113,9 +113,7 @@ def _spread(at: float, seconds: float) -> list[float]:
     return out
 
 
-def observe(
-    profile: UsageProfile, *, used: int, limit: int, at: float
-) -> UsageProfile:
+def observe(profile: UsageProfile, *, used: int, limit: int, at: float) -> UsageProfile:
     """The profile after a read at `at` showing `used` of `limit` energy."""
     last = profile.last_read_at
     if last is not None and at <= last:  # an older (or the same) read: nothing new

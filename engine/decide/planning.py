@@ -295,9 +295,7 @@ def _candidates(
 
 def _forecast(address: str, policy: EnergyPolicy, inputs: PlanInputs) -> Forecast:
     declared = policy.spec.expected_use
-    return forecast(
-        inputs.usage.get(address), declared.per_day if declared is not None else None
-    )
+    return forecast(inputs.usage.get(address), declared.per_day if declared is not None else None)
 
 
 def _assess_one(

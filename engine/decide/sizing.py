@@ -14,8 +14,9 @@ The rules the planner applies to `topUp: {auto: ...}` and to lists of durations:
   does), and never less than the shortfall below the policy's threshold. Rounding up to a
   vendor's minimum is the planner's (`Capabilities.fit_amount`).
 - **Energy expected to be used** (`served`): over the rental's life, the expected use,
-  at most what a delegation of that size can serve (its amount, plus what recovers while
-  it lasts); never less than what the next transfer takes from it. The planner ranks
+  at most what a delegation of that size can serve (its amount once; held as a standing
+  level, used energy settles at about half a day's draws, so a level serves about twice
+  its size a day); never less than what the next transfer takes from it. The planner ranks
   offers by cost divided by this: the lowest expected cost per unit of energy actually
   used (`per_used_milli`).
 - **What ends** (`after_endings`): when delegations end, java-tron moves the receiver's used
@@ -65,7 +66,7 @@ def auto_amount(
 
 def served(forecast: Forecast, *, now: float, energy: int, duration: int, next_need: int) -> int:
     """Energy a rental of `energy` for `duration` is expected to serve."""
-    capacity = energy * (1.0 + duration / WINDOW)
+    capacity = energy * max(1.0, 2.0 * duration / WINDOW)
     use = forecast.expected(now, duration) if forecast.known else 0.0
     return max(1, round(max(min(use, capacity), min(energy, next_need))))
 
