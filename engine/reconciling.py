@@ -231,6 +231,10 @@ class Reconciler:
                     policy.metadata.name, limit.window, now, addresses=limit.addresses
                 )
         cooldowns = await self.store.provider_cooldowns(now)
+        if open_orders is None:
+            open_orders = await self.store.open_orders()
+        for name, until in _stalled(open_orders, now, self.tracker.settings.delivery_wait).items():
+            cooldowns[name] = max(cooldowns.get(name, until), until)
         views = {
             name: ProviderView(name, provider.capabilities, cooling_until=cooldowns.get(name))
             for name, provider in self.providers.items()
@@ -243,7 +247,7 @@ class Reconciler:
         return PlanInputs(
             policies=policies,
             observations=observations,
-            open_orders=open_orders if open_orders is not None else await self.store.open_orders(),
+            open_orders=open_orders,
             providers=views,
             now=now,
             spent=spent,
@@ -473,6 +477,17 @@ class Reconciler:
                 )
 
         return list(await asyncio.gather(*(one(a) for a in decided.actions)))
+
+
+def _stalled(orders: Sequence[OrderRecord], now: float, wait: float) -> dict[str, float]:
+    """Providers holding an order they accepted more than `wait` seconds ago and have not
+    delegated: they get no new order until they do (a vendor out of stock may accept
+    orders it cannot fill); provider -> when to look again."""
+    found: dict[str, float] = {}
+    for order in orders:
+        if order.phase is OrderPhase.SUBMITTED and now - order.created_at > wait:
+            found[order.provider] = now + wait
+    return found
 
 
 def _failure(error: ChainError | object) -> ObservationFailure:

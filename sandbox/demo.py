@@ -127,9 +127,10 @@ spec:
 #: average (~1 transfer an hour, ~1.8M energy a day); the engine learns each address's own
 #: use from its reads. The price cap allows a week's rental (a unit of energy for 7 days
 #: costs ~350-400 sun at the emulators' prices, against 100 sun burned per use).
-PolicyRow = tuple[str, str, int, int, str, str, str, str, str] | tuple[
-    str, str, int, int, str, str, str, str, str, str
-]
+PolicyRow = (
+    tuple[str, str, int, int, str, str, str, str, str]
+    | tuple[str, str, int, int, str, str, str, str, str, str]
+)
 _AUTO = "{auto: {headroom: 1.2, atLeast: 131k}, duration: [1h, 1d, 3d, 7d]}"
 _STEADY = "strategy: cheapest\nexpectedUse: {perDay: 1.8M}\nrenewBefore: 20m"
 DEMO_POLICIES: tuple[PolicyRow, ...] = (
@@ -170,7 +171,8 @@ TEST_POLICIES: tuple[PolicyRow, ...] = (
 
 def _policy(row: PolicyRow) -> str:
     name, comment, first, count, threshold, top_up, providers, max_price, budget = row[:9]
-    extra = "".join(f"  {line}\n" for line in str(row[9]).split("\n")) if len(row) > 9 else ""
+    more = row[9:]
+    extra = "".join(f"  {line}\n" for text in more for line in str(text).split("\n"))
     addresses = "".join(f"    - {watched_address(n)}\n" for n in range(first, first + count))
     return (
         f"---\n# {comment}\napiVersion: energyctl/v1\nkind: EnergyPolicy\nmetadata:\n"

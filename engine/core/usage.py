@@ -43,7 +43,7 @@ _STEP = 900.0  # the step of `peak_usage`'s forward run
 
 
 def _decay(seconds: float) -> float:
-    return 0.5 ** (max(0.0, seconds) / HALF_LIFE)
+    return float(math.pow(0.5, max(0.0, seconds) / HALF_LIFE))
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ from engine.decide.plans import (
     QuoteKey,
     Reason,
     Rental,
+    UseSummary,
     cap_total,
 )
 from policies.models import EnergyPolicy
@@ -63,6 +64,7 @@ __all__ = [
     "QuoteKey",
     "Reason",
     "Rental",
+    "UseSummary",
     "assess",
     "plan",
     "quote_requests",
@@ -353,6 +355,13 @@ def _assess_one(
     )
 
 
+def _use(address: str, policy: EnergyPolicy, inputs: PlanInputs) -> UseSummary:
+    fc = _forecast(address, policy, inputs)
+    profile = inputs.usage.get(address)
+    week = profile.last_week(inputs.now) if profile is not None else 0
+    return UseSummary(round(fc.per_day), week, fc.source)
+
+
 def assess(inputs: PlanInputs) -> list[Assessment]:
     """Step 1: what each watched address needs and which providers could serve it."""
     open_by_address: dict[str, list[OrderRecord]] = {}
@@ -361,7 +370,8 @@ def assess(inputs: PlanInputs) -> list[Assessment]:
     result = []
     for policy in inputs.policies:
         for address in policy.spec.addresses:
-            result.append(_assess_one(address, policy, inputs, open_by_address))
+            item = _assess_one(address, policy, inputs, open_by_address)
+            result.append(replace(item, use=_use(address, policy, inputs)))
     return result
 
 
@@ -415,6 +425,7 @@ def _entry(
         item.threshold,
         action=action,
         rejected=tuple(rejected),
+        use=item.use,
     )
 
 

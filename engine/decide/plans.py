@@ -145,6 +145,19 @@ class Candidate:
 
 
 @dataclass(frozen=True, slots=True)
+class UseSummary:
+    """An address's expected use, for status: energy per day, what it used over the last
+    7 UTC days, and where the expectation comes from (declared, learning, observed)."""
+
+    per_day: int
+    last_week: int
+    source: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"perDay": self.per_day, "lastWeek": self.last_week, "source": self.source}
+
+
+@dataclass(frozen=True, slots=True)
 class Assessment:
     address: str
     policy: EnergyPolicy
@@ -158,6 +171,7 @@ class Assessment:
     duration: int = 0
     candidates: tuple[Candidate, ...] = ()
     rejected: tuple[tuple[str, str], ...] = ()  # (provider, why) found in step 1
+    use: UseSummary | None = None
 
 
 # --------------------------------------------------------------------------- step 2 values
@@ -205,6 +219,7 @@ class AddressPlan:
     #: every offer quoted for this address, best first (with why it won or lost)
     compared: tuple[Candidate, ...] = ()
     why: str = ""  # why the chosen offer won
+    use: UseSummary | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -231,6 +246,8 @@ class AddressPlan:
             }
         if self.compared:
             out["compared"] = [c.to_json() for c in self.compared]
+        if self.use is not None:
+            out["expectedUse"] = self.use.to_json()
         return out
 
 

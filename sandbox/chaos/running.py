@@ -1,7 +1,8 @@
 """One chaos run: the engine against an in-process World while a `Scenario` injects faults.
 
 `run(seed, directory)` builds a `World` on a `ChaosClock` (eight watched addresses in
-four policies, each with another vendor first; every address starts above its threshold
+four policies, each with another vendor first, one of them buying the cheapest offer
+sized to use (`strategy: cheapest`, `topUp.auto`); every address starts above its threshold
 with energy from a third party), writes the policy files into `directory`, and plays the
 scenario step by step (`STEP` emulated seconds each):
 
@@ -68,8 +69,10 @@ POLICIES: tuple[demo.PolicyRow, ...] = (
      "[eopen, mefree, tronsave, itrx]", "95 sun/energy", "{perDay: 500 TRX}"),
     ("p-itrx", "itrx first", 4, 2, "65k", "{amount: 131k, duration: 1h}",
      "[itrx, mefree, tronsave, eopen]", "120 sun/energy", "{perDay: 32 TRX}"),
-    ("p-mefree", "mefree first", 6, 2, "65k", "{amount: 100k, duration: 1h}",
-     "[mefree, itrx, tronsave, eopen]", "300 sun/energy", "{perDay: 1000 TRX}"),
+    ("p-mefree", "the cheapest offer, sized to use", 6, 2, "65k",
+     "{auto: {atLeast: 100k}, duration: [1h, 1d]}",
+     "[mefree, itrx, tronsave, eopen]", "300 sun/energy", "{perDay: 1000 TRX}",
+     "strategy: cheapest"),
 )  # fmt: skip
 WATCHED = sum(row[3] for row in POLICIES)
 #: a price move charges at most this (sun per energy): the lowest of the policies' caps,

@@ -156,9 +156,7 @@ def test_cheapest_plan_explains_the_winner() -> None:
 
 
 def test_cheapest_blocked_when_every_quote_is_over_the_cap() -> None:
-    result = decide(
-        inputs(policy(providers=THREE, strategy="cheapest", maxPrice="20 sun/energy"))
-    )
+    result = decide(inputs(policy(providers=THREE, strategy="cheapest", maxPrice="20 sun/energy")))
     (entry,) = result.entries
     assert entry.condition is Condition.BLOCKED and entry.reason is Reason.PRICE_CAP
 
