@@ -181,8 +181,8 @@ class AutoSize(Model):
         default=1.2,
         ge=1.0,
         le=3.0,
-        description="Multiplier on the expected peak of used energy over the rental: 1.2 "
-        "buys 20% more than the forecast says is needed.",
+        description="Multiplier on the use expected over the rental: 1.2 sizes the level "
+        "for 20% more transfers than the forecast.",
     )
     at_least: Energy = Field(
         default=131_000,

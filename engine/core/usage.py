@@ -167,7 +167,7 @@ class Forecast:
     burst: float = 0.0
     known: bool = False
     source: str = "none"
-    _cache: dict[tuple[float, float], list[float]] = field(
+    _cache: dict[tuple[float, float, float], list[float]] = field(
         default_factory=dict, compare=False, repr=False
     )
 
@@ -189,15 +189,16 @@ class Forecast:
             t += step
         return total
 
-    def usage_series(self, start: float, used: float) -> list[float]:
-        """Expected used energy every `_STEP` seconds over the next 48 h from `used` now
-        (each draw recovering linearly over 24 h; after 48 h the pattern repeats)."""
-        key = (start, used)
+    def usage_series(self, start: float, used: float, scale: float = 1.0) -> list[float]:
+        """Expected used energy every `_STEP` seconds over the next 48 h from `used` now,
+        the expected draws times `scale` (each draw recovering linearly over 24 h; after
+        48 h the pattern repeats)."""
+        key = (start, used, scale)
         kept = self._cache.get(key)
         if kept is not None:
             return kept
         steps = int(2 * DAY / _STEP)
-        draws = [self.rate_at(start + i * _STEP) * _STEP for i in range(steps)]
+        draws = [self.rate_at(start + i * _STEP) * _STEP * scale for i in range(steps)]
         span = int(WINDOW / _STEP)
         out = []
         for i in range(steps + 1):
@@ -210,9 +211,10 @@ class Forecast:
         self._cache[key] = out
         return out
 
-    def peak_usage(self, start: float, used: float, seconds: float) -> float:
-        """The highest used energy expected within [start, start + seconds]."""
-        series = self.usage_series(start, used)
+    def peak_usage(self, start: float, used: float, seconds: float, scale: float = 1.0) -> float:
+        """The highest used energy expected within [start, start + seconds] (the draws
+        expected meanwhile times `scale`)."""
+        series = self.usage_series(start, used, scale)
         last = min(len(series) - 1, math.ceil(seconds / _STEP))
         return max(series[: last + 1])
 

@@ -4,7 +4,7 @@ The rules the planner applies to `topUp: {auto: ...}` and to lists of durations:
 
 - **Level** (`level`): the used energy the address is expected to reach at most over a
   rental of `duration` (`Forecast.peak_usage`: what it has used now, recovering, plus the
-  draws expected meanwhile, each recovering linearly over 24 h), times `headroom`, plus
+  draws expected meanwhile times `headroom`, each recovering linearly over 24 h), plus
   what must stay free for the next transfers: `atLeast`, or the largest burst seen in
   30 minutes if larger. A steady sender using r per hour settles at about 12 r used, so
   its level is about half a day's use plus a transfer; a rare sender's level is little
@@ -38,9 +38,10 @@ from policies.models import AutoSize
 
 def level(forecast: Forecast, auto: AutoSize, now: float, used: int, duration: int) -> int:
     """Energy the address should have delegated through a rental of `duration`."""
-    peak = forecast.peak_usage(now, float(used), float(duration)) if forecast.known else used
-    keep = max(auto.at_least, round(forecast.burst))
-    return round(auto.headroom * peak) + keep
+    if not forecast.known:
+        return used + max(auto.at_least, round(forecast.burst))
+    peak = forecast.peak_usage(now, float(used), float(duration), auto.headroom)
+    return round(peak) + max(auto.at_least, round(forecast.burst))
 
 
 def staying(limit: int, rentals: Sequence[Rental], until: float) -> int:

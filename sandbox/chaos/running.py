@@ -71,7 +71,7 @@ POLICIES: tuple[demo.PolicyRow, ...] = (
      "[itrx, mefree, tronsave, eopen]", "120 sun/energy", "{perDay: 32 TRX}"),
     ("p-mefree", "the cheapest offer, sized to use", 6, 2, "65k",
      "{auto: {atLeast: 100k}, duration: [1h, 1d]}",
-     "[mefree, itrx, tronsave, eopen]", "300 sun/energy", "{perDay: 1000 TRX}",
+     "[mefree, tronsave, eopen]", "300 sun/energy", "{perDay: 1000 TRX}",
      "strategy: cheapest"),
 )  # fmt: skip
 WATCHED = sum(row[3] for row in POLICIES)
