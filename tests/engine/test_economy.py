@@ -291,3 +291,18 @@ def test_the_dip_at_the_end_of_a_delegation_is_seen() -> None:
     # after the end: 200k limit, 600k x 0.2 = 120k used: 80k available < 100k
     assert item.condition is Condition.BELOW_THRESHOLD
     assert "80000 after" in item.detail
+
+
+def test_a_top_up_during_a_rental_ends_with_it() -> None:
+    # short mid-rental (the level ran low), with 1.5 days of it left: the top-up may not
+    # outlast it (the renewal then buys the next level whole)
+    seen = snap_used(1_150_000, 1_200_000)
+    rental = {ADDR[0]: [Rental("c-level", 1_200_000, NOW + 36 * HOUR)]}
+    inp = inputs(policy(**_steady()), observations={ADDR[0]: seen}, rentals=rental,
+                 providers=THREE_DAYS)  # fmt: skip
+    (item,) = assess(inp)
+    assert item.condition is Condition.BELOW_THRESHOLD
+    assert {c.duration for c in item.candidates} == {HOUR, DAY}
+    # what it buys is the shortfall against the level, not a second level
+    got = chosen(decide(inp))
+    assert got is not None and got[2] < 600_000
