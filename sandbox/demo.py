@@ -126,7 +126,8 @@ spec:
 #: to a week, renewing before a rental ends. `expectedUse` is what the sandbox's profiles
 #: average (~1 transfer an hour, ~1.8M energy a day); the engine learns each address's own
 #: use from its reads. The price cap allows a week's rental (a unit of energy for 7 days
-#: costs ~350-400 sun at the emulators' prices, against 100 sun burned per use).
+#: costs ~350-400 sun at the emulators' prices, against 100 sun burned per use), and the
+#: daily budgets a first day's week-long levels for a dozen addresses (~400 TRX each).
 PolicyRow = (
     tuple[str, str, int, int, str, str, str, str, str]
     | tuple[str, str, int, int, str, str, str, str, str, str]
@@ -136,17 +137,17 @@ _STEADY = "strategy: cheapest\nexpectedUse: {perDay: 1.8M}\nrenewBefore: 20m"
 DEMO_POLICIES: tuple[PolicyRow, ...] = (
     ("payouts", "hot wallets paying out USDT all day: the cheapest offer, sized to use",
      0, 6, "131k", _AUTO,
-     "[tronsave, eopen, itrx, mefree]", "400 sun/energy", "{perDay: 5000 TRX}", _STEADY),
+     "[tronsave, eopen, itrx, mefree]", "400 sun/energy", "{perDay: 15000 TRX}", _STEADY),
     ("deposit-sweep", "deposit addresses swept all day: the cheapest offer, sized to use",
      6, 6, "131k", _AUTO,
-     "[eopen, mefree, tronsave, itrx]", "400 sun/energy", "{perDay: 8000 TRX}", _STEADY),
+     "[eopen, mefree, tronsave, itrx]", "400 sun/energy", "{perDay: 15000 TRX}", _STEADY),
     ("treasury", "treasury wallets sending batches: the cheapest offer, sized to use",
      12, 4, "131k", _AUTO,
      "[itrx, mefree, tronsave, eopen]", "400 sun/energy",
-     "{perDay: 6000 TRX, perMonth: 100000 TRX}", _STEADY),
+     "{perDay: 15000 TRX, perMonth: 200000 TRX}", _STEADY),
     ("settlement", "settlement wallets: the cheapest offer, sized to use",
      16, 4, "131k", _AUTO,
-     "[mefree, itrx, tronsave, eopen]", "400 sun/energy", "{perDay: 6000 TRX}", _STEADY),
+     "[mefree, itrx, tronsave, eopen]", "400 sun/energy", "{perDay: 15000 TRX}", _STEADY),
 )  # fmt: skip
 
 

@@ -3,6 +3,7 @@ simulator (the engine's own passes against the emulated node and vendors)."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from engine.store import OrderPhase
@@ -61,6 +62,8 @@ async def test_a_daily_rental_is_renewed_before_it_ends(tmp_path: Path) -> None:
     # at most one open order per address at any time: each order of an address was
     # settled (its last update) before the next one was created
     for address in ADDRESSES:
-        mine = sorted((o for o in result.orders if o.address == address), key=lambda o: o.created_at)
-        for before, after in zip(mine, mine[1:], strict=False):
+        mine = sorted(
+            (o for o in result.orders if o.address == address), key=lambda o: o.created_at
+        )
+        for before, after in itertools.pairwise(mine):
             assert before.updated_at <= after.created_at, (before, after)
