@@ -11,7 +11,7 @@ falling (a delegation ended: java-tron then moves used energy away with the stak
 nothing, and a gap of more than `MAX_GAP` between reads is not counted either.
 
 `burst` is the most the address used within `BURST_WINDOW` (30 min), decaying the same
-way: the headroom a level needs for a batch of payouts that an hourly average hides.
+way: a batch of payouts that an hourly average hides (shown in status, for `atLeast`).
 `days` keeps what was used per UTC day over the last 8 days (`last_week`).
 
 Forecasts (`Forecast`): the expected rate per hour of day (blended with a declared

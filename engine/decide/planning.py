@@ -359,7 +359,7 @@ def _use(address: str, policy: EnergyPolicy, inputs: PlanInputs) -> UseSummary:
     fc = _forecast(address, policy, inputs)
     profile = inputs.usage.get(address)
     week = profile.last_week(inputs.now) if profile is not None else 0
-    return UseSummary(round(fc.per_day), week, fc.source)
+    return UseSummary(round(fc.per_day), week, fc.source, round(fc.burst))
 
 
 def assess(inputs: PlanInputs) -> list[Assessment]:

@@ -147,14 +147,21 @@ class Candidate:
 @dataclass(frozen=True, slots=True)
 class UseSummary:
     """An address's expected use, for status: energy per day, what it used over the last
-    7 UTC days, and where the expectation comes from (declared, learning, observed)."""
+    7 UTC days, where the expectation comes from (declared, learning, observed) and its
+    largest burst."""
 
     per_day: int
     last_week: int
     source: str
+    burst: int = 0  # the most used within 30 minutes (decaying)
 
     def to_json(self) -> dict[str, Any]:
-        return {"perDay": self.per_day, "lastWeek": self.last_week, "source": self.source}
+        return {
+            "perDay": self.per_day,
+            "lastWeek": self.last_week,
+            "source": self.source,
+            "burst30m": self.burst,
+        }
 
 
 @dataclass(frozen=True, slots=True)

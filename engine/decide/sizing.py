@@ -5,10 +5,11 @@ The rules the planner applies to `topUp: {auto: ...}` and to lists of durations:
 - **Level** (`level`): the used energy the address is expected to reach at most over a
   rental of `duration` (`Forecast.peak_usage`: what it has used now, recovering, plus the
   draws expected meanwhile times `headroom`, each recovering linearly over 24 h), plus
-  what must stay free for the next transfers: `atLeast`, or the largest burst seen in
-  30 minutes if larger. A steady sender using r per hour settles at about 12 r used, so
-  its level is about half a day's use plus a transfer; a rare sender's level is little
-  more than `atLeast`.
+  what must stay free for the next transfer: `atLeast`. A steady sender using r per hour
+  settles at about 12 r used, so its level is about half a day's use plus a transfer; a
+  rare sender's level is little more than `atLeast`. A burst beyond the level is met by
+  the next top-up (a short rental of the shortfall) as soon as the address falls below
+  its threshold.
 - **Amount** (`auto_amount`): the level less the energy that stays delegated through the
   rental (the address's limit less the rentals the engine bought that end before it
   does), and never less than the shortfall below the policy's threshold. Rounding up to a
@@ -39,9 +40,9 @@ from policies.models import AutoSize
 def level(forecast: Forecast, auto: AutoSize, now: float, used: int, duration: int) -> int:
     """Energy the address should have delegated through a rental of `duration`."""
     if not forecast.known:
-        return used + max(auto.at_least, round(forecast.burst))
+        return used + auto.at_least
     peak = forecast.peak_usage(now, float(used), float(duration), auto.headroom)
-    return round(peak) + max(auto.at_least, round(forecast.burst))
+    return round(peak) + auto.at_least
 
 
 def staying(limit: int, rentals: Sequence[Rental], until: float) -> int:

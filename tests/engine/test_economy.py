@@ -306,3 +306,19 @@ def test_a_top_up_during_a_rental_ends_with_it() -> None:
     # what it buys is the shortfall against the level, not a second level
     got = chosen(decide(inp))
     assert got is not None and got[2] < 600_000
+
+
+def test_status_shows_expected_use() -> None:
+    from engine.cli.rendering import status_table
+    from engine.core.usage import UsageProfile, observe
+
+    profile = observe(UsageProfile(ADDR[0]), used=0, limit=2_000_000, at=NOW - 1200)
+    profile = observe(profile, used=130_000, limit=2_000_000, at=NOW - 600)
+    inp = inputs(policy(**_steady()), usage={ADDR[0]: profile})
+    (entry,) = decide(inp).entries
+    use = entry.to_json()["expectedUse"]
+    # a declared 1.8M a day, blended with 10 minutes of reads (130k)
+    assert use["source"] == "declared" and use["burst30m"] == 130_000
+    assert 1_700_000 < use["perDay"] < 2_200_000
+    text = status_table(assess(inp), {})
+    assert "USE/DAY" in text and "declared" in text
