@@ -132,7 +132,7 @@ PolicyRow = (
     tuple[str, str, int, int, str, str, str, str, str]
     | tuple[str, str, int, int, str, str, str, str, str, str]
 )
-_AUTO = "{auto: {headroom: 1.2, atLeast: 131k}, duration: [1h, 1d, 3d, 7d]}"
+_AUTO = "{auto: {headroom: 1.0, atLeast: 131k}, duration: [1h, 1d, 3d, 7d]}"
 _STEADY = "strategy: cheapest\nexpectedUse: {perDay: 1.8M}\nrenewBefore: 20m"
 DEMO_POLICIES: tuple[PolicyRow, ...] = (
     ("payouts", "hot wallets paying out USDT all day: the cheapest offer, sized to use",
