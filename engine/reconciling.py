@@ -205,7 +205,7 @@ class Reconciler:
             ends = order.created_at + order.duration
             if ends > now:
                 found.setdefault(order.address, []).append(
-                    Rental(order.client_order_id, order.energy, ends)
+                    Rental(order.client_order_id, order.energy, ends, order.duration)
                 )
         return found
 

@@ -318,9 +318,13 @@ def _assess_one(
     fc = _forecast(address, policy, inputs)
     available, ending_text = observation.available, ""
     lead = spec.renewal_lead
-    if lead and rentals and (fc.known or spec.top_up.auto is None):
-        ending = [r for r in rentals if r.ends_at <= inputs.now + lead]
-        if ending and (fc.expected(inputs.now + lead, 86_400) > 0 or not fc.known):
+    auto = spec.top_up.auto
+    if lead and rentals and (fc.known or auto is None):
+        ending = [r for r in rentals if r.renewal_due(inputs.now, lead)]
+        # renewed only if the address is expected to use at least one transfer's worth
+        # in the day after (a policy without auto, renewing on request, always is)
+        after = fc.expected(inputs.now + lead, 86_400)
+        if ending and (auto is None or after >= auto.at_least):
             energy = sum(r.energy for r in ending)
             available = sizing.after_endings(observation.available, observation.limit, energy)
             ending_text = f" ({energy} energy ends within {lead}s: {available} after)"

@@ -77,6 +77,13 @@ class Rental:
     client_order_id: str
     energy: int
     ends_at: float  # created_at + duration: the earliest it can end
+    duration: int = 0  # seconds (0: unknown)
+
+    def renewal_due(self, now: float, lead: int) -> bool:
+        """It ends within `lead` (at most a quarter of its duration: a 1 h rental is not
+        renewed the moment it lands)."""
+        window = min(lead, self.duration // 4) if self.duration else lead
+        return now < self.ends_at <= now + window
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,7 +70,7 @@ POLICIES: tuple[demo.PolicyRow, ...] = (
     ("p-itrx", "itrx first", 4, 2, "65k", "{amount: 131k, duration: 1h}",
      "[itrx, mefree, tronsave, eopen]", "120 sun/energy", "{perDay: 32 TRX}"),
     ("p-mefree", "the cheapest offer, sized to use", 6, 2, "65k",
-     "{auto: {atLeast: 100k}, duration: [1h, 1d]}",
+     "{auto: {}, duration: [1h, 1d]}",
      "[mefree, tronsave, eopen]", "300 sun/energy", "{perDay: 1000 TRX}",
      "strategy: cheapest"),
 )  # fmt: skip
