@@ -122,8 +122,9 @@ spec:
 #: [, further spec lines]). What we recommend for addresses that send all day: quote every
 #: vendor (`strategy: cheapest`), size each rental from the address's expected use
 #: (`topUp.auto`: a standing level of about half a day's use plus one cold transfer, as
-#: used energy recovers linearly over 24 h) and let the engine choose among durations up
-#: to a week, renewing before a rental ends. `expectedUse` is what the sandbox's profiles
+#: used energy recovers linearly over 24 h; headroom 1.0, since a short top-up meets an
+#: excursion beyond the level) and let the engine choose among durations up to a week,
+#: renewing before a rental ends. `expectedUse` is what the sandbox's profiles
 #: average (~1 transfer an hour, ~1.8M energy a day); the engine learns each address's own
 #: use from its reads. The price cap allows a week's rental (a unit of energy for 7 days
 #: costs ~350-400 sun at the emulators' prices, against 100 sun burned per use), and the

@@ -322,3 +322,15 @@ def test_status_shows_expected_use() -> None:
     assert 1_700_000 < use["perDay"] < 2_200_000
     text = status_table(assess(inp), {})
     assert "USE/DAY" in text and "declared" in text
+
+
+def test_a_vendor_sitting_on_an_accepted_order_gets_no_new_one() -> None:
+    from engine.core.phases import OrderPhase
+    from engine.reconciling import _stalled
+    from tests.engine.test_planning import order
+
+    fresh = order(phase=OrderPhase.SUBMITTED, created=NOW - 60)
+    old = order(ADDR[1], phase=OrderPhase.SUBMITTED, created=NOW - 900)
+    delegating = order(ADDR[2], phase=OrderPhase.DELEGATING, created=NOW - 900)
+    assert _stalled([fresh, delegating], NOW, 300) == {}
+    assert _stalled([fresh, old], NOW, 300) == {"p-mefree": NOW + 300}
