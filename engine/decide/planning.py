@@ -287,9 +287,10 @@ def _candidates(
             if energy is None:
                 rejected.append((name, f"{wanted} is above its maximum {caps.max_amount}"))
                 continue
+            alongside = sizing.staying(need.observation.limit, need.rentals, inputs.now + duration)
             served = sizing.served(
                 need.forecast, now=inputs.now, energy=energy, duration=duration,
-                next_need=auto.at_least if auto is not None else energy,
+                next_need=auto.at_least if auto is not None else energy, alongside=alongside,
             )  # fmt: skip
             candidates.append(Candidate(name, energy, duration, served=served))
     return candidates, rejected

@@ -14,8 +14,9 @@ The rules the planner applies to `topUp: {auto: ...}` and to lists of durations:
   rental (the address's limit less the rentals the engine bought that end before it
   does), and never less than the shortfall below the policy's threshold. Rounding up to a
   vendor's minimum is the planner's (`Capabilities.fit_amount`).
-- **Energy expected to be used** (`served`): over the rental's life, the expected use,
-  at most what a delegation of that size can serve (its amount once; held as a standing
+- **Energy expected to be used** (`served`): over the rental's life, its share of the
+  expected use (next to the energy staying delegated with it, in proportion to the
+  amounts), at most what a delegation of that size can serve (its amount once; held as a standing
   level, used energy settles at about half a day's draws, so a level serves about twice
   its size a day); never less than what the next transfer takes from it. The planner ranks
   offers by cost divided by this: the lowest expected cost per unit of energy actually
@@ -66,10 +67,20 @@ def auto_amount(
     return max(shortfall, wanted - staying(limit, rentals, now + duration))
 
 
-def served(forecast: Forecast, *, now: float, energy: int, duration: int, next_need: int) -> int:
-    """Energy a rental of `energy` for `duration` is expected to serve."""
+def served(
+    forecast: Forecast,
+    *,
+    now: float,
+    energy: int,
+    duration: int,
+    next_need: int,
+    alongside: int = 0,
+) -> int:
+    """Energy a rental of `energy` for `duration` is expected to serve; `alongside`: the
+    energy staying delegated with it, which serves its share of the use."""
     capacity = energy * max(1.0, 2.0 * duration / WINDOW)
     use = forecast.expected(now, duration) if forecast.known else 0.0
+    use *= energy / (energy + max(0, alongside))
     return max(1, round(max(min(use, capacity), min(energy, next_need))))
 
 
