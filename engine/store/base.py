@@ -20,6 +20,7 @@ from collections.abc import Collection, Mapping
 from typing import Any, Self
 
 from engine.core.clock import Clock
+from engine.core.deposits import DepositNeed, NeedState
 from engine.core.errors import EngineError
 from engine.core.phases import OrderPhase
 from engine.core.records import (
@@ -271,6 +272,41 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def lease_holders(self, now: float | None = None) -> dict[str, Lease]:
         """Unexpired leases by name."""
+
+    # ---- deposits (engine/core/deposits.py): episodes and run-time deposit addresses.
+    # Not abstract: a store that keeps none (a test double) refuses them.
+
+    async def record_deposit(
+        self, *, policy: str, address: str, token: str, txid: str, block: int, amount: int
+    ) -> tuple[DepositNeed, bool]:
+        """Open an episode for `address`, or join its open one; (episode, opened now)."""
+        raise StoreError(f"{type(self).__name__} keeps no deposit episodes")
+
+    async def deposit_needs(
+        self,
+        *,
+        open_only: bool = True,
+        addresses: Collection[str] | None = None,
+        policy: str | None = None,
+        limit: int = 100_000,
+    ) -> list[DepositNeed]:
+        """Episodes, newest first (open ones only by default)."""
+        raise StoreError(f"{type(self).__name__} keeps no deposit episodes")
+
+    async def update_deposit_need(
+        self, need_id: int, *, expect: Collection[NeedState] | None = None, **fields: Any
+    ) -> DepositNeed | None:
+        """Set fields of an open episode (only while in one of the `expect` states); None
+        when it is closed or in another state."""
+        raise StoreError(f"{type(self).__name__} keeps no deposit episodes")
+
+    async def set_deposit_address(self, policy: str, address: str, present: bool) -> None:
+        """Record that `address` was added to (or removed from) `policy` at run time."""
+        raise StoreError(f"{type(self).__name__} keeps no deposit addresses")
+
+    async def deposit_addresses(self) -> list[tuple[str, str, bool]]:
+        """Every run-time change: (policy, address, present)."""
+        raise StoreError(f"{type(self).__name__} keeps no deposit addresses")
 
     # ---- lifecycle
 

@@ -30,6 +30,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
 from engine.core.clock import Clock
+from engine.core.deposits import DepositNeed, NeedState
 from engine.core.phases import OrderPhase
 from engine.core.records import (
     BudgetLimit,
@@ -45,6 +46,7 @@ from engine.core.records import (
     ProviderHealth,
     window_bounds,
 )
+from engine.store import deposit_rows as dq
 from engine.store import postgres_orders as q
 from engine.store import rows
 from engine.store.base import (
@@ -383,6 +385,38 @@ class PostgresStore(Store):
             return {row["name"]: Lease(**row) for row in await cur.fetchall()}
 
         return await self._read(work)
+
+    # ------------------------------------------------------------------ deposits
+
+    async def record_deposit(
+        self, *, policy: str, address: str, token: str, txid: str, block: int, amount: int
+    ) -> tuple[DepositNeed, bool]:
+        values = dict(
+            policy=policy, address=address, token=token, txid=txid, block=block, amount=str(amount)
+        )
+        return await self._run(lambda cur, now: dq.pg_record(cur, now, values))
+
+    async def deposit_needs(
+        self,
+        *,
+        open_only: bool = True,
+        addresses: Collection[str] | None = None,
+        policy: str | None = None,
+        limit: int = 100_000,
+    ) -> list[DepositNeed]:
+        return await self._read(lambda cur: dq.pg_needs(cur, open_only, addresses, policy, limit))
+
+    async def update_deposit_need(
+        self, need_id: int, *, expect: Collection[NeedState] | None = None, **fields: Any
+    ) -> DepositNeed | None:
+        checked = dq.check_fields(fields)
+        return await self._run(lambda cur, now: dq.pg_update(cur, now, need_id, checked, expect))
+
+    async def set_deposit_address(self, policy: str, address: str, present: bool) -> None:
+        await self._run(lambda cur, now: dq.pg_set_address(cur, now, policy, address, present))
+
+    async def deposit_addresses(self) -> list[tuple[str, str, bool]]:
+        return await self._read(dq.pg_addresses)
 
     # ------------------------------------------------------------------ lifecycle
 

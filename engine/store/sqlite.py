@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from engine.core.clock import Clock
+from engine.core.deposits import DepositNeed, NeedState
 from engine.core.phases import OrderPhase
 from engine.core.records import (
     BudgetLimit,
@@ -42,6 +43,7 @@ from engine.core.records import (
     ProviderHealth,
     window_bounds,
 )
+from engine.store import deposit_rows as dq
 from engine.store import rows
 from engine.store import sqlite_orders as q
 from engine.store.base import (
@@ -369,6 +371,44 @@ class SQLiteStore(Store):
             return {row["name"]: Lease(**dict(row)) for row in rows}
 
         return await self._read(run)
+
+    # ------------------------------------------------------------------ deposits
+
+    async def record_deposit(
+        self, *, policy: str, address: str, token: str, txid: str, block: int, amount: int
+    ) -> tuple[DepositNeed, bool]:
+        values = dict(
+            policy=policy, address=address, token=token, txid=txid, block=block, amount=str(amount)
+        )
+        return await self._write(lambda conn, now: dq.sqlite_record(conn, now, values))
+
+    async def deposit_needs(
+        self,
+        *,
+        open_only: bool = True,
+        addresses: Collection[str] | None = None,
+        policy: str | None = None,
+        limit: int = 100_000,
+    ) -> list[DepositNeed]:
+        return await self._read(
+            lambda conn: dq.sqlite_needs(conn, open_only, addresses, policy, limit)
+        )
+
+    async def update_deposit_need(
+        self, need_id: int, *, expect: Collection[NeedState] | None = None, **fields: Any
+    ) -> DepositNeed | None:
+        checked = dq.check_fields(fields)
+        return await self._write(
+            lambda conn, now: dq.sqlite_update(conn, now, need_id, checked, expect)
+        )
+
+    async def set_deposit_address(self, policy: str, address: str, present: bool) -> None:
+        await self._write(
+            lambda conn, now: dq.sqlite_set_address(conn, now, policy, address, present)
+        )
+
+    async def deposit_addresses(self) -> list[tuple[str, str, bool]]:
+        return await self._read(dq.sqlite_addresses)
 
     # ------------------------------------------------------------------ lifecycle
 
