@@ -82,13 +82,14 @@ def check_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
 def _selection(
     open_only: bool, addresses: Collection[str] | None, policy: str | None, limit: int
 ) -> tuple[str, dict[str, Any], list[str]]:
-    where, params = [], {"limit": limit}
+    where: list[str] = []
+    params: dict[str, Any] = {"limit": limit}
     if open_only:
         where.append("closed_at IS NULL")
     if policy is not None:
         where.append("policy = :policy")
         params["policy"] = policy
-    names = []
+    names: list[str] = []
     for index, address in enumerate(sorted(set(addresses or ()))):
         params[f"a{index}"] = address
         names.append(f":a{index}")

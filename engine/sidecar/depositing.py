@@ -1,0 +1,637 @@
+"""The deposit desk: from a deposit in a block to one sweep's energy on the address.
+
+`DepositDesk` runs beside the controller's passes for the set's DepositPolicies:
+
+1. **follow**: a `BlockFollower` reads each new block and its transaction infos; its
+   `on_block` hook scans the infos' `Transfer` events against the watched sets
+   (`engine/observe/deposits.py`: per log, not per watched address).
+2. **record**: a deposit opens (or joins) the address's episode in the store; a transfer
+   out of a watched address (the sweep) closes its episode, and nothing more is bought.
+3. **act** (only the episodes that just opened, or are waiting): a fresh reading of those
+   addresses, the sweep's energy (the hot wallet's token balance, read every
+   `energy_ttl` seconds), `engine/decide/deposits.py` decides (ready, wait, held, buy),
+   quotes and balances are fetched for the buys, and `engine/act/applying.py` buys,
+   write-ahead, with the budget reserved at the cap and one open order per address.
+4. **ready**: when the episode's order is delivered (tracking runs in the controller's
+   loop, as for every order) or the chain shows the energy, the episode turns ready and
+   the policy's webhook is sent once (`webhooks.py`).
+5. **safety net** (every `interval`): reads only the addresses with an open episode
+   (never the whole watch list): held episodes are tried again, ordered ones checked, an
+   episode whose energy outlived its duration unswept is closed (`expired`).
+
+A restart loses nothing: episodes, their orders and run-time address changes are in the
+store; the follower starts at the head again, so a deposit in a block produced while the
+sidecar was down is not seen (`docs/deposits.md`: the sweeper's `POST /v1/ensure`
+covers that gap).
+
+Neighbours: `controller.py` builds and runs it, `service.py` serves its API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from engine.act.applying import OutcomeKind, apply_action
+from engine.core.clock import Clock
+from engine.core.concurrency import CallTimeout, bounded
+from engine.core.deposits import CloseReason, DepositNeed, NeedState
+from engine.core.snapshots import EnergySnapshot
+from engine.decide.deposits import (
+    Round,
+    Step,
+    SweepDecision,
+    SweepInputs,
+    assess_sweep,
+    choose_sweep,
+    quote_keys,
+)
+from engine.decide.plans import ObservationFailure, ProviderView, QuoteKey
+from engine.observe.address_sources import FileSource, PostgresSource, SourceState
+from engine.observe.chain import ChainError, ChainReader
+from engine.observe.deposits import BlockTransfers, DepositWatch, scan_transfers
+from engine.observe.following import BlockFollower, BlockReport
+from engine.sidecar.webhooks import WebhookSender
+from engine.store import BudgetLimit, BudgetWindow, OrderPhase, Store, StoreError
+from policies.deposits import SWEEP_TO_EMPTY, SWEEP_TO_HOLDER, DepositPolicy, address_file_path
+from policies.policyset import PolicySet
+from providers.base import Provider as Adapter
+from providers.base import ProviderError, Quote, QuoteRequest, TemporaryError
+
+log = logging.getLogger("energyctl.deposits")
+
+_OPEN = (NeedState.OPEN, NeedState.ORDERED, NeedState.READY)
+
+
+@dataclass(frozen=True, slots=True)
+class DepositSettings:
+    follow_interval: float = 1.0  # seconds between block polls
+    interval: float = 30.0  # seconds between safety-net rounds (and source polls)
+    energy_ttl: float = 300.0  # seconds the hot wallet's "holds the token" is reused
+    quote_ttl: float = 2.0  # seconds a quote or balance is reused
+    max_actions: int = 100  # most purchases started in one round
+    apply_concurrency: int = 16
+
+
+class UnknownDepositAddress(LookupError):
+    """The address is not a deposit address of any policy."""
+
+
+class DepositDesk:
+    """See the module docstring. `wake_tracking()` asks the controller to track now."""
+
+    def __init__(
+        self,
+        policy_set: PolicySet,
+        *,
+        store: Store,
+        reader: ChainReader,
+        providers: Mapping[str, Adapter],
+        clock: Clock,
+        settings: DepositSettings | None = None,
+        webhooks: WebhookSender | None = None,
+        wake_tracking: Callable[[], None] = lambda: None,
+        call_timeout: float | None = None,
+        follower_start: int | None = None,
+    ) -> None:
+        self.policy_set = policy_set
+        self.policies: dict[str, DepositPolicy] = dict(policy_set.deposit_policies)
+        self.store, self.reader, self.providers, self.clock = store, reader, providers, clock
+        self.settings = settings or DepositSettings()
+        self.webhooks = webhooks
+        self.wake_tracking = wake_tracking
+        self.call_timeout = call_timeout
+        self.watch = DepositWatch(self.policies)
+        self.sources: dict[str, FileSource | PostgresSource] = {}
+        for name, policy in self.policies.items():
+            origin = policy.spec.addresses_from
+            if origin is None:
+                continue
+            if origin.file is not None:
+                file = self._policy_file(policy)
+                path = address_file_path(file, origin.file)
+                first = policy_set.address_files.get(name)
+                self.sources[name] = FileSource(path, clock, first)
+            elif origin.postgres is not None:
+                ref = origin.postgres.password
+                secret = ref.get() if ref is not None and ref.resolved else None
+                self.sources[name] = PostgresSource(origin.postgres, clock, password=secret)
+        self.follower = BlockFollower(
+            reader, frozenset(), start=follower_start, on_block=self._on_block
+        )
+        self._found: list[BlockTransfers] = []
+        self._hot: dict[str, tuple[float, int]] = {}  # policy -> (read at, sweep energy)
+        self._quotes: dict[QuoteKey, tuple[float, Quote]] = {}
+        self._balances: dict[str, tuple[float, int | None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._act_lock = asyncio.Lock()
+        self._last_net: float | None = None
+        #: per deposit: (clock time the block was read, clock time its order was placed)
+        self.latencies: list[float] = []
+        self.detect_cpu: list[float] = []  # seconds of CPU per scanned block
+        self.last_error: str | None = None
+
+    def _policy_file(self, policy: DepositPolicy) -> str:
+        return self.policy_set.source(policy).raw.file
+
+    # ------------------------------------------------------------------ addresses
+
+    async def start(self) -> None:
+        """Run-time changes from the store, then every source's first set."""
+        for policy, address, present in await self.store.deposit_addresses():
+            if policy in self.policies:
+                self.watch.change(policy, address, present)
+        await self.poll_sources(force=True)
+
+    async def poll_sources(self, *, force: bool = False) -> None:
+        for name, source in self.sources.items():
+            if isinstance(source, PostgresSource):
+                found = await source.poll(force=force)
+            else:
+                found = await source.poll()
+            if found is not None:
+                self.watch.set_base(name, found)
+                log.info(
+                    "deposit addresses loaded",
+                    extra={"event": "deposits", "policy": name, "count": len(found)},
+                )
+            elif source.state.problem:
+                log.warning(
+                    "deposit address source failed",
+                    extra={"event": "deposits", "policy": name, "error": source.state.problem},
+                )
+
+    async def add_address(self, policy: str, address: str) -> None:
+        await self.store.set_deposit_address(policy, address, True)
+        self.watch.change(policy, address, True)
+
+    async def remove_address(self, policy: str, address: str) -> None:
+        await self.store.set_deposit_address(policy, address, False)
+        self.watch.change(policy, address, False)
+        for need in await self.store.deposit_needs(addresses=[address]):
+            await self._close(need, CloseReason.REMOVED)
+
+    def problems(self) -> list[str]:
+        """Why a source is not as it should be (for `/readyz`)."""
+        return [
+            f"deposit policy {name}: {source.state.problem}"
+            for name, source in self.sources.items()
+            if source.state.problem
+        ]
+
+    def sources_status(self) -> dict[str, SourceState]:
+        return {name: source.state for name, source in self.sources.items()}
+
+    # ------------------------------------------------------------------ following
+
+    def _on_block(self, report: BlockReport, infos: Sequence[Mapping[str, Any]]) -> None:
+        started = time.process_time()
+        found = scan_transfers(report.number, infos, self.watch.watched)
+        self.detect_cpu.append(time.process_time() - started)
+        del self.detect_cpu[:-1000]
+        if found.deposits or found.sweeps:
+            self._found.append(found)
+
+    async def follow_once(self) -> list[DepositNeed]:
+        """Read new blocks; record what they carry; act on the episodes opened. The
+        episodes acted on come back."""
+        await self.follower.poll()
+        seen_at = self.clock.now()
+        found, self._found = self._found, []
+        opened: dict[int, DepositNeed] = {}
+        for block in found:
+            for sweep in block.sweeps:
+                for need in await self.store.deposit_needs(addresses=[sweep.address]):
+                    if need.deposit_block <= sweep.block:
+                        await self._close(need, CloseReason.SWEPT)
+                        opened.pop(need.id, None)
+            for deposit in block.deposits:
+                need, _new = await self.store.record_deposit(
+                    policy=deposit.policy,
+                    address=deposit.address,
+                    token=deposit.token,
+                    txid=deposit.txid,
+                    block=deposit.block,
+                    amount=deposit.amount,
+                )
+                if need.state is NeedState.OPEN:
+                    opened[need.id] = need
+        if opened:
+            await self.act(list(opened.values()), seen_at=seen_at)
+        return list(opened.values())
+
+    # ------------------------------------------------------------------ acting
+
+    async def act(self, needs: Sequence[DepositNeed], *, seen_at: float | None = None) -> None:
+        """Decide and buy for episodes in state `open` (others are left alone)."""
+        todo = [n for n in needs if n.state is NeedState.OPEN and n.policy in self.policies]
+        if not todo:
+            return
+        async with self._act_lock:
+            await self._act(todo, seen_at)
+
+    async def _act(self, needs: Sequence[DepositNeed], seen_at: float | None) -> None:
+        now = self.clock.now()
+        addresses = [n.address for n in needs]
+        raw = await self.reader.snapshots(addresses)
+        readings: dict[str, EnergySnapshot | ObservationFailure] = {
+            a: v if isinstance(v, EnergySnapshot) else ObservationFailure(str(v))
+            for a, v in raw.items()
+        }
+        wanted = set(addresses)
+        open_orders = [o for o in await self.store.open_orders() if o.address in wanted]
+        views = await self._views(now)
+        decisions: list[SweepDecision] = []
+        for need in needs:
+            policy = self.policies[need.policy]
+            decisions.append(
+                assess_sweep(
+                    SweepInputs(
+                        need=need,
+                        policy=policy,
+                        sweep_energy=await self.sweep_energy(policy),
+                        reading=readings.get(need.address),
+                        open_orders=[o for o in open_orders if o.address == need.address],
+                        providers=views,
+                        now=now,
+                    )
+                )
+            )
+        quotes, balances = await self._market(decisions, now)
+        views = {n: replace(v, balance_sun=balances.get(n)) for n, v in views.items()}
+        round_ = Round(spent=await self._spent(now), actions_left=self.settings.max_actions)
+        chosen = [
+            choose_sweep(d, self.policies[d.need.policy], views, quotes, round_) for d in decisions
+        ]
+        slots = asyncio.Semaphore(self.settings.apply_concurrency)
+        await asyncio.gather(*(self._carry_out(d, readings, slots, seen_at) for d in chosen))
+
+    async def _carry_out(
+        self,
+        decision: SweepDecision,
+        readings: Mapping[str, EnergySnapshot | ObservationFailure],
+        slots: asyncio.Semaphore,
+        seen_at: float | None,
+    ) -> None:
+        need = decision.need
+        if decision.step is Step.READY:
+            await self._ready(need, decision.energy, decision.available)
+            return
+        if decision.action is None:
+            await self.store.update_deposit_need(
+                need.id, expect={NeedState.OPEN}, energy=decision.energy, note=decision.reason
+            )
+            return
+        policy = self.policies[need.policy]
+        seen = readings.get(need.address)
+        async with slots:
+            outcome = await apply_action(
+                decision.action,
+                store=self.store,
+                providers=self.providers,
+                clock=self.clock,
+                budgets=deposit_budgets(policy),
+                baseline=seen if isinstance(seen, EnergySnapshot) else None,
+                call_timeout=self.call_timeout,
+            )
+        coid = outcome.client_order_id or next(
+            (a.client_order_id for a in reversed(outcome.attempts) if a.client_order_id), None
+        )
+        if outcome.kind is OutcomeKind.BOUGHT or (coid and "ambiguous" in _results(outcome)):
+            await self.store.update_deposit_need(
+                need.id,
+                expect={NeedState.OPEN},
+                state=NeedState.ORDERED,
+                energy=decision.energy,
+                client_order_id=coid,
+                note=outcome.reason,
+            )
+            if seen_at is not None:
+                self.latencies.append(self.clock.now() - seen_at)
+                del self.latencies[:-10_000]
+            self.wake_tracking()
+        else:
+            await self.store.update_deposit_need(
+                need.id, expect={NeedState.OPEN}, energy=decision.energy, note=outcome.reason
+            )
+        log.info(
+            "deposit order",
+            extra={
+                "event": "deposits",
+                "policy": need.policy,
+                "address": need.address,
+                "outcome": str(outcome.kind),
+                "reason": outcome.reason,
+            },
+        )
+
+    async def _views(self, now: float) -> dict[str, ProviderView]:
+        cooldowns = await self.store.provider_cooldowns(now)
+        return {
+            name: ProviderView(name, provider.capabilities, cooling_until=cooldowns.get(name))
+            for name, provider in self.providers.items()
+        }
+
+    async def _spent(self, now: float) -> dict[tuple[str, BudgetWindow], int]:
+        spent: dict[tuple[str, BudgetWindow], int] = {}
+        for name, policy in self.policies.items():
+            for limit in deposit_budgets(policy):
+                spent[(name, limit.window)] = await self.store.spent(name, limit.window, now)
+        return spent
+
+    async def _market(
+        self, decisions: Sequence[SweepDecision], now: float
+    ) -> tuple[dict[QuoteKey, Quote | ProviderError], dict[str, int | None]]:
+        keys = sorted(quote_keys(decisions), key=lambda k: (k.provider, k.energy, k.duration))
+        receivers = {
+            QuoteKey(c.provider, c.energy, c.duration): d.need.address
+            for d in decisions
+            for c in d.candidates
+        }
+        names = sorted({k.provider for k in keys})
+        ttl = self.settings.quote_ttl
+
+        async def quote(key: QuoteKey) -> Quote | ProviderError:
+            kept = self._quotes.get(key)
+            if kept is not None and now - kept[0] < ttl:
+                return kept[1]
+            request = QuoteRequest(
+                receiver=receivers[key], energy=key.energy, duration=key.duration
+            )
+            try:
+                got: Quote = await self._bounded(
+                    key.provider, self.providers[key.provider].quote(request)
+                )
+            except ProviderError as exc:
+                return exc
+            self._quotes[key] = (now, got)
+            return got
+
+        async def balance(name: str) -> int | None:
+            kept = self._balances.get(name)
+            if kept is not None and now - kept[0] < ttl:
+                return kept[1]
+            try:
+                sun: int | None = await self._bounded(name, self.providers[name].balance())
+            except ProviderError:
+                sun = None
+            self._balances[name] = (now, sun)
+            return sun
+
+        got_quotes, got_balances = await asyncio.gather(
+            asyncio.gather(*(quote(k) for k in keys)), asyncio.gather(*(balance(n) for n in names))
+        )
+        return dict(zip(keys, got_quotes, strict=True)), dict(zip(names, got_balances, strict=True))
+
+    async def _bounded(self, provider: str, call: Awaitable[Any]) -> Any:
+        try:
+            return await bounded(self.clock, self.call_timeout, call)
+        except CallTimeout as exc:
+            raise TemporaryError(provider, str(exc)) from exc
+
+    async def sweep_energy(self, policy: DepositPolicy) -> int:
+        """The energy of one sweep: `sweepEnergy`, or by the hot wallet's token balance
+        (read every `energy_ttl` seconds; unreadable: the larger figure, never too little)."""
+        if policy.spec.sweep_energy is not None:
+            return policy.spec.sweep_energy
+        name, now = policy.metadata.name, self.clock.now()
+        kept = self._hot.get(name)
+        if kept is not None and now - kept[0] < self.settings.energy_ttl:
+            return kept[1]
+        try:
+            held = await self.reader.token_balance(policy.spec.tokens[0], policy.spec.sweep_to)
+            energy = SWEEP_TO_HOLDER if held > 0 else SWEEP_TO_EMPTY
+        except ChainError as exc:
+            log.warning("hot wallet balance unreadable", extra={"error": str(exc)})
+            energy = SWEEP_TO_EMPTY
+        self._hot[name] = (now, energy)
+        return energy
+
+    # ------------------------------------------------------------------ ready and closed
+
+    async def _ready(self, need: DepositNeed, energy: int, available: int | None) -> None:
+        done = await self.store.update_deposit_need(
+            need.id,
+            expect={NeedState.OPEN, NeedState.ORDERED},
+            state=NeedState.READY,
+            energy=energy,
+            ready_at=self.clock.now(),
+            note=f"{available} energy on chain",
+        )
+        if done is not None:
+            self._spawn(self.notify(done, available))
+
+    async def notify(self, need: DepositNeed, available: int | None = None) -> bool:
+        """Send the policy's webhook for a ready episode, once (retried inside)."""
+        policy = self.policies.get(need.policy)
+        hook = policy.spec.webhook if policy is not None else None
+        if hook is None or self.webhooks is None or need.notified_at is not None:
+            return False
+        event = {
+            "event": "energy.ready",
+            "policy": need.policy,
+            "address": need.address,
+            "energy": need.energy,
+            "available": available,
+            "depositTx": need.deposit_txid,
+            "deposits": need.deposits,
+            "order": need.client_order_id,
+            "episode": need.id,
+            "readyAt": need.ready_at,
+        }
+        delivered = await self.webhooks.deliver(
+            hook.url, hook.secret.get().get_secret_value(), f"{need.policy}-{need.id}", event
+        )
+        if delivered:
+            await self.store.update_deposit_need(need.id, notified_at=self.clock.now())
+        return delivered
+
+    async def _close(self, need: DepositNeed, reason: CloseReason) -> None:
+        await self.store.update_deposit_need(
+            need.id, state=NeedState.CLOSED, closed_at=self.clock.now(), close_reason=str(reason)
+        )
+        log.info(
+            "deposit episode closed",
+            extra={"event": "deposits", "address": need.address, "reason": str(reason)},
+        )
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("deposit background work failed", extra={"event": "deposits"})
+
+        task = asyncio.ensure_future(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ the safety net
+
+    async def check_orders(self) -> None:
+        """Episodes whose order ended: delivered -> ready; failed -> open (bought again)."""
+        ordered = [n for n in await self.store.deposit_needs() if n.state is NeedState.ORDERED]
+        again: list[DepositNeed] = []
+        for need in ordered:
+            if need.client_order_id is None:
+                continue
+            try:
+                order = await self.store.get_order(need.client_order_id)
+            except StoreError:
+                continue
+            if order.phase is OrderPhase.DELIVERED:
+                await self._ready(need, need.energy or order.energy, None)
+            elif not order.is_open:
+                back = await self.store.update_deposit_need(
+                    need.id,
+                    expect={NeedState.ORDERED},
+                    state=NeedState.OPEN,
+                    note=f"order {order.client_order_id} ended {order.phase}",
+                )
+                if back is not None:
+                    again.append(back)
+        if again:
+            await self.act(again)
+
+    async def safety_net(self) -> None:
+        """Only the open episodes: retry the held, close the expired, resend webhooks."""
+        now = self.clock.now()
+        needs = await self.store.deposit_needs()
+        waiting = [n for n in needs if n.state is NeedState.OPEN and n.policy in self.policies]
+        for need in needs:
+            policy = self.policies.get(need.policy)
+            if policy is None or need.state is not NeedState.READY:
+                continue
+            if need.ready_at is not None and now - need.ready_at > policy.spec.sweep_within:
+                await self._close(need, CloseReason.EXPIRED)
+            elif need.notified_at is None:
+                self._spawn(self.notify(need))
+        if waiting:
+            await self.act(waiting)
+
+    async def run(self, stopping: Callable[[], bool]) -> None:
+        """Follow, check orders and run the safety net until `stopping()`."""
+        await self.start()
+        while not stopping():
+            try:
+                await self.follow_once()
+                await self.check_orders()
+                now = self.clock.now()
+                if self._last_net is None or now - self._last_net >= self.settings.interval:
+                    self._last_net = now
+                    await self.poll_sources()
+                    await self.safety_net()
+                self.last_error = None
+            except (ChainError, StoreError) as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("deposit round failed", extra={"error": self.last_error})
+            await self.clock.sleep(self.settings.follow_interval)
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # ------------------------------------------------------------------ requests
+
+    def policy_of(self, address: str) -> str | None:
+        return self.watch.policy_of(address)
+
+    async def ensure(self, address: str, wait: float) -> dict[str, Any]:
+        """The sweeper asks for its energy now: the address's episode (opened if there is
+        none), acted on, and awaited up to `wait` seconds for `ready`."""
+        policy = self.policy_of(address)
+        if policy is None:
+            raise UnknownDepositAddress(f"{address} is not a deposit address of any policy")
+        need = await self._episode(address)
+        if need is None or not need.is_open:
+            need, _ = await self.store.record_deposit(
+                policy=policy,
+                address=address,
+                token=self.policies[policy].spec.tokens[0],
+                txid="ensure",
+                block=0,
+                amount=0,
+            )
+        await self.act([need])
+        deadline = self.clock.now() + wait
+        while True:
+            now_need = await self._episode(address) or need
+            if now_need.state is not NeedState.OPEN and now_need.state is not NeedState.ORDERED:
+                break
+            if self.clock.now() >= deadline:
+                break
+            await self.check_orders()
+            await self.clock.sleep(0.5)
+        return await self.view(address)
+
+    async def _episode(self, address: str) -> DepositNeed | None:
+        found = await self.store.deposit_needs(open_only=False, addresses=[address], limit=1)
+        return found[0] if found else None
+
+    async def view(self, address: str) -> dict[str, Any]:
+        """`GET /v1/addresses/{address}`: its episode, that episode's order, its energy."""
+        policy = self.policy_of(address)
+        need = await self._episode(address)
+        order = None
+        if need is not None and need.client_order_id:
+            with contextlib.suppress(StoreError):
+                order = (await self.store.get_order(need.client_order_id)).model_dump(mode="json")
+        chain: dict[str, Any] | None
+        try:
+            snap = await self.reader.snapshot(address)
+            chain = {
+                "activated": snap.activated,
+                "available": snap.available,
+                "limit": snap.limit,
+                "block": snap.block,
+            }
+        except ChainError as exc:
+            chain = {"error": str(exc)}
+        return {
+            "address": address,
+            "policy": policy,
+            "watched": policy is not None,
+            "episode": need.to_json() if need is not None else None,
+            "energyReady": need is not None and need.state is NeedState.READY,
+            "order": order,
+            "chain": chain,
+        }
+
+    def status(self) -> dict[str, Any]:
+        return {
+            name: {
+                "addresses": self.watch.count(name),
+                "source": self.sources[name].state.to_json() if name in self.sources else None,
+                "addedAtRunTime": len(self.watch.added[name]),
+                "removedAtRunTime": len(self.watch.removed[name]),
+            }
+            for name in self.policies
+        }
+
+
+def _results(outcome: Any) -> set[str]:
+    return {a.result for a in outcome.attempts}
+
+
+def deposit_budgets(policy: DepositPolicy) -> list[BudgetLimit]:
+    """The store's budget limits of a deposit policy: by policy name (its addresses may
+    number a million; they do not carry the spend)."""
+    budget, name = policy.spec.budget, policy.metadata.name
+    return [
+        BudgetLimit(policy=name, window=window, limit_sun=limit)
+        for window, limit in (
+            (BudgetWindow.DAY, budget.per_day),
+            (BudgetWindow.MONTH, budget.per_month),
+        )
+        if limit is not None
+    ]
+
+
+__all__ = ["DepositDesk", "DepositSettings", "UnknownDepositAddress", "deposit_budgets"]
