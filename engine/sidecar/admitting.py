@@ -32,8 +32,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from policies.base import SecretRef
-from policies.loading import secret_file
 from policies.deposits import DepositPolicy
+from policies.loading import secret_file
 from policies.models import EngineConfig, Provider
 from policies.policyset import AnyDocument, PolicySet, secret_refs
 
