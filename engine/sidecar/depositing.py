@@ -87,40 +87,27 @@ class DepositDesk:
 
     def __init__(
         self,
-        policy_set: PolicySet,
+        policies: Mapping[str, DepositPolicy],
         *,
         store: Store,
         reader: ChainReader,
         providers: Mapping[str, Adapter],
         clock: Clock,
+        sources: Mapping[str, FileSource | PostgresSource] | None = None,
         settings: DepositSettings | None = None,
         webhooks: WebhookSender | None = None,
         wake_tracking: Callable[[], None] = lambda: None,
         call_timeout: float | None = None,
         follower_start: int | None = None,
     ) -> None:
-        self.policy_set = policy_set
-        self.policies: dict[str, DepositPolicy] = dict(policy_set.deposit_policies)
+        self.policies: dict[str, DepositPolicy] = dict(policies)
         self.store, self.reader, self.providers, self.clock = store, reader, providers, clock
         self.settings = settings or DepositSettings()
         self.webhooks = webhooks
         self.wake_tracking = wake_tracking
         self.call_timeout = call_timeout
         self.watch = DepositWatch(self.policies)
-        self.sources: dict[str, FileSource | PostgresSource] = {}
-        for name, policy in self.policies.items():
-            origin = policy.spec.addresses_from
-            if origin is None:
-                continue
-            if origin.file is not None:
-                file = self._policy_file(policy)
-                path = address_file_path(file, origin.file)
-                first = policy_set.address_files.get(name)
-                self.sources[name] = FileSource(path, clock, first)
-            elif origin.postgres is not None:
-                ref = origin.postgres.password
-                secret = ref.get() if ref is not None and ref.resolved else None
-                self.sources[name] = PostgresSource(origin.postgres, clock, password=secret)
+        self.sources: dict[str, FileSource | PostgresSource] = dict(sources or {})
         self.follower = BlockFollower(
             reader, frozenset(), start=follower_start, on_block=self._on_block
         )
@@ -131,13 +118,10 @@ class DepositDesk:
         self._tasks: set[asyncio.Task[None]] = set()
         self._act_lock = asyncio.Lock()
         self._last_net: float | None = None
-        #: per deposit: (clock time the block was read, clock time its order was placed)
+        #: clock seconds from reading a deposit's block to its order placed (recent ones)
         self.latencies: list[float] = []
         self.detect_cpu: list[float] = []  # seconds of CPU per scanned block
         self.last_error: str | None = None
-
-    def _policy_file(self, policy: DepositPolicy) -> str:
-        return self.policy_set.source(policy).raw.file
 
     # ------------------------------------------------------------------ addresses
 
@@ -616,6 +600,25 @@ class DepositDesk:
         }
 
 
+def make_sources(policy_set: PolicySet, clock: Clock) -> dict[str, FileSource | PostgresSource]:
+    """The address source of each deposit policy that has one (a file is taken as read at
+    load time, so a million lines are not read twice)."""
+    sources: dict[str, FileSource | PostgresSource] = {}
+    for name, policy in policy_set.deposit_policies.items():
+        origin = policy.spec.addresses_from
+        if origin is None:
+            continue
+        if origin.file is not None:
+            policy_file = policy_set.source(policy).raw.file
+            path = address_file_path(policy_file, origin.file)
+            sources[name] = FileSource(path, clock, policy_set.address_files.get(name))
+        elif origin.postgres is not None:
+            ref = origin.postgres.password
+            secret = ref.get() if ref is not None and ref.resolved else None
+            sources[name] = PostgresSource(origin.postgres, clock, password=secret)
+    return sources
+
+
 def _results(outcome: Any) -> set[str]:
     return {a.result for a in outcome.attempts}
 
@@ -634,4 +637,10 @@ def deposit_budgets(policy: DepositPolicy) -> list[BudgetLimit]:
     ]
 
 
-__all__ = ["DepositDesk", "DepositSettings", "UnknownDepositAddress", "deposit_budgets"]
+__all__ = [
+    "DepositDesk",
+    "DepositSettings",
+    "UnknownDepositAddress",
+    "deposit_budgets",
+    "make_sources",
+]
