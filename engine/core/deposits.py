@@ -16,6 +16,7 @@ Neighbours: stored by `engine/store/` (table `deposit_needs`), decided on by
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
@@ -32,6 +33,28 @@ class CloseReason(enum.StrEnum):
     ENERGY_SPENT = "energy_spent"  # the address used the energy (its sweep, seen late)
     EXPIRED = "expired"  # no sweep within the rented energy's duration
     REMOVED = "removed"  # the address is no longer watched
+
+
+@dataclass(frozen=True, slots=True)
+class NewDeposit:
+    """A deposit seen in a block, to be recorded (`Store.record_deposits`)."""
+
+    policy: str
+    address: str
+    token: str
+    txid: str
+    block: int
+    amount: int
+
+    def values(self) -> dict[str, object]:
+        return {
+            "policy": self.policy,
+            "address": self.address,
+            "token": self.token,
+            "txid": self.txid,
+            "block": self.block,
+            "amount": str(self.amount),
+        }
 
 
 class DepositNeed(BaseModel):
@@ -66,4 +89,4 @@ class DepositNeed(BaseModel):
         return self.model_dump(mode="json")
 
 
-__all__ = ["CloseReason", "DepositNeed", "NeedState"]
+__all__ = ["CloseReason", "DepositNeed", "NeedState", "NewDeposit"]

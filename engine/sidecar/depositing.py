@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -40,7 +41,7 @@ from typing import Any
 from engine.act.applying import OutcomeKind, apply_action
 from engine.core.clock import Clock
 from engine.core.concurrency import CallTimeout, bounded
-from engine.core.deposits import CloseReason, DepositNeed, NeedState
+from engine.core.deposits import CloseReason, DepositNeed, NeedState, NewDeposit
 from engine.core.snapshots import EnergySnapshot
 from engine.decide.deposits import (
     Round,
@@ -65,7 +66,8 @@ from providers.base import ProviderError, Quote, QuoteRequest, TemporaryError
 
 log = logging.getLogger("energyctl.deposits")
 
-_OPEN = (NeedState.OPEN, NeedState.ORDERED, NeedState.READY)
+FREEZE_AT = 100_000
+"""A source's set this large is kept out of the cyclic garbage collector's walks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,15 +113,17 @@ class DepositDesk:
         self.follower = BlockFollower(
             reader, frozenset(), start=follower_start, on_block=self._on_block
         )
-        self._found: list[BlockTransfers] = []
+        self._found: list[tuple[float, BlockTransfers]] = []  # (perf_counter, block)
         self._hot: dict[str, tuple[float, int]] = {}  # policy -> (read at, sweep energy)
         self._quotes: dict[QuoteKey, tuple[float, Quote]] = {}
         self._balances: dict[str, tuple[float, int | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._act_lock = asyncio.Lock()
         self._last_net: float | None = None
-        #: clock seconds from reading a deposit's block to its order placed (recent ones)
-        self.latencies: list[float] = []
+        self._started = False
+        #: per deposit ordered: (perf_counter when its block was read, when its order was
+        #: accepted), the most recent ones
+        self.placements: list[tuple[float, float]] = []
         self.detect_cpu: list[float] = []  # seconds of CPU per scanned block
         self.last_error: str | None = None
 
@@ -127,6 +131,7 @@ class DepositDesk:
 
     async def start(self) -> None:
         """Run-time changes from the store, then every source's first set."""
+        self._started = True
         for policy, address, present in await self.store.deposit_addresses():
             if policy in self.policies:
                 self.watch.change(policy, address, present)
@@ -140,6 +145,13 @@ class DepositDesk:
                 found = await source.poll()
             if found is not None:
                 self.watch.set_base(name, found)
+                if len(found) >= FREEZE_AT:
+                    # A set of a million addresses is one container the cyclic garbage
+                    # collector would walk entry by entry at each full collection (tens of
+                    # milliseconds, in the middle of a block's orders). It holds no cycles
+                    # (bytes only; reference counting frees a replaced set at once), so
+                    # everything alive now is moved out of the collector's sight.
+                    gc.freeze()
                 log.info(
                     "deposit addresses loaded",
                     extra={"event": "deposits", "policy": name, "count": len(found)},
@@ -161,12 +173,15 @@ class DepositDesk:
             await self._close(need, CloseReason.REMOVED)
 
     def problems(self) -> list[str]:
-        """Why a source is not as it should be (for `/readyz`)."""
-        return [
+        """Why a source or the last round is not as it should be (for `/readyz`)."""
+        found = [
             f"deposit policy {name}: {source.state.problem}"
             for name, source in self.sources.items()
             if source.state.problem
         ]
+        if self.last_error:
+            found.append(f"deposits: {self.last_error}")
+        return found
 
     def sources_status(self) -> dict[str, SourceState]:
         return {name: source.state for name, source in self.sources.items()}
@@ -179,47 +194,49 @@ class DepositDesk:
         self.detect_cpu.append(time.process_time() - started)
         del self.detect_cpu[:-1000]
         if found.deposits or found.sweeps:
-            self._found.append(found)
+            self._found.append((time.perf_counter(), found))
 
     async def follow_once(self) -> list[DepositNeed]:
         """Read new blocks; record what they carry; act on the episodes opened. The
         episodes acted on come back."""
         await self.follower.poll()
-        seen_at = self.clock.now()
         found, self._found = self._found, []
         opened: dict[int, DepositNeed] = {}
-        for block in found:
+        seen: dict[int, float] = {}
+        for read_at, block in found:
             for sweep in block.sweeps:
                 for need in await self.store.deposit_needs(addresses=[sweep.address]):
                     if need.deposit_block <= sweep.block:
                         await self._close(need, CloseReason.SWEPT)
                         opened.pop(need.id, None)
-            for deposit in block.deposits:
-                need, _new = await self.store.record_deposit(
-                    policy=deposit.policy,
-                    address=deposit.address,
-                    token=deposit.token,
-                    txid=deposit.txid,
-                    block=deposit.block,
-                    amount=deposit.amount,
-                )
+            recorded = await self.store.record_deposits(
+                [
+                    NewDeposit(d.policy, d.address, d.token, d.txid, d.block, d.amount)
+                    for d in block.deposits
+                ]
+            )
+            for need, _new in recorded:
                 if need.state is NeedState.OPEN:
                     opened[need.id] = need
+                    seen.setdefault(need.id, read_at)
         if opened:
-            await self.act(list(opened.values()), seen_at=seen_at)
+            await self.act(list(opened.values()), seen=seen)
         return list(opened.values())
 
     # ------------------------------------------------------------------ acting
 
-    async def act(self, needs: Sequence[DepositNeed], *, seen_at: float | None = None) -> None:
-        """Decide and buy for episodes in state `open` (others are left alone)."""
+    async def act(
+        self, needs: Sequence[DepositNeed], *, seen: Mapping[int, float] | None = None
+    ) -> None:
+        """Decide and buy for episodes in state `open` (others are left alone); `seen`:
+        when each episode's block was read (perf_counter), for `placements`."""
         todo = [n for n in needs if n.state is NeedState.OPEN and n.policy in self.policies]
         if not todo:
             return
         async with self._act_lock:
-            await self._act(todo, seen_at)
+            await self._act(todo, seen or {})
 
-    async def _act(self, needs: Sequence[DepositNeed], seen_at: float | None) -> None:
+    async def _act(self, needs: Sequence[DepositNeed], seen: Mapping[int, float]) -> None:
         now = self.clock.now()
         addresses = [n.address for n in needs]
         raw = await self.reader.snapshots(addresses)
@@ -253,24 +270,51 @@ class DepositDesk:
             choose_sweep(d, self.policies[d.need.policy], views, quotes, round_) for d in decisions
         ]
         slots = asyncio.Semaphore(self.settings.apply_concurrency)
-        await asyncio.gather(*(self._carry_out(d, readings, slots, seen_at) for d in chosen))
+        bought = await asyncio.gather(
+            *(self._buy(d, readings, slots, seen.get(d.need.id)) for d in chosen)
+        )
+        # the episodes' new states in one transaction, after every order of the round is
+        # placed (an episode left `open` by a crash here finds its order on the address
+        # next round and waits for it: the store holds one open order per address)
+        changes: list[tuple[int, frozenset[NeedState], dict[str, Any]]] = []
+        ready: list[SweepDecision] = []
+        for decision, outcome in zip(chosen, bought, strict=True):
+            need = decision.need
+            if decision.step is Step.READY:
+                ready.append(decision)
+            elif outcome is None:
+                fields = {"energy": decision.energy, "note": decision.reason}
+                changes.append((need.id, frozenset({NeedState.OPEN}), fields))
+            elif outcome[0]:
+                fields = {
+                    "state": NeedState.ORDERED,
+                    "energy": decision.energy,
+                    "client_order_id": outcome[0],
+                    "note": outcome[1],
+                }
+                changes.append((need.id, frozenset({NeedState.OPEN}), fields))
+            else:
+                fields = {"energy": decision.energy, "note": outcome[1]}
+                changes.append((need.id, frozenset({NeedState.OPEN}), fields))
+        if changes:
+            await self.store.update_deposit_needs(changes)
+        if any(o is not None and o[0] for o in bought):
+            self.wake_tracking()
+        for decision in ready:
+            await self._ready(decision.need, decision.energy, decision.available)
 
-    async def _carry_out(
+    async def _buy(
         self,
         decision: SweepDecision,
         readings: Mapping[str, EnergySnapshot | ObservationFailure],
         slots: asyncio.Semaphore,
         seen_at: float | None,
-    ) -> None:
+    ) -> tuple[str | None, str] | None:
+        """Carry out the decision's action: (the order id it holds the address with, or
+        None when nothing was bought; why). None when there is no action."""
         need = decision.need
-        if decision.step is Step.READY:
-            await self._ready(need, decision.energy, decision.available)
-            return
         if decision.action is None:
-            await self.store.update_deposit_need(
-                need.id, expect={NeedState.OPEN}, energy=decision.energy, note=decision.reason
-            )
-            return
+            return None
         policy = self.policies[need.policy]
         seen = readings.get(need.address)
         async with slots:
@@ -283,26 +327,9 @@ class DepositDesk:
                 baseline=seen if isinstance(seen, EnergySnapshot) else None,
                 call_timeout=self.call_timeout,
             )
-        coid = outcome.client_order_id or next(
-            (a.client_order_id for a in reversed(outcome.attempts) if a.client_order_id), None
-        )
-        if outcome.kind is OutcomeKind.BOUGHT or (coid and "ambiguous" in _results(outcome)):
-            await self.store.update_deposit_need(
-                need.id,
-                expect={NeedState.OPEN},
-                state=NeedState.ORDERED,
-                energy=decision.energy,
-                client_order_id=coid,
-                note=outcome.reason,
-            )
-            if seen_at is not None:
-                self.latencies.append(self.clock.now() - seen_at)
-                del self.latencies[:-10_000]
-            self.wake_tracking()
-        else:
-            await self.store.update_deposit_need(
-                need.id, expect={NeedState.OPEN}, energy=decision.energy, note=outcome.reason
-            )
+        if seen_at is not None and outcome.kind is OutcomeKind.BOUGHT:
+            self.placements.append((seen_at, time.perf_counter()))
+            del self.placements[:-10_000]
         log.info(
             "deposit order",
             extra={
@@ -313,6 +340,11 @@ class DepositDesk:
                 "reason": outcome.reason,
             },
         )
+        if outcome.kind is OutcomeKind.BOUGHT:
+            return outcome.client_order_id, outcome.reason
+        # an ambiguous create holds the address until resolved: the episode follows it
+        held = [a.client_order_id for a in outcome.attempts if a.result == "ambiguous"]
+        return (held[-1] if held else None), outcome.reason
 
     async def _views(self, now: float) -> dict[str, ProviderView]:
         cooldowns = await self.store.provider_cooldowns(now)
@@ -498,22 +530,29 @@ class DepositDesk:
         if waiting:
             await self.act(waiting)
 
+    async def round(self) -> None:
+        """One round: follow, check orders, and when due the sources and the safety net
+        (`start()` first, once). A chain or store failure is kept in `last_error`."""
+        if not self._started:
+            await self.start()
+            self._started = True
+        try:
+            await self.follow_once()
+            await self.check_orders()
+            now = self.clock.now()
+            if self._last_net is None or now - self._last_net >= self.settings.interval:
+                self._last_net = now
+                await self.poll_sources()
+                await self.safety_net()
+            self.last_error = None
+        except (ChainError, StoreError) as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("deposit round failed", extra={"error": self.last_error})
+
     async def run(self, stopping: Callable[[], bool]) -> None:
-        """Follow, check orders and run the safety net until `stopping()`."""
-        await self.start()
+        """Rounds every `follow_interval` until `stopping()`."""
         while not stopping():
-            try:
-                await self.follow_once()
-                await self.check_orders()
-                now = self.clock.now()
-                if self._last_net is None or now - self._last_net >= self.settings.interval:
-                    self._last_net = now
-                    await self.poll_sources()
-                    await self.safety_net()
-                self.last_error = None
-            except (ChainError, StoreError) as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("deposit round failed", extra={"error": self.last_error})
+            await self.round()
             await self.clock.sleep(self.settings.follow_interval)
 
     async def aclose(self) -> None:
@@ -521,6 +560,8 @@ class DepositDesk:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.webhooks is not None:
+            await self.webhooks.aclose()
 
     # ------------------------------------------------------------------ requests
 
@@ -617,10 +658,6 @@ def make_sources(policy_set: PolicySet, clock: Clock) -> dict[str, FileSource | 
             secret = ref.get() if ref is not None and ref.resolved else None
             sources[name] = PostgresSource(origin.postgres, clock, password=secret)
     return sources
-
-
-def _results(outcome: Any) -> set[str]:
-    return {a.result for a in outcome.attempts}
 
 
 def deposit_budgets(policy: DepositPolicy) -> list[BudgetLimit]:

@@ -16,11 +16,11 @@ All times come from the Clock the store was opened with; query methods accept an
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Self
 
 from engine.core.clock import Clock
-from engine.core.deposits import DepositNeed, NeedState
+from engine.core.deposits import DepositNeed, NeedState, NewDeposit
 from engine.core.errors import EngineError
 from engine.core.phases import OrderPhase
 from engine.core.records import (
@@ -280,6 +280,13 @@ class Store(abc.ABC):
         self, *, policy: str, address: str, token: str, txid: str, block: int, amount: int
     ) -> tuple[DepositNeed, bool]:
         """Open an episode for `address`, or join its open one; (episode, opened now)."""
+        deposit = NewDeposit(policy, address, token, txid, block, amount)
+        return (await self.record_deposits([deposit]))[0]
+
+    async def record_deposits(
+        self, deposits: Sequence[NewDeposit]
+    ) -> list[tuple[DepositNeed, bool]]:
+        """`record_deposit` for each, in order, in one transaction (a block's deposits)."""
         raise StoreError(f"{type(self).__name__} keeps no deposit episodes")
 
     async def deposit_needs(
@@ -298,6 +305,12 @@ class Store(abc.ABC):
     ) -> DepositNeed | None:
         """Set fields of an open episode (only while in one of the `expect` states); None
         when it is closed or in another state."""
+        raise StoreError(f"{type(self).__name__} keeps no deposit episodes")
+
+    async def update_deposit_needs(
+        self, changes: Sequence[tuple[int, Collection[NeedState] | None, Mapping[str, Any]]]
+    ) -> list[DepositNeed | None]:
+        """`update_deposit_need` for each (id, expect, fields), in one transaction."""
         raise StoreError(f"{type(self).__name__} keeps no deposit episodes")
 
     async def set_deposit_address(self, policy: str, address: str, present: bool) -> None:

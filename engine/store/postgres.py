@@ -19,7 +19,7 @@ Neighbours: `postgres_orders.py` (order and ledger statements), `migrating.py`
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -30,7 +30,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
 from engine.core.clock import Clock
-from engine.core.deposits import DepositNeed, NeedState
+from engine.core.deposits import DepositNeed, NeedState, NewDeposit
 from engine.core.phases import OrderPhase
 from engine.core.records import (
     BudgetLimit,
@@ -388,13 +388,15 @@ class PostgresStore(Store):
 
     # ------------------------------------------------------------------ deposits
 
-    async def record_deposit(
-        self, *, policy: str, address: str, token: str, txid: str, block: int, amount: int
-    ) -> tuple[DepositNeed, bool]:
-        values = dict(
-            policy=policy, address=address, token=token, txid=txid, block=block, amount=str(amount)
-        )
-        return await self._run(lambda cur, now: dq.pg_record(cur, now, values))
+    async def record_deposits(
+        self, deposits: Sequence[NewDeposit]
+    ) -> list[tuple[DepositNeed, bool]]:
+        values = [d.values() for d in deposits]
+
+        async def work(cur: q.Cursor, now: float) -> list[tuple[DepositNeed, bool]]:
+            return [await dq.pg_record(cur, now, v) for v in values]
+
+        return await self._run(work)
 
     async def deposit_needs(
         self,
@@ -411,6 +413,16 @@ class PostgresStore(Store):
     ) -> DepositNeed | None:
         checked = dq.check_fields(fields)
         return await self._run(lambda cur, now: dq.pg_update(cur, now, need_id, checked, expect))
+
+    async def update_deposit_needs(
+        self, changes: Sequence[tuple[int, Collection[NeedState] | None, Mapping[str, Any]]]
+    ) -> list[DepositNeed | None]:
+        checked = [(i, expect, dq.check_fields(fields)) for i, expect, fields in changes]
+
+        async def work(cur: q.Cursor, now: float) -> list[DepositNeed | None]:
+            return [await dq.pg_update(cur, now, i, f, e) for i, e, f in checked]
+
+        return await self._run(work)
 
     async def set_deposit_address(self, policy: str, address: str, present: bool) -> None:
         await self._run(lambda cur, now: dq.pg_set_address(cur, now, policy, address, present))

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from engine.core.clock import Clock
-from engine.core.deposits import DepositNeed, NeedState
+from engine.core.deposits import DepositNeed, NeedState, NewDeposit
 from engine.core.phases import OrderPhase
 from engine.core.records import (
     BudgetLimit,
@@ -374,13 +374,11 @@ class SQLiteStore(Store):
 
     # ------------------------------------------------------------------ deposits
 
-    async def record_deposit(
-        self, *, policy: str, address: str, token: str, txid: str, block: int, amount: int
-    ) -> tuple[DepositNeed, bool]:
-        values = dict(
-            policy=policy, address=address, token=token, txid=txid, block=block, amount=str(amount)
-        )
-        return await self._write(lambda conn, now: dq.sqlite_record(conn, now, values))
+    async def record_deposits(
+        self, deposits: Sequence[NewDeposit]
+    ) -> list[tuple[DepositNeed, bool]]:
+        values = [d.values() for d in deposits]
+        return await self._write(lambda conn, now: [dq.sqlite_record(conn, now, v) for v in values])
 
     async def deposit_needs(
         self,
@@ -400,6 +398,14 @@ class SQLiteStore(Store):
         checked = dq.check_fields(fields)
         return await self._write(
             lambda conn, now: dq.sqlite_update(conn, now, need_id, checked, expect)
+        )
+
+    async def update_deposit_needs(
+        self, changes: Sequence[tuple[int, Collection[NeedState] | None, Mapping[str, Any]]]
+    ) -> list[DepositNeed | None]:
+        checked = [(i, expect, dq.check_fields(fields)) for i, expect, fields in changes]
+        return await self._write(
+            lambda conn, now: [dq.sqlite_update(conn, now, i, f, e) for i, e, f in checked]
         )
 
     async def set_deposit_address(self, policy: str, address: str, present: bool) -> None:
