@@ -28,9 +28,9 @@ from starlette.routing import Route
 
 from sandbox.serving import LoopbackServer, serve
 from sandbox.tron_node import wire
+from sandbox.tron_node.accounts import USDT_CONTRACT_HEX
 from sandbox.tron_node.control import control_routes
 from sandbox.tron_node.faults import NodeFaults
-from sandbox.tron_node.accounts import USDT_CONTRACT_HEX
 from sandbox.tron_node.state import ChainState
 from sandbox.tron_node.wire import WireError, parse_address, parse_int
 
