@@ -250,7 +250,9 @@ def _world_only(
     default="payments",
     show_default=True,
     help="A profile (steady, daily, bursty, payments, week, deposits) or a CSV file "
-    "(time, sender, recipient_holds_usdt).",
+    "(time, sender, recipient_holds_usdt). A set with DepositPolicies takes `deposits`: "
+    "customers pay into its deposit addresses and a sweeper sweeps each deposit when the "
+    "engine says its energy is ready.",
 )
 @click.option("--days", type=click.FloatRange(min=0.001), default=7.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Workload seed.")
@@ -321,4 +323,13 @@ def simulate(
         write_chart(result, out / f"{name}.png")
         reports.append(report)
     click.echo(comparison_table(reports), nl=False)
+    for report in reports:
+        if "sweeps" in report:  # a set with DepositPolicies: the transfers are the sweeps
+            click.echo(
+                f"{report['name']}: {report['deposits']} deposits, {report['sweeps']} sweeps, "
+                f"{report['burned_sweeps']} burned; cost per sweep "
+                f"{report['cost_per_transfer_sun'] / 1e6:.3f} TRX against "
+                f"{report['burn_per_transfer_sun'] / 1e6:.3f} TRX burning "
+                f"(saving {report['saving_vs_burning']:.1%})"
+            )
     click.echo(f"reports and charts in {out}/")

@@ -34,9 +34,9 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol, cast
 
 from engine.act.applying import OutcomeKind, apply_action
 from engine.core.clock import Clock
@@ -54,7 +54,7 @@ from engine.decide.deposits import (
 )
 from engine.decide.plans import ObservationFailure, ProviderView, QuoteKey
 from engine.observe.address_sources import FileSource, PostgresSource, SourceState
-from engine.observe.chain import ChainError, ChainReader
+from engine.observe.chain import ChainError, ChainReader, NodeHeads
 from engine.observe.deposits import BlockTransfers, DepositWatch, scan_transfers
 from engine.observe.following import BlockFollower, BlockReport
 from engine.sidecar.webhooks import WebhookSender
@@ -80,6 +80,27 @@ class DepositSettings:
     apply_concurrency: int = 16
 
 
+class DepositReader(Protocol):
+    """What the desk reads of the chain: a `ChainReader`, or the simulator's in-memory
+    reader (`sandbox/state_reader.py`)."""
+
+    node: str
+
+    async def heads(self) -> NodeHeads: ...
+
+    async def block(self, number: int) -> dict[str, Any] | None: ...
+
+    async def block_infos(self, number: int) -> list[dict[str, Any]]: ...
+
+    async def snapshot(self, address: str, *, delegators: bool = False) -> EnergySnapshot: ...
+
+    async def snapshots(
+        self, addresses: Iterable[str], *, delegators: bool = False
+    ) -> dict[str, EnergySnapshot | ChainError]: ...
+
+    async def token_balance(self, token: str, owner: str) -> int: ...
+
+
 class UnknownDepositAddress(LookupError):
     """The address is not a deposit address of any policy."""
 
@@ -92,7 +113,7 @@ class DepositDesk:
         policies: Mapping[str, DepositPolicy],
         *,
         store: Store,
-        reader: ChainReader,
+        reader: DepositReader,
         providers: Mapping[str, Adapter],
         clock: Clock,
         sources: Mapping[str, FileSource | PostgresSource] | None = None,
@@ -111,7 +132,10 @@ class DepositDesk:
         self.watch = DepositWatch(self.policies)
         self.sources: dict[str, FileSource | PostgresSource] = dict(sources or {})
         self.follower = BlockFollower(
-            reader, frozenset(), start=follower_start, on_block=self._on_block
+            cast(ChainReader, reader),  # it reads heads, blocks and infos only
+            frozenset(),
+            start=follower_start,
+            on_block=self._on_block,
         )
         self._found: list[tuple[float, BlockTransfers]] = []  # (perf_counter, block)
         self._hot: dict[str, tuple[float, int]] = {}  # policy -> (read at, sweep energy)
