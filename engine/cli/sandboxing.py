@@ -84,7 +84,16 @@ def _offsets(
     "--workload",
     default="payments",
     show_default=True,
-    help="A profile (steady, daily, bursty, payments) or a CSV file of transfers.",
+    help="A profile (steady, daily, bursty, payments), `deposits` (customers paying into "
+    "--deposit-addresses deposit addresses under a DepositPolicy, and a sweeper that sweeps "
+    "each deposit once GET /v1/addresses says its energy is ready) or a CSV file of transfers.",
+)
+@click.option(
+    "--deposit-addresses",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="With --workload deposits: how many deposit addresses.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Workload seed.")
 @click.option(
@@ -114,6 +123,7 @@ def sandbox(
     clock_offsets: dict[str, float],
     fixed_ports: bool | None,
     workload: str,
+    deposit_addresses: int,
     seed: int,
     directory: Path | None,
     readings: tuple[str, ...],
@@ -152,8 +162,11 @@ def sandbox(
             seed=seed,
             directory=directory,
             fixed_ports=bool(fixed_ports),
-            workload=load_workload(workload, senders, days=30, seed=seed),
+            workload=None
+            if workload == "deposits"
+            else load_workload(workload, senders, days=30, seed=seed),
             readings=chosen,
+            deposits=deposit_addresses if workload == "deposits" else 0,
         )
         run = SandboxRun(options)
         run.start()
