@@ -27,6 +27,7 @@ from engine.act.providing import ProviderPool
 from engine.act.tracking import Tracker
 from engine.core.deposits import NeedState
 from engine.sidecar.depositing import DepositDesk, DepositSettings, make_sources
+from engine.sidecar.webhooks import WebhookSender
 from engine.store import OrderFilter, Store, open_store
 from policies.addresses import AddressSet
 from policies.policyset import PolicySet
@@ -65,18 +66,21 @@ async def simulate_deposits(
     give_up: float = 1800.0,
     progress: Callable[[float], None] | None = None,
     drift: Drift | None = None,
+    webhooks: WebhookSender | None = None,
+    ready: Callable[[str], Awaitable[bool]] | None = None,
+    restart_after: float | None = None,
+    deposit_addresses_only: list[str] | None = None,
+    clock: SimulationClock | None = None,
 ) -> SimulationResult:
-    """Run the set's DepositPolicies over `days` of deposits; see the module docstring."""
-    clock = SimulationClock()
-    world = World(clock=clock, watched=0)
-    market = Market(world, drift)
-    market.apply(clock.now())
-    addresses = deposit_addresses(policy_set)
-    for address in addresses:
-        world.fund(address, DEPOSIT_TRX)
-    for policy in policy_set.deposit_policies.values():
-        world.fund(policy.spec.sweep_to, 100)
-        world.chain.mark_usdt_holder(policy.spec.sweep_to)
+    """Run the set's DepositPolicies over `days` of deposits; see the module docstring.
+
+    For tests: `webhooks` sends the policies' webhooks (none by default), `ready` replaces
+    the sweeper's question (by default the episode's state in the store),
+    `restart_after` (emulated seconds) replaces the engine's deposit desk by a new one on
+    the same store once, as a restarted sidecar would, and `deposit_addresses_only`
+    limits the customers' deposits to these addresses (the others stay quiet)."""
+    clock = clock or SimulationClock()
+    world, market, addresses = _world(policy_set, clock, drift)
     start = clock.now()
     shown = addresses[:8]
     result = SimulationResult(
@@ -95,24 +99,37 @@ async def simulate_deposits(
         pool = ProviderPool(policy_set, clock=clock, transports=transports, retry=NO_WAIT)
         try:
             await pool.open()
-            desk = DepositDesk(
-                policy_set.deposit_policies,
-                store=store,
-                reader=reader,
-                providers=pool,
-                clock=clock,
-                sources=make_sources(policy_set, clock),
-                settings=DepositSettings(interval=900.0, quote_ttl=0.0),
-            )
+
+            def new_desk() -> DepositDesk:
+                return DepositDesk(
+                    policy_set.deposit_policies,
+                    store=store,
+                    reader=reader,
+                    providers=pool,
+                    clock=clock,
+                    sources=make_sources(policy_set, clock),
+                    settings=DepositSettings(interval=900.0, quote_ttl=0.0),
+                    webhooks=webhooks,
+                )
+
+            desk = new_desk()
             tracker = Tracker(store=store, providers=pool, reader=reader, clock=clock)
             customers = Customers(
-                world.chain, deposit_schedule(addresses, days=days, seed=seed), start=start
+                world.chain,
+                deposit_schedule(deposit_addresses_only or addresses, days=days, seed=seed),
+                start=start,
             )
-            sweeper = Sweeper(world.chain, hot, ready=_ready(store), give_up=give_up)
+            sweeper = Sweeper(world.chain, hot, ready=ready or _ready(store), give_up=give_up)
             await desk.start()
             await desk.follow_once()
             t = start
-            while t <= result.ended_at:
+            # after the last day, the deposits still pending get their sweep (or burn)
+            while t <= result.ended_at or (sweeper.pending and t <= result.ended_at + give_up):
+                if restart_after is not None and t - start >= restart_after:
+                    restart_after = None
+                    await desk.settle()
+                    desk = new_desk()  # a new process: only the store carries over
+                    result.extra["restarted_at"] = clock.now()
                 market.apply(t)
                 world.advance(max(0.0, t - clock.now()))
                 for deposit in customers.run_until(clock.now()):
@@ -127,7 +144,8 @@ async def simulate_deposits(
                 t += step
             result.orders = await store.orders(OrderFilter(limit=10_000))
             needs = await store.deposit_needs(open_only=False)
-            result.extra = {
+            await desk.settle()
+            result.extra |= {
                 "deposit_addresses": len(addresses),
                 "deposits": len(customers.made),
                 "episodes": len(needs),
@@ -135,11 +153,26 @@ async def simulate_deposits(
                 "burned_sweeps": sweeper.burned_sweeps,
                 "unswept": len(sweeper.pending),
             }
-            await desk.aclose()
         finally:
             await pool.aclose()
             await store.close()
     return result
+
+
+def _world(
+    policy_set: PolicySet, clock: SimulationClock, drift: Drift | None
+) -> tuple[World, Market, list[str]]:
+    """The world: deposit addresses activated with a little TRX, hot wallets holding USDT."""
+    world = World(clock=clock, watched=0)
+    market = Market(world, drift)
+    market.apply(clock.now())
+    addresses = deposit_addresses(policy_set)
+    for address in addresses:
+        world.fund(address, DEPOSIT_TRX)
+    for policy in policy_set.deposit_policies.values():
+        world.fund(policy.spec.sweep_to, 100)
+        world.chain.mark_usdt_holder(policy.spec.sweep_to)
+    return world, market, addresses
 
 
 def _ready(store: Store) -> Callable[[str], Awaitable[bool]]:

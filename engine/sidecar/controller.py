@@ -397,8 +397,12 @@ class Controller:
             self._mine &= {o.client_order_id for o in open_orders}
             grace = self.settings.grace(self.leases is not None)
             rules = RoundRules(frozenset(self._mine), self._windows(), grace)
+            owned = self._owned()
+            if owned is not None and self.deposits is not None:  # deposit orders: every replica
+                policies = self.deposits.policies
+                owned = owned | {o.address for o in open_orders if o.policy in policies}
             results = await track_round(
-                rec, session.reader, open_orders, rules, owned=self._owned(), gate=self._gate
+                rec, session.reader, open_orders, rules, owned=owned, gate=self._gate
             )
             if results:
                 self.tracking_rounds += 1

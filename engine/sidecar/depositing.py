@@ -579,6 +579,11 @@ class DepositDesk:
             await self.round()
             await self.clock.sleep(self.settings.follow_interval)
 
+    async def settle(self) -> None:
+        """Wait for the background work (webhook deliveries) started so far."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     async def aclose(self) -> None:
         for task in list(self._tasks):
             task.cancel()
