@@ -156,7 +156,8 @@ def document() -> dict[str, Any]:
             "/v1/addresses/{address}": {get: {
                 "summary": "A deposit address: its episode, that episode's order, its energy.",
                 "parameters": [{"name": "address", "in": "path", "required": True,
-                                "schema": {"type": "string"}}],
+                                "schema": {"type": "string",
+                                           "pattern": "^T[1-9A-HJ-NP-Za-km-z]{33}$"}}],
                 "responses": {"200": _json(_ADDRESS_ANSWER, "The address."), **_errors(404)},
             }},
             "/v1/deposit-addresses": {"post": {
