@@ -201,3 +201,18 @@ async def test_run_time_addresses_are_watched_and_kept(market: Market) -> None:
     third = desk_for(market, policy)
     await third.start()
     assert third.policy_of(added) is None
+
+
+async def test_the_sweep_energy_follows_the_hot_wallets_token_balance(market: Market) -> None:
+    empty_hot = address("empty-hot-wallet")
+    market.chain.create_account(empty_hot, TRX)
+    holder = desk_for(market, deposit_policy([], ["p-eopen"]))
+    fresh = desk_for(market, deposit_policy([], ["p-eopen"], sweepTo=empty_hot))
+    assert await holder.sweep_energy(holder.policies["sweep"]) == 64_285  # SINK holds USDT
+    assert await fresh.sweep_energy(fresh.policies["sweep"]) == 130_285
+    # the node answers balanceOf through triggerconstantcontract
+    assert await market.reader.token_balance(USDT, empty_hot) == 0
+    customer = address("customer")
+    market.chain.create_account(customer, 1_000 * TRX)
+    market.chain.transfer_usdt(customer, empty_hot, amount=2_000_000)
+    assert await market.reader.token_balance(USDT, empty_hot) == 2_000_000
