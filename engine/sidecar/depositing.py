@@ -142,6 +142,7 @@ class DepositDesk:
         self._quotes: dict[QuoteKey, tuple[float, Quote]] = {}
         self._balances: dict[str, tuple[float, int | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._notifying: set[int] = set()  # episodes whose webhook is being delivered
         self._act_lock = asyncio.Lock()
         self._last_net: float | None = None
         self._started = False
@@ -466,12 +467,34 @@ class DepositDesk:
         if done is not None:
             self._spawn(self.notify(done, available))
 
+    async def _swept(self, need: DepositNeed, policy: DepositPolicy) -> bool:
+        """The address's token balance fell below `minDeposit`: swept (unreadable: no)."""
+        try:
+            left = await self.reader.token_balance(need.token, need.address)
+        except ChainError:
+            return False
+        return left < policy.spec.min_deposit
+
     async def notify(self, need: DepositNeed, available: int | None = None) -> bool:
         """Send the policy's webhook for a ready episode, once (retried inside)."""
         policy = self.policies.get(need.policy)
         hook = policy.spec.webhook if policy is not None else None
         if hook is None or self.webhooks is None or need.notified_at is not None:
             return False
+        if need.id in self._notifying:
+            return False
+        self._notifying.add(need.id)
+        try:
+            return await self._deliver(
+                need, hook.url, hook.secret.get().get_secret_value(), available
+            )
+        finally:
+            self._notifying.discard(need.id)
+
+    async def _deliver(
+        self, need: DepositNeed, url: str, secret: str, available: int | None
+    ) -> bool:
+        assert self.webhooks is not None
         event = {
             "event": "energy.ready",
             "policy": need.policy,
@@ -484,9 +507,7 @@ class DepositDesk:
             "episode": need.id,
             "readyAt": need.ready_at,
         }
-        delivered = await self.webhooks.deliver(
-            hook.url, hook.secret.get().get_secret_value(), f"{need.policy}-{need.id}", event
-        )
+        delivered = await self.webhooks.deliver(url, secret, f"{need.policy}-{need.id}", event)
         if delivered:
             await self.store.update_deposit_need(need.id, notified_at=self.clock.now())
         return delivered
@@ -547,9 +568,11 @@ class DepositDesk:
             policy = self.policies.get(need.policy)
             if policy is None or need.state is not NeedState.READY:
                 continue
-            if need.ready_at is not None and now - need.ready_at > policy.spec.sweep_within:
+            if await self._swept(need, policy):  # a sweep the blocks did not show us
+                await self._close(need, CloseReason.SWEPT)
+            elif need.ready_at is not None and now - need.ready_at > policy.spec.sweep_within:
                 await self._close(need, CloseReason.EXPIRED)
-            elif need.notified_at is None:
+            elif need.notified_at is None and need.id not in self._notifying:
                 self._spawn(self.notify(need))
         if waiting:
             await self.act(waiting)

@@ -216,3 +216,30 @@ async def test_the_sweep_energy_follows_the_hot_wallets_token_balance(market: Ma
     market.chain.create_account(customer, 1_000 * TRX)
     market.chain.transfer_usdt(customer, empty_hot, amount=2_000_000)
     assert await market.reader.token_balance(USDT, empty_hot) == 2_000_000
+
+
+async def test_a_sweep_not_seen_in_a_block_is_found_by_the_balance(market: Market) -> None:
+    deposit_addresses = market.watched(1, trx=10)
+    target = deposit_addresses[0]
+    customer = address("customer")
+    market.chain.create_account(customer, 1_000 * TRX)
+    policy = deposit_policy(deposit_addresses, ["p-eopen"])
+    first = desk_for(market, policy)
+    await first.start()
+    await first.follow_once()
+    market.chain.transfer_usdt(customer, target, amount=5_000_000)
+    market.advance(3)
+    await first.follow_once()
+    await settle(market, first)
+    assert (await market.store.deposit_needs())[0].state is NeedState.READY
+    # the sidecar is down while the sweep happens; the next one starts at the head
+    market.chain.transfer_usdt(target, SINK, amount=5_000_000)
+    market.advance(30)  # ten blocks later
+    second = desk_for(market, policy)
+    await second.start()
+    await second.follow_once()
+    assert (await market.store.deposit_needs())[0].state is NeedState.READY  # not seen
+    await second.safety_net()
+    assert await market.store.deposit_needs() == []
+    (closed,) = await market.store.deposit_needs(open_only=False)
+    assert closed.close_reason == "swept" and market.creates("eopen") == 1
