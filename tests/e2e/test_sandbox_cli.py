@@ -131,3 +131,21 @@ async def test_the_engines_http_api_answers_during_a_run(tmp_path: Path) -> None
     assert len(status["addresses"]) == demo.WATCHED
     assert isinstance(orders, list) and orders  # the first pass bought top-ups
     assert state.passes >= status["passes"] and not state.errors
+
+
+def test_the_deposits_workload_sweeps_through_the_sidecars_api(tmp_path: Path) -> None:
+    """`--workload deposits`: the sidecar (its deposit desk) follows the served node, buys
+    one sweep's energy per deposit, and the sweeper, asking `GET /v1/addresses`, sweeps
+    every deposit with it: no sweep burns."""
+    import asyncio
+
+    options = SandboxOptions(duration=15.0, speed=300.0, directory=tmp_path, deposits=300)
+    with SandboxRun(options) as run:
+        state = asyncio.run(run.run())
+    assert state.deposits > 0 and not state.errors
+    assert len(state.sweeps) >= state.deposits - 3  # the newest may still wait for energy
+    assert [r for r in state.sweeps if r.burned_sun] == []
+    deposit_orders = [o for o in state.orders if o.policy == "deposits"]
+    swept = {r.sender for r in state.sweeps}
+    assert swept <= {o.address for o in deposit_orders}
+    assert len(deposit_orders) == len({o.address for o in deposit_orders})  # one each
