@@ -146,10 +146,10 @@ class PushRules:
 def set_problems(new: PolicySet, running: PolicySet | None) -> list[str]:
     """Why a pushed set would lock the operator out (empty: it would not)."""
     problems = []
-    if not new.policies:
+    if not new.policies and not new.deposit_policies:
         problems.append(
-            "the set has no EnergyPolicy: it would stop every top-up; send the policies "
-            "with it (or change the policy files)"
+            "the set has no EnergyPolicy or DepositPolicy: it would stop every top-up; "
+            "send the policies with it (or change the policy files)"
         )
     had = running is not None and running.settings.http.api_token is not None
     if had and new.settings.http.api_token is None:

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from engine.act.tracking import Tracker
 from engine.core.deposits import NeedState
-from engine.sidecar.depositing import DepositDesk, DepositSettings
+from engine.sidecar.depositing import DepositDesk, DepositSettings, UnknownDepositAddress
 from engine.sidecar.webhooks import WebhookSender, verify
 from policies.deposits import USDT, DepositPolicy
 from tests.engine.market import SINK, TRX, Market, address
@@ -243,3 +243,17 @@ async def test_a_sweep_not_seen_in_a_block_is_found_by_the_balance(market: Marke
     assert await market.store.deposit_needs() == []
     (closed,) = await market.store.deposit_needs(open_only=False)
     assert closed.close_reason == "swept" and market.creates("eopen") == 1
+
+
+async def test_ensure_on_a_deposit_address_opens_its_episode_once(market: Market) -> None:
+    deposit_addresses = market.watched(1, trx=10)
+    target = deposit_addresses[0]
+    desk = desk_for(market, deposit_policy(deposit_addresses, ["p-eopen"]))
+    await desk.start()
+    first = await desk.ensure(target, wait=0)
+    again = await desk.ensure(target, wait=0)  # the sweeper asks twice: one episode, one order
+    assert first["watched"] and first["episode"]["state"] == "ordered"
+    assert again["episode"]["id"] == first["episode"]["id"] and again["order"] is not None
+    assert market.creates("eopen") == 1
+    with pytest.raises(UnknownDepositAddress):
+        await desk.ensure(address("stranger"), wait=0)
