@@ -66,6 +66,9 @@ from providers.base import ProviderError, Quote, QuoteRequest, TemporaryError
 
 log = logging.getLogger("energyctl.deposits")
 
+CLAIM_TIMEOUT = 600.0
+"""Seconds after which an episode claimed for an order that was never recorded is looked
+at again (its order, if one was placed, is on the address: the decision then waits)."""
 FREEZE_AT = 100_000
 """A source's set this large is kept out of the cyclic garbage collector's walks."""
 
@@ -294,13 +297,14 @@ class DepositDesk:
         chosen = [
             choose_sweep(d, self.policies[d.need.policy], views, quotes, round_) for d in decisions
         ]
+        chosen = await self._claim(chosen)
         slots = asyncio.Semaphore(self.settings.apply_concurrency)
         bought = await asyncio.gather(
             *(self._buy(d, readings, slots, seen.get(d.need.id)) for d in chosen)
         )
         # the episodes' new states in one transaction, after every order of the round is
-        # placed (an episode left `open` by a crash here finds its order on the address
-        # next round and waits for it: the store holds one open order per address)
+        # placed (an episode claimed but left without its order id by a crash here is
+        # released by `check_orders`; its order, if placed, holds the address meanwhile)
         changes: list[tuple[int, frozenset[NeedState], dict[str, Any]]] = []
         ready: list[SweepDecision] = []
         for decision, outcome in zip(chosen, bought, strict=True):
@@ -311,22 +315,37 @@ class DepositDesk:
                 fields = {"energy": decision.energy, "note": decision.reason}
                 changes.append((need.id, frozenset({NeedState.OPEN}), fields))
             elif outcome[0]:
-                fields = {
-                    "state": NeedState.ORDERED,
-                    "energy": decision.energy,
-                    "client_order_id": outcome[0],
-                    "note": outcome[1],
-                }
-                changes.append((need.id, frozenset({NeedState.OPEN}), fields))
-            else:
-                fields = {"energy": decision.energy, "note": outcome[1]}
-                changes.append((need.id, frozenset({NeedState.OPEN}), fields))
+                fields = {"client_order_id": outcome[0], "note": outcome[1]}
+                changes.append((need.id, frozenset({NeedState.ORDERED}), fields))
+            else:  # nothing bought: the claim is released
+                fields = {"state": NeedState.OPEN, "note": outcome[1]}
+                changes.append((need.id, frozenset({NeedState.ORDERED}), fields))
         if changes:
             await self.store.update_deposit_needs(changes)
         if any(o is not None and o[0] for o in bought):
             self.wake_tracking()
         for decision in ready:
             await self._ready(decision.need, decision.energy, decision.available)
+
+    async def _claim(self, chosen: Sequence[SweepDecision]) -> list[SweepDecision]:
+        """Claim every episode about to be bought for (`open` -> `ordered`, no order id
+        yet) in one transaction, before any vendor is called; an episode another process
+        (a replica that saw the same deposit) claimed first is left to it."""
+        buying = [d for d in chosen if d.action is not None]
+        if not buying:
+            return list(chosen)
+        claims = await self.store.update_deposit_needs(
+            [
+                (
+                    d.need.id,
+                    frozenset({NeedState.OPEN}),
+                    {"state": NeedState.ORDERED, "energy": d.energy, "note": "placing an order"},
+                )
+                for d in buying
+            ]
+        )
+        lost = {d.need.id for d, claim in zip(buying, claims, strict=True) if claim is None}
+        return [d for d in chosen if d.need.id not in lost]
 
     async def _buy(
         self,
@@ -538,8 +557,18 @@ class DepositDesk:
         """Episodes whose order ended: delivered -> ready; failed -> open (bought again)."""
         ordered = [n for n in await self.store.deposit_needs() if n.state is NeedState.ORDERED]
         again: list[DepositNeed] = []
+        now = self.clock.now()
         for need in ordered:
-            if need.client_order_id is None:
+            if need.client_order_id is None:  # claimed; the claimer died before recording
+                if now - need.updated_at > CLAIM_TIMEOUT:
+                    back = await self.store.update_deposit_need(
+                        need.id,
+                        expect={NeedState.ORDERED},
+                        state=NeedState.OPEN,
+                        note="the order's placement was not recorded; looking again",
+                    )
+                    if back is not None:  # an order it placed holds the address: WAIT
+                        again.append(back)
                 continue
             try:
                 order = await self.store.get_order(need.client_order_id)

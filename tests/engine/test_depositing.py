@@ -5,6 +5,7 @@ arrives once, signed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -257,3 +258,23 @@ async def test_ensure_on_a_deposit_address_opens_its_episode_once(market: Market
     assert market.creates("eopen") == 1
     with pytest.raises(UnknownDepositAddress):
         await desk.ensure(address("stranger"), wait=0)
+
+
+async def test_two_replicas_seeing_one_deposit_buy_once(market: Market) -> None:
+    deposit_addresses = market.watched(4, trx=10)
+    customer = address("customer")
+    market.chain.create_account(customer, 1_000 * TRX)
+    policy = deposit_policy(deposit_addresses, ["p-eopen"])
+    one, two = desk_for(market, policy), desk_for(market, policy)
+    for desk in (one, two):
+        await desk.start()
+        await desk.follow_once()
+    for target in deposit_addresses:
+        market.chain.transfer_usdt(customer, target, amount=5_000_000)
+    market.advance(3)
+    acted = await asyncio.gather(one.follow_once(), two.follow_once())
+    assert all(len(a) == 4 for a in acted)  # both saw every deposit open
+    assert market.creates("eopen") == 4  # one order per episode: the claims decided
+    needs = await market.store.deposit_needs()
+    assert len(needs) == 4 and all(n.client_order_id for n in needs)
+    await market.assert_one_open_per_address()
