@@ -154,3 +154,29 @@ async def test_a_changed_file_is_reread_and_a_bad_one_keeps_the_last_set(tmp_pat
     assert d.policy_of(first) == "dp" and d.watch.count() == 2  # kept
     assert d.problems() and ":2:1" in d.problems()[0]
     await d.store.close()
+
+
+async def test_metrics_count_deposit_addresses_and_episodes(tmp_path: Path) -> None:
+    from engine.sidecar.metrics import Metrics
+    from policies.deposits import USDT
+
+    clock = VirtualClock()
+    path = tmp_path / "addresses.txt"
+    path.write_text("".join(f"{encode_base58check(bytes([i]) * 20)}\n" for i in range(1, 6)))
+    d = await desk(FileSource(path, clock), clock, tmp_path)
+    await d.start()
+    await d.store.record_deposit(
+        policy="dp", address=encode_base58check(bytes([1]) * 20), token=USDT, txid="t",
+        block=1, amount=5_000_000,
+    )  # fmt: skip
+    controller: Any = SimpleNamespace(
+        observation_age=lambda: 1.0, leases=None, session=SimpleNamespace(store=d.store),
+        clock=clock, policy_set=SimpleNamespace(policies={}), deposits=d,
+    )  # fmt: skip
+    metrics = Metrics()
+    await metrics.refresh(controller)
+    text = metrics.exposition().decode()
+    assert 'energyctl_deposit_addresses{policy="dp"} 5.0' in text
+    assert 'energyctl_deposit_episodes{policy="dp",state="open"} 1.0' in text
+    assert 'energyctl_spent_today_sun{policy="dp"} 0.0' in text
+    await d.store.close()
