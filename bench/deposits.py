@@ -197,9 +197,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await adapter.aclose()
     await store.close()
     cpu = [s * 1000 for s in desk.detect_cpu]
-    wall = [(placed - seen) * 1000 for seen, placed in desk.placements]
+    wall = [(placed - seen) * 1000 for seen, placed in desk.buyer.placements]
     latency = [
-        (placed - seen - vendor.inside(seen, placed)) * 1000 for seen, placed in desk.placements
+        (placed - seen - vendor.inside(seen, placed)) * 1000
+        for seen, placed in desk.buyer.placements
     ]
     return {
         "watched": desk.watch.count(),

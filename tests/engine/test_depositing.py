@@ -209,8 +209,8 @@ async def test_the_sweep_energy_follows_the_hot_wallets_token_balance(market: Ma
     market.chain.create_account(empty_hot, TRX)
     holder = desk_for(market, deposit_policy([], ["p-eopen"]))
     fresh = desk_for(market, deposit_policy([], ["p-eopen"], sweepTo=empty_hot))
-    assert await holder.sweep_energy(holder.policies["sweep"]) == 64_285  # SINK holds USDT
-    assert await fresh.sweep_energy(fresh.policies["sweep"]) == 130_285
+    assert await holder.buyer.sweep_energy(holder.policies["sweep"]) == 64_285  # SINK holds USDT
+    assert await fresh.buyer.sweep_energy(fresh.policies["sweep"]) == 130_285
     # the node answers balanceOf through triggerconstantcontract
     assert await market.reader.token_balance(USDT, empty_hot) == 0
     customer = address("customer")
