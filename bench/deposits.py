@@ -13,10 +13,13 @@ Reported:
 - block_cpu_ms: the worst block's CPU time of the detection (`scan_transfers` over the
   block's transaction infos, in process CPU time);
 - detect_to_order_p99_ms: per deposit, milliseconds of engine time from the moment its
-  block was read to its order accepted by the vendor (the store's intent, the vendor's
-  create and the record included), 99th percentile. The vendor emulator runs in this
+  block was read to its order placed (the vendor's create call answered, after the
+  engine's write-ahead intent), 99th percentile. The vendor emulator runs in this
   process and on this thread: the time spent inside its handlers (which grows with the
-  orders it delivers, an emulator cost) is taken out; `wall_p99_ms` keeps it in;
+  orders it delivers, an emulator cost) is taken out. Printed besides: the same to the
+  acceptance recorded in the store, and with the vendor's time kept in. Every store
+  write is a committed SQLite transaction on disk (`synchronous=FULL`): on a disk whose
+  fsync takes 10 ms the writes of 50 orders alone take about a second;
 - rss_mb: the process's peak resident memory (it includes the emulated chain and vendor,
   so it is an upper bound of the sidecar's).
 
@@ -84,6 +87,21 @@ def write_addresses(path: Path, count: int, rng: random.Random) -> list[str]:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Stamped:
+    """An adapter that notes when each receiver's order was accepted (perf_counter)."""
+
+    def __init__(self, inner: Any, placed_at: dict[str, float]) -> None:
+        self.inner, self.placed_at = inner, placed_at
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def place(self, order: Any) -> Any:
+        receipt = await self.inner.place(order)
+        self.placed_at[order.receiver] = time.perf_counter()
+        return receipt
 
 
 class Timed:
@@ -157,11 +175,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     clock = VirtualClock()
     chain, emulator, adapter, reader, vendor = world(clock)
     store = await open_store(f"sqlite:///{folder / 'engine.db'}", clock)
+    placed_at: dict[str, float] = {}
     desk = DepositDesk(
         policy_set.deposit_policies,
         store=store,
         reader=reader,
-        providers={"eopen": adapter},
+        providers={"eopen": Stamped(adapter, placed_at)},
         clock=clock,
         sources=make_sources(policy_set, clock),
         settings=DepositSettings(quote_ttl=30.0, max_actions=1000),
@@ -197,11 +216,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await adapter.aclose()
     await store.close()
     cpu = [s * 1000 for s in desk.detect_cpu]
-    wall = [(placed - seen) * 1000 for seen, placed in desk.buyer.placements]
-    latency = [
-        (placed - seen - vendor.inside(seen, placed)) * 1000
-        for seen, placed in desk.buyer.placements
-    ]
+    placements = desk.buyer.placements
+    # placed: the vendor accepted the order (its create call returned); recorded: the
+    # engine wrote the acceptance (after the vendor answered, as `submitted`)
+    placed = [(placed_at[a], seen) for a, seen, _ in placements]
+    latency = [(p - seen - vendor.inside(seen, p)) * 1000 for p, seen in placed]
+    recorded = [(r - seen - vendor.inside(seen, r)) * 1000 for _, seen, r in placements]
+    wall = [(r - seen) * 1000 for _, seen, r in placements]
     return {
         "watched": desk.watch.count(),
         "blocks": args.blocks,
@@ -212,6 +233,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "detect_to_order_p50_ms": percentile(latency, 0.5),
         "detect_to_order_p99_ms": percentile(latency, 0.99),
         "wall_p99_ms": percentile(wall, 0.99),
+        "recorded_p99_ms": percentile(recorded, 0.99),
         "rss_mb": rss_mb,
         "load_s": load_s,
     }
@@ -231,7 +253,8 @@ def main() -> None:
         f"{got['deposits']} deposits in {got['blocks']} blocks of {args.txs} transfers, "
         f"{got['ordered']} ordered; detection CPU median {got['block_cpu_median_ms']:.2f} ms, "
         f"detect->order p50 {got['detect_to_order_p50_ms']:.0f} ms (engine), "
-        f"p99 with the in-process vendor's time {got['wall_p99_ms']:.0f} ms"
+        f"p99 to the acceptance recorded {got['recorded_p99_ms']:.0f} ms, and with the "
+        f"in-process vendor's time {got['wall_p99_ms']:.0f} ms"
     )
     print(
         f"RESULT watched={got['watched']} block_cpu_ms={got['block_cpu_ms']:.2f} "

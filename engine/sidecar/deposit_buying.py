@@ -54,7 +54,10 @@ class DepositSettings:
     energy_ttl: float = 300.0  # seconds the hot wallet's "holds the token" is reused
     quote_ttl: float = 2.0  # seconds a quote or balance is reused
     max_actions: int = 100  # most purchases started in one round
-    apply_concurrency: int = 16
+    #: orders placed at once: a block's deposits are ordered together, each for its own
+    #: address; every order waits for its intent's commit on the store, so a block's
+    #: orders go out in about the time of their intents' commits
+    apply_concurrency: int = 64
 
 
 class DepositReader(Protocol):
@@ -101,9 +104,9 @@ class SweepBuyer:
         self._hot: dict[str, tuple[float, int]] = {}  # policy -> (read at, sweep energy)
         self._quotes: dict[QuoteKey, tuple[float, Quote]] = {}
         self._balances: dict[str, tuple[float, int | None]] = {}
-        #: per deposit ordered: (perf_counter when its block was read, when its order was
-        #: accepted), the most recent ones
-        self.placements: list[tuple[float, float]] = []
+        #: per deposit ordered: its address, the perf_counter when its block was read and
+        #: when the order's acceptance was recorded (the most recent ones)
+        self.placements: list[tuple[str, float, float]] = []  # (address, seen, recorded)
 
     async def buy(
         self, needs: Sequence[DepositNeed], seen: Mapping[int, float]
@@ -216,7 +219,7 @@ class SweepBuyer:
                 call_timeout=self.call_timeout,
             )
         if seen_at is not None and outcome.kind is OutcomeKind.BOUGHT:
-            self.placements.append((seen_at, time.perf_counter()))
+            self.placements.append((need.address, seen_at, time.perf_counter()))
             del self.placements[:-10_000]
         log.info(
             "deposit order",
