@@ -218,13 +218,17 @@ class Controller:
             quote_ttl=self.settings.quote_ttl,
         )
         self.reconciler.tracker.before_move = lambda address: observer.refresh([address])
-        old_desk, self.deposits = self.deposits, self._deposit_desk(session, loaded.policy_set)
+        old_desk = self.deposits
+        self.deposits = self._deposit_desk(session, loaded.policy_set, old_desk)
         if old_desk is not None:
             await old_desk.aclose()
         if old is not None:
             await old.aclose()
 
-    def _deposit_desk(self, session: Session, policy_set: PolicySet) -> DepositDesk | None:
+    def _deposit_desk(
+        self, session: Session, policy_set: PolicySet, old: DepositDesk | None
+    ) -> DepositDesk | None:
+        """The new set's deposit desk; it follows blocks from where `old` stopped."""
         if not policy_set.deposit_policies:
             return None
         return DepositDesk(
@@ -242,6 +246,7 @@ class Controller:
             webhooks=WebhookSender(self.clock),
             wake_tracking=lambda: self.wake("deposit"),
             call_timeout=session.call_timeout,
+            follower_start=old.follower.next_height if old is not None else None,
         )
 
     async def run(self) -> None:

@@ -123,11 +123,11 @@ class DepositDesk:
 
     async def start(self) -> None:
         """Run-time changes from the store, then every source's first set."""
-        self._started = True
         for policy, address, present in await self.store.deposit_addresses():
             if policy in self.policies:
                 self.watch.change(policy, address, present)
         await self.poll_sources(force=True)
+        self._started = True
 
     async def poll_sources(self, *, force: bool = False) -> None:
         for name, source in self.sources.items():
@@ -367,10 +367,9 @@ class DepositDesk:
     async def round(self) -> None:
         """One round: follow, check orders, and when due the sources and the safety net
         (`start()` first, once). A chain or store failure is kept in `last_error`."""
-        if not self._started:
-            await self.start()
-            self._started = True
         try:
+            if not self._started:
+                await self.start()
             await self.follow_once()
             await self.check_orders()
             now = self.clock.now()
