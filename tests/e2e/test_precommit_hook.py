@@ -50,9 +50,11 @@ def _commit(path: Path) -> str:
 
 
 def test_the_manifest_is_valid_for_pre_commit() -> None:
-    from pre_commit.clientlib import load_manifest
-
-    [hook] = load_manifest(str(MANIFEST))
+    done = subprocess.run(
+        [str(PRE_COMMIT), "validate-manifest", str(MANIFEST)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    [hook] = yaml.safe_load(MANIFEST.read_text())
     assert hook["id"] == "energyctl-validate" and hook["language"] == "python"
     assert hook["entry"].split()[0] == "energyctl" and hook["pass_filenames"] is False
 
