@@ -20,6 +20,9 @@ Series (all prefixed `energyctl_`):
   provider_balance_sun{provider}                 the last balance read (a pass, an alert check)
   provider_consecutive_failures{provider}        failed calls since its last success (store)
   provider_cooldown_seconds{provider}            seconds until a cooling provider is tried
+  transfers_burned_total{address}                transactions of a watched address that burned
+                                                 TRX for energy (follow mode: seen in blocks)
+  burned_sun_total{address}                      the sun they burned
   provider_request_seconds{provider,operation}   latency of vendor calls (histogram)
   provider_errors_total{provider,operation,kind} failed vendor calls by error class
   pass_seconds                                   duration of a reconciliation pass
@@ -62,6 +65,7 @@ from engine.store import OPEN_PHASES, BudgetWindow, OrderFilter, Store, cooldown
 from providers.base import Provider, ProviderError
 
 if TYPE_CHECKING:
+    from engine.observe.observing import CachingSource
     from engine.sidecar.controller import Controller
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -152,6 +156,15 @@ class Metrics:
             buckets=(*_LATENCY_BUCKETS, 60.0, 120.0, 300.0),
         )  # fmt: skip
         self.ready = Gauge("energyctl_ready", "1 when ready.", registry=r)
+        self.burns = Counter(
+            "energyctl_transfers_burned", "Transactions that burned TRX for energy.", ["address"],
+            registry=r,
+        )  # fmt: skip
+        self.burned_sun = Counter(
+            "energyctl_burned_sun", "Sun burned for energy.", ["address"], registry=r
+        )
+        self._burns_of: CachingSource | None = None  # whose tallies `_burns_seen` holds
+        self._burns_seen: tuple[Tally[str], Tally[str]] = (Tally(), Tally())
         self.observation_age = Gauge(
             "energyctl_observation_age_seconds", "Age of the last full read.", registry=r
         )
@@ -196,6 +209,8 @@ class Metrics:
         self.observation_age.set(age if age is not None else float("nan"))
         leases = controller.leases
         self.shards.set(len(leases.status()["held"]) if leases is not None else float("nan"))
+        if controller.observer is not None:
+            self._count_burns(controller.observer)
         session = controller.session
         if session is None:
             return
@@ -223,6 +238,20 @@ class Metrics:
             self.overdue.labels(provider).set(overdue[provider])
         await self._health(store, configured, now)
         await self._budgets(controller, store, now)
+
+    def _count_burns(self, observer: CachingSource) -> None:
+        """Add what the observer tallied since the last scrape (a new session's observer
+        starts from zero: its tallies are all new)."""
+        if observer is not self._burns_of:
+            self._burns_of, self._burns_seen = observer, (Tally(), Tally())
+        seen, seen_sun = self._burns_seen
+        for address, count in observer.burns.items():
+            if count > seen[address]:
+                self.burns.labels(address).inc(count - seen[address])
+        for address, sun in observer.burned_sun.items():
+            if sun > seen_sun[address]:
+                self.burned_sun.labels(address).inc(sun - seen_sun[address])
+        self._burns_seen = (Tally(observer.burns), Tally(observer.burned_sun))
 
     async def _health(self, store: Store, configured: list[str], now: float) -> None:
         health = await store.provider_health()

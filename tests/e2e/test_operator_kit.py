@@ -3,9 +3,10 @@ alerting rules use only series and labels the sidecar exports, and the rules pas
 `promtool check rules` and their unit tests (`promtool test rules`).
 
 One `energyctl run` (with `--replica` and shard leases, as a replica of several would run)
-is started for the module against the sandbox World; it is made to buy (a drained
-address), to meet a vendor error (an injected 500) and to answer an ensure, so that every
-family the dashboard reads has samples whose labels can be read from `/metrics`.
+is started for the module against the sandbox World, following blocks; it is made to buy
+(a drained address), to see a transfer burn TRX, to meet a vendor error (injected 500s)
+and to answer an ensure, so that every family the dashboard reads has samples whose
+labels can be read from `/metrics`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ EVENTFUL = (
     "energyctl_ensure_seconds_bucket",
     "energyctl_orders",
     "energyctl_shards_held",
+    "energyctl_transfers_burned_total",
+    "energyctl_burned_sun_total",
 )
 
 
@@ -47,11 +50,15 @@ EVENTFUL = (
 def scrape(tmp_path_factory: pytest.TempPathFactory) -> Iterator[promql_check.Exported]:
     with World(clock=ScaledClock()) as world:
         box = Sandbox(world, tmp_path_factory.mktemp("kit"))
+        engine = box.directory / "engine.yaml"
+        assert "mode: poll" in engine.read_text()
+        engine.write_text(engine.read_text().replace("mode: poll", "mode: follow"))
         car = Sidecar(box, extra=("--replica", "kit-a", "--shards", "4")).start()
         try:
             payouts = box.policy_set.policy("payouts").spec
             world.emulators[payouts.providers[0]].faults.fail_next(8, after_accept=False)
             box.drain([payouts.addresses[0]])
+            world.spend(payouts.addresses[0])  # too little energy left: this one burns TRX
             treasury = box.policy_set.policy("treasury").spec.addresses[0]
             wanted = START_ENERGY + 100_000
             answer = car.post(
@@ -94,6 +101,21 @@ def test_every_dashboard_query_uses_exported_series_and_labels(
         if (found := promql_check.problems(expr, scrape, legend))
     }
     assert not bad, json.dumps(bad, indent=2)
+
+
+def test_the_dashboard_is_importable() -> None:
+    """Grafana's import needs unique panel ids and refIds, and a data source that is one of
+    the dashboard's declared inputs."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    inputs = {f"${{{i['name']}}}" for i in dashboard["__inputs"] if i["type"] == "datasource"}
+    panels = dashboard["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    for panel in panels:
+        refs = [t["refId"] for t in panel.get("targets", [])]
+        assert len(set(refs)) == len(refs), panel["title"]
+        for item in [panel, *panel.get("targets", [])]:
+            if "datasource" in item:
+                assert item["datasource"]["uid"] in inputs, panel["title"]
 
 
 def test_every_rule_uses_exported_series_and_labels(scrape: promql_check.Exported) -> None:
