@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from engine.core.clock import ScaledClock
 from sandbox.world import World
@@ -46,8 +47,25 @@ EVENTFUL = (
 )
 
 
+class Scraped(dict[str, frozenset[str]]):
+    """`promql_check.exported` of the last scrape, with the scrape's samples and the box."""
+
+    text: str
+    box: Sandbox
+
+    def value(self, name: str, **labels: str) -> float:
+        values = [
+            s.value
+            for f in text_string_to_metric_families(self.text)
+            for s in f.samples
+            if s.name == name and labels.items() <= s.labels.items()
+        ]
+        assert values, (name, labels)
+        return float(sum(values))
+
+
 @pytest.fixture(scope="module")
-def scrape(tmp_path_factory: pytest.TempPathFactory) -> Iterator[promql_check.Exported]:
+def scrape(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
     with World(clock=ScaledClock()) as world:
         box = Sandbox(world, tmp_path_factory.mktemp("kit"))
         engine = box.directory / "engine.yaml"
@@ -65,10 +83,12 @@ def scrape(tmp_path_factory: pytest.TempPathFactory) -> Iterator[promql_check.Ex
                 "/v1/ensure", {"address": treasury, "energy": wanted, "wait": 20}, AUTH
             )
             assert answer.status_code == 200, answer.text
-            found: promql_check.Exported = {}
+            found = Scraped()
+            found.box = box
 
             def complete() -> bool:
-                found.update(promql_check.exported(car.get("/metrics").text))
+                found.text = car.get("/metrics").text
+                found.update(promql_check.exported(found.text))
                 return all(name in found for name in EVENTFUL)
 
             try:
@@ -88,6 +108,24 @@ def test_the_sidecar_exports_the_labels_the_kit_relies_on(
     assert {"provider", "kind", "replica"} <= scrape["energyctl_provider_errors_total"]
     assert "result" in scrape["energyctl_ensure_seconds_count"]
     assert {"policy", "window"} <= scrape["energyctl_budget_limit_sun"]
+
+
+def test_the_new_series_say_what_the_store_and_policies_say(scrape: Scraped) -> None:
+    policies = scrape.box.policy_set
+    payouts = policies.policy("payouts").spec
+    day = payouts.budget.per_day
+    assert day is not None
+    assert scrape.value("energyctl_budget_limit_sun", policy="payouts", window="day") == day
+    for address in payouts.addresses:
+        got = scrape.value("energyctl_address_threshold", address=address)
+        assert got >= payouts.threshold  # an ensure may raise it, never lower it
+    spent = sum(
+        scrape.value("energyctl_spent_today_sun", policy=name) for name in policies.policies
+    )
+    assert spent > 0 and scrape.value("energyctl_provider_spent_today_sun") == spent
+    assert scrape.value("energyctl_ready") == 1
+    assert scrape.value("energyctl_transfers_burned_total", address=payouts.addresses[0]) >= 1
+    assert scrape.value("energyctl_ensure_seconds_count", result="satisfied") == 1
 
 
 def test_every_dashboard_query_uses_exported_series_and_labels(
