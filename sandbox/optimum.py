@@ -155,6 +155,12 @@ class AddressOptimum:
     lp_seconds: float
     rentals: list[Rental] = field(default_factory=list)  # the LP's plan (for the chart)
     burns: list[tuple[float, float]] = field(default_factory=list)  # (time, sun) in the plan
+    window: float = WINDOW  # the program's recovery window (seconds): c x 24 h
+
+    @property
+    def recovery_factor(self) -> float:
+        """c = window / 24 h: 1 unless the run's certificate needed a shorter window."""
+        return self.window / WINDOW
 
 
 @dataclass(slots=True)
@@ -166,6 +172,11 @@ class Optimum:
     @property
     def lower_bound_sun(self) -> int:
         return sum(a.lower_bound_sun for a in self.addresses.values())
+
+    @property
+    def recovery_factor(self) -> float:
+        """The smallest c = window / 24 h over the addresses (1.0: every bound at 24 h)."""
+        return min((a.recovery_factor for a in self.addresses.values()), default=1.0)
 
     @property
     def milp_sun(self) -> int | None:
@@ -187,8 +198,8 @@ class Optimum:
         return out
 
 
-def _rho(delta: float) -> float:
-    return max(0.0, 1.0 - (delta + SLOT_ROUNDING) / WINDOW)
+def _rho(delta: float, window: float = WINDOW) -> float:
+    return max(0.0, 1.0 - (delta + SLOT_ROUNDING) / window)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,18 +241,22 @@ def solve_address(
     eps: float = 0.0,
     milp_time_limit: float | None = 5.0,
     since: float | None = None,
+    window: float = WINDOW,
 ) -> AddressOptimum:
     """The program of the module docstring for one address's transfers (sorted by time).
 
     `since`: when orders could first be placed (the run's start); default: the first
-    transfer's time less two margins.
+    transfer's time less two margins. `window`: the program's recovery window in seconds
+    (0 < window <= 24 h; a run's certified window, `sandbox/recovery.py`).
     """
+    if not 0 < window <= WINDOW:
+        raise ValueError(f"the recovery window must be in (0, {WINDOW:g}] seconds, not {window}")
     started = time.perf_counter()
     if not isinstance(book, PriceBook):
         book = PriceBook(book)
     n = len(times)
     if n == 0:
-        return AddressOptimum(address, 0, 0, 0, 0.0)
+        return AddressOptimum(address, 0, 0, 0, 0.0, window=window)
     horizon = times[-1] - times[0] + 1.0
     lp_types, milp_types = rental_types(book.offers, horizon)
     vendors = sorted({o.vendor for o in book.offers})
@@ -256,13 +271,13 @@ def solve_address(
 
     lp_costs = [[price(kind, k) for kind in lp_types] for k in range(n)]
     lower, plan, burned = _solve(
-        times, energies, lp_types, lp_costs, energy_fee, eps, integer=False
+        times, energies, lp_types, lp_costs, energy_fee, eps, window, integer=False
     )
     milp_value: int | None = None
     if milp_time_limit is not None and milp_time_limit > 0:
         milp_costs = [[price(kind, k) for kind in milp_types] for k in range(n)]
         value, _, _ = _solve(
-            times, energies, milp_types, milp_costs, energy_fee, eps, integer=True,
+            times, energies, milp_types, milp_costs, energy_fee, eps, window, integer=True,
             time_limit=milp_time_limit,
         )  # fmt: skip
         milp_value = None if value is None else max(int(value), int(lower or 0))
@@ -272,9 +287,8 @@ def solve_address(
         for (at, kind, vendor, unit, amount) in plan
     ]
     burns = [(times[j], b * UNIT * energy_fee) for j, b in enumerate(burned) if b > 1e-9]
-    return AddressOptimum(
-        address, n, bound, milp_value, time.perf_counter() - started, rentals, burns
-    )
+    seconds = time.perf_counter() - started
+    return AddressOptimum(address, n, bound, milp_value, seconds, rentals, burns, window)
 
 
 Plan = list[tuple[float, _Type, str, float, float]]  # (at, type, vendor, unit cost, energy)
@@ -287,11 +301,12 @@ def _solve(
     costs: Sequence[Sequence[tuple[float, str]]],
     energy_fee: int,
     eps: float,
+    window: float,
     *,
     integer: bool,
     time_limit: float | None = None,
 ) -> tuple[float | None, Plan, list[float]]:
-    program = _Program(times, energies, offers, costs, energy_fee, eps)
+    program = _Program(times, energies, offers, costs, energy_fee, eps, window)
     return program.solve_milp(time_limit) if integer else program.solve_lp()
 
 
@@ -333,8 +348,10 @@ class _Program:
         costs: Sequence[Sequence[tuple[float, str]]],
         energy_fee: int,
         eps: float,
+        window: float = WINDOW,
     ) -> None:
         self.n = n = len(times)
+        self.window = window
         self.t = t = np.asarray(times, dtype=float)
         self.need = np.asarray(energies, dtype=float) / UNIT
         self.offers, self.costs, self.eps = offers, costs, eps
@@ -361,14 +378,14 @@ class _Program:
             if last < n - 1:
                 self.ending.setdefault(last, []).append(col)
         ends = np.asarray(sorted(self.ending), dtype=int)
-        # the L < j whose rentals may take usage back at t_j: t_j - t_L < WINDOW
+        # the L < j whose rentals may take usage back at t_j: t_j - t_L < window
         self.chain: list[np.ndarray] = []
-        self.chain_start = np.searchsorted(t, t - WINDOW, side="right")
+        self.chain_start = np.searchsorted(t, t - window, side="right")
         for j in range(n):
             self.chain.append(ends[(ends < j) & (ends >= self.chain_start[j])])
-        # first draw with rho(t_j - t_i) > 0: t_j - t_i + 6 < WINDOW
-        self.first_live = np.searchsorted(t, t - WINDOW + SLOT_ROUNDING, side="right")
-        self.tau = (t - t[0]) / WINDOW
+        # first draw with rho(t_j - t_i) > 0: t_j - t_i + 6 < window
+        self.first_live = np.searchsorted(t, t - window + SLOT_ROUNDING, side="right")
+        self.tau = (t - t[0]) / window
         self.nb, self.nx = n, len(self.x_cols)
         self.c0 = self.nb + self.nx
         self.s0, self.qb0, self.rb0, self.pe0 = (self.c0 + n * m for m in range(1, 5))
@@ -409,7 +426,7 @@ class _Program:
         s = int(self.first_live[j])
         if last < s:
             return [], 0.0
-        a = 1.0 - SLOT_ROUNDING / WINDOW - self.tau[j]
+        a = 1.0 - SLOT_ROUNDING / self.window - self.tau[j]
         terms = [(self.qb0 + last, sign * a), (self.rb0 + last, sign)]
         if s > 0:
             terms += [(self.qb0 + s - 1, -sign * a), (self.rb0 + s - 1, -sign)]
@@ -534,11 +551,13 @@ def optimum(
     milp_time_limit: float | None = 1.0,
     milp_budget: float = 5.0,
     since: float | None = None,
+    windows: Mapping[str, float] | None = None,
 ) -> Optimum:
     """The hindsight optimum of a run, per address (see the module docstring).
 
     `milp_budget` (seconds) caps the time all addresses' MILPs may take together; addresses
-    past it get `milp_sun=None`.
+    past it get `milp_sun=None`. `windows`: each address's recovery window (seconds), the
+    one its run certifies (`sandbox/recovery.py`); 24 h for an address not in it.
     """
     started = time.perf_counter()
     per: dict[str, list[TransferLike]] = {}
@@ -552,6 +571,7 @@ def optimum(
         solved = solve_address(
             address, [r.at for r in items], [r.energy_total for r in items], book,
             energy_fee=energy_fee, eps=eps, milp_time_limit=limit, since=since,
+            window=(windows or {}).get(address, WINDOW),
         )  # fmt: skip
         result[address] = solved
     return Optimum(energy_fee, result, time.perf_counter() - started)
@@ -566,6 +586,7 @@ def summary(opt: Optimum) -> Mapping[str, Any]:
     return {
         "lower_bound_sun": opt.lower_bound_sun,
         "milp_sun": opt.milp_sun,
+        "recovery_factor": round(opt.recovery_factor, 6),
         "seconds": round(opt.seconds, 3),
     }
 
