@@ -20,7 +20,9 @@ so w* >= 6 s always. `certified_window` returns w* (by bisection, from below: th
 returned always passes the check) and `check` the largest excess (<= 0: it holds).
 
 Where the windows never merge (one draw alive at a time) the node's usage is the
-independent sum and (R_24h) holds with the 6 s to spare; most runs certify 24 h. The
+independent sum and (R_24h) holds with the 6 s to spare; short runs and sparse senders
+certify 24 h. A busy sender's merged window is about 12 h, so a quiet spell after busy
+hours can need w near 12 h (the optimum's docstring has the figures). The
 proof that (R_w) makes the program with window w a relaxation of the run is in
 `sandbox/optimum.py`. Neighbours: `sandbox/simulating.py` (collects the draws and reclaims).
 """
