@@ -21,8 +21,9 @@ returned always passes the check) and `check` the largest excess (<= 0: it holds
 
 Where the windows never merge (one draw alive at a time) the node's usage is the
 independent sum and (R_24h) holds with the 6 s to spare; short runs and sparse senders
-certify 24 h. A busy sender's merged window is about 12 h, so a quiet spell after busy
-hours can need w near 12 h (the optimum's docstring has the figures). The
+certify 24 h. A steady sender's merged window is about 12 h, and after bursts it can be
+shorter, so a quiet spell after busy hours can need w of 12 h or less (the optimum's
+docstring and docs/sandbox.md have the figures). The
 proof that (R_w) makes the program with window w a relaxation of the run is in
 `sandbox/optimum.py`. Neighbours: `sandbox/simulating.py` (collects the draws and reclaims).
 """
@@ -35,8 +36,8 @@ from typing import Protocol
 
 import numpy as np
 
-WINDOW = 86_400.0
-SLOT_ROUNDING = 6.0  # the program's early recovery (two 3-s slots); below it rho_w is 0
+from sandbox.optimum import SLOT_ROUNDING, WINDOW  # below 6 s every rho_w is 0
+
 BISECTIONS = 40
 
 
