@@ -188,6 +188,7 @@ def _random_case(rng: random.Random, tmp: Path) -> tuple[Path, Path, float, floa
     return directory, csv, days, 600.0 if merging else 120.0
 
 
+@pytest.mark.timeout(240)  # 200 simulated runs and LPs: ~45 s alone, more on a loaded machine
 def test_no_run_costs_less_than_the_bound(tmp_path: Path) -> None:
     rng = random.Random(15)
     checked = shorter = reclaimed = 0
