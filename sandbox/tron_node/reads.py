@@ -39,6 +39,8 @@ class ChainView:
         self._usdt_holders: set[str] = set()
         self._usdt_balances: dict[str, int] = {}  # hex -> smallest units received, net
         self._nonce = 0
+        #: (clock seconds, receiver hex, used energy moved to the owner) per UnDelegateResource
+        self.reclaims: list[tuple[float, str, int]] = []
 
     # -- time and blocks ---------------------------------------------------------------
 

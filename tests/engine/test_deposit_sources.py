@@ -171,7 +171,8 @@ async def test_metrics_count_deposit_addresses_and_episodes(tmp_path: Path) -> N
     )  # fmt: skip
     controller: Any = SimpleNamespace(
         observation_age=lambda: 1.0, leases=None, session=SimpleNamespace(store=d.store),
-        clock=clock, policy_set=SimpleNamespace(policies={}), deposits=d,
+        clock=clock, policy_set=SimpleNamespace(policies={}), deposits=d, observer=None,
+        reconciler=None,
     )  # fmt: skip
     metrics = Metrics()
     await metrics.refresh(controller)
