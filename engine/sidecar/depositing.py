@@ -191,7 +191,13 @@ class DepositDesk:
     async def follow_once(self) -> list[DepositNeed]:
         """Read new blocks; record what they carry; act on the episodes opened. The
         episodes acted on come back."""
-        await self.follower.poll()
+        update = await self.follower.poll()
+        if update.skipped is not None:  # fell more than an hour behind: those blocks unread
+            first, last = update.skipped
+            log.warning(
+                "deposit blocks skipped",
+                extra={"event": "deposits", "first": first, "last": last},
+            )
         found, self._found = self._found, []
         opened: dict[int, DepositNeed] = {}
         seen: dict[int, float] = {}
