@@ -247,6 +247,7 @@ class Controller:
             wake_tracking=lambda: self.wake("deposit"),
             call_timeout=session.call_timeout,
             follower_start=old.follower.next_height if old is not None else None,
+            cursor=self.settings.replica,
         )
 
     async def run(self) -> None:

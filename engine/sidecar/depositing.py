@@ -19,10 +19,11 @@
    (never the whole watch list): held episodes are tried again, ordered ones checked, an
    episode whose energy outlived its duration unswept is closed (`expired`).
 
-A restart loses nothing: episodes, their orders and run-time address changes are in the
-store; the follower starts at the head again, so a deposit in a block produced while the
-sidecar was down is not seen (`docs/deposits.md`: the sweeper's `POST /v1/ensure`
-covers that gap).
+A restart loses nothing: episodes, their orders, run-time address changes and the last
+block whose deposits were recorded (the follower's cursor, per replica name) are in the
+store; the follower reads on from that block, so a deposit that landed while the sidecar
+was down is seen too (up to the follower's `max_lag` of 1,200 blocks, an hour; beyond
+that the skipped blocks are logged, and the sweeper's `POST /v1/ensure` covers them).
 
 Neighbours: `controller.py` builds and runs it, `service.py` serves its API.
 """
@@ -85,6 +86,7 @@ class DepositDesk:
         wake_tracking: Callable[[], None] = lambda: None,
         call_timeout: float | None = None,
         follower_start: int | None = None,
+        cursor: str = "energyctl",
     ) -> None:
         self.policies: dict[str, DepositPolicy] = dict(policies)
         self.store, self.reader, self.providers, self.clock = store, reader, providers, clock
@@ -94,12 +96,10 @@ class DepositDesk:
         self.call_timeout = call_timeout
         self.watch = DepositWatch(self.policies)
         self.sources: dict[str, FileSource | PostgresSource] = dict(sources or {})
-        self.follower = BlockFollower(
-            cast(ChainReader, reader),  # it reads heads, blocks and infos only
-            frozenset(),
-            start=follower_start,
-            on_block=self._on_block,
-        )
+        self.cursor = cursor  # the name its progress is kept under in the store
+        self._follower_start = follower_start
+        self._saved: int | None = None  # the last block written as the cursor
+        self.follower = self._follower(follower_start)
         self._found: list[tuple[float, BlockTransfers]] = []  # (perf_counter, block)
         self.buyer = SweepBuyer(
             self.policies,
@@ -121,8 +121,22 @@ class DepositDesk:
 
     # ------------------------------------------------------------------ addresses
 
+    def _follower(self, start: int | None) -> BlockFollower:
+        return BlockFollower(
+            cast(ChainReader, self.reader),  # it reads heads, blocks and infos only
+            frozenset(),
+            start=start,
+            on_block=self._on_block,
+        )
+
     async def start(self) -> None:
-        """Run-time changes from the store, then every source's first set."""
+        """Where following resumes (the block after the stored cursor), run-time address
+        changes from the store, then every source's first set."""
+        if self._follower_start is None:
+            saved = await self.store.deposit_cursor(self.cursor)
+            if saved is not None:
+                self._saved = saved
+                self.follower = self._follower(saved + 1)
         for policy, address, present in await self.store.deposit_addresses():
             if policy in self.policies:
                 self.watch.change(policy, address, present)
@@ -217,9 +231,17 @@ class DepositDesk:
                 if need.state is NeedState.OPEN:
                     opened[need.id] = need
                     seen.setdefault(need.id, read_at)
+        await self._save_cursor()
         if opened:
             await self.act(list(opened.values()), seen=seen)
         return list(opened.values())
+
+    async def _save_cursor(self) -> None:
+        """Keep the last block read (its deposits are recorded) for a restart."""
+        upto = self.follower.next_height
+        if upto is not None and upto - 1 != self._saved and upto > 0:
+            await self.store.set_deposit_cursor(self.cursor, upto - 1)
+            self._saved = upto - 1
 
     # ------------------------------------------------------------------ acting
 

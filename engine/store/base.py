@@ -321,6 +321,14 @@ class Store(abc.ABC):
         """Every run-time change: (policy, address, present)."""
         raise StoreError(f"{type(self).__name__} keeps no deposit addresses")
 
+    async def set_deposit_cursor(self, name: str, block: int) -> None:
+        """The last block whose deposits the follower `name` recorded."""
+        raise StoreError(f"{type(self).__name__} keeps no deposit cursor")
+
+    async def deposit_cursor(self, name: str) -> int | None:
+        """The block `set_deposit_cursor` last wrote for `name` (None: never)."""
+        raise StoreError(f"{type(self).__name__} keeps no deposit cursor")
+
     # ---- lifecycle
 
     @abc.abstractmethod

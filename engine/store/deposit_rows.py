@@ -57,6 +57,11 @@ _SET_ADDRESS = (
     " changed_at = EXCLUDED.changed_at"
 )
 _ADDRESSES = "SELECT policy, address, present FROM deposit_addresses ORDER BY policy, address"
+_SET_CURSOR = (
+    "INSERT INTO deposit_cursors (name, block, updated_at) VALUES (:name, :block, :now)"
+    " ON CONFLICT (name) DO UPDATE SET block = EXCLUDED.block, updated_at = EXCLUDED.updated_at"
+)
+_CURSOR = "SELECT block FROM deposit_cursors WHERE name = :name"
 
 
 def _pg(statement: str) -> str:
@@ -162,6 +167,15 @@ def sqlite_addresses(conn: sqlite3.Connection) -> list[tuple[str, str, bool]]:
     return [(r["policy"], r["address"], bool(r["present"])) for r in conn.execute(_ADDRESSES)]
 
 
+def sqlite_set_cursor(conn: sqlite3.Connection, now: float, name: str, block: int) -> None:
+    conn.execute(_SET_CURSOR, {"name": name, "block": block, "now": now})
+
+
+def sqlite_cursor(conn: sqlite3.Connection, name: str) -> int | None:
+    row = conn.execute(_CURSOR, {"name": name}).fetchone()
+    return None if row is None else int(row["block"])
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 
@@ -215,3 +229,13 @@ async def pg_set_address(cur: Cursor, now: float, policy: str, address: str, pre
 async def pg_addresses(cur: Cursor) -> list[tuple[str, str, bool]]:
     await cur.execute(_ADDRESSES)
     return [(r["policy"], r["address"], bool(r["present"])) for r in await cur.fetchall()]
+
+
+async def pg_set_cursor(cur: Cursor, now: float, name: str, block: int) -> None:
+    await cur.execute(_pg(_SET_CURSOR), {"name": name, "block": block, "now": now})
+
+
+async def pg_cursor(cur: Cursor, name: str) -> int | None:
+    await cur.execute(_pg(_CURSOR), {"name": name})
+    row = await cur.fetchone()
+    return None if row is None else int(row["block"])

@@ -430,6 +430,12 @@ class PostgresStore(Store):
     async def deposit_addresses(self) -> list[tuple[str, str, bool]]:
         return await self._read(dq.pg_addresses)
 
+    async def set_deposit_cursor(self, name: str, block: int) -> None:
+        await self._run(lambda cur, now: dq.pg_set_cursor(cur, now, name, block))
+
+    async def deposit_cursor(self, name: str) -> int | None:
+        return await self._read(lambda cur: dq.pg_cursor(cur, name))
+
     # ------------------------------------------------------------------ lifecycle
 
     async def healthcheck(self) -> None:

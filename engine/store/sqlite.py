@@ -416,6 +416,12 @@ class SQLiteStore(Store):
     async def deposit_addresses(self) -> list[tuple[str, str, bool]]:
         return await self._read(dq.sqlite_addresses)
 
+    async def set_deposit_cursor(self, name: str, block: int) -> None:
+        await self._write(lambda conn, now: dq.sqlite_set_cursor(conn, now, name, block))
+
+    async def deposit_cursor(self, name: str) -> int | None:
+        return await self._read(lambda conn: dq.sqlite_cursor(conn, name))
+
     # ------------------------------------------------------------------ lifecycle
 
     async def healthcheck(self) -> None:

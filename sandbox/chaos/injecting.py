@@ -241,6 +241,12 @@ class ChaosStore(Store):
     async def deposit_addresses(self) -> list[tuple[str, str, bool]]:
         return await self._do(self.inner.deposit_addresses)
 
+    async def set_deposit_cursor(self, name: str, block: int) -> None:
+        await self._do(lambda: self.inner.set_deposit_cursor(name, block))
+
+    async def deposit_cursor(self, name: str) -> int | None:
+        return await self._do(lambda: self.inner.deposit_cursor(name))
+
     async def healthcheck(self) -> None:
         await self._do(self.inner.healthcheck)
 

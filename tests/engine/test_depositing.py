@@ -67,6 +67,7 @@ def desk_for(
     policy: DepositPolicy,
     receiver: Receiver | None = None,
     vendor: str = "p-eopen",
+    cursor: str = "energyctl",
 ) -> DepositDesk:
     hooks = None
     if receiver is not None:
@@ -79,6 +80,7 @@ def desk_for(
         clock=market.clock,
         settings=DepositSettings(quote_ttl=0),
         webhooks=hooks,
+        cursor=cursor,
     )
 
 
@@ -233,10 +235,11 @@ async def test_a_sweep_not_seen_in_a_block_is_found_by_the_balance(market: Marke
     await first.follow_once()
     await settle(market, first)
     assert (await market.store.deposit_needs())[0].state is NeedState.READY
-    # the sidecar is down while the sweep happens; the next one starts at the head
+    # the sweep happens in a block the next follower never reads (a new replica: no
+    # cursor of its own, it starts at the head)
     market.chain.transfer_usdt(target, SINK, amount=5_000_000)
     market.advance(30)  # ten blocks later
-    second = desk_for(market, policy)
+    second = desk_for(market, policy, cursor="another-replica")
     await second.start()
     await second.follow_once()
     assert (await market.store.deposit_needs())[0].state is NeedState.READY  # not seen
@@ -278,3 +281,22 @@ async def test_two_replicas_seeing_one_deposit_buy_once(market: Market) -> None:
     needs = await market.store.deposit_needs()
     assert len(needs) == 4 and all(n.client_order_id for n in needs)
     await market.assert_one_open_per_address()
+
+
+async def test_a_restarted_desk_reads_the_blocks_it_missed(market: Market) -> None:
+    deposit_addresses = market.watched(2, trx=10)
+    customer = address("customer")
+    market.chain.create_account(customer, 1_000 * TRX)
+    policy = deposit_policy(deposit_addresses, ["p-eopen"])
+    first = desk_for(market, policy)
+    await first.start()
+    await first.follow_once()
+    await first.aclose()
+    # down for a minute: a deposit lands, twenty blocks pass
+    market.chain.transfer_usdt(customer, deposit_addresses[1], amount=5_000_000)
+    market.advance(60)
+    second = desk_for(market, policy)
+    await second.start()
+    acted = await second.follow_once()
+    assert [n.address for n in acted] == [deposit_addresses[1]]
+    assert market.creates("eopen") == 1

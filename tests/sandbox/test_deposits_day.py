@@ -91,7 +91,7 @@ async def test_a_day_of_deposits_with_a_restart(tmp_path: Path) -> None:
         policy_set,
         name="day",
         days=1,
-        step=120,
+        step=300,  # 100 blocks a step: the follower is still reading when the desk restarts
         webhooks=sender,
         ready=hook.is_ready,
         restart_after=12 * 3600,

@@ -91,3 +91,18 @@ async def test_run_time_addresses_survive_a_reopen(backend: Backend, clock: Virt
         assert await again.deposit_addresses() == [("sweep", A, True), ("sweep", B, False)]
     finally:
         await again.close()
+
+
+async def test_the_follower_cursor_is_kept_per_name(backend: Backend, clock: VirtualClock) -> None:
+    store = await backend.open(clock)
+    assert await store.deposit_cursor("replica-a") is None
+    await store.set_deposit_cursor("replica-a", 100)
+    await store.set_deposit_cursor("replica-a", 160)
+    await store.set_deposit_cursor("replica-b", 90)
+    await store.close()
+    again = await backend.open(clock)
+    try:
+        assert await again.deposit_cursor("replica-a") == 160
+        assert await again.deposit_cursor("replica-b") == 90
+    finally:
+        await again.close()

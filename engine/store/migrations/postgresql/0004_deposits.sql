@@ -30,6 +30,13 @@ CREATE UNIQUE INDEX deposit_needs_one_open ON deposit_needs (address) WHERE clos
 CREATE INDEX deposit_needs_by_state ON deposit_needs (state, opened_at);
 CREATE INDEX deposit_needs_by_address ON deposit_needs (address, opened_at);
 
+-- The last block whose deposits a follower recorded, per follower (a replica's name).
+CREATE TABLE deposit_cursors (
+    name        TEXT    PRIMARY KEY,
+    block       BIGINT  NOT NULL CHECK (block >= 0),
+    updated_at  DOUBLE PRECISION NOT NULL
+);
+
 CREATE TABLE deposit_addresses (
     policy      TEXT    NOT NULL,
     address     TEXT    NOT NULL,

@@ -33,6 +33,15 @@ CREATE UNIQUE INDEX deposit_needs_one_open ON deposit_needs (address) WHERE clos
 CREATE INDEX deposit_needs_by_state ON deposit_needs (state, opened_at);
 CREATE INDEX deposit_needs_by_address ON deposit_needs (address, opened_at);
 
+-- The last block whose deposits a follower recorded, per follower (a replica's name): a
+-- restarted sidecar reads on from there, so a deposit in a block produced while it was
+-- down is still seen.
+CREATE TABLE deposit_cursors (
+    name        TEXT    PRIMARY KEY,
+    block       INTEGER NOT NULL CHECK (block >= 0),
+    updated_at  REAL    NOT NULL
+) STRICT;
+
 CREATE TABLE deposit_addresses (
     policy      TEXT    NOT NULL,
     address     TEXT    NOT NULL,
