@@ -40,7 +40,7 @@ from typing import Any, cast
 
 from engine.core.clock import Clock
 from engine.core.deposits import CloseReason, DepositNeed, NeedState, NewDeposit
-from engine.observe.address_sources import FileSource, PostgresSource, SourceState
+from engine.observe.address_sources import FileSource, PostgresSource
 from engine.observe.chain import ChainError, ChainReader
 from engine.observe.deposits import BlockTransfers, DepositWatch, scan_transfers
 from engine.observe.following import BlockFollower, BlockReport
@@ -189,9 +189,6 @@ class DepositDesk:
             found.append(f"deposits: {self.last_error}")
         return found
 
-    def sources_status(self) -> dict[str, SourceState]:
-        return {name: source.state for name, source in self.sources.items()}
-
     # ------------------------------------------------------------------ following
 
     def _on_block(self, report: BlockReport, infos: Sequence[Mapping[str, Any]]) -> None:
@@ -212,7 +209,7 @@ class DepositDesk:
                 "deposit blocks skipped",
                 extra={"event": "deposits", "first": first, "last": last},
             )
-        found, self._found = self._found, []
+        found = list(self._found)  # dropped once recorded: a store failure keeps them
         opened: dict[int, DepositNeed] = {}
         seen: dict[int, float] = {}
         for read_at, block in found:
@@ -231,6 +228,7 @@ class DepositDesk:
                 if need.state is NeedState.OPEN:
                     opened[need.id] = need
                     seen.setdefault(need.id, read_at)
+        del self._found[: len(found)]
         await self._save_cursor()
         if opened:
             await self.act(list(opened.values()), seen=seen)

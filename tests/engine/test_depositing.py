@@ -300,3 +300,29 @@ async def test_a_restarted_desk_reads_the_blocks_it_missed(market: Market) -> No
     acted = await second.follow_once()
     assert [n.address for n in acted] == [deposit_addresses[1]]
     assert market.creates("eopen") == 1
+
+
+async def test_a_store_failure_while_recording_keeps_the_deposits(market: Market) -> None:
+    from engine.store import StoreUnavailableError
+
+    deposit_addresses = market.watched(1, trx=10)
+    customer = address("customer")
+    market.chain.create_account(customer, 1_000 * TRX)
+    desk = desk_for(market, deposit_policy(deposit_addresses, ["p-eopen"]))
+    await desk.start()
+    await desk.follow_once()
+    market.chain.transfer_usdt(customer, deposit_addresses[0], amount=5_000_000)
+    market.advance(3)
+    real = market.store.record_deposits
+
+    async def down(deposits: Any) -> Any:
+        raise StoreUnavailableError("injected: the database is unavailable")
+
+    market.store.record_deposits = down  # type: ignore[method-assign]
+    await desk.round()  # the block is read; recording it fails
+    assert desk.last_error and "unavailable" in desk.last_error
+    market.store.record_deposits = real  # type: ignore[method-assign]
+    market.advance(3)
+    await desk.round()
+    assert [n.address for n in await market.store.deposit_needs()] == deposit_addresses
+    assert market.creates("eopen") == 1
