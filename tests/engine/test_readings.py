@@ -32,12 +32,10 @@ from engine.act.applying import OutcomeKind, apply_action
 from engine.act.tracking import Tracker, TrackingSettings
 from engine.decide.planning import Action, Candidate
 from engine.store import OrderFilter, OrderPhase
-from providers.base import AmbiguousError, Provider, ProviderError
-from providers.eopen import EopenProvider
+from providers import registry
+from providers.base import AmbiguousError, ProviderError
 from providers.http import NO_WAIT
-from providers.itrx import ItrxProvider
-from providers.mefree import MefreeProvider
-from providers.tronsave import TronsaveProvider
+from sandbox.providers import vendor as emulated
 from sandbox.providers.readings import Readings, all_single
 from tests.engine.market import VENDORS, Market
 from tests.providers.conftest import make_order
@@ -109,41 +107,18 @@ def adapters(market: Market) -> dict[str, FaultyTransport]:
     for vendor in VENDORS:
         transport = FaultyTransport(market.emulators[vendor].app, CREATE_PATHS[vendor])
         transports[vendor] = transport
-        common: dict[str, Any] = {"clock": market.clock, "transport": transport, "retry": NO_WAIT}
+        entry = emulated(vendor)
+        kwargs: dict[str, Any] = {
+            "clock": market.clock,
+            "transport": transport,
+            "retry": NO_WAIT,
+            "base_url": f"http://{vendor}.test{entry.base_path}",
+            **{k: SecretStr(v) for k, v in entry.credential_kwargs().items()},
+        }
+        if vendor == "tronsave":
+            kwargs["requests_per_second"] = 1e6
         name = f"p-{vendor}"
-        provider: Provider
-        if vendor == "mefree":
-            provider = MefreeProvider(
-                name,
-                api_key=SecretStr("mefree-sandbox-key"),
-                api_secret=SecretStr("mefree-sandbox-secret"),
-                base_url="http://mefree.test",
-                **common,
-            )
-        elif vendor == "itrx":
-            provider = ItrxProvider(
-                name,
-                api_key=SecretStr("ITRX-SANDBOX-KEY"),
-                api_secret=SecretStr("ITRX-SANDBOX-SECRET"),
-                base_url="http://itrx.test",
-                **common,
-            )
-        elif vendor == "eopen":
-            provider = EopenProvider(
-                name,
-                api_key=SecretStr("eopen-sandbox-key"),
-                base_url="http://eopen.test/api",
-                **common,
-            )
-        else:
-            provider = TronsaveProvider(
-                name,
-                api_key=SecretStr("tronsave-sandbox-key"),
-                base_url="http://tronsave.test",
-                requests_per_second=1e6,
-                **common,
-            )
-        market.providers[name] = provider
+        market.providers[name] = registry.create(vendor, name, **kwargs)
     return transports
 
 
