@@ -88,8 +88,8 @@ def test_the_market_follows_the_public_market_shape() -> None:
         prices = [p for v in vendors if (p := by[v, duration]) is not None]
         assert len(set(prices)) == len(prices), duration  # every vendor its own level
     assert all(by[v, 3600] is not None for v in vendors)  # every vendor sells an hour
-    ten_min = _charged_per_unit(world, "eopen", 600)
-    assert ten_min is not None and ten_min > by["eopen", 3600]  # 10 min dearer per unit
+    ten_min, hour = _charged_per_unit(world, "eopen", 600), by["eopen", 3600]
+    assert ten_min is not None and hour is not None and ten_min > hour  # 10 min dearer
     sold = {k: p for k, p in by.items() if p is not None}
     cheapest = {
         min((v for v in vendors if (v, d) in sold), key=lambda v: sold[v, d])
