@@ -25,6 +25,7 @@ from typing import Any
 
 from policies import vendors
 from providers.base import Provider
+from providers.catfee import CatFeeProvider
 from providers.eopen import EopenProvider
 from providers.itrx import ItrxProvider
 from providers.mefree import MefreeProvider
@@ -33,7 +34,14 @@ from providers.tronsave import TronsaveProvider
 ENTRY_POINT_GROUP = "energyctl.providers"
 
 BUILTIN: Mapping[str, type[Provider]] = {
-    cls.type_name: cls for cls in (MefreeProvider, ItrxProvider, EopenProvider, TronsaveProvider)
+    cls.type_name: cls
+    for cls in (
+        MefreeProvider,
+        ItrxProvider,
+        EopenProvider,
+        TronsaveProvider,
+        CatFeeProvider,
+    )
 }
 
 

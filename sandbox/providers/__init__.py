@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox.providers.catfee import CatFeeEmulator
 from sandbox.providers.emulating import EmulatorBase
 from sandbox.providers.eopen import EopenEmulator
 from sandbox.providers.itrx import ItrxEmulator
@@ -52,6 +53,10 @@ VENDORS: tuple[EmulatedVendor, ...] = (
     ),
     EmulatedVendor("eopen", EopenEmulator, {"apiKey": "eopen-sandbox-key"}, "/api"),
     EmulatedVendor("tronsave", TronSaveEmulator, {"apiKey": "tronsave-sandbox-key"}),
+    EmulatedVendor(
+        "catfee", CatFeeEmulator,
+        {"apiKey": "catfee-sandbox-key", "apiSecret": "catfee-sandbox-secret"},
+    ),
 )  # fmt: skip
 
 

@@ -108,6 +108,33 @@ READINGS: tuple[Reading, ...] = (
         'before is refused with `{errno: 1, message: "out_trade_no already exists"}`.',
     ),
     Reading(
+        "catfee",
+        "failure",
+        ("status", "code"),
+        "status",
+        "Order statuses INSUFFICIENT_BALANCE, QUANTITY_TOO_HIGH/LOW, ADDRESS_NOT_ACTIVATED, "
+        "INVALID_ADDRESS; whether a create answers them as the order's status or as a "
+        "non-zero code is not said. status: an order (never paid) with that status; code: "
+        "HTTP 200 `{code: 1, sub_code: INSUFFICIENT_BALANCE}` (or ADDRESS_NOT_ACTIVATED).",
+    ),
+    Reading(
+        "catfee",
+        "replay",
+        ("snapshot", "current"),
+        "snapshot",
+        'Idempotent requests: the same `client_order_id` again "returns the previous order '
+        'response without charging or creating a new order". snapshot: the first answer as '
+        "it was; current: the order as it is now.",
+    ),
+    Reading(
+        "catfee",
+        "window",
+        None,
+        "5",
+        "FAQ: a 401 when the timestamp deviates by 5 seconds or more; a third-party client "
+        "notes 30. The number of seconds a signed timestamp may be off.",
+    ),
+    Reading(
         "eopen",
         "params",
         ("both", "query", "body"),
@@ -164,6 +191,7 @@ READINGS: tuple[Reading, ...] = (
 
 #: the alternative values of numeric readings that the contract suite runs
 ALTERNATIVE_NUMBERS: Mapping[str, tuple[str, ...]] = {
+    "catfee.window": ("30",),
     "mefree.window": ("300",),
     "tronsave.minimum": ("64001",),
 }

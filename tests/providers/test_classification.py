@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from providers import eopen, itrx, mefree, tronsave
+from providers import catfee, eopen, itrx, mefree, tronsave
 from providers.base import AmbiguousError, PermanentError, Provider, TemporaryError
 from providers.http import NO_WAIT
 from tests.providers.conftest import Recorder, RecordingClock, make_order, raw, reply
@@ -109,7 +109,44 @@ TRONSAVE: list[Row] = [
     ("tronsave", "HTTP 500", 500, None, AMBIGUOUS, TEMPORARY),
 ]  # fmt: skip
 
-ROWS = MEFREE + ITRX + EOPEN + TRONSAVE
+
+def _cf(code: int, msg: str, sub_code: str = "") -> dict[str, Any]:
+    return {"code": code, "msg": msg, "sub_code": sub_code, "sub_msg": msg, "data": None}
+
+
+def _cf_order(status: str) -> dict[str, Any]:
+    order = {
+        "id": "2671ba7b-a323-49e6-b4a4-19adca27ebbf",
+        "status": status,
+        "quantity": 70000,
+        "pay_amount_sun": 0,
+        "confirm_status": "UNCONFIRMED",
+        "balance": 0,
+    }
+    return {"code": 0, "msg": "success", "sub_code": "", "sub_msg": "", "data": order}
+
+
+#: CatFee: the FAQ's HTTP statuses, the refusal statuses of an order (as a status or as a
+#: code, `catfee.failure`), and codes without a published list
+CATFEE: list[Row] = [
+    ("catfee", "HTTP 400 parameters", 400, _cf(400, "quantity must be >= 65000"),
+     REFUSAL, REFUSAL),
+    ("catfee", "HTTP 400 client_order_id exists", 400,
+     _cf(400, "client_order_id already exists"), AMBIGUOUS, REFUSAL),
+    ("catfee", "HTTP 401 signature", 401, _cf(401, "Invalid CF-ACCESS-SIGN"), REFUSAL, REFUSAL),
+    ("catfee", "HTTP 429", 429, _cf(429, "Too Many Requests"), TEMPORARY, TEMPORARY),
+    ("catfee", "code 1 balance", 200, _cf(1, "insufficient balance", "INSUFFICIENT_BALANCE"),
+     REFUSAL, REFUSAL),
+    ("catfee", "code 1 not activated", 200,
+     _cf(1, "receiver is not activated", "ADDRESS_NOT_ACTIVATED"), REFUSAL, REFUSAL),
+    ("catfee", "code 9999 unknown", 200, _cf(9999, "unknown"), AMBIGUOUS, REFUSAL),
+    ("catfee", "code 1 system error", 200, _cf(1, "system error"), AMBIGUOUS, REFUSAL),
+    *((("catfee", f"status {status}", 200, _cf_order(status), REFUSAL, REFUSAL))
+      for status in sorted(catfee.REFUSED_STATUSES)),
+    ("catfee", "HTTP 500", 500, None, AMBIGUOUS, TEMPORARY),
+]  # fmt: skip
+
+ROWS = MEFREE + ITRX + EOPEN + TRONSAVE + CATFEE
 
 
 def adapter(vendor: str, rec: Recorder) -> Provider:
@@ -123,6 +160,10 @@ def adapter(vendor: str, rec: Recorder) -> Provider:
         return itrx.ItrxProvider("it", api_key=SecretStr("k"), api_secret=SecretStr("s"), **common)
     if vendor == "eopen":
         return eopen.EopenProvider("eo", api_key=SecretStr("k"), **common)
+    if vendor == "catfee":
+        return catfee.CatFeeProvider(
+            "cf", api_key=SecretStr("k"), api_secret=SecretStr("s"), **common
+        )
     return tronsave.TronsaveProvider("ts", api_key=SecretStr("k"), **common)
 
 
@@ -142,6 +183,7 @@ def test_every_documented_code_is_in_the_table() -> None:
     assert {r[1] for r in EOPEN} >= {f"code {c}" for c in eopen.ERRORS}
     assert len(eopen.ERRORS) == 18
     assert {r[1] for r in TRONSAVE} >= set(tronsave.ERRORS)
+    assert {r[1] for r in CATFEE} >= {f"status {s}" for s in catfee.REFUSED_STATUSES}
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[f"{r[0]}-{r[1]}" for r in ROWS])
@@ -175,7 +217,7 @@ async def test_mefree_refusal_after_its_own_retry_is_ambiguous(row: Row) -> None
 
 
 async def test_unparsable_2xx_on_a_create_is_ambiguous() -> None:
-    for vendor in ("mefree", "itrx", "eopen", "tronsave"):
+    for vendor in ("mefree", "itrx", "eopen", "tronsave", "catfee"):
         rec = Recorder(raw(200, b"<html>OK</html>"))
         provider = adapter(vendor, rec)
         assert await classify(provider.place(make_order(energy=70_000))) == AMBIGUOUS, vendor

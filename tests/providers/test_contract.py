@@ -247,6 +247,46 @@ class TestVendorGuarantees:
         assert info.value.reason is ErrorReason.PRICE
 
 
+class TestCatFeeGuarantees:
+    """CatFee's `client_order_id` returns the first order; its refusal statuses."""
+
+    async def test_client_order_id_dedupes(self) -> None:
+        for replay in ("snapshot", "current"):
+            world = await _make(_named("catfee"), readings=Readings({"catfee.replay": replay}))
+            provider = world.adapter()
+            before = await provider.balance()
+            first = await provider.place(_order_for(provider))
+            world.clock.advance(10.0)
+            second = await provider.place(_order_for(provider))
+            assert first.provider_order_id == second.provider_order_id
+            assert before - await provider.balance() == first.cost_sun
+            assert len(world.emulator.orders) == 1 and world.emulator.count("create") == 2
+
+    async def test_a_5xx_after_accept_is_retried_on_the_key(self) -> None:
+        world = await _make(_named("catfee"))
+        provider = world.adapter()
+        world.emulator.faults.fail_next(1, 500, after_accept=True, on="create")
+        receipt = await provider.place(_order_for(provider))
+        assert world.emulator.count("create") == 2 and len(world.emulator.orders) == 1
+        assert receipt.provider_order_id in world.emulator.orders
+
+    async def test_balance_refusal_either_reading(self) -> None:
+        for failure in ("status", "code"):
+            world = await _make(_named("catfee"), readings=Readings({"catfee.failure": failure}))
+            world.emulator.faults.set_balance(0)
+            provider = world.adapter()
+            with pytest.raises(PermanentError) as info:
+                await provider.place(_order_for(provider))
+            assert info.value.reason is ErrorReason.BALANCE, failure
+            with pytest.raises(AmbiguousError):  # the same answer to a retry proves nothing
+                await provider.place(_order_for(provider, retry=True))
+            assert world.emulator.orders == {}
+
+
+def _named(name: str) -> Vendor:
+    return next(v for v in VENDORS if v.name == name)
+
+
 async def _make(
     vendor: Vendor, capacity: int = 1_000_000_000, readings: Readings | None = None
 ) -> World:
@@ -265,7 +305,8 @@ async def _make(
 # TRON node through its own staked provider account, and the chain is read back through
 # engine.observe.chain.ChainReader. Helpers: tests/providers/chain_harness.py.
 
-#: every state each adapter maps that its emulator can produce. Not reachable: Mefree maps
+#: every state each adapter maps that its emulator can produce. CatFee: a refused delegation
+#: ends DELEGATION_CONFIRMED_FAIL (FAILED). Not reachable: Mefree maps
 #: no terminal failure (DELEGATE_FAILED is not a documented value: it stays PENDING);
 #: itrx's emulator refunds whatever it does not deliver (41/43 -> REFUNDED, never PARTIAL
 #: or FAILED); eopen's never answers FAILED and reports COMPLETED for partial deliveries;
@@ -282,6 +323,7 @@ REACHABLE = {
         OrderState.PARTIAL,
         OrderState.FAILED,
     },
+    "catfee": {OrderState.PENDING, OrderState.DELEGATING, OrderState.DELEGATED, OrderState.FAILED},
 }
 CANARY_KEY, CANARY_SECRET = "canary-key-7d41c0de", "canary-secret-9b2e5f11"
 
