@@ -27,6 +27,7 @@ from policies import vendors
 from providers.base import Provider
 from providers.catfee import CatFeeProvider
 from providers.eopen import EopenProvider
+from providers.feee import FeeeProvider
 from providers.itrx import ItrxProvider
 from providers.mefree import MefreeProvider
 from providers.tronsave import TronsaveProvider
@@ -41,6 +42,7 @@ BUILTIN: Mapping[str, type[Provider]] = {
         EopenProvider,
         TronsaveProvider,
         CatFeeProvider,
+        FeeeProvider,
     )
 }
 

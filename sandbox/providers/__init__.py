@@ -20,6 +20,7 @@ from typing import Any
 from sandbox.providers.catfee import CatFeeEmulator
 from sandbox.providers.emulating import EmulatorBase
 from sandbox.providers.eopen import EopenEmulator
+from sandbox.providers.feee import FeeeEmulator
 from sandbox.providers.itrx import ItrxEmulator
 from sandbox.providers.mefree import MefreeEmulator
 from sandbox.providers.tronsave import TronSaveEmulator
@@ -57,6 +58,7 @@ VENDORS: tuple[EmulatedVendor, ...] = (
         "catfee", CatFeeEmulator,
         {"apiKey": "catfee-sandbox-key", "apiSecret": "catfee-sandbox-secret"},
     ),
+    EmulatedVendor("feee", FeeeEmulator, {"apiKey": "feee-sandbox-key"}, "/open"),
 )  # fmt: skip
 
 

@@ -89,6 +89,32 @@ READINGS: tuple[Reading, ...] = (
         "clock it is judged in real seconds.",
     ),
     Reading(
+        "feee",
+        "v3_path",
+        ("create", "submit", "both"),
+        "create",
+        "V3 create order: the page is headed `POST /v3/order/create`, its curl example posts "
+        "to `/open/v3/order/submit`. create / submit: only that path exists (the other is a "
+        "404); both: either.",
+    ),
+    Reading(
+        "feee",
+        "error_status",
+        ("200", "400"),
+        "200",
+        "Failures are `code != 0` with a `msg`; the HTTP status that goes with them is not "
+        "documented. 400: an error envelope comes with HTTP 400.",
+    ),
+    Reading(
+        "feee",
+        "minimum",
+        None,
+        "32000",
+        "No minimum `resource_value` is documented; the smallest order in the docs' examples "
+        "is 32,000. The smallest order accepted (a smaller one: code 1, naming "
+        "resource_value).",
+    ),
+    Reading(
         "itrx",
         "status30",
         ("preparing", "delegated"),
@@ -192,6 +218,7 @@ READINGS: tuple[Reading, ...] = (
 #: the alternative values of numeric readings that the contract suite runs
 ALTERNATIVE_NUMBERS: Mapping[str, tuple[str, ...]] = {
     "catfee.window": ("30",),
+    "feee.minimum": ("65000",),
     "mefree.window": ("300",),
     "tronsave.minimum": ("64001",),
 }

@@ -48,6 +48,7 @@ CREATE_PATHS = {
     "eopen": "/api/v1/tron/order",
     "tronsave": "/v2/buy-resource",
     "catfee": "/v1/order",
+    "feee": "/open/v2/order/submit",
 }
 #: (status, body) of an answer that does not prove nothing was bought, per vendor
 UNKNOWN_ANSWERS: dict[str, tuple[int, Any]] = {
@@ -56,6 +57,7 @@ UNKNOWN_ANSWERS: dict[str, tuple[int, Any]] = {
     "eopen": (200, {"code": 11000, "msg": "operation failed, retry later", "time": "0"}),
     "tronsave": (400, {"error": True, "message": "TSAS:500 INTERNAL_SERVER_ERROR", "data": None}),
     "catfee": (200, {"code": 9999, "msg": "unknown", "sub_code": "", "sub_msg": "", "data": None}),
+    "feee": (200, {"code": 1, "msg": "system busy", "request_id": "r", "data": None}),
 }
 #: (status, body) of a documented refusal made before anything was bought, per vendor
 REFUSALS: dict[str, tuple[int, Any]] = {
@@ -67,6 +69,7 @@ REFUSALS: dict[str, tuple[int, Any]] = {
         {"error": True, "message": "TSAS:410 INTERNAL_BALANCE_ACCOUNT_TOO_LOW", "data": None},
     ),
     "catfee": (200, {"code": 1, "msg": "insufficient balance", "sub_code": "INSUFFICIENT_BALANCE"}),
+    "feee": (200, {"code": 1, "msg": "insufficient balance", "request_id": "r", "data": None}),
 }
 
 
@@ -343,6 +346,7 @@ async def test_held_create_is_not_followed_by_an_order_elsewhere(tmp_path: Path)
             ("itrx", "undocumented-answer-after-accept"),
             ("tronsave", "undocumented-answer-after-accept"),
             ("catfee", "undocumented-answer-after-accept"),
+            ("feee", "undocumented-answer-after-accept"),
             *((v, "unparsable-2xx-after-accept") for v in VENDORS),
         ]
         addresses = market.watched(len(cases))

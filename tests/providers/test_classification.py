@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from providers import catfee, eopen, itrx, mefree, tronsave
+from providers import catfee, eopen, feee, itrx, mefree, tronsave
 from providers.base import AmbiguousError, PermanentError, Provider, TemporaryError
 from providers.http import NO_WAIT
 from tests.providers.conftest import Recorder, RecordingClock, make_order, raw, reply
@@ -146,7 +146,34 @@ CATFEE: list[Row] = [
     ("catfee", "HTTP 500", 500, None, AMBIGUOUS, TEMPORARY),
 ]  # fmt: skip
 
-ROWS = MEFREE + ITRX + EOPEN + TRONSAVE + CATFEE
+
+def _fe(msg: str) -> dict[str, Any]:
+    return {
+        "code": 1,
+        "msg": msg,
+        "request_id": "8f0e2a4c-1d3b-4e5f-9a7c-6b8d0e2f4a1c",
+        "data": None,
+    }
+
+
+#: feee.io publishes no code list: `code != 0` with a `msg`, under HTTP 200 or a 4xx; a
+#: refusal only when the words name what was refused. No idempotency key: never retried.
+FEEE: list[Row] = [
+    *(("feee", f"HTTP {status} {label}", status, _fe(msg), REFUSAL, REFUSAL)
+      for status in (200, 400)
+      for label, msg in (("key", "invalid key"), ("balance", "insufficient balance"),
+                         ("address", "receive_address is not a valid address"),
+                         ("amount", "resource_value must be at least 32000"),
+                         ("duration", "rent_duration is not valid for this rent_time_unit"))),
+    ("feee", "HTTP 401 key", 401, _fe("invalid key"), REFUSAL, REFUSAL),
+    ("feee", "HTTP 404 route", 404, None, REFUSAL, REFUSAL),
+    ("feee", "HTTP 429", 429, {"code": 429, "msg": "too many requests"}, TEMPORARY, TEMPORARY),
+    ("feee", "code 1 unworded", 200, _fe("system busy"), AMBIGUOUS, REFUSAL),
+    ("feee", "code 500 unworded", 200, {**_fe("error"), "code": 500}, AMBIGUOUS, REFUSAL),
+    ("feee", "HTTP 502", 502, None, AMBIGUOUS, TEMPORARY),
+]  # fmt: skip
+
+ROWS = MEFREE + ITRX + EOPEN + TRONSAVE + CATFEE + FEEE
 
 
 def adapter(vendor: str, rec: Recorder) -> Provider:
@@ -160,6 +187,8 @@ def adapter(vendor: str, rec: Recorder) -> Provider:
         return itrx.ItrxProvider("it", api_key=SecretStr("k"), api_secret=SecretStr("s"), **common)
     if vendor == "eopen":
         return eopen.EopenProvider("eo", api_key=SecretStr("k"), **common)
+    if vendor == "feee":
+        return feee.FeeeProvider("fe", api_key=SecretStr("k"), **common)
     if vendor == "catfee":
         return catfee.CatFeeProvider(
             "cf", api_key=SecretStr("k"), api_secret=SecretStr("s"), **common
@@ -217,7 +246,7 @@ async def test_mefree_refusal_after_its_own_retry_is_ambiguous(row: Row) -> None
 
 
 async def test_unparsable_2xx_on_a_create_is_ambiguous() -> None:
-    for vendor in ("mefree", "itrx", "eopen", "tronsave", "catfee"):
+    for vendor in ("mefree", "itrx", "eopen", "tronsave", "catfee", "feee"):
         rec = Recorder(raw(200, b"<html>OK</html>"))
         provider = adapter(vendor, rec)
         assert await classify(provider.place(make_order(energy=70_000))) == AMBIGUOUS, vendor
