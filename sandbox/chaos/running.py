@@ -126,7 +126,8 @@ class ChaosRun:
         self.node_faults = NodeFaults()
         self.node_app = create_app(self.world.chain, faults=self.node_faults)
         files = demo.render_policy_files(
-            {"node": "http://node.test"} | {v: f"http://{v}.test" for v in demo.VENDORS},
+            {"node": "http://node.test"}
+            | {v: f"http://{v}.test{demo.BASE_PATHS.get(v, '')}" for v in demo.VENDORS},
             f"sqlite:///{directory / 'chaos.db'}",
             POLICIES,
         )
