@@ -105,6 +105,7 @@ _REFUSAL_WORDS: tuple[tuple[tuple[str, ...], ErrorReason], ...] = (
     (("apikey", "api key", "key", "auth", "whitelist"), R.AUTH),
     (("balance", "insufficient", "trx_money"), R.BALANCE),
     (("address",), R.RECEIVER),
+    (("order does not exist", "order not found", "no such order"), R.NOT_FOUND),
     (("param", "invalid", "resource_value", "rent_", "resource_type", "duration"),
      R.INVALID_REQUEST),
 )  # fmt: skip

@@ -166,6 +166,7 @@ async def test_quote_v2_and_v3_and_balance(clock: RecordingClock) -> None:
         ("receive_address is not a valid address", ErrorReason.RECEIVER, True),
         ("resource_value must be at least 32000", ErrorReason.INVALID_REQUEST, True),
         ("invalid key", ErrorReason.AUTH, True),
+        ("order does not exist", ErrorReason.NOT_FOUND, True),
         ("system busy", ErrorReason.UNKNOWN, False),
     ],
 )
