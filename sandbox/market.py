@@ -1,7 +1,8 @@
 """The sandbox's market as one catalogue: every rental each vendor emulator sells, and its price.
 
-`catalogue(world)` reads the four emulators' price tables (`MefreePrices`, `ItrxPrices`,
-`EopenPrices`, `TronSavePrices`; the values, their public sources and the date they describe
+`catalogue(world)` reads the emulators' price tables (`MefreePrices`, `ItrxPrices`,
+`EopenPrices`, `TronSavePrices`, and the tables of the emulators that list their own offers;
+the values, their public sources and the date they describe
 are in docs/sandbox-providers.md) and lists one `Offer` per vendor and duration: the
 duration in seconds, the cost in sun of one unit of energy for that whole duration (per-day
 prices times days) and the vendor's smallest order. Durations run to `max_days` days.

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from providers import registry
 from sandbox import demo
 from sandbox.market import BUCKET, Drift, Market, Offer, catalogue
 from sandbox.optimum import WINDOW, solve_address
@@ -161,13 +162,22 @@ def _random_case(rng: random.Random, tmp: Path) -> tuple[Path, Path, float]:
     threshold = rng.choice([65, 65, 131, 150])
     target = max(amount, threshold)
     top_up = f"amount: {amount}k" if rng.random() < 0.6 else f"target: {target}k"
+    duration = rng.choice(["1h", "1h", "1d", "3d"])
+    chosen = vendors[: rng.randint(1, 4)]
+    seconds = {"1h": 3600, "1d": 86_400, "3d": 3 * 86_400}[duration]
+
+    def sells(vendor: str) -> bool:
+        return registry.get(vendor).capabilities.accepts_duration(seconds)
+
+    if not any(sells(v) for v in chosen):  # validation refuses a policy nobody can serve
+        chosen.append(next(v for v in vendors if sells(v)))
     (directory / "policies.yaml").write_text(
         _POLICY.format(
             address=address,
             threshold=f"{threshold}k",
             top_up=top_up,
-            duration=rng.choice(["1h", "1h", "1d", "3d"]),
-            providers=", ".join(vendors[: rng.randint(1, 4)]),
+            duration=duration,
+            providers=", ".join(chosen),
         )
     )
     days = rng.choice([0.1, 0.25, 0.5])
