@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from providers import registry
 from sandbox import demo
 from sandbox.market import BUCKET, Drift, Market, Offer, catalogue
 from sandbox.optimum import WINDOW, solve_address
@@ -51,10 +52,16 @@ def test_burning_is_the_optimum_when_rentals_cost_more() -> None:
     assert result.lower_bound_sun == int((HOT + 130_285) * 100 * (1 - 1e-7))
 
 
-def _charged_per_unit(world: World, vendor: str, seconds: int, energy: int = 65_000) -> float:
-    """What the emulator charges for `energy` for `seconds`, per unit (TronSave: SLOW)."""
+def _charged_per_unit(
+    world: World, vendor: str, seconds: int, energy: int = 65_000
+) -> float | None:
+    """What the emulator charges for `energy` for `seconds`, per unit (TronSave: SLOW);
+    None for a duration the vendor does not sell (an emulator with `charge_for`)."""
     emulator = world.emulators[vendor]
     days = seconds // 86_400
+    if hasattr(emulator, "charge_for"):
+        charged = emulator.charge_for(energy, seconds)
+        return None if charged is None else charged / energy
     if isinstance(emulator, MefreeEmulator):
         total = emulator.prices.cost(energy, 1 if days == 0 else days + (days == 1))
     elif isinstance(emulator, ItrxEmulator):
@@ -77,23 +84,27 @@ def test_the_market_follows_the_public_market_shape() -> None:
         for v in vendors
         for d in (3600, 86_400, 3 * 86_400, 7 * 86_400)
     }
-    for vendor in vendors:
-        assert 25 <= by[vendor, 3600] <= 75, vendor
-        assert 55 <= by[vendor, 86_400] <= 110, vendor
-        assert 50 <= by[vendor, 3 * 86_400] / 3 <= 60, vendor
+    ranges = {3600: (25, 75), 86_400: (55, 110), 3 * 86_400: (3 * 50, 3 * 60)}
+    for (vendor, duration), charged in by.items():
+        low, high = ranges.get(duration, (0, 10**6))
+        assert charged is None or low <= charged <= high, (vendor, duration)
     for duration in (3600, 86_400, 3 * 86_400):
-        prices = [by[v, duration] for v in vendors]
+        prices = [p for v in vendors if (p := by[v, duration]) is not None]
         assert len(set(prices)) == len(prices), duration  # every vendor its own level
-    assert _charged_per_unit(world, "eopen", 600) > by["eopen", 3600]  # 10 min dearer per unit
+    assert all(by[v, 3600] is not None for v in vendors)  # every vendor sells an hour
+    ten_min, hour = _charged_per_unit(world, "eopen", 600), by["eopen", 3600]
+    assert ten_min is not None and hour is not None and ten_min > hour  # 10 min dearer
+    sold = {k: p for k, p in by.items() if p is not None}
     cheapest = {
-        min(vendors, key=lambda v: by[v, d]) for d in (3600, 86_400, 3 * 86_400, 7 * 86_400)
+        min((v for v in vendors if (v, d) in sold), key=lambda v: sold[v, d])
+        for d in (3600, 86_400, 3 * 86_400, 7 * 86_400)
     }
     assert len(cheapest) >= 3  # each cheapest somewhere
     # the optimum's catalogue never asks more than the emulators charge
     for offer in catalogue(world, max_days=7):
         charged = by.get((offer.vendor, offer.duration))
-        if offer.vendor == "tronsave":
-            charged = _charged_per_unit(world, "tronsave", offer.duration)
+        if offer.vendor == "tronsave" or hasattr(world.emulators[offer.vendor], "charge_for"):
+            charged = _charged_per_unit(world, offer.vendor, offer.duration)
         if charged is not None:
             assert offer.unit_cost_sun <= charged, offer
 
@@ -161,13 +172,22 @@ def _random_case(rng: random.Random, tmp: Path) -> tuple[Path, Path, float, floa
     top_up = f"amount: {amount}k" if rng.random() < 0.6 else f"target: {target}k"
     kind = rng.random()
     tight, merging = kind < 0.5, kind >= 0.9
+    duration = "3d" if merging else rng.choice(["1h", "1h", "1d", "3d"])
+    chosen = vendors[: rng.randint(1, 4)]
+    seconds = {"1h": 3600, "1d": 86_400, "3d": 3 * 86_400}[duration]
+
+    def sells(vendor: str) -> bool:
+        return registry.get(vendor).capabilities.accepts_duration(seconds)
+
+    if not any(sells(v) for v in chosen):  # validation refuses a policy nobody can serve
+        chosen.append(next(v for v in vendors if sells(v)))
     (directory / "policies.yaml").write_text(
         _POLICY.format(
             address=address,
             threshold=f"{threshold}k",
             top_up=top_up,
-            duration="3d" if merging else rng.choice(["1h", "1h", "1d", "3d"]),
-            providers=", ".join(vendors[: rng.randint(1, 4)]),
+            duration=duration,
+            providers=", ".join(chosen),
         )
     )
     days = rng.choice([0.1, 0.25, 0.5])
