@@ -63,7 +63,7 @@ class Reclaim:
 
 
 class _Address:
-    """The draws and reclaims of one address, arranged for (R_w) per transfer."""
+    """The draws and reclaims of one address, arranged for (R_j, w) per transfer."""
 
     def __init__(self, draws: Sequence[Draw], reclaims: Iterable[Reclaim]) -> None:
         ordered = sorted(draws, key=lambda d: d.at)  # stable: same-time draws keep order
