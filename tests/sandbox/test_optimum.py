@@ -18,7 +18,7 @@ import pytest
 
 from sandbox import demo
 from sandbox.market import BUCKET, Drift, Market, Offer, catalogue
-from sandbox.optimum import WINDOW, _Program, _Type, solve_address
+from sandbox.optimum import WINDOW, AddressOptimum, Optimum, _Program, _Type, solve_address
 from sandbox.providers.eopen import PERIODS as EOPEN_PERIODS
 from sandbox.providers.eopen import EopenEmulator
 from sandbox.providers.itrx import ItrxEmulator
@@ -26,7 +26,7 @@ from sandbox.providers.mefree import MefreeEmulator
 from sandbox.providers.tronsave import TronSaveEmulator
 from sandbox.providers.tronsave_market import cost_sun
 from sandbox.recovery import draws_of
-from sandbox.reporting import order_cost
+from sandbox.reporting import _recovery_note, order_cost
 from sandbox.simulating import simulate
 from sandbox.world import World
 from tests.sandbox.test_recovery import holds
@@ -277,4 +277,19 @@ def test_a_report_carries_the_optimum(profile: str) -> None:
     assert report["transfers"] == 20
     # one transfer per address: nothing merges, every bound is certified at 24 h
     assert report["optimum"]["recovery_factor"] == 1.0
+    assert report["optimum"]["recovery_short_rows"] == 0.0
+    assert report["optimum"]["recovery_median"] == 1.0
     assert report["bound_recovery"] == "24 h"
+
+
+def test_the_row_windows_are_summed_up_over_every_row() -> None:
+    rows = {
+        "A": AddressOptimum("A", 3, 0, None, 0.0, windows=(WINDOW, WINDOW / 2, WINDOW)),
+        "B": AddressOptimum("B", 1, 0, None, 0.0, windows=(WINDOW / 4,)),
+        "C": AddressOptimum("C", 0, 0, None, 0.0),
+    }
+    opt = Optimum(100, rows, 0.0)
+    assert opt.recovery_factor == 0.25 and opt.short_rows == 0.5
+    assert opt.median_factor == 0.75  # of 1, 0.5, 1, 0.25
+    assert rows["A"].recovery_factor == 0.5 and rows["C"].recovery_factor == 1.0
+    assert _recovery_note(opt) == "6.00 h (50.0% of transfers < 24 h)"
