@@ -72,18 +72,20 @@ as the node decays it for the call), and m_r the used energy a reclaim r (an
 UnDelegateResource to the address at time s_r) moved away (`ChainState.reclaims`). It is
 a property of what the run did, checked after it: the **certificate**, one per transfer.
 For a fixed j its left side grows with w and is 0 for w <= 6 s, so the windows where it
-holds form an interval (0, w_j*] with w_j* >= 6 s; the per-address condition of earlier
-versions (one w for every row) is (R_j, w) for all j, whose largest window is min_j w_j*.
+holds form an interval (0, w_j*] with w_j* >= 6 s; one window for every row of the
+address (the condition for all j at once) can be at most min_j w_j*.
 
-**Rows are independent.** Every constraint of the program belongs to one transfer j and
-reads no window but w_j: the capacity row of j and the caps of C_j (the column C_j
-appears in no other row); the chain of j (its ends L with t_j - t_L < w_j) and the first
-draw alive at t_j are row j's. The columns the rows share (b, x, and in the sparse form
-S, PE, QB, RB) are defined by equalities that hold for any windows: S and PE are sums of
-rental amounts, QB and RB prefix sums of b_i and tau_i b_i with tau_i in days, the same
-for every row; each row turns them into its own weights with its own a_j and g_j. The
-pruning of dominated columns compares them row by row, for any window in each row. So
-the proof below is stated for one row j at a time, and row j uses (R_j, w_j) only.
+**Rows are independent.** Every constraint that reads a window belongs to one transfer j
+and reads w_j only: the capacity row of j, and j's own chain C_{j,L} (its "what ended"
+and "usage it could take" rows; in the sparse form the caps of the column C_j, which
+appears in no other transfer's rows), over j's ends (t_j - t_L < w_j) and the draws alive
+at t_j. The columns that rows of different transfers share (b, x, and in the sparse form
+S, PE, QB, RB) enter no row with a window of their own: S and PE are sums of rental
+amounts, QB and RB prefix sums of b_i and tau_i b_i with tau_i in days, the same for
+every row, tied by equalities that read no window; each row turns them into its own
+weights with its own a_j and g_j. The pruning of dominated columns holds row by row, for
+any window in each row. So the proof below is stated for one transfer's rows at a time,
+and they use (R_j, w_j) only; no part needs a window shared between transfers.
 
 **Proof.** Map the run into the program (the map) and show that the mapped plan (a) costs
 no more than the run and (b) meets every row j of the program with window w_j; the LP's
