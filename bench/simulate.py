@@ -8,11 +8,13 @@ burning and cost over the hindsight optimum (`sandbox/optimum.py`). Targets: a 5
 week's report, optimum included, in under 90 s. Ends with one line:
 
     RESULT days=7 addresses=50 transfers=N wall_s=<slowest profile> <profile>_saving=0.xx
-        <profile>_over_optimum=x.xx <profile>_burned=N <profile>_recovery=0.xxx ...
+        <profile>_over_optimum=x.xx <profile>_burned=N <profile>_min_row_c=0.xxx
+        <profile>_short_rows=0.xxx ...
 
 (`transfers` counts the `week` profile's transfers, else the largest profile's; `_burned`
-counts transfers that burned; `_recovery` is the smallest recovery factor c over the
-addresses: each address's bound is certified with a window of c x 24 h.)
+counts transfers that burned. The bound is certified per transfer: row j of an address's
+program recovers over c_j x 24 h; `_min_row_c` is the run's smallest c_j and
+`_short_rows` the share of transfers with c_j < 1; the line per profile adds the median.)
 
     .venv/bin/python bench/simulate.py [--days 7] [--addresses 50] [--seed 0]
         [--profiles steady,daily,bursty,payments,week,deposits]
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -76,22 +77,22 @@ def main() -> None:
             over = report.get("cost_over_optimum")
             bound = report["optimum"]["lower_bound_trx"]
             factor = report["optimum"]["recovery_factor"]
-            assert result.optimum is not None
-            factors = [a.recovery_factor for a in result.optimum.addresses.values()]
+            short = report["optimum"]["recovery_short_rows"]
             print(
                 f"{name:<9} {seconds:6.1f} s (optimum {report['optimum']['seconds']:.1f} s)  "
                 f"transfers {report['transfers']:>6}  spent {report['spent_trx']:>10,.2f} TRX  "
                 f"burned {report['burned_trx']:>9,.2f} TRX ({report['transfers_burning']})  "
                 f"optimum >= {bound:,.2f} TRX  saving {report['saving_vs_burning']:.1%}  "
                 f"over optimum {over}  window {report['bound_recovery']}, "
-                f"median c {statistics.median(factors or [1.0]):.3f}",
+                f"median c_j {report['optimum']['recovery_median']:.3f}",
                 flush=True,
             )
             figures += [
                 f"{name}_saving={report['saving_vs_burning']:.2f}",
                 f"{name}_over_optimum={over:.2f}" if over else f"{name}_over_optimum=nan",
                 f"{name}_burned={report['transfers_burning']}",
-                f"{name}_recovery={factor:.3f}",
+                f"{name}_min_row_c={factor:.3f}",
+                f"{name}_short_rows={short:.3f}",
             ]
     print(
         f"RESULT days={args.days:g} addresses={args.addresses} transfers={week_transfers} "

@@ -30,12 +30,21 @@ from sandbox.providers import VENDORS as EMULATED
 
 VENDORS = tuple(v.name for v in EMULATED)  # the list is sandbox.providers.VENDORS
 HOST = "127.0.0.1"
+API_PORT = 18095  # the engine's HTTP API (the sidecar's), as `energyctl sandbox` serves it
+
+
+def _vendor_port(n: int) -> int:
+    """The n-th vendor's port: 18091 upwards, stepping over the API's port."""
+    port = 18091 + n
+    return port + 1 if port >= API_PORT else port
+
+
 DEFAULT_PORTS: Mapping[str, int] = {
     "node": 18090,
-    **{vendor: 18091 + n for n, vendor in enumerate(VENDORS)},  # mefree 18091 ... tronsave 18094
+    # mefree 18091 ... tronsave 18094; the vendors after them from 18096
+    **{vendor: _vendor_port(n) for n, vendor in enumerate(VENDORS)},
 }
 DEFAULT_STORE_URL = "sqlite:///energyctl-sandbox.db"
-API_PORT = 18095  # the engine's HTTP API (the sidecar's), as `energyctl sandbox` serves it
 BASE_PATHS: Mapping[str, str] = {v.name: v.base_path for v in EMULATED if v.base_path}
 
 #: spec key -> sandbox credential value, per vendor (the emulators' defaults)

@@ -1,13 +1,14 @@
-"""The recovery certificate: the window with which a finished run proves the optimum's bound.
+"""The recovery certificate: the windows with which a finished run proves the optimum's bound.
 
 The hindsight program (`sandbox/optimum.py`) lets each draw of energy recover on its own,
-linearly over a window w (24 h by default, 6 s early). java-tron merges the recovery
-windows of successive draws instead (`sandbox/tron_node/model.py`, `increase_v2`), and over
-a chain of merges the node's usage can fall below the independent sum. The bound is
-proved for a run whenever, for that run's own draws, condition (R_w) holds; this module
-checks it and finds the largest w in (0, 24 h] for which it does.
+linearly over a window (24 h by default, 6 s early). java-tron merges the recovery windows
+of successive draws instead (`sandbox/tron_node/model.py`, `increase_v2`), and over a chain
+of merges the node's usage can fall below the independent sum. The bound is proved for a
+run whenever every transfer j's row of the program uses a window w_j for which condition
+(R_j, w_j) holds on that run's own draws; this module checks it and finds, per transfer,
+the largest w_j in (0, 24 h] for which it does.
 
-(R_w), per address: for every transfer j and every i <= j (the draws i..j-1),
+(R_j, w), for one transfer j of an address: for every i <= j (the draws i..j-1),
 
     sum_{i <= k < j} p_k rho_w(t_j - t_k)  <=  u_j + sum_{reclaims r: t_i <= s_r < t_j} m_r
 
@@ -15,17 +16,20 @@ with p_k the energy transfer k drew from the pool, rho_w(d) = max(0, 1 - (d + 6 
 u_j the usage the node held for the address just before transfer j (`TransferRecord.
 usage_before`), and m_r the used energy reclaim r (an UnDelegateResource at time s_r)
 moved away from the address (`ChainState.reclaims`). The left side grows with w, so the
-set of windows where (R_w) holds is an interval (0, w*]; below 6 s the left side is 0,
-so w* >= 6 s always. `certified_window` returns w* (by bisection, from below: the window
-returned always passes the check) and `check` the largest excess (<= 0: it holds).
+windows where (R_j, w) holds form an interval (0, w_j*]; below 6 s the left side is 0,
+so w_j* >= 6 s always. `certified_windows` returns each transfer's w_j (by bisection,
+from below: every window returned passes its row's check), `certified_window` the
+smallest (the one window that would serve every row of the address) and `check` the
+largest excess (<= 0: it holds).
 
 Where the windows never merge (one draw alive at a time) the node's usage is the
-independent sum and (R_24h) holds with the 6 s to spare; short runs and sparse senders
-certify 24 h. A steady sender's merged window is about 12 h, and after bursts it can be
-shorter, so a quiet spell after busy hours can need w of 12 h or less (the optimum's
-docstring and docs/sandbox.md have the figures). The
-proof that (R_w) makes the program with window w a relaxation of the run is in
-`sandbox/optimum.py`. Neighbours: `sandbox/simulating.py` (collects the draws and reclaims).
+independent sum and (R_j, 24 h) holds with the 6 s to spare; short runs and sparse senders
+certify 24 h on every row. A steady sender's merged window is about 12 h, and after bursts
+it can be shorter, so a transfer late in a quiet spell after busy hours can need w_j of
+12 h or less, while the busy hours' own transfers keep 24 h (the optimum's docstring and
+docs/sandbox.md have the figures). The proof that these conditions make the program a
+relaxation of the run is in `sandbox/optimum.py`. Neighbours: `sandbox/simulating.py`
+(collects the draws and reclaims).
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ class Reclaim:
 
 
 class _Address:
-    """The draws and reclaims of one address, arranged for (R_w) per transfer."""
+    """The draws and reclaims of one address, arranged for (R_j, w) per transfer."""
 
     def __init__(self, draws: Sequence[Draw], reclaims: Iterable[Reclaim]) -> None:
         ordered = sorted(draws, key=lambda d: d.at)  # stable: same-time draws keep order
@@ -85,20 +89,22 @@ class _Address:
         taken = self.moved_before[j] - self.moved_before[lo:j]
         return float(np.max(usage - self.u[j] - taken))
 
-    def largest(self, window: float) -> float:
-        """The largest w <= `window` with (R_w) at every transfer (bisection from below)."""
-        for j in range(len(self.t)):
-            if self.excess(j, window) <= 0:
-                continue
-            low, high = SLOT_ROUNDING, window  # holds at low (rho is 0), fails at high
-            for _ in range(BISECTIONS):
-                middle = (low + high) / 2
-                if self.excess(j, middle) <= 0:
-                    low = middle
-                else:
-                    high = middle
-            window = low
-        return window
+    def row(self, j: int, window: float) -> float:
+        """The largest w <= `window` with (R_j, w) (bisection from below: it passes)."""
+        if self.excess(j, window) <= 0:
+            return window
+        low, high = SLOT_ROUNDING, window  # holds at low (rho is 0), fails at high
+        for _ in range(BISECTIONS):
+            middle = (low + high) / 2
+            if self.excess(j, middle) <= 0:
+                low = middle
+            else:
+                high = middle
+        return low
+
+    def rows(self, window: float) -> np.ndarray:
+        """Each transfer's largest window (time order), each at most `window`."""
+        return np.asarray([self.row(j, window) for j in range(len(self.t))], dtype=float)
 
 
 class TransferLike(Protocol):
@@ -123,29 +129,51 @@ def draws_of(transfers: Iterable[TransferLike]) -> dict[str, list[Draw]]:
 
 def run_windows(
     transfers: Iterable[TransferLike], reclaims: Mapping[str, Sequence[Reclaim]]
-) -> dict[str, float]:
-    """Each sender's certified window (seconds) for a run; `reclaims` by receiver."""
+) -> dict[str, tuple[float, ...]]:
+    """Each sender's certified windows (seconds), one per transfer in time order (a stable
+    sort of the order made, as `sandbox/optimum.py` orders them); `reclaims` by receiver."""
     return {
-        address: certified_window(draws, reclaims.get(address, ()))
+        address: tuple(certified_windows(draws, reclaims.get(address, ())))
         for address, draws in draws_of(transfers).items()
     }
+
+
+def certified_windows(
+    draws: Sequence[Draw], reclaims: Iterable[Reclaim] = (), *, window: float = WINDOW
+) -> list[float]:
+    """Per transfer (in time order, stable), the largest w in [6 s, `window`] for which
+    (R_j, w) holds on these draws (seconds)."""
+    if not draws:
+        return []
+    return [float(w) for w in _Address(draws, reclaims).rows(window)]
 
 
 def certified_window(
     draws: Sequence[Draw], reclaims: Iterable[Reclaim] = (), *, window: float = WINDOW
 ) -> float:
-    """The largest w in [6 s, `window`] for which (R_w) holds on these draws (seconds)."""
-    if not draws:
-        return window
-    return _Address(draws, reclaims).largest(window)
+    """The largest w in [6 s, `window`] for which (R_j, w) holds at every transfer: the
+    smallest of `certified_windows` (each row's set of windows is an interval)."""
+    return min(certified_windows(draws, reclaims, window=window), default=window)
 
 
-def check(draws: Sequence[Draw], reclaims: Iterable[Reclaim], window: float) -> float:
-    """The largest excess of (R_w) over the transfers, in energy: <= 0 when (R_w) holds."""
+def check(
+    draws: Sequence[Draw], reclaims: Iterable[Reclaim], window: float | Sequence[float]
+) -> float:
+    """The largest excess of (R_j, w_j) over the transfers, in energy: <= 0 when every row
+    holds. `window`: one for every row, or one per transfer in time order."""
     if not draws:
         return 0.0
     address = _Address(draws, reclaims)
-    return max(address.excess(j, window) for j in range(len(address.t)))
+    windows = np.broadcast_to(np.asarray(window, dtype=float), address.t.shape)
+    return max(address.excess(j, float(w)) for j, w in enumerate(windows))
 
 
-__all__ = ["Draw", "Reclaim", "certified_window", "check", "draws_of", "run_windows"]
+__all__ = [
+    "Draw",
+    "Reclaim",
+    "certified_window",
+    "certified_windows",
+    "check",
+    "draws_of",
+    "run_windows",
+]

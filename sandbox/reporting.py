@@ -9,9 +9,11 @@
   cheapest unit price on offer for the shortest duration; not a bound) and spent / floor,
   and the hindsight optimum (`sandbox/optimum.py`): its proven lower bound, the MILP plan's
   cost where solved, cost over optimum = (spent + burned) / lower bound, and the recovery
-  window each address's bound was certified with (`recovery_factor` c: the program's
-  window is c x 24 h; the run's smallest c, the addresses below 1, and the table's
-  "bound's recovery window"). Energy wasted
+  windows the bound was certified with (one per transfer: row j of the program recovers
+  over c_j x 24 h; `recovery_factor` is the run's smallest c_j, `recovery_short_rows` the
+  share of transfers with c_j < 1, `recovery_median` the median c_j, `recovery_factors`
+  each address's smallest c_j where below 1, and the table's "bound's recovery window").
+  Energy wasted
   is bought energy that ended unused, counting recovery: per address, what its rentals could
   have served (`energy_capacity`: each rental's amount times 1 + its duration / 24 h, since
   used energy recovers linearly over 24 h) minus the energy transfers drew from the pool,
@@ -160,6 +162,8 @@ def build_report(
             "milp_sun": plan,
             "milp_trx": None if plan is None else _trx(plan),
             "recovery_factor": round(optimum.recovery_factor, 6),
+            "recovery_short_rows": round(optimum.short_rows, 6),
+            "recovery_median": round(optimum.median_factor, 6),
             "recovery_factors": {
                 address: round(a.recovery_factor, 6)
                 for address, a in sorted(optimum.addresses.items())
@@ -192,12 +196,12 @@ _ROWS = (
 
 
 def _recovery_note(optimum: Any) -> str:
-    """'24 h' when every address's bound is certified at 24 h, else the shortest window."""
-    factors = [a.recovery_factor for a in optimum.addresses.values()]
-    shorter = sum(1 for f in factors if f < 1)
-    if not shorter:
+    """'24 h' when every transfer's row is certified at 24 h, else the shortest window and
+    the share of rows below 24 h."""
+    share = optimum.short_rows
+    if not share:
         return "24 h"
-    return f"{min(factors) * 24:.2f} h ({shorter} of {len(factors)} addresses < 24 h)"
+    return f"{optimum.recovery_factor * 24:.2f} h ({share:.1%} of transfers < 24 h)"
 
 
 def comparison_table(reports: Sequence[Mapping[str, Any]]) -> str:

@@ -16,8 +16,8 @@ are ticked every step while an order is open, else every `EMULATOR_TICK` seconds
 With `drift` (`sandbox.market.Drift`), the emulators' prices move with emulated time
 (`Market.apply` each step). After the run, the hindsight optimum (`sandbox/optimum.py`) is
 computed over the transfers made and the prices as they were (`SimulationResult.optimum`),
-each address with the recovery window its run certifies (`sandbox/recovery.py`: from the
-usage the node held before each transfer and what each reclaim moved away).
+each transfer's row with the recovery window the run certifies for it (`sandbox/recovery.py`:
+from the usage the node held before each transfer and what each reclaim moved away).
 
 Provider documents keep their names and types but talk to the vendor emulators; their
 `fromEnv` secret references are answered with the sandbox credentials (nothing is read

@@ -77,7 +77,8 @@ def _offsets(
 @click.option(
     "--fixed-ports/--random-ports",
     default=None,
-    help="Serve on the ports examples/sandbox/ names (18090-18094) or on free ones. "
+    help="Serve on the ports examples/sandbox/ names (node 18090, vendors from 18091, API 18095) "
+    "or on free ones. "
     "Default: fixed with --world-only, random otherwise.",
 )
 @click.option(
@@ -129,7 +130,7 @@ def sandbox(
     readings: tuple[str, ...],
     live: bool | None,
 ) -> None:
-    """The whole system offline: an emulated TRON node, the four emulated providers, a
+    """The whole system offline: an emulated TRON node, the emulated providers, a
     payment-processor workload and the engine on the sandbox policies. No network, no keys.
 
     Exit codes: 0 stopped by --duration or Ctrl-C with at least one order delivered on the

@@ -1,8 +1,8 @@
 """The recovery certificate (sandbox/recovery.py) on the node's own arithmetic.
 
-Usages come from `sandbox/tron_node/model.py` (java-tron's window merging); `holds` below
-is a plain restatement of (R_w), independent of the module's vectorised check, and the
-property test in test_optimum.py uses it too.
+Usages come from `sandbox/tron_node/model.py` (java-tron's window merging); `holds_row`
+and `holds` below are a plain restatement of (R_j, w), independent of the module's
+vectorised check, and the property test in test_optimum.py uses them too.
 """
 
 from __future__ import annotations
@@ -14,25 +14,34 @@ import pytest
 
 from sandbox.market import Offer
 from sandbox.optimum import WINDOW, solve_address
-from sandbox.recovery import Draw, Reclaim, certified_window, check
+from sandbox.recovery import Draw, Reclaim, certified_window, certified_windows, check
 from sandbox.tron_node import model
 
 H = 3600.0
 SLOT = 3.0
 
 
-def holds(draws: Sequence[Draw], reclaims: Sequence[Reclaim], window: float) -> bool:
-    """(R_w): for every j and i <= j, the program's usage at t_j of the draws i..j-1 is at
-    most u_j plus what reclaims in [t_i, t_j) moved away."""
-    for j, last in enumerate(draws):
-        for i in range(j + 1):
-            usage = sum(
-                d.drawn * max(0.0, 1.0 - (last.at - d.at + 6.0) / window) for d in draws[i:j]
-            )
-            taken = sum(r.moved for r in reclaims if draws[i].at <= r.at < last.at)
-            if usage > last.usage_before + taken:
-                return False
+def holds_row(draws: Sequence[Draw], reclaims: Sequence[Reclaim], j: int, window: float) -> bool:
+    """(R_j, w): for every i <= j, the program's usage at t_j (window w) of the draws
+    i..j-1 is at most u_j plus what reclaims in [t_i, t_j) moved away (draws in time order)."""
+    last = draws[j]
+    for i in range(j + 1):
+        usage = sum(d.drawn * max(0.0, 1.0 - (last.at - d.at + 6.0) / window) for d in draws[i:j])
+        taken = sum(r.moved for r in reclaims if draws[i].at <= r.at < last.at)
+        if usage > last.usage_before + taken:
+            return False
     return True
+
+
+def holds(
+    draws: Sequence[Draw], reclaims: Sequence[Reclaim], window: float | Sequence[float]
+) -> bool:
+    """(R_j, w_j) at every transfer j (time order, stable): `window` is one w for every row
+    or one per row."""
+    ordered = sorted(draws, key=lambda d: d.at)
+    windows = [window] * len(ordered) if isinstance(window, float | int) else list(window)
+    assert len(windows) == len(ordered)
+    return all(holds_row(ordered, reclaims, j, w) for j, w in enumerate(windows))
 
 
 def _merged_run(gap_hours: float) -> list[Draw]:
@@ -63,6 +72,11 @@ def test_a_merge_then_a_quiet_spell_needs_a_shorter_window() -> None:
     assert window <= 20 * H + 6
     assert holds(draws, [], window)
     assert check(draws, [], window) <= 0
+    # per row: only the transfer after the quiet spell needs it; the others keep 24 h
+    rows = certified_windows(draws)
+    assert rows[:2] == [WINDOW, WINDOW] and rows[2] == window
+    assert holds(draws, [], rows) and check(draws, [], rows) <= 0
+    assert not holds_row(draws, [], 2, rows[2] + 1e-3)  # the largest: a little more fails
 
 
 @pytest.mark.parametrize(("gap", "full"), [(10.0, True), (15.0, True), (16.0, False)])
@@ -116,6 +130,14 @@ def test_the_vectorised_check_agrees_with_the_definition() -> None:
         assert holds(draws, reclaims, certified)
         if certified < WINDOW:  # the largest: a little longer fails
             assert not holds(draws, reclaims, min(WINDOW, certified * 1.001 + 1e-3))
+        rows = certified_windows(draws, reclaims)
+        assert min(rows) == certified and all(6.0 <= w <= WINDOW for w in rows)
+        assert (check(draws, reclaims, rows) <= 0) and holds(draws, reclaims, rows)
+        ordered = sorted(draws, key=lambda d: d.at)
+        for j, w in enumerate(rows):  # each row's the largest: a little longer fails there
+            assert holds_row(ordered, reclaims, j, w)
+            if w < WINDOW:
+                assert not holds_row(ordered, reclaims, j, min(WINDOW, w * 1.001 + 1e-3))
 
 
 def test_the_bound_only_goes_down_with_the_window() -> None:
@@ -132,3 +154,37 @@ def test_the_bound_only_goes_down_with_the_window() -> None:
     assert bounds[2] < bounds[0]  # the certified window gives up some of the 24 h bound
     with pytest.raises(ValueError, match="recovery window"):
         solve_address("A", times, energies, offers, energy_fee=100, window=0.0)
+
+
+def _played(hours: Sequence[float], drawn: int = 100_000) -> list[Draw]:
+    """Draws of `drawn` energy at these hours, with the usages the node computes."""
+    usage, draws = model.Usage(), []
+    for hour in hours:
+        slot = int(hour * H / SLOT)
+        before = model.decay(usage.used, usage.latest_slot, slot, usage.window)
+        draws.append(Draw(hour * H, drawn, before))
+        usage = model.consume(usage, drawn, slot)
+    return draws
+
+
+def _bound(draws: Sequence[Draw], offers: Sequence[Offer], window: float | list[float]) -> int:
+    times, energies = [d.at for d in draws], [d.drawn for d in draws]
+    return solve_address("A", times, energies, offers, energy_fee=100, window=window,
+                         milp_time_limit=None).lower_bound_sun  # fmt: skip
+
+
+def test_per_row_windows_give_a_bound_no_lower_than_one_window_per_address() -> None:
+    """Each row's window is at least the address's (their minimum), and the bound only goes
+    down with a row's window, so the per-row bound is at least the per-address one; here
+    strictly, since the rows before the quiet spell keep 24 h."""
+    offers = [Offer("a", 3600, 40, 32_000), Offer("b", 2 * 86_400, 90, 32_000)]
+    for hours, strictly in (([0.0, 12.0, 13.0, 32.0, 33.0], True), ([0.0, 30.0], False)):
+        draws = _played(hours)
+        rows = certified_windows(draws)
+        assert holds(draws, [], rows)
+        per_row, per_address = _bound(draws, offers, rows), _bound(draws, offers, min(rows))
+        assert per_row >= per_address
+        assert (per_row > per_address * 1.001) is strictly, (rows, per_row, per_address)
+        if strictly:
+            assert rows[:3] == [WINDOW] * 3 and max(rows[3:]) < WINDOW  # only the late rows
+            assert per_row <= _bound(draws, offers, WINDOW)
