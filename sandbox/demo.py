@@ -180,6 +180,38 @@ def _policy(row: PolicyRow) -> str:
     )
 
 
+def deposit_address(n: int) -> str:
+    """The n-th customer deposit address of `energyctl sandbox --workload deposits`."""
+    return key_address("deposit", n)
+
+
+DEPOSIT_POLICY = """\
+---
+# customer deposit addresses: one sweep's energy per deposit (docs/deposits.md)
+apiVersion: energyctl/v1
+kind: DepositPolicy
+metadata:
+  name: deposits
+spec:
+  addressesFrom: {{file: {file}}}
+  sweepTo: {hot}
+  minDeposit: 1000000
+  providers: [eopen, itrx, mefree, tronsave]
+  maxPrice: 120 sun/energy
+  budget: {{perDay: 20000 TRX}}
+"""
+
+
+def render_deposit_files(count: int) -> dict[str, str]:
+    """`deposits.yaml` (a DepositPolicy sweeping to SINK) and its address file."""
+    addresses = "".join(f"{deposit_address(n)}\n" for n in range(count))
+    return {
+        "deposits.yaml": _HEADER.format(what=f"{count} deposit addresses")
+        + DEPOSIT_POLICY.format(file="deposit-addresses.txt", hot=SINK),
+        "deposit-addresses.txt": f"# {count} customer deposit addresses\n{addresses}",
+    }
+
+
 def render_policy_files(
     urls: Mapping[str, str], store_url: str, policies: tuple[PolicyRow, ...] | None = None
 ) -> dict[str, str]:

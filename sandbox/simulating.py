@@ -92,6 +92,7 @@ class SimulationResult:
     #: per receiver, the used energy each UnDelegateResource moved away (the certificate)
     reclaims: dict[str, list[Reclaim]] = field(default_factory=dict)
     optimum: Optimum | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # figures of a particular run
 
     def report(self) -> dict[str, Any]:
         return build_report(
@@ -103,13 +104,18 @@ class SimulationResult:
             optimum=self.optimum,
             ended_at=self.ended_at,
             extra={"days": round((self.ended_at - self.started_at) / DAY, 4),
-                   "passes": self.passes},
+                   "passes": self.passes, **self.extra},
         )  # fmt: skip
 
 
 def sandbox_env(policy_set: PolicySet) -> dict[str, str]:
-    """Variable -> sandbox credential for every `fromEnv` in the Provider documents."""
+    """Variable -> sandbox credential for every `fromEnv` in the Provider documents (and a
+    stand-in for a DepositPolicy's webhook secret: the simulation sends no webhook)."""
     env: dict[str, str] = {}
+    for policy in policy_set.deposit_policies.values():
+        hook = policy.spec.webhook
+        if hook is not None and hook.secret.from_env is not None:
+            env[hook.secret.from_env] = "sandbox-webhook-secret"
     for name, document in policy_set.providers.items():
         credentials = demo.CREDENTIALS.get(document.spec.type, {})
         for key, info in type(document.spec).model_fields.items():
@@ -171,8 +177,27 @@ async def simulate(
     milp_time_limit: float | None = 1.0,
     drift: Drift | None = None,
 ) -> SimulationResult:
-    """Run one policy set over `days` of emulated traffic; see the module docstring."""
+    """Run one policy set over `days` of emulated traffic; see the module docstring.
+    A set with DepositPolicies plays deposits and sweeps instead of `workload`
+    (`sandbox/simulating_deposits.py`); it must then be `deposits`."""
     policy_set = load_for_simulation(paths)
+    if policy_set.deposit_policies:
+        if workload != "deposits":
+            raise SimulationError(
+                f"the set has DepositPolicies: simulate it with --workload deposits, not "
+                f"{workload!r}"
+            )
+        from sandbox.simulating_deposits import simulate_deposits
+
+        return await simulate_deposits(
+            policy_set,
+            name=name or ",".join(str(p) for p in paths),
+            days=days,
+            seed=seed,
+            step=step,
+            progress=progress,
+            drift=drift,
+        )
     clock = SimulationClock()
     world = World(clock=clock, watched=0)
     market = Market(world, drift)

@@ -19,7 +19,7 @@ block and reads again from there. Neighbours: `engine/observe/chain.py` (reads),
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,9 @@ from tronpy.keys import to_base58check_address
 from engine.observe.chain import ChainReader, ChainTemporaryError
 
 Watched = Container[str] | Callable[[], Container[str]]
+BlockHook = Callable[["BlockReport", Sequence[Mapping[str, Any]]], None]
+"""Called with each block accepted (in height order) and its transaction infos: the
+deposit detector reads token transfers there (`engine/observe/deposits.py`)."""
 
 # contract types that move energy stake (java-tron's DelegateResourceActuator and
 # UnDelegateResourceActuator, https://github.com/tronprotocol/java-tron)
@@ -203,7 +206,8 @@ class BlockFollower:
     `watched` is a set of base58 addresses or a callable returning the current one (read
     once per poll). `start` is the first height to read (default: the head at the first
     poll). At most `max_blocks` blocks are read per poll; behind by more than `max_lag`, the
-    follower jumps to the head and reports the skipped heights.
+    follower jumps to the head and reports the skipped heights. `on_block(report, infos)`,
+    when given, sees each block accepted with its transaction infos.
     """
 
     def __init__(
@@ -215,8 +219,10 @@ class BlockFollower:
         max_blocks: int = 100,
         max_lag: int = 1200,
         keep: int = 256,
+        on_block: BlockHook | None = None,
     ) -> None:
         self._reader = reader
+        self._on_block = on_block
         self._watched = watched
         self._next = start
         self._max_blocks = max_blocks
@@ -299,6 +305,8 @@ class BlockFollower:
                 del self._seen[next(iter(self._seen))]
             self._next = height + 1
             learned.reports.append(report)
+            if self._on_block is not None:
+                self._on_block(report, infos)
 
 
 @dataclass

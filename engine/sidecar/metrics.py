@@ -33,6 +33,9 @@ Series (all prefixed `energyctl_`):
   observation_age_seconds                        age of the last full read of the addresses
   last_pass_timestamp_seconds                    when the last pass finished (clock time)
   shards_held                                    address shards this replica holds now
+  deposit_addresses{policy}                      deposit addresses watched
+  deposit_episodes{policy,state}                 open deposit episodes by state
+  deposit_webhooks{result}                       energy-ready webhooks delivered or failed
 
 With a replica name (`Metrics(replica=...)`, the sidecar gives it when replicas share the
 addresses) every sample carries a `replica` label, added at exposition
@@ -172,6 +175,24 @@ class Metrics:
             "energyctl_last_pass_timestamp_seconds", "When the last pass ended.", registry=r
         )
         self.shards = Gauge("energyctl_shards_held", "Address shards held.", registry=r)
+        self.deposit_addresses = Gauge(
+            "energyctl_deposit_addresses",
+            "Deposit addresses watched.",
+            ["policy"],
+            registry=r,
+        )
+        self.deposit_episodes = Gauge(
+            "energyctl_deposit_episodes",
+            "Open deposit episodes by state.",
+            ["policy", "state"],
+            registry=r,
+        )
+        self.webhooks = Gauge(
+            "energyctl_deposit_webhooks",
+            "Energy-ready webhooks since the start: delivered, or given up after retries.",
+            ["result"],
+            registry=r,
+        )
         self._exposed = r
         if replica is not None:
             self.label_replica(replica)
@@ -278,6 +299,33 @@ class Metrics:
                 self.budget_spent.labels(name, str(window)).set(sun)
                 if limit is not None:
                     self.budget_limit.labels(name, str(window)).set(limit)
+        await self._deposits(controller, store, now)
+
+    async def _deposits(self, controller: Controller, store: Store, now: float) -> None:
+        """Deposit policies: addresses, open episodes by state, webhooks, budgets (their
+        spend counts by policy name)."""
+        desk = controller.deposits
+        self.deposit_addresses.clear()
+        self.deposit_episodes.clear()
+        if desk is None:
+            return
+        for name, policy in desk.policies.items():
+            self.deposit_addresses.labels(name).set(desk.watch.count(name))
+            budget = policy.spec.budget
+            for window, limit in ((BudgetWindow.DAY, budget.per_day),
+                                  (BudgetWindow.MONTH, budget.per_month)):  # fmt: skip
+                sun = await store.spent(name, window, now)
+                if window is BudgetWindow.DAY:
+                    self.spent.labels(name).set(sun)
+                self.budget_spent.labels(name, str(window)).set(sun)
+                if limit is not None:
+                    self.budget_limit.labels(name, str(window)).set(limit)
+        tally = Tally((n.policy, str(n.state)) for n in await store.deposit_needs())
+        for (policy_name, state), count in tally.items():
+            self.deposit_episodes.labels(policy_name, state).set(count)
+        if desk.webhooks is not None:
+            self.webhooks.labels("delivered").set(desk.webhooks.sent)
+            self.webhooks.labels("failed").set(desk.webhooks.failed)
 
     def exposition(self) -> bytes:
         return generate_latest(self._exposed)
