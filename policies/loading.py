@@ -23,24 +23,29 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, cast, get_args
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from policies.checking import check_documents
+from policies.deposits import DepositPolicy, check_deposit_policies
 from policies.diagnostics import Diagnostic, Location, did_you_mean, one_of, sorted_diagnostics
-from policies.models import API_VERSION, KINDS, Document, SecretRef, provider_model
-from policies.policyset import PolicySet, Sourced, secret_refs
+from policies.models import API_VERSION, SecretRef, provider_model
+from policies.models import KINDS as _KINDS
+from policies.policyset import AnyDocument, PolicySet, Sourced, secret_refs
 from policies.reading import MAX_FILE_BYTES, RawDocument, read_file
 
 MAX_SECRET_FILE_BYTES = 64 * 1024
 _SECRET_KEYS = frozenset({"apiKey", "apiSecret", "apiToken", "password", "fromEnv", "fromFile"})
 """Inputs under these keys are never echoed in messages (they may be pasted secrets)."""
 
+KINDS: dict[str, type[BaseModel]] = {**_KINDS, "DepositPolicy": DepositPolicy}
+"""Every document kind (DepositPolicy lives in `policies/deposits.py`)."""
+
 Check = Callable[[PolicySet], Iterable[Diagnostic]]
 """An extra check run on a valid PolicySet; it uses `PolicySet.locate` to place findings."""
 
-SecretGate = Callable[[Document, tuple[str, ...], SecretRef, Path | None], str | None]
+SecretGate = Callable[[AnyDocument, tuple[str, ...], SecretRef, Path | None], str | None]
 """Asked before a secret reference is resolved: (document, path of the field, reference,
 the file a `fromFile` names, as the loader would open it); a text refuses it (the secret
 is not read, and the text is the error). The sidecar's rules for pushed sets."""
@@ -75,7 +80,7 @@ class LoadResult:
 
     def summary(self) -> dict[str, int]:
         """How many files and documents of each kind were read (documents only if valid)."""
-        counts = {"files": len(self.files), "Provider": 0, "EnergyPolicy": 0, "EngineConfig": 0}
+        counts = {"files": len(self.files), **dict.fromkeys(KINDS, 0)}
         if self.policy_set is not None:
             for item in self.policy_set.documents:
                 counts[item.kind] += 1
@@ -163,12 +168,21 @@ def load(
             elif _kind_of(raw) in (None, "Provider"):
                 providers_complete = False
     diagnostics += check_documents(documents, providers_complete=providers_complete)
+    deposit_findings, address_files = check_deposit_policies(
+        [
+            (d.document, d.raw.file, d.locate)
+            for d in documents
+            if isinstance(d.document, DepositPolicy)
+        ],
+        [d.name for d in documents if d.kind == "Provider"] if providers_complete else None,
+    )
+    diagnostics += deposit_findings
     environment = os.environ if env is None else env
     for item in documents:
         diagnostics += _resolve_secrets(item, secrets, environment, secret_gate)
     policy_set = None
     if not any(d.is_error for d in diagnostics):
-        policy_set = PolicySet(documents)
+        policy_set = PolicySet(documents, address_files)
         for check in checks:
             diagnostics += check(policy_set)
         if any(d.is_error for d in diagnostics):
@@ -184,7 +198,7 @@ def _kind_of(raw: RawDocument) -> str | None:
     return kind if isinstance(kind, str) and kind in KINDS else None
 
 
-def _validate(raw: RawDocument) -> tuple[Document | None, list[Diagnostic]]:
+def _validate(raw: RawDocument) -> tuple[AnyDocument | None, list[Diagnostic]]:
     data = raw.data
     if not isinstance(data, dict):
         got = "a list" if isinstance(data, list) else f"the value {data!r}"[:60]
@@ -221,7 +235,8 @@ def _validate(raw: RawDocument) -> tuple[Document | None, list[Diagnostic]]:
         return None, problems
     model = provider_model() if kind == "Provider" else KINDS[str(kind)]
     try:
-        return model.model_validate(data, by_alias=True, by_name=False), []
+        document = model.model_validate(data, by_alias=True, by_name=False)
+        return cast("AnyDocument", document), []
     except ValidationError as exc:
         return None, [_from_pydantic(error, raw, model) for error in exc.errors(include_url=False)]
 

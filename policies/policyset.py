@@ -17,16 +17,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from policies.addresses import AddressFile
+from policies.deposits import DepositPolicy
 from policies.diagnostics import Location
 from policies.models import Document, EnergyPolicy, EngineConfig, EngineSpec, Provider, SecretRef
 from policies.reading import RawDocument
+
+AnyDocument = Document | DepositPolicy
 
 
 @dataclass(frozen=True)
 class Sourced:
     """A validated document and the YAML it came from."""
 
-    document: Document
+    document: AnyDocument
     raw: RawDocument
 
     @property
@@ -41,28 +45,31 @@ class Sourced:
         return self.raw.locate(path, key=key)
 
 
-def secret_refs(document: Document) -> Iterator[tuple[tuple[str, ...], SecretRef]]:
+def secret_refs(document: AnyDocument) -> Iterator[tuple[tuple[str, ...], SecretRef]]:
     """Every secret reference in a document, with its path (YAML key names)."""
-    spec = document.spec
-    for name, info in type(spec).model_fields.items():
-        value = getattr(spec, name)
-        alias = info.alias or name
+    yield from _refs_in(document.spec, ("spec",))
+
+
+def _refs_in(model: object, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], SecretRef]]:
+    for name, info in getattr(type(model), "model_fields", {}).items():
+        value = getattr(model, name)
+        alias = (info.alias or name,)
         if isinstance(value, SecretRef):
-            yield ("spec", alias), value
+            yield (*path, *alias), value
         elif hasattr(type(value), "model_fields"):
-            for sub, sub_info in type(value).model_fields.items():
-                inner = getattr(value, sub)
-                if isinstance(inner, SecretRef):
-                    yield ("spec", alias, sub_info.alias or sub), inner
+            yield from _refs_in(value, (*path, *alias))
 
 
 class PolicySet:
     """Providers, energy policies and engine settings that passed every check."""
 
-    def __init__(self, documents: Sequence[Sourced]) -> None:
+    def __init__(
+        self, documents: Sequence[Sourced], address_files: Mapping[str, AddressFile] | None = None
+    ) -> None:
         self._documents = tuple(documents)
         providers: dict[str, Provider] = {}
         policies: dict[str, EnergyPolicy] = {}
+        deposits: dict[str, DepositPolicy] = {}
         by_address: dict[str, EnergyPolicy] = {}
         self._engine: EngineConfig | None = None
         self._sources: dict[tuple[str, str], Sourced] = {}
@@ -75,11 +82,15 @@ class PolicySet:
                 policies[item.name] = doc
                 for address in doc.spec.addresses:
                     by_address.setdefault(address, doc)
+            elif isinstance(doc, DepositPolicy):
+                deposits[item.name] = doc
             else:
                 self._engine = doc
         self._providers = MappingProxyType(providers)
         self._policies = MappingProxyType(policies)
         self._by_address = MappingProxyType(by_address)
+        self._deposits = MappingProxyType(deposits)
+        self._address_files = MappingProxyType(dict(address_files or {}))
 
     @property
     def providers(self) -> Mapping[str, Provider]:
@@ -90,6 +101,16 @@ class PolicySet:
     def policies(self) -> Mapping[str, EnergyPolicy]:
         """EnergyPolicy documents by `metadata.name`."""
         return self._policies
+
+    @property
+    def deposit_policies(self) -> Mapping[str, DepositPolicy]:
+        """DepositPolicy documents by `metadata.name`."""
+        return self._deposits
+
+    @property
+    def address_files(self) -> Mapping[str, AddressFile]:
+        """The address files of deposit policies as read at load time, by policy name."""
+        return self._address_files
 
     @property
     def engine(self) -> EngineConfig | None:
@@ -122,14 +143,14 @@ class PolicySet:
         """The policy that watches `address`, or None."""
         return self._by_address.get(address)
 
-    def providers_for(self, policy: EnergyPolicy) -> tuple[Provider, ...]:
+    def providers_for(self, policy: EnergyPolicy | DepositPolicy) -> tuple[Provider, ...]:
         """The policy's providers, in its order of preference."""
         return tuple(self._providers[name] for name in policy.spec.providers)
 
-    def source(self, document: Document) -> Sourced:
+    def source(self, document: AnyDocument) -> Sourced:
         return self._sources[(document.kind, document.metadata.name)]
 
-    def locate(self, document: Document, *path: str | int, key: bool = False) -> Location:
+    def locate(self, document: AnyDocument, *path: str | int, key: bool = False) -> Location:
         """Where a field of a document is written, e.g. `locate(policy, "spec", "topUp")`."""
         return self.source(document).locate(*path, key=key)
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
 
+from policies.deposits import DepositPolicy
 from policies.models import EnergyPolicy, EngineConfig, provider_model
 
 SCHEMA_ID = "https://energyctl.dev/schemas/energyctl-v1.schema.json"
@@ -30,7 +31,8 @@ def json_schema() -> dict[str, Any]:
     A Provider's `spec` is a `oneOf` over every registered vendor (`policies/vendors.py`),
     plug-ins included."""
     documents: Any = Annotated[
-        provider_model() | EnergyPolicy | EngineConfig, Field(discriminator="kind")
+        provider_model() | EnergyPolicy | DepositPolicy | EngineConfig,
+        Field(discriminator="kind"),
     ]
     generated = TypeAdapter(documents).json_schema(by_alias=True, mode="validation")
     return {
@@ -38,7 +40,7 @@ def json_schema() -> dict[str, Any]:
         "$id": SCHEMA_ID,
         "title": "energyctl policy document",
         "description": "One document of an energyctl policy set: a Provider, an "
-        "EnergyPolicy or an EngineConfig (apiVersion energyctl/v1). "
+        "EnergyPolicy, a DepositPolicy or an EngineConfig (apiVersion energyctl/v1). "
         "See docs/policies.md.",
         **generated,
     }

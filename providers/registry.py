@@ -25,7 +25,9 @@ from typing import Any
 
 from policies import vendors
 from providers.base import Provider
+from providers.catfee import CatFeeProvider
 from providers.eopen import EopenProvider
+from providers.feee import FeeeProvider
 from providers.itrx import ItrxProvider
 from providers.mefree import MefreeProvider
 from providers.tronsave import TronsaveProvider
@@ -33,7 +35,15 @@ from providers.tronsave import TronsaveProvider
 ENTRY_POINT_GROUP = "energyctl.providers"
 
 BUILTIN: Mapping[str, type[Provider]] = {
-    cls.type_name: cls for cls in (MefreeProvider, ItrxProvider, EopenProvider, TronsaveProvider)
+    cls.type_name: cls
+    for cls in (
+        MefreeProvider,
+        ItrxProvider,
+        EopenProvider,
+        TronsaveProvider,
+        CatFeeProvider,
+        FeeeProvider,
+    )
 }
 
 

@@ -30,12 +30,21 @@ from sandbox.providers import VENDORS as EMULATED
 
 VENDORS = tuple(v.name for v in EMULATED)  # the list is sandbox.providers.VENDORS
 HOST = "127.0.0.1"
+API_PORT = 18095  # the engine's HTTP API (the sidecar's), as `energyctl sandbox` serves it
+
+
+def _vendor_port(n: int) -> int:
+    """The n-th vendor's port: 18091 upwards, stepping over the API's port."""
+    port = 18091 + n
+    return port + 1 if port >= API_PORT else port
+
+
 DEFAULT_PORTS: Mapping[str, int] = {
     "node": 18090,
-    **{vendor: 18091 + n for n, vendor in enumerate(VENDORS)},  # mefree 18091 ... tronsave 18094
+    # mefree 18091 ... tronsave 18094; the vendors after them from 18096
+    **{vendor: _vendor_port(n) for n, vendor in enumerate(VENDORS)},
 }
 DEFAULT_STORE_URL = "sqlite:///energyctl-sandbox.db"
-API_PORT = 18095  # the engine's HTTP API (the sidecar's), as `energyctl sandbox` serves it
 BASE_PATHS: Mapping[str, str] = {v.name: v.base_path for v in EMULATED if v.base_path}
 
 #: spec key -> sandbox credential value, per vendor (the emulators' defaults)
@@ -119,36 +128,29 @@ spec:
 """
 
 #: (name, comment, first address, count, threshold, topUp, providers, maxPrice, budget
-#: [, further spec lines]). What we recommend for addresses that send all day: quote every
-#: vendor (`strategy: cheapest`), size each rental from the address's expected use
-#: (`topUp.auto`: a standing level of about half a day's use plus one cold transfer, as
-#: used energy recovers linearly over 24 h; headroom 1.0, since a short top-up meets an
-#: excursion beyond the level) and let the engine choose among durations up to a week,
-#: renewing before a rental ends. `expectedUse` is what the sandbox's profiles
-#: average (~1 transfer an hour, ~1.8M energy a day); the engine learns each address's own
-#: use from its reads. The price cap allows a week's rental (a unit of energy for 7 days
-#: costs ~350-400 sun at the emulators' prices, against 100 sun burned per use), and the
-#: daily budgets a first day's week-long levels for a dozen addresses (~400 TRX each).
+#: [, further spec lines, e.g. "strategy: cheapest"]).
+#: Sized for the sandbox's default workload (`payments`: ~30 transfers per address per
+#: day, ~2.3M energy) at the emulators' prices: rentals of a day or more (an address's
+#: used energy takes 24 h to recover, so a rental supports about its size per day) and
+#: daily budgets above a first day's purchases. docs/sandbox.md has the figures.
 PolicyRow = (
     tuple[str, str, int, int, str, str, str, str, str]
     | tuple[str, str, int, int, str, str, str, str, str, str]
 )
-_AUTO = "{auto: {headroom: 1.0, atLeast: 131k}, duration: [1h, 1d, 3d, 7d]}"
-_STEADY = "strategy: cheapest\nexpectedUse: {perDay: 1.8M}\nrenewBefore: 20m"
 DEMO_POLICIES: tuple[PolicyRow, ...] = (
-    ("payouts", "hot wallets paying out USDT all day: the cheapest offer, sized to use",
-     0, 6, "131k", _AUTO,
-     "[tronsave, eopen, itrx, mefree]", "400 sun/energy", "{perDay: 15000 TRX}", _STEADY),
-    ("deposit-sweep", "deposit addresses swept all day: the cheapest offer, sized to use",
-     6, 6, "131k", _AUTO,
-     "[eopen, mefree, tronsave, itrx]", "400 sun/energy", "{perDay: 15000 TRX}", _STEADY),
-    ("treasury", "treasury wallets sending batches: the cheapest offer, sized to use",
-     12, 4, "131k", _AUTO,
-     "[itrx, mefree, tronsave, eopen]", "400 sun/energy",
-     "{perDay: 15000 TRX, perMonth: 200000 TRX}", _STEADY),
-    ("settlement", "settlement wallets: the cheapest offer, sized to use",
-     16, 4, "131k", _AUTO,
-     "[mefree, itrx, tronsave, eopen]", "400 sun/energy", "{perDay: 15000 TRX}", _STEADY),
+    ("payouts", "hot wallets paying out USDT all day: cheapest market first",
+     0, 6, "150k", "{amount: 1M, duration: 3d}",
+     "[tronsave, eopen, itrx, mefree]", "300 sun/energy", "{perDay: 5000 TRX}"),
+    ("deposit-sweep", "deposit addresses swept all day: three-day rentals",
+     6, 6, "150k", "{amount: 1M, duration: 3d}",
+     "[eopen, mefree, tronsave, itrx]", "300 sun/energy", "{perDay: 8000 TRX}"),
+    ("treasury", "treasury wallets sending batches: topped up to a level",
+     12, 4, "200k", "{target: 2M, duration: 3d}",
+     "[itrx, mefree, tronsave, eopen]", "300 sun/energy",
+     "{perDay: 6000 TRX, perMonth: 100000 TRX}"),
+    ("settlement", "settlement wallets: three-day rentals",
+     16, 4, "150k", "{amount: 1M, duration: 3d}",
+     "[mefree, itrx, tronsave, eopen]", "300 sun/energy", "{perDay: 6000 TRX}"),
 )  # fmt: skip
 
 
@@ -182,6 +184,38 @@ def _policy(row: PolicyRow) -> str:
         f"  topUp: {top_up}\n  providers: {providers}\n  maxPrice: {max_price}\n"
         f"  budget: {budget}\n{extra}"
     )
+
+
+def deposit_address(n: int) -> str:
+    """The n-th customer deposit address of `energyctl sandbox --workload deposits`."""
+    return key_address("deposit", n)
+
+
+DEPOSIT_POLICY = """\
+---
+# customer deposit addresses: one sweep's energy per deposit (docs/deposits.md)
+apiVersion: energyctl/v1
+kind: DepositPolicy
+metadata:
+  name: deposits
+spec:
+  addressesFrom: {{file: {file}}}
+  sweepTo: {hot}
+  minDeposit: 1000000
+  providers: [eopen, itrx, mefree, tronsave]
+  maxPrice: 120 sun/energy
+  budget: {{perDay: 20000 TRX}}
+"""
+
+
+def render_deposit_files(count: int) -> dict[str, str]:
+    """`deposits.yaml` (a DepositPolicy sweeping to SINK) and its address file."""
+    addresses = "".join(f"{deposit_address(n)}\n" for n in range(count))
+    return {
+        "deposits.yaml": _HEADER.format(what=f"{count} deposit addresses")
+        + DEPOSIT_POLICY.format(file="deposit-addresses.txt", hot=SINK),
+        "deposit-addresses.txt": f"# {count} customer deposit addresses\n{addresses}",
+    }
 
 
 def render_policy_files(

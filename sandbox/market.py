@@ -1,13 +1,17 @@
 """The sandbox's market as one catalogue: every rental each vendor emulator sells, and its price.
 
-`catalogue(world)` reads the four emulators' price tables (`MefreePrices`, `ItrxPrices`,
-`EopenPrices`, `TronSavePrices`; the values, their public sources and the date they describe
+`catalogue(world)` reads the emulators' price tables (`MefreePrices`, `ItrxPrices`,
+`EopenPrices`, `TronSavePrices`, and the tables of the emulators that list their own offers;
+the values, their public sources and the date they describe
 are in docs/sandbox-providers.md) and lists one `Offer` per vendor and duration: the
 duration in seconds, the cost in sun of one unit of energy for that whole duration (per-day
 prices times days) and the vendor's smallest order. Durations run to `max_days` days.
 TronSave sells any duration (prorated per day beyond one day): the catalogue lists it on a
 grid beyond a day (`tronsave_grid`), each point priced as the shortest order it stands for
-(the previous point), so an order of any length costs at least its representative.
+(the previous point), so an order of any length costs at least its representative. Any
+other emulator lists its own offers: `emulator.market_offers(prices, max_days)` yields
+(seconds, sun per unit for the whole duration, smallest order), and its table scales
+itself (`prices.scaled(factor)`).
 
 Prices can move: `Market(world, Drift(seed))` keeps the emulators' tables as a base and,
 each time `apply(t)` is called (the simulator calls it every step), sets every emulator's
@@ -96,7 +100,11 @@ def _offers(vendor: str, emulator: Any, prices: Any, world: World, max_days: int
             out.append(Offer(vendor, end, t.slow(end) * previous / DAY, minimum))
             previous = end
         return out
-    return []
+    listed = getattr(emulator, "market_offers", None)  # a vendor that lists its own offers
+    if listed is None:
+        return []
+    return [Offer(vendor, seconds, unit, minimum) for seconds, unit, minimum in
+            listed(prices, max_days)]  # fmt: skip
 
 
 def _prices(emulator: object) -> Any:
@@ -135,6 +143,8 @@ def scaled(prices: Any, factor: float) -> Any:
     if isinstance(prices, TronSavePrices):
         slow = tuple((limit, _scale(p, factor)) for limit, p in prices.slow_by_duration)
         return dataclasses.replace(prices, slow_by_duration=slow)
+    if hasattr(prices, "scaled"):  # a vendor's table that scales itself
+        return prices.scaled(factor)
     raise TypeError(f"no price table scaling for {type(prices).__name__}")
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 
 from engine.act.validating import ENGINE_CHECKS
@@ -53,6 +54,7 @@ from policies.policyset import PolicySet
 from sandbox import demo
 from sandbox.providers.readings import Readings
 from sandbox.reporting import ProviderTotals, provider_totals
+from sandbox.sweeping import Customers, Sweeper, deposit_schedule
 from sandbox.workload import Spender, TransferRecord, Workload, profile
 from sandbox.world import World
 
@@ -72,6 +74,9 @@ class SandboxOptions:
     directory: Path | None = None  # policy files and store; default: a temporary directory
     fixed_ports: bool = False  # demo.DEFAULT_PORTS and API_PORT (as examples/sandbox/)
     readings: Readings | None = None  # the emulators' readings; None: every default
+    #: `--workload deposits`: this many customer deposit addresses under a DepositPolicy,
+    #: customers paying in and a sweeper sweeping when the engine says energy is ready
+    deposits: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +100,8 @@ class SandboxState:
     transfers: list[TransferRecord] = field(default_factory=list)
     last_pass: PassResult | None = None
     errors: list[str] = field(default_factory=list)
+    deposits: int = 0  # deposits made by customers (the deposits workload)
+    sweeps: list[TransferRecord] = field(default_factory=list)
 
     @property
     def delivered(self) -> int:
@@ -158,6 +165,10 @@ class SandboxRun:
         directory.mkdir(parents=True, exist_ok=True)
         store = f"sqlite:///{(directory / 'energyctl.db').resolve()}"
         files = demo.render_policy_files(self.world.urls(), store, demo.DEMO_POLICIES)
+        if self.options.deposits:
+            files.update(demo.render_deposit_files(self.options.deposits))
+            for n in range(self.options.deposits):  # activated, with TRX for a burned sweep
+                self.world.fund(demo.deposit_address(n), 30)
         for name, text in files.items():
             (directory / name).write_text(text)
         self.directory = directory
@@ -216,10 +227,10 @@ class SandboxRun:
         server = _Server(config)
         server_task = asyncio.create_task(server.serve(sockets=[self._socket]))
         engine_task = asyncio.create_task(controller.run())
-        workload = self.options.workload or profile(
-            "payments", self.world.watched, days=30, seed=self.options.seed
+        spender = Spender(
+            self.world.chain, self._workload(), start=clock.now(), seed=self.options.seed
         )
-        spender = Spender(self.world.chain, workload, start=clock.now(), seed=self.options.seed)
+        customers, sweeper, api = self._deposit_traffic(clock.now())
         state = SandboxState(started_at=clock.now(), now=clock.now())
         deadline = None
         if self.options.duration is not None:
@@ -231,6 +242,8 @@ class SandboxRun:
                     state.errors.append("the engine stopped")
                     break
                 state.transfers += spender.run_until(clock.now())
+                if customers is not None and sweeper is not None:
+                    await _deposit_step(state, customers, sweeper, clock.now())
                 if controller.passes != seen:
                     seen = controller.passes
                     await self._refresh(state, controller)
@@ -242,12 +255,43 @@ class SandboxRun:
             await self._refresh(state, controller)
         finally:
             await controller.stop()
+            if api is not None:
+                await api.aclose()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(engine_task, timeout=10.0)
             server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):
                 await server_task
         return state
+
+    def _workload(self) -> Workload:
+        if self.options.deposits:  # the watched EnergyPolicy addresses stay quiet
+            return Workload("deposits", ())
+        return self.options.workload or profile(
+            "payments", self.world.watched, days=30, seed=self.options.seed
+        )
+
+    def _deposit_traffic(
+        self, start: float
+    ) -> tuple[Customers | None, Sweeper | None, httpx.AsyncClient | None]:
+        """`--workload deposits`: customers paying in, and a sweeper asking the sidecar's
+        `GET /v1/addresses/{address}` whether the energy is ready."""
+        count = self.options.deposits
+        if not count:
+            return None, None, None
+        addresses = [demo.deposit_address(n) for n in range(count)]
+        schedule = deposit_schedule(addresses, days=30, seed=self.options.seed)
+        customers = Customers(self.world.chain, schedule, start=start)
+        api = httpx.AsyncClient(base_url=self.api_url, timeout=10.0)
+
+        async def ready(address: str) -> bool:
+            try:
+                answer = await api.get(f"/v1/addresses/{address}")
+            except httpx.HTTPError:
+                return False
+            return answer.status_code == 200 and bool(answer.json().get("energyReady"))
+
+        return customers, Sweeper(self.world.chain, demo.SINK, ready=ready), api
 
     async def _refresh(self, state: SandboxState, controller: Controller) -> None:
         ps, session = controller.policy_set, controller.session
@@ -271,6 +315,16 @@ class SandboxRun:
         ]
         state.orders = await session.store.orders(OrderFilter(limit=10_000))
         state.providers = provider_totals(state.orders)
+
+
+async def _deposit_step(
+    state: SandboxState, customers: Customers, sweeper: Sweeper, now: float
+) -> None:
+    """Deposits that are due land; ready ones are swept."""
+    for deposit in customers.run_until(now):
+        sweeper.landed(deposit.address, now)
+    state.deposits = len(customers.made)
+    state.sweeps += await sweeper.run(now)
 
 
 def _bind(port: int) -> socket.socket:
@@ -311,6 +365,12 @@ def summary_lines(state: SandboxState, api_url: str = "") -> list[str]:
         f"transfers: {len(state.transfers)}, {len(burns)} burned TRX for missing energy "
         f"({sum(r.burned_sun for r in burns) / TRX:.2f} TRX)"
     )
+    if state.deposits:
+        burned = [r for r in state.sweeps if r.burned_sun > 0]
+        lines.append(
+            f"deposits: {state.deposits} made, {len(state.sweeps)} swept, {len(burned)} "
+            f"sweeps burned TRX ({sum(r.burned_sun for r in burned) / TRX:.2f} TRX)"
+        )
     below = [a for a in state.addresses if a.available < a.threshold]
     lines.append(f"below threshold now: {len(below)} of {len(state.addresses)}")
     lines += [f"error: {message}" for message in state.errors[-5:]]

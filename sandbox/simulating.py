@@ -15,7 +15,9 @@ are ticked every step while an order is open, else every `EMULATOR_TICK` seconds
 
 With `drift` (`sandbox.market.Drift`), the emulators' prices move with emulated time
 (`Market.apply` each step). After the run, the hindsight optimum (`sandbox/optimum.py`) is
-computed over the transfers made and the prices as they were (`SimulationResult.optimum`).
+computed over the transfers made and the prices as they were (`SimulationResult.optimum`),
+each transfer's row with the recovery window the run certifies for it (`sandbox/recovery.py`:
+from the usage the node held before each transfer and what each reclaim moved away).
 
 Provider documents keep their names and types but talk to the vendor emulators; their
 `fromEnv` secret references are answered with the sandbox credentials (nothing is read
@@ -45,9 +47,10 @@ from providers.http import NO_WAIT
 from sandbox import demo
 from sandbox.market import Drift, Market
 from sandbox.optimum import Optimum, optimum, stake_eps
+from sandbox.recovery import Reclaim, run_windows
 from sandbox.reporting import Floor, build_report, order_cost
 from sandbox.state_reader import StateReader
-from sandbox.tron_node.accounts import to_hex
+from sandbox.tron_node.accounts import to_base58, to_hex
 from sandbox.workload import DAY, Spender, TransferRecord, load_workload
 from sandbox.world import World
 
@@ -86,7 +89,10 @@ class SimulationResult:
     energy_series: dict[str, list[int]] = field(default_factory=dict)
     spent_series: list[int] = field(default_factory=list)
     burned_series: list[int] = field(default_factory=list)
+    #: per receiver, the used energy each UnDelegateResource moved away (the certificate)
+    reclaims: dict[str, list[Reclaim]] = field(default_factory=dict)
     optimum: Optimum | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # figures of a particular run
 
     def report(self) -> dict[str, Any]:
         return build_report(
@@ -98,13 +104,18 @@ class SimulationResult:
             optimum=self.optimum,
             ended_at=self.ended_at,
             extra={"days": round((self.ended_at - self.started_at) / DAY, 4),
-                   "passes": self.passes},
+                   "passes": self.passes, **self.extra},
         )  # fmt: skip
 
 
 def sandbox_env(policy_set: PolicySet) -> dict[str, str]:
-    """Variable -> sandbox credential for every `fromEnv` in the Provider documents."""
+    """Variable -> sandbox credential for every `fromEnv` in the Provider documents (and a
+    stand-in for a DepositPolicy's webhook secret: the simulation sends no webhook)."""
     env: dict[str, str] = {}
+    for policy in policy_set.deposit_policies.values():
+        hook = policy.spec.webhook
+        if hook is not None and hook.secret.from_env is not None:
+            env[hook.secret.from_env] = "sandbox-webhook-secret"
     for name, document in policy_set.providers.items():
         credentials = demo.CREDENTIALS.get(document.spec.type, {})
         for key, info in type(document.spec).model_fields.items():
@@ -166,8 +177,27 @@ async def simulate(
     milp_time_limit: float | None = 1.0,
     drift: Drift | None = None,
 ) -> SimulationResult:
-    """Run one policy set over `days` of emulated traffic; see the module docstring."""
+    """Run one policy set over `days` of emulated traffic; see the module docstring.
+    A set with DepositPolicies plays deposits and sweeps instead of `workload`
+    (`sandbox/simulating_deposits.py`); it must then be `deposits`."""
     policy_set = load_for_simulation(paths)
+    if policy_set.deposit_policies:
+        if workload != "deposits":
+            raise SimulationError(
+                f"the set has DepositPolicies: simulate it with --workload deposits, not "
+                f"{workload!r}"
+            )
+        from sandbox.simulating_deposits import simulate_deposits
+
+        return await simulate_deposits(
+            policy_set,
+            name=name or ",".join(str(p) for p in paths),
+            days=days,
+            seed=seed,
+            step=step,
+            progress=progress,
+            drift=drift,
+        )
     clock = SimulationClock()
     world = World(clock=clock, watched=0)
     market = Market(world, drift)
@@ -208,6 +238,8 @@ async def simulate(
                 progress=progress, market=market,
             )  # fmt: skip
             result.orders = await store.orders(OrderFilter(limit=10_000))
+            for at, receiver, moved in world.chain.reclaims:
+                result.reclaims.setdefault(to_base58(receiver), []).append(Reclaim(at, moved))
             if with_optimum:
                 chain = world.chain
                 per_trx = chain.params.total_energy_limit / max(1, chain.total_energy_weight)
@@ -218,6 +250,7 @@ async def simulate(
                     eps=stake_eps(per_trx),
                     milp_time_limit=milp_time_limit,
                     since=result.started_at,
+                    windows=run_windows(result.transfers, result.reclaims),
                 )
         finally:
             await pool.aclose()

@@ -48,6 +48,8 @@ def _int(data: Mapping[str, Any], key: str) -> int:
 class StateReader:
     """A `SnapshotSource` over a `ChainState`; see the module docstring."""
 
+    node = "in-memory chain"
+
     def __init__(self, chain: ChainState, clock: Clock) -> None:
         self.chain = chain
         self._clock = clock
@@ -92,6 +94,18 @@ class StateReader:
             except ChainError as exc:
                 results[given] = exc
         return results
+
+    async def block(self, number: int) -> dict[str, Any] | None:
+        """Block `number` as `getblockbynum` prints it (visible), None if not produced yet."""
+        return self.chain.block_json(number, self.chain.head_block_number())
+
+    async def block_infos(self, number: int) -> list[dict[str, Any]]:
+        """The transaction infos of block `number` (`gettransactioninfobyblocknum`)."""
+        return self.chain.transaction_infos_json(number)
+
+    async def token_balance(self, token: str, owner: str) -> int:
+        """The USDT-like token's `balanceOf(owner)` (the emulator's one token)."""
+        return self.chain.usdt_balance(to_hex(owner))
 
     def _read(self, address: str, block: int, with_delegators: bool) -> EnergySnapshot:
         hex_address = to_hex(address)

@@ -49,6 +49,7 @@ def validate(paths: tuple[Path, ...], output: str, strict_secrets: bool) -> None
             click.echo(
                 f"valid: files {counts['files']}, providers {counts['Provider']}, "
                 f"policies {counts['EnergyPolicy']}, engine configs {counts['EngineConfig']}, "
+                f"deposit policies {counts['DepositPolicy']}, "
                 f"warnings {len(result.warnings)}"
             )
         else:

@@ -77,14 +77,24 @@ def _offsets(
 @click.option(
     "--fixed-ports/--random-ports",
     default=None,
-    help="Serve on the ports examples/sandbox/ names (18090-18094) or on free ones. "
+    help="Serve on the ports examples/sandbox/ names (node 18090, vendors from 18091, API 18095) "
+    "or on free ones. "
     "Default: fixed with --world-only, random otherwise.",
 )
 @click.option(
     "--workload",
     default="payments",
     show_default=True,
-    help="A profile (steady, daily, bursty, payments) or a CSV file of transfers.",
+    help="A profile (steady, daily, bursty, payments), `deposits` (customers paying into "
+    "--deposit-addresses deposit addresses under a DepositPolicy, and a sweeper that sweeps "
+    "each deposit once GET /v1/addresses says its energy is ready) or a CSV file of transfers.",
+)
+@click.option(
+    "--deposit-addresses",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="With --workload deposits: how many deposit addresses.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Workload seed.")
 @click.option(
@@ -114,12 +124,13 @@ def sandbox(
     clock_offsets: dict[str, float],
     fixed_ports: bool | None,
     workload: str,
+    deposit_addresses: int,
     seed: int,
     directory: Path | None,
     readings: tuple[str, ...],
     live: bool | None,
 ) -> None:
-    """The whole system offline: an emulated TRON node, the four emulated providers, a
+    """The whole system offline: an emulated TRON node, the emulated providers, a
     payment-processor workload and the engine on the sandbox policies. No network, no keys.
 
     Exit codes: 0 stopped by --duration or Ctrl-C with at least one order delivered on the
@@ -152,8 +163,11 @@ def sandbox(
             seed=seed,
             directory=directory,
             fixed_ports=bool(fixed_ports),
-            workload=load_workload(workload, senders, days=30, seed=seed),
+            workload=None
+            if workload == "deposits"
+            else load_workload(workload, senders, days=30, seed=seed),
             readings=chosen,
+            deposits=deposit_addresses if workload == "deposits" else 0,
         )
         run = SandboxRun(options)
         run.start()
@@ -264,7 +278,9 @@ def _export_workload(path: Path, workload: str, days: float, seed: int, target: 
     default="payments",
     show_default=True,
     help="A profile (steady, daily, bursty, payments, week, deposits) or a CSV file "
-    "(time, sender, recipient_holds_usdt).",
+    "(time, sender, recipient_holds_usdt). A set with DepositPolicies takes `deposits`: "
+    "customers pay into its deposit addresses and a sweeper sweeps each deposit when the "
+    "engine says its energy is ready.",
 )
 @click.option("--days", type=click.FloatRange(min=0.001), default=7.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Workload seed.")
@@ -349,4 +365,13 @@ def simulate(
         write_chart(result, out / f"{name}.png")
         reports.append(report)
     click.echo(comparison_table(reports), nl=False)
+    for report in reports:
+        if "sweeps" in report:  # a set with DepositPolicies: the transfers are the sweeps
+            click.echo(
+                f"{report['name']}: {report['deposits']} deposits, {report['sweeps']} sweeps, "
+                f"{report['burned_sweeps']} burned; cost per sweep "
+                f"{report['cost_per_transfer_sun'] / 1e6:.3f} TRX against "
+                f"{report['burn_per_transfer_sun'] / 1e6:.3f} TRX burning "
+                f"(saving {report['saving_vs_burning']:.1%})"
+            )
     click.echo(f"reports and charts in {out}/")

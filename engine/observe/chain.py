@@ -35,7 +35,7 @@ import httpx
 from pydantic import SecretStr
 from tronpy import AsyncTron
 from tronpy.exceptions import AddressNotFound, ApiError, BadAddress, BugInJavaTron, NotFound
-from tronpy.keys import to_base58check_address
+from tronpy.keys import to_base58check_address, to_hex_address
 from tronpy.providers.async_http import AsyncHTTPProvider
 
 from engine.core.clock import Clock
@@ -376,6 +376,28 @@ class ChainReader:
                 _int(r, "frozen_balance_for_energy") for r in answer.get("delegatedResource", [])
             )
         except (AttributeError, TypeError) as exc:
+            raise self._malformed(path, exc) from exc
+
+    # ------------------------------------------------------------------ tokens
+
+    async def token_balance(self, token: str, owner: str) -> int:
+        """`owner`'s balance of the TRC-20 contract `token` (base58 both): `balanceOf` run
+        by the node without a transaction (`/wallet/triggerconstantcontract`,
+        https://developers.tron.network/reference/triggerconstantcontract)."""
+        path = "wallet/triggerconstantcontract"
+        body = {
+            "owner_address": owner,
+            "contract_address": token,
+            "function_selector": "balanceOf(address)",
+            "parameter": to_hex_address(owner)[2:].rjust(64, "0"),
+            "visible": True,
+        }
+        answer = await self._request(path, body)
+        try:
+            if not answer["result"].get("result", False):
+                raise ValueError(f"call refused: {str(answer['result'])[:200]}")
+            return int(answer["constant_result"][0] or "0", 16)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise self._malformed(path, exc) from exc
 
     # ------------------------------------------------------------------ blocks

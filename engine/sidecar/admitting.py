@@ -32,9 +32,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from policies.base import SecretRef
+from policies.deposits import DepositPolicy
 from policies.loading import secret_file
-from policies.models import Document, EngineConfig, Provider
-from policies.policyset import PolicySet, secret_refs
+from policies.models import EngineConfig, Provider
+from policies.policyset import AnyDocument, PolicySet, secret_refs
 
 Source = tuple[str, str]  # ("env", NAME) or ("file", real path)
 
@@ -72,7 +73,7 @@ def source(ref: SecretRef, file: Path | None) -> Source:
     return ("file", os.path.realpath(file))
 
 
-def destination(document: Document, path: tuple[str, ...]) -> str:
+def destination(document: AnyDocument, path: tuple[str, ...]) -> str:
     """Where the secret at `path` of `document` is sent, in words (compared as such)."""
     if isinstance(document, Provider):
         spec = document.spec
@@ -88,6 +89,12 @@ def destination(document: Document, path: tuple[str, ...]) -> str:
             return f"the store at {document.spec.store.url}"
         if field == "http":
             return "the API token"
+    if isinstance(document, DepositPolicy):
+        origin = document.spec.addresses_from
+        if "postgres" in path and origin is not None and origin.postgres is not None:
+            return f"the database at {origin.postgres.url}"
+        if "webhook" in path and document.spec.webhook is not None:
+            return f"the webhook at {document.spec.webhook.url}"
     return "/".join(path)
 
 
@@ -113,7 +120,7 @@ class PushRules:
         self.used = uses(trusted) if trusted is not None else {}
 
     def gate(
-        self, document: Document, path: tuple[str, ...], ref: SecretRef, file: Path | None
+        self, document: AnyDocument, path: tuple[str, ...], ref: SecretRef, file: Path | None
     ) -> str | None:
         """None when the reference may be resolved; else why not (`SecretGate`)."""
         key = source(ref, file)
@@ -139,10 +146,10 @@ class PushRules:
 def set_problems(new: PolicySet, running: PolicySet | None) -> list[str]:
     """Why a pushed set would lock the operator out (empty: it would not)."""
     problems = []
-    if not new.policies:
+    if not new.policies and not new.deposit_policies:
         problems.append(
-            "the set has no EnergyPolicy: it would stop every top-up; send the policies "
-            "with it (or change the policy files)"
+            "the set has no EnergyPolicy or DepositPolicy: it would stop every top-up; "
+            "send the policies with it (or change the policy files)"
         )
     had = running is not None and running.settings.http.api_token is not None
     if had and new.settings.http.api_token is None:

@@ -56,11 +56,13 @@ from engine.observe.observing import CachingSource
 from engine.reconciling import PassResult, Reconciler
 from engine.session import Session
 from engine.sidecar.admitting import Source
+from engine.sidecar.depositing import DepositDesk, DepositSettings, make_sources
 from engine.sidecar.ensuring import EnsureDesk, UnknownAddress, busy_addresses, log_pass
 from engine.sidecar.reloading import Loaded, PolicySource
 from engine.sidecar.rounds import IN_FLIGHT_GRACE, RoundRules, track_round
 from engine.sidecar.sharding import LeaseKeeper, NotOwner, ShardLeases, make_leases
 from engine.sidecar.swapping import ControllerError, PolicySwapper
+from engine.sidecar.webhooks import WebhookSender
 from engine.store import Store
 from policies.policyset import PolicySet
 
@@ -69,7 +71,7 @@ log = logging.getLogger("energyctl.controller")
 SessionFactory = Callable[[PolicySet], Session]
 PassObserver = Callable[["Controller", PassResult | None, float], None]
 GATE_POLL = 0.005  # seconds between looks at the tracking gate
-_TRACK_REASONS = ("callback:", "block", "ensure-wait", "policies")
+_TRACK_REASONS = ("callback:", "block", "ensure-wait", "policies", "deposit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,8 @@ class Controller:
         self.session: Session | None = None
         self.reconciler: Reconciler | None = None
         self.observer: CachingSource | None = None
+        #: the deposit desk of the set's DepositPolicies (None: the set has none)
+        self.deposits: DepositDesk | None = None
         self.last_pass: PassResult | None = None
         self.last_pass_at: float | None = None  # clock time the last pass finished
         self.last_pass_error: str | None = None
@@ -214,8 +218,37 @@ class Controller:
             quote_ttl=self.settings.quote_ttl,
         )
         self.reconciler.tracker.before_move = lambda address: observer.refresh([address])
+        old_desk = self.deposits
+        self.deposits = self._deposit_desk(session, loaded.policy_set, old_desk)
+        if old_desk is not None:
+            await old_desk.aclose()
         if old is not None:
             await old.aclose()
+
+    def _deposit_desk(
+        self, session: Session, policy_set: PolicySet, old: DepositDesk | None
+    ) -> DepositDesk | None:
+        """The new set's deposit desk; it follows blocks from where `old` stopped."""
+        if not policy_set.deposit_policies:
+            return None
+        return DepositDesk(
+            policy_set.deposit_policies,
+            store=session.store,
+            reader=session.reader,
+            providers=self._wrap(session.pool),
+            clock=self.clock,
+            sources=make_sources(policy_set, self.clock),
+            settings=DepositSettings(
+                follow_interval=self.settings.follow_interval,
+                interval=float(policy_set.settings.observation.interval),
+                quote_ttl=self.settings.quote_ttl,
+            ),
+            webhooks=WebhookSender(self.clock),
+            wake_tracking=lambda: self.wake("deposit"),
+            call_timeout=session.call_timeout,
+            follower_start=old.follower.next_height if old is not None else None,
+            cursor=self.settings.replica,
+        )
 
     async def run(self) -> None:
         """Passes and tracking until `stop()`; then close the session."""
@@ -226,6 +259,7 @@ class Controller:
             asyncio.create_task(self.swaps.watch_files(), name="energyctl:reload"),
             asyncio.create_task(self._track_loop(), name="energyctl:track"),
         ]
+        self._tasks.append(asyncio.create_task(self._deposit_loop(), name="energyctl:deposits"))
         if self.policy_set.settings.observation.mode == "follow":
             self._tasks.append(asyncio.create_task(self._follow(), name="energyctl:follow"))
         if self._keeper is not None:
@@ -245,6 +279,8 @@ class Controller:
             self.desk.fail_all(ControllerError("the sidecar is stopping"))
             if self._keeper is not None:
                 await self._keeper.release()
+            if self.deposits is not None:
+                await self.deposits.aclose()
             if self.session is not None:
                 await self.session.aclose()
 
@@ -367,8 +403,12 @@ class Controller:
             self._mine &= {o.client_order_id for o in open_orders}
             grace = self.settings.grace(self.leases is not None)
             rules = RoundRules(frozenset(self._mine), self._windows(), grace)
+            owned = self._owned()
+            if owned is not None and self.deposits is not None:  # deposit orders: every replica
+                policies = self.deposits.policies
+                owned = owned | {o.address for o in open_orders if o.policy in policies}
             results = await track_round(
-                rec, session.reader, open_orders, rules, owned=self._owned(), gate=self._gate
+                rec, session.reader, open_orders, rules, owned=owned, gate=self._gate
             )
             if results:
                 self.tracking_rounds += 1
@@ -409,6 +449,19 @@ class Controller:
                 log.warning("block following failed", extra={"error": str(exc)})
             await self.clock.sleep(self.settings.follow_interval)
 
+    async def _deposit_loop(self) -> None:
+        """The deposit desk's rounds (`depositing.py`); the desk in force at each round
+        (a policy change may replace it). Under the tracking lock: never beside a swap."""
+        while not self.stopping:
+            desk = self.deposits
+            if desk is not None:
+                try:
+                    async with self._track_lock:
+                        await desk.round()
+                except Exception:
+                    log.exception("deposit round failed", extra={"event": "deposits"})
+            await self.clock.sleep(self.settings.follow_interval)
+
     # ------------------------------------------------------------------ the parts' needs
 
     def _store(self) -> Store:
@@ -431,7 +484,11 @@ class Controller:
     # ------------------------------------------------------------------ requests
 
     async def ensure(self, address: str, energy: int, wait: float = 0.0) -> dict[str, Any]:
-        """An ensure request (`EnsureDesk.ensure`): answered by the pass that carries it."""
+        """An ensure request (`EnsureDesk.ensure`): answered by the pass that carries it.
+        For a deposit address, the deposit desk's episode (`DepositDesk.ensure`)."""
+        desk = self.deposits
+        if desk is not None and not self._watches(address) and desk.policy_of(address):
+            return await desk.ensure(address, wait)
         return await self.desk.ensure(address, energy, wait)
 
     def load_pushed(self, files: Mapping[str, str]) -> Loaded:
@@ -462,6 +519,7 @@ class Controller:
             "stopping": self.stopping,
             "replica": self.leases.status() if self.leases else {"name": self.settings.replica},
             "addresses": [e.to_json() for e in result.plan.entries] if result else [],
+            "deposits": self.deposits.status() if self.deposits is not None else {},
         }
 
     def observation_age(self) -> float | None:

@@ -80,6 +80,28 @@ _POLICIES_REQUEST = {
     },
     "required": ["files"],
 }
+_ADDRESS_ANSWER = {
+    "type": "object",
+    "properties": {
+        "address": {"type": "string"},
+        "policy": {"type": ["string", "null"]},
+        "watched": {"type": "boolean"},
+        "energyReady": {"type": "boolean", "description": "The episode's energy is on chain."},
+        "episode": {"type": ["object", "null"], "description": "The latest deposit episode."},
+        "order": {"type": ["object", "null"], "description": "The episode's order."},
+        "chain": {"type": ["object", "null"], "description": "Energy read from the node."},
+    },
+    "required": ["address", "watched", "energyReady"],
+}
+_DEPOSIT_ADDRESSES_REQUEST = {
+    "type": "object",
+    "properties": {
+        "policy": {"type": "string", "description": "A DepositPolicy's metadata.name."},
+        "add": {"type": "array", "items": {"type": "string"}, "maxItems": 10000},
+        "remove": {"type": "array", "items": {"type": "string"}, "maxItems": 10000},
+    },
+    "required": ["policy"],
+}
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
@@ -130,6 +152,23 @@ def document() -> dict[str, Any]:
                     "application/json": {"schema": _ENSURE_REQUEST}}},
                 "responses": {"200": _json(_ENSURE_ANSWER, "What the pass decided."),
                               **_errors(400, 401, 403, 404, 409, 413, 422, 503)},
+            }},
+            "/v1/addresses/{address}": {get: {
+                "summary": "A deposit address: its episode, that episode's order, its energy.",
+                "parameters": [{"name": "address", "in": "path", "required": True,
+                                "schema": {"type": "string",
+                                           "pattern": "^T[1-9A-HJ-NP-Za-km-z]{33}$"}}],
+                "responses": {"200": _json(_ADDRESS_ANSWER, "The address."), **_errors(404)},
+            }},
+            "/v1/deposit-addresses": {"post": {
+                "summary": "Add or remove deposit addresses of a policy (kept in the store).",
+                "security": _BEARER,
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": _DEPOSIT_ADDRESSES_REQUEST}}},
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "policy": {"type": "string"}, "added": {"type": "integer"},
+                    "removed": {"type": "integer"}, "watched": {"type": "integer"}}},
+                    "Changed."), **_errors(400, 401, 403, 404, 413, 422, 503)},
             }},
             "/v1/policies": {"post": {
                 "summary": "Validate a policy set and put it in force (energyctl apply --server).",

@@ -7,11 +7,16 @@ replica answers and which shards it holds until when), `GET /metrics` (Prometheu
 shard another replica holds is answered 409 with that replica's name in `owner` (503
 while no replica holds it): the caller sends it there, nothing is forwarded.
 
+Deposit policies (`depositing.py`): `GET /v1/addresses/{address}` (a deposit address's
+episode, order and energy) and `POST /v1/deposit-addresses` (add or remove addresses of a
+policy at run time; kept in the store).
+
 Mutating endpoints need `Authorization: Bearer <http.apiToken>` (compared in constant
-time; with no token configured they are refused): `POST /v1/ensure` and
-`POST /v1/policies`. `POST /v1/callbacks/{provider}` is authenticated by the vendor's
-signature instead (itrx: `providers/itrx_callbacks.verify_callback`, stale timestamps
-refused) - a vendor cannot send our token. A callback only wakes the loop; the pass
+time; with no token configured they are refused): `POST /v1/ensure`,
+`POST /v1/deposit-addresses` and `POST /v1/policies`. `POST /v1/callbacks/{provider}`
+is authenticated by the vendor's signature instead (itrx:
+`providers/itrx_callbacks.verify_callback`, stale timestamps refused) - a vendor cannot
+send our token. A callback only wakes the loop; the pass
 re-reads the provider and the chain, so a callback's content is never trusted as such.
 Request bodies are bounded (`MAX_BODY`, 1 MiB for policy sets).
 
@@ -25,6 +30,7 @@ import contextlib
 import hmac
 import json
 import math
+import time
 from typing import Any
 
 from starlette.applications import Starlette
@@ -37,6 +43,7 @@ from engine.sidecar.metrics import CONTENT_TYPE, Metrics
 from engine.sidecar.openapi import document
 from engine.sidecar.swapping import RestartRequired
 from engine.store import OPEN_PHASES, OrderFilter, OrderPhase, StoreError
+from policies.addresses import decode_base58check
 from policies.units import parse_energy
 from providers import registry
 from providers.base import CallbackRejected, CallbackUnverifiable
@@ -110,6 +117,8 @@ class Service:
             Route("/v1/status", self.status, methods=["GET"]),
             Route("/v1/orders", self.orders, methods=["GET"]),
             Route("/v1/ensure", self.ensure, methods=["POST"]),
+            Route("/v1/addresses/{address}", self.address, methods=["GET"]),
+            Route("/v1/deposit-addresses", self.deposit_addresses, methods=["POST"]),
             Route("/v1/policies", self.policies, methods=["POST"]),
             Route("/v1/callbacks/{provider}", self.callback, methods=["POST"]),
         ]
@@ -135,11 +144,12 @@ class Service:
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def readyz(self, request: Request) -> Response:
+    async def _problems(self) -> list[str]:
+        """Why the sidecar is not ready (empty: ready); `/readyz` and `energyctl_ready`."""
         c = self.controller
         problems: list[str] = []
         if c.session is None or c.policy_set is None:
-            return _error(503, "not ready", problems=["no session"])
+            return ["no session"]
         try:
             await c.session.store.healthcheck()
         except StoreError as exc:
@@ -155,6 +165,15 @@ class Service:
             problems.append("observation is missing or stale")
         if c.stopping:
             problems.append("stopping")
+        if c.deposits is not None:
+            problems += c.deposits.problems()
+        return problems
+
+    async def readyz(self, request: Request) -> Response:
+        c = self.controller
+        problems = await self._problems()
+        if c.session is None or c.policy_set is None:
+            return _error(503, "not ready", problems=problems)
         replica = c.status()["replica"]
         # a refused change of the store, node or listener: ready (the running set is in
         # force), but the operator must restart to get the change
@@ -168,6 +187,7 @@ class Service:
     async def prometheus(self, request: Request) -> Response:
         if self.metrics is None:
             return _error(404, "metrics are off")
+        self.metrics.ready.set(0.0 if await self._problems() else 1.0)
         with contextlib.suppress(StoreError):  # the other series are still worth scraping
             await self.metrics.refresh(self.controller)
         return Response(self.metrics.exposition(), media_type=CONTENT_TYPE)
@@ -202,7 +222,50 @@ class Service:
         found = await c.session.store.orders(selection)
         return JSONResponse([o.model_dump(mode="json") for o in found])
 
+    async def address(self, request: Request) -> Response:
+        """A deposit address: its episode, that episode's order, its energy on chain."""
+        desk = self.controller.deposits
+        address = request.path_params["address"]
+        if desk is None or desk.policy_of(address) is None:
+            return _error(404, f"{_printable(address)[:40]} is not a deposit address")
+        return JSONResponse(await desk.view(address))
+
     # ------------------------------------------------------------------ writes
+
+    async def deposit_addresses(self, request: Request) -> Response:
+        """Add or remove deposit addresses of a policy at run time (kept in the store):
+        `{"policy": NAME, "add": [T...], "remove": [T...]}`."""
+        self._authorize(request)
+        data = await _json(request, MAX_POLICY_BODY)
+        desk = self.controller.deposits
+        name = data.get("policy")
+        if desk is None or not isinstance(name, str) or name not in desk.policies:
+            known = sorted(desk.policies) if desk is not None else []
+            return _error(404, f"no deposit policy {str(name)[:64]!r}", known=known)
+        changes: dict[str, list[str]] = {}
+        for key in ("add", "remove"):
+            given = data.get(key, [])
+            if not isinstance(given, list) or len(given) > 10_000:
+                return _error(422, f"{key} must be a list of at most 10000 addresses")
+            bad = [a for a in given if not isinstance(a, str) or decode_base58check(a) is None]
+            if bad:
+                return _error(422, f"{key}: not TRON addresses: {_printable(str(bad[:5]))[:300]}")
+            changes[key] = given
+        try:
+            for item in changes["add"]:
+                await desk.add_address(name, item)
+            for item in changes["remove"]:
+                await desk.remove_address(name, item)
+        except StoreError as exc:
+            return _error(503, f"store: {exc}")
+        return JSONResponse(
+            {
+                "policy": name,
+                "added": len(changes["add"]),
+                "removed": len(changes["remove"]),
+                "watched": desk.watch.count(name),
+            }
+        )
 
     async def ensure(self, request: Request) -> Response:
         self._authorize(request)
@@ -222,14 +285,20 @@ class Service:
             or wait < 0
         ):
             return _error(422, "wait is seconds, a number >= 0")
+        started = time.perf_counter()
+        result = "refused"
         try:
             answer = await self.controller.ensure(address, energy, min(float(wait), MAX_WAIT))
+            result = "satisfied" if answer.get("satisfied") else "unsatisfied"
         except UnknownAddress as exc:
             return _error(404, str(exc))
         except NotOwner as exc:  # another replica reconciles it: the caller goes there
             return _error(409 if exc.owner else 503, str(exc), owner=exc.owner)
         except ControllerError as exc:
             return _error(503, str(exc))
+        finally:
+            if self.metrics is not None:
+                self.metrics.ensure_seconds.labels(result).observe(time.perf_counter() - started)
         return JSONResponse(answer)
 
     async def policies(self, request: Request) -> Response:

@@ -16,10 +16,11 @@ All times come from the Clock the store was opened with; query methods accept an
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Self
 
 from engine.core.clock import Clock
+from engine.core.deposits import DepositNeed, NeedState, NewDeposit
 from engine.core.errors import EngineError
 from engine.core.phases import OrderPhase
 from engine.core.records import (
@@ -284,6 +285,62 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def lease_holders(self, now: float | None = None) -> dict[str, Lease]:
         """Unexpired leases by name."""
+
+    # ---- deposits (engine/core/deposits.py): episodes and run-time deposit addresses.
+    # Not abstract: a store that keeps none (a test double) refuses them.
+
+    async def record_deposit(
+        self, *, policy: str, address: str, token: str, txid: str, block: int, amount: int
+    ) -> tuple[DepositNeed, bool]:
+        """Open an episode for `address`, or join its open one; (episode, opened now)."""
+        deposit = NewDeposit(policy, address, token, txid, block, amount)
+        return (await self.record_deposits([deposit]))[0]
+
+    async def record_deposits(
+        self, deposits: Sequence[NewDeposit]
+    ) -> list[tuple[DepositNeed, bool]]:
+        """`record_deposit` for each, in order, in one transaction (a block's deposits)."""
+        raise StoreError(f"{type(self).__name__} keeps no deposit episodes")
+
+    async def deposit_needs(
+        self,
+        *,
+        open_only: bool = True,
+        addresses: Collection[str] | None = None,
+        policy: str | None = None,
+        limit: int = 100_000,
+    ) -> list[DepositNeed]:
+        """Episodes, newest first (open ones only by default)."""
+        raise StoreError(f"{type(self).__name__} keeps no deposit episodes")
+
+    async def update_deposit_need(
+        self, need_id: int, *, expect: Collection[NeedState] | None = None, **fields: Any
+    ) -> DepositNeed | None:
+        """Set fields of an open episode (only while in one of the `expect` states); None
+        when it is closed or in another state."""
+        raise StoreError(f"{type(self).__name__} keeps no deposit episodes")
+
+    async def update_deposit_needs(
+        self, changes: Sequence[tuple[int, Collection[NeedState] | None, Mapping[str, Any]]]
+    ) -> list[DepositNeed | None]:
+        """`update_deposit_need` for each (id, expect, fields), in one transaction."""
+        raise StoreError(f"{type(self).__name__} keeps no deposit episodes")
+
+    async def set_deposit_address(self, policy: str, address: str, present: bool) -> None:
+        """Record that `address` was added to (or removed from) `policy` at run time."""
+        raise StoreError(f"{type(self).__name__} keeps no deposit addresses")
+
+    async def deposit_addresses(self) -> list[tuple[str, str, bool]]:
+        """Every run-time change: (policy, address, present)."""
+        raise StoreError(f"{type(self).__name__} keeps no deposit addresses")
+
+    async def set_deposit_cursor(self, name: str, block: int) -> None:
+        """The last block whose deposits the follower `name` recorded."""
+        raise StoreError(f"{type(self).__name__} keeps no deposit cursor")
+
+    async def deposit_cursor(self, name: str) -> int | None:
+        """The block `set_deposit_cursor` last wrote for `name` (None: never)."""
+        raise StoreError(f"{type(self).__name__} keeps no deposit cursor")
 
     # ---- lifecycle
 

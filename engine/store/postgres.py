@@ -20,7 +20,7 @@ Neighbours: `postgres_orders.py` (order and ledger statements), `migrating.py`
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -31,6 +31,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
 from engine.core.clock import Clock
+from engine.core.deposits import DepositNeed, NeedState, NewDeposit
 from engine.core.phases import OrderPhase
 from engine.core.records import (
     BudgetLimit,
@@ -47,6 +48,7 @@ from engine.core.records import (
     window_bounds,
 )
 from engine.core.usage import UsageProfile
+from engine.store import deposit_rows as dq
 from engine.store import postgres_orders as q
 from engine.store import rows
 from engine.store.base import (
@@ -420,6 +422,56 @@ class PostgresStore(Store):
             return {row["name"]: Lease(**row) for row in await cur.fetchall()}
 
         return await self._read(work)
+
+    # ------------------------------------------------------------------ deposits
+
+    async def record_deposits(
+        self, deposits: Sequence[NewDeposit]
+    ) -> list[tuple[DepositNeed, bool]]:
+        values = [d.values() for d in deposits]
+
+        async def work(cur: q.Cursor, now: float) -> list[tuple[DepositNeed, bool]]:
+            return [await dq.pg_record(cur, now, v) for v in values]
+
+        return await self._run(work)
+
+    async def deposit_needs(
+        self,
+        *,
+        open_only: bool = True,
+        addresses: Collection[str] | None = None,
+        policy: str | None = None,
+        limit: int = 100_000,
+    ) -> list[DepositNeed]:
+        return await self._read(lambda cur: dq.pg_needs(cur, open_only, addresses, policy, limit))
+
+    async def update_deposit_need(
+        self, need_id: int, *, expect: Collection[NeedState] | None = None, **fields: Any
+    ) -> DepositNeed | None:
+        checked = dq.check_fields(fields)
+        return await self._run(lambda cur, now: dq.pg_update(cur, now, need_id, checked, expect))
+
+    async def update_deposit_needs(
+        self, changes: Sequence[tuple[int, Collection[NeedState] | None, Mapping[str, Any]]]
+    ) -> list[DepositNeed | None]:
+        checked = [(i, expect, dq.check_fields(fields)) for i, expect, fields in changes]
+
+        async def work(cur: q.Cursor, now: float) -> list[DepositNeed | None]:
+            return [await dq.pg_update(cur, now, i, f, e) for i, e, f in checked]
+
+        return await self._run(work)
+
+    async def set_deposit_address(self, policy: str, address: str, present: bool) -> None:
+        await self._run(lambda cur, now: dq.pg_set_address(cur, now, policy, address, present))
+
+    async def deposit_addresses(self) -> list[tuple[str, str, bool]]:
+        return await self._read(dq.pg_addresses)
+
+    async def set_deposit_cursor(self, name: str, block: int) -> None:
+        await self._run(lambda cur, now: dq.pg_set_cursor(cur, now, name, block))
+
+    async def deposit_cursor(self, name: str) -> int | None:
+        return await self._read(lambda cur: dq.pg_cursor(cur, name))
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -23,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from engine.core.clock import Clock
+from engine.core.deposits import DepositNeed, NeedState, NewDeposit
 from engine.core.phases import OrderPhase
 from engine.core.records import (
     BudgetLimit,
@@ -44,6 +45,7 @@ from engine.core.records import (
     window_bounds,
 )
 from engine.core.usage import UsageProfile
+from engine.store import deposit_rows as dq
 from engine.store import rows
 from engine.store import sqlite_orders as q
 from engine.store.base import (
@@ -405,6 +407,56 @@ class SQLiteStore(Store):
             return {row["name"]: Lease(**dict(row)) for row in rows}
 
         return await self._read(run)
+
+    # ------------------------------------------------------------------ deposits
+
+    async def record_deposits(
+        self, deposits: Sequence[NewDeposit]
+    ) -> list[tuple[DepositNeed, bool]]:
+        values = [d.values() for d in deposits]
+        return await self._write(lambda conn, now: [dq.sqlite_record(conn, now, v) for v in values])
+
+    async def deposit_needs(
+        self,
+        *,
+        open_only: bool = True,
+        addresses: Collection[str] | None = None,
+        policy: str | None = None,
+        limit: int = 100_000,
+    ) -> list[DepositNeed]:
+        return await self._read(
+            lambda conn: dq.sqlite_needs(conn, open_only, addresses, policy, limit)
+        )
+
+    async def update_deposit_need(
+        self, need_id: int, *, expect: Collection[NeedState] | None = None, **fields: Any
+    ) -> DepositNeed | None:
+        checked = dq.check_fields(fields)
+        return await self._write(
+            lambda conn, now: dq.sqlite_update(conn, now, need_id, checked, expect)
+        )
+
+    async def update_deposit_needs(
+        self, changes: Sequence[tuple[int, Collection[NeedState] | None, Mapping[str, Any]]]
+    ) -> list[DepositNeed | None]:
+        checked = [(i, expect, dq.check_fields(fields)) for i, expect, fields in changes]
+        return await self._write(
+            lambda conn, now: [dq.sqlite_update(conn, now, i, f, e) for i, e, f in checked]
+        )
+
+    async def set_deposit_address(self, policy: str, address: str, present: bool) -> None:
+        await self._write(
+            lambda conn, now: dq.sqlite_set_address(conn, now, policy, address, present)
+        )
+
+    async def deposit_addresses(self) -> list[tuple[str, str, bool]]:
+        return await self._read(dq.sqlite_addresses)
+
+    async def set_deposit_cursor(self, name: str, block: int) -> None:
+        await self._write(lambda conn, now: dq.sqlite_set_cursor(conn, now, name, block))
+
+    async def deposit_cursor(self, name: str) -> int | None:
+        return await self._read(lambda conn: dq.sqlite_cursor(conn, name))
 
     # ------------------------------------------------------------------ lifecycle
 

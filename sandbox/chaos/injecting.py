@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
 
 from engine.core.clock import VirtualClock
+from engine.core.deposits import DepositNeed, NeedState, NewDeposit
 from engine.core.usage import UsageProfile
 from engine.store import (
     BudgetLimit,
@@ -211,6 +212,49 @@ class ChaosStore(Store):
 
     async def lease_holders(self, now: float | None = None) -> dict[str, Lease]:
         return await self._do(lambda: self.inner.lease_holders(now))
+
+    async def record_deposits(
+        self, deposits: Sequence[NewDeposit]
+    ) -> list[tuple[DepositNeed, bool]]:
+        return await self._do(lambda: self.inner.record_deposits(deposits))
+
+    async def deposit_needs(
+        self,
+        *,
+        open_only: bool = True,
+        addresses: Collection[str] | None = None,
+        policy: str | None = None,
+        limit: int = 100_000,
+    ) -> list[DepositNeed]:
+        return await self._do(
+            lambda: self.inner.deposit_needs(
+                open_only=open_only, addresses=addresses, policy=policy, limit=limit
+            )
+        )
+
+    async def update_deposit_need(
+        self, need_id: int, *, expect: Collection[NeedState] | None = None, **fields: Any
+    ) -> DepositNeed | None:
+        return await self._do(
+            lambda: self.inner.update_deposit_need(need_id, expect=expect, **fields)
+        )
+
+    async def update_deposit_needs(
+        self, changes: Sequence[tuple[int, Collection[NeedState] | None, Mapping[str, Any]]]
+    ) -> list[DepositNeed | None]:
+        return await self._do(lambda: self.inner.update_deposit_needs(changes))
+
+    async def set_deposit_address(self, policy: str, address: str, present: bool) -> None:
+        await self._do(lambda: self.inner.set_deposit_address(policy, address, present))
+
+    async def deposit_addresses(self) -> list[tuple[str, str, bool]]:
+        return await self._do(self.inner.deposit_addresses)
+
+    async def set_deposit_cursor(self, name: str, block: int) -> None:
+        await self._do(lambda: self.inner.set_deposit_cursor(name, block))
+
+    async def deposit_cursor(self, name: str) -> int | None:
+        return await self._do(lambda: self.inner.deposit_cursor(name))
 
     async def healthcheck(self) -> None:
         await self._do(self.inner.healthcheck)

@@ -1,8 +1,8 @@
 """One chaos run: the engine against an in-process World while a `Scenario` injects faults.
 
-`run(seed, directory)` builds a `World` on a `ChaosClock` (eight watched addresses in
-four policies, each with another vendor first, one of them buying the cheapest offer
-sized to use (`strategy: cheapest`, `topUp.auto`); every address starts above its threshold
+`run(seed, directory)` builds a `World` on a `ChaosClock` (ten watched addresses in
+six policies, each with another vendor first, one of them buying the cheapest offer sized
+to use (`strategy: cheapest`, `topUp.auto`); every address starts above its threshold
 with energy from a third party), writes the policy files into `directory`, and plays the
 scenario step by step (`STEP` emulated seconds each):
 
@@ -73,8 +73,12 @@ POLICIES: tuple[demo.PolicyRow, ...] = (
      "{auto: {}, duration: [1h, 1d]}",
      "[mefree, tronsave, eopen]", "300 sun/energy", "{perDay: 1000 TRX}",
      "strategy: cheapest"),
+    ("p-catfee", "catfee first", 8, 1, "65k", "{amount: 100k, duration: 1h}",
+     "[catfee, feee, eopen, mefree]", "100 sun/energy", "{perDay: 500 TRX}"),
+    ("p-feee", "feee first", 9, 1, "65k", "{amount: 65k, duration: 1h}",
+     "[feee, catfee, itrx, tronsave]", "100 sun/energy", "{perDay: 500 TRX}"),
 )  # fmt: skip
-WATCHED = sum(row[3] for row in POLICIES)
+WATCHED = sum(row[3] for row in POLICIES)  # at most the engine's purchases per pass (10)
 #: a price move charges at most this (sun per energy): the lowest of the policies' caps,
 #: so a moved charge stays within every cap (a charge above a cap is an alert, and no
 #: reservation can hold money the vendor takes beyond what the order allowed)
@@ -129,7 +133,8 @@ class ChaosRun:
         self.node_faults = NodeFaults()
         self.node_app = create_app(self.world.chain, faults=self.node_faults)
         files = demo.render_policy_files(
-            {"node": "http://node.test"} | {v: f"http://{v}.test" for v in demo.VENDORS},
+            {"node": "http://node.test"}
+            | {v: f"http://{v}.test{demo.BASE_PATHS.get(v, '')}" for v in demo.VENDORS},
             f"sqlite:///{directory / 'chaos.db'}",
             POLICIES,
         )

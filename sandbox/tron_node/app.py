@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from sandbox.serving import LoopbackServer, serve
 from sandbox.tron_node import wire
+from sandbox.tron_node.accounts import USDT_CONTRACT_HEX
 from sandbox.tron_node.control import control_routes
 from sandbox.tron_node.faults import NodeFaults
 from sandbox.tron_node.state import ChainState
@@ -174,6 +175,26 @@ def get_transaction_infos(s: ChainState, p: dict[str, Any], visible: bool, solid
     return s.transaction_infos_json(number, _limit(s, solid)) if number > 0 else None
 
 
+_BALANCE_OF = ("balanceOf(address)", "70a08231")
+
+
+def trigger_constant_contract(s: ChainState, p: dict[str, Any], visible: bool, solid: bool) -> Any:
+    """`/wallet/triggerconstantcontract` for the one call the emulator runs: the USDT-like
+    contract's `balanceOf(address)` (any other call answers as a revert would)."""
+    contract = parse_address(p.get("contract_address"), visible)
+    selector = str(p.get("function_selector", ""))
+    parameter = str(p.get("parameter", ""))
+    if contract != USDT_CONTRACT_HEX or selector not in _BALANCE_OF or len(parameter) != 64:
+        return {"result": {"result": False, "code": "CONTRACT_EXE_ERROR", "message": ""}}
+    owner = "41" + parameter[24:].lower()
+    return {
+        "result": {"result": True},
+        "energy_used": 1_011,
+        "constant_result": [f"{s.usdt_balance(owner):064x}"],
+        "transaction": {},
+    }
+
+
 # name -> (query, reads `visible` from the POST body, also under /walletsolidity/)
 ENDPOINTS: dict[str, tuple[Query, bool, bool]] = {
     "getaccount": (get_account, True, True),
@@ -191,6 +212,7 @@ ENDPOINTS: dict[str, tuple[Query, bool, bool]] = {
     "getcandelegatedmaxsize": (get_can_delegated_max_size, True, True),
     "gettransactioninfobyid": (get_transaction_info, True, True),
     "gettransactioninfobyblocknum": (get_transaction_infos, True, True),
+    "triggerconstantcontract": (trigger_constant_contract, True, False),
 }
 
 

@@ -37,7 +37,10 @@ class ChainView:
         self._accounts: dict[str, Account] = {}
         self._delegations: dict[tuple[str, str], Delegation] = {}
         self._usdt_holders: set[str] = set()
+        self._usdt_balances: dict[str, int] = {}  # hex -> smallest units received, net
         self._nonce = 0
+        #: (clock seconds, receiver hex, used energy moved to the owner) per UnDelegateResource
+        self.reclaims: list[tuple[float, str, int]] = []
 
     # -- time and blocks ---------------------------------------------------------------
 
@@ -95,6 +98,14 @@ class ChainView:
     def holds_usdt(self, address: str) -> bool:
         with self._lock:
             return to_hex(address) in self._usdt_holders
+
+    def usdt_balance(self, address_hex: str) -> int:
+        """The USDT-like token's `balanceOf`: what transfers brought in, net of what went
+        out. An address marked a holder without transfers (`mark_usdt_holder`) holds 1."""
+        with self._lock:
+            if address_hex in self._usdt_balances:
+                return self._usdt_balances[address_hex]
+            return 1 if address_hex in self._usdt_holders else 0
 
     def has_account(self, address: str) -> bool:
         with self._lock:

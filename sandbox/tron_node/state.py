@@ -264,6 +264,7 @@ class ChainState(ChainView):
                 dst.energy = dataclasses.replace(
                     decayed, used=decayed.used - transfer, latest_slot=now
                 )
+                self.reclaims.append((self.clock.now(), dst_hex, transfer))
             record.unlock_expired(now_ms)
             record.unlocked -= sun
             src.delegated_out_energy -= sun
@@ -326,6 +327,11 @@ class ChainState(ChainView):
             ret = "SUCCESS" if bill.ok else "OUT_OF_ENERGY"
             if bill.ok:
                 self._usdt_holders.add(dst_hex)
+                # a sender with no recorded balance stands for the outside world (a
+                # customer's wallet): it pays without going below zero
+                left = self._usdt_balances.get(src.hex, 0)
+                self._usdt_balances[src.hex] = max(0, left - amount)
+                self._usdt_balances[dst_hex] = self._usdt_balances.get(dst_hex, 0) + amount
             data = TRANSFER_SELECTOR + dst_hex[2:].rjust(64, "0") + f"{amount:064x}"
             value = {"data": data, "owner_address": src.hex, "contract_address": USDT_CONTRACT_HEX}
             receipt = Receipt(

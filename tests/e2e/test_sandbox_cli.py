@@ -131,3 +131,23 @@ async def test_the_engines_http_api_answers_during_a_run(tmp_path: Path) -> None
     assert len(status["addresses"]) == demo.WATCHED
     assert isinstance(orders, list) and orders  # the first pass bought top-ups
     assert state.passes >= status["passes"] and not state.errors
+
+
+def test_the_deposits_workload_sweeps_through_the_sidecars_api(tmp_path: Path) -> None:
+    """`--workload deposits`: the sidecar (its deposit desk) follows the served node, buys
+    one sweep's energy per deposit, and the sweeper, asking `GET /v1/addresses`, sweeps
+    every deposit with it: no sweep burns."""
+    import asyncio
+
+    options = SandboxOptions(duration=20.0, speed=60.0, directory=tmp_path, deposits=1000)
+    with SandboxRun(options) as run:
+        state = asyncio.run(run.run())
+    assert state.deposits > 0 and not state.errors
+    # the sweeper waits for energy ready (it gives up only after 30 emulated minutes, longer
+    # than the run): a sweep that burns was told "ready" too early or for too little
+    assert [r for r in state.sweeps if r.burned_sun] == []
+    assert len(state.sweeps) >= state.deposits // 2  # the newest may still wait
+    deposit_orders = [o for o in state.orders if o.policy == "deposits"]
+    swept = {r.sender for r in state.sweeps}
+    assert swept <= {o.address for o in deposit_orders}
+    assert len(deposit_orders) == len({o.address for o in deposit_orders})  # one each

@@ -166,7 +166,9 @@ def test_the_bomb_case_really_is_a_bomb() -> None:
 def test_examples_are_valid_and_unset_secrets_are_warnings() -> None:
     result = _run("validate", str(EXAMPLES))
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("valid: files 7, providers 8, policies 4, engine configs 1")
+    assert result.stdout.startswith(
+        "valid: files 7, providers 8, policies 3, engine configs 1, deposit policies 1"
+    )
     assert re.search(r"engine\.yaml:12:13: warning: .*TRONGRID_API_KEY is not set", result.stderr)
 
 

@@ -49,7 +49,7 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-MUTATING = {"/v1/ensure", "/v1/policies"}
+MUTATING = {"/v1/ensure", "/v1/policies", "/v1/deposit-addresses"}
 CASES = [
     (method, path, mode)
     for method, path in OPERATIONS

@@ -38,7 +38,7 @@ def validator() -> jsonschema.Draft202012Validator:
 def test_examples_cover_every_kind_and_vendor() -> None:
     kinds = {doc["kind"] for _, doc in EXAMPLE_DOCS}
     vendors = {doc["spec"]["type"] for _, doc in EXAMPLE_DOCS if doc["kind"] == "Provider"}
-    assert kinds == {"Provider", "EnergyPolicy", "EngineConfig"}
+    assert kinds == {"Provider", "EnergyPolicy", "DepositPolicy", "EngineConfig"}
     assert vendors == {"mefree", "itrx", "eopen", "tronsave"}
 
 

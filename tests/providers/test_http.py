@@ -212,3 +212,14 @@ async def test_rate_limiter_holds_the_sixteenth_call_until_time_passes() -> None
 def test_rate_limiter_refuses_nonsense() -> None:
     with pytest.raises(ValueError):
         RateLimiter(0, clock=RecordingClock())
+
+
+def test_every_client_verifies_tls_with_one_shared_context() -> None:
+    import ssl
+
+    from providers.http import tls_context
+
+    context = tls_context()
+    assert context is tls_context()  # built once: each build reads the whole CA bundle
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] > 0

@@ -238,6 +238,7 @@ async def _in_process(box: Sandbox, seen: Seen) -> None:
     assert not unresolved.ok
 
 
+@pytest.mark.timeout(180)  # a sidecar, the CLI and an in-process session over every vendor
 def test_no_canary_appears_anywhere(box: Sandbox) -> None:
     seen = Seen()
     car = Sidecar(box)
