@@ -213,26 +213,50 @@ class DepositDesk:
         opened: dict[int, DepositNeed] = {}
         seen: dict[int, float] = {}
         for read_at, block in found:
-            for sweep in block.sweeps:
-                for need in await self.store.deposit_needs(addresses=[sweep.address]):
-                    if need.deposit_block <= sweep.block:
+            # in the block's order: deposits are recorded in batches, and a batch is
+            # written before a sweep from one of its addresses, so that sweep closes the
+            # episode its deposit opened (a sweep before a deposit closes only older ones)
+            batch: list[NewDeposit] = []
+            for is_deposit, item in block.in_order():
+                if is_deposit:
+                    batch.append(
+                        NewDeposit(
+                            item.policy,
+                            item.address,
+                            item.token,
+                            item.txid,
+                            item.block,
+                            item.amount,
+                        )
+                    )
+                    continue
+                if any(d.address == item.address for d in batch):
+                    await self._record(batch, opened, seen, read_at)
+                    batch = []
+                for need in await self.store.deposit_needs(addresses=[item.address]):
+                    if need.deposit_block <= item.block:
                         await self._close(need, CloseReason.SWEPT)
                         opened.pop(need.id, None)
-            recorded = await self.store.record_deposits(
-                [
-                    NewDeposit(d.policy, d.address, d.token, d.txid, d.block, d.amount)
-                    for d in block.deposits
-                ]
-            )
-            for need, _new in recorded:
-                if need.state is NeedState.OPEN:
-                    opened[need.id] = need
-                    seen.setdefault(need.id, read_at)
+            await self._record(batch, opened, seen, read_at)
         del self._found[: len(found)]
         await self._save_cursor()
         if opened:
             await self.act(list(opened.values()), seen=seen)
         return list(opened.values())
+
+    async def _record(
+        self,
+        batch: list[NewDeposit],
+        opened: dict[int, DepositNeed],
+        seen: dict[int, float],
+        read_at: float,
+    ) -> None:
+        if not batch:
+            return
+        for need, _new in await self.store.record_deposits(batch):
+            if need.state is NeedState.OPEN:
+                opened[need.id] = need
+                seen.setdefault(need.id, read_at)
 
     async def _save_cursor(self) -> None:
         """Keep the last block read (its deposits are recorded) for a restart."""

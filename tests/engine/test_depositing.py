@@ -326,3 +326,29 @@ async def test_a_store_failure_while_recording_keeps_the_deposits(market: Market
     await desk.round()
     assert [n.address for n in await market.store.deposit_needs()] == deposit_addresses
     assert market.creates("eopen") == 1
+
+
+async def test_a_sweep_in_the_deposits_own_block_closes_its_episode(market: Market) -> None:
+    deposit_addresses = market.watched(2, trx=50)
+    customer = address("customer")
+    market.chain.create_account(customer, 1_000 * TRX)
+    desk = desk_for(market, deposit_policy(deposit_addresses, ["p-eopen"]))
+    await desk.start()
+    await desk.follow_once()  # starts at the head
+    swept, later = deposit_addresses
+    # one block: a deposit and its sweep; a sweep and then a new deposit
+    market.chain.transfer_usdt(customer, swept, amount=5_000_000)
+    market.chain.transfer_usdt(swept, SINK, amount=5_000_000)
+    market.chain.transfer_usdt(customer, later, amount=2_000_000)
+    market.advance(3)
+    await desk.follow_once()
+    market.chain.transfer_usdt(later, SINK, amount=2_000_000)
+    market.chain.transfer_usdt(customer, later, amount=4_000_000)
+    market.advance(3)
+    await desk.follow_once()
+    closed = await market.store.deposit_needs(open_only=False, addresses=[swept])
+    assert [(n.state, n.close_reason) for n in closed] == [(NeedState.CLOSED, "swept")]
+    (still,) = await market.store.deposit_needs(addresses=[later])  # the new deposit's
+    assert still.deposits == 1 and still.deposit_block > closed[0].deposit_block
+    # nothing bought for the episode that was swept in its own block; one for `later`
+    assert market.creates("eopen") == 1 and closed[0].client_order_id is None
