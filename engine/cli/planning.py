@@ -48,7 +48,8 @@ def plan(
     detailed_exitcode: bool,
 ) -> None:
     """Show what apply would buy: every address with its energy, threshold, condition,
-    action, provider and estimated cost. Never buys and never writes orders.
+    action, provider and estimated cost; each DepositPolicy as one line (it buys only in
+    `energyctl run`, when a deposit lands). Never buys and never writes orders.
 
     Exit codes: 0 success (with --detailed-exitcode: nothing to do), 2 purchases pending
     (only with --detailed-exitcode), 1 error, also when --node is not a URL or no address
@@ -122,7 +123,8 @@ def apply(
 ) -> None:
     """Plan, then buy: open orders are followed first, then the plan is shown and, once
     confirmed, carried out. Prints what was bought, from whom, at what cost, and what was
-    held and why. Records the policy revision in the store.
+    held and why. Records the policy revision in the store. DepositPolicies are shown as
+    one line each and bought for only by `energyctl run`, when a deposit lands.
 
     Confirmation is asked on a terminal unless --yes; without a terminal, --yes is
     required. Exit codes: 0 every purchase placed (or nothing to do), 2 some purchases
