@@ -8,11 +8,12 @@
   once if it does not; where the vendor has a lookup by client id, by the lookup (found:
   `submitted` with the vendor's receipt; "no such order" ends it only `lookup_settle`
   seconds after the unclear answer, as a request may still reach the vendor; meanwhile,
-  and when the lookup fails, the chain may still settle it); else by the chain: a rise of the address's energy limit by the ordered amount since the intent's
-  baseline (the snapshot recorded with it) is the order delivered. Without evidence the
-  order stays held as `unknown` (no second order for the address, invariant 3) and is
-  flagged for an alert once past its deadline. An `intent` younger than `intent_grace` is
-  left alone: another process may be between its intent and its call.
+  and when the lookup fails, the chain may still settle it); else by the chain: a rise of
+  the address's energy limit by the ordered amount since the intent's baseline (the
+  snapshot recorded with it) is the order delivered. Without evidence the order stays held
+  as `unknown` (no second order for the address, invariant 3) and is flagged for an alert
+  once past its deadline. An `intent` younger than `intent_grace` is left alone: another
+  process may be between its intent and its call.
 - `submitted` / `delegating`: the vendor's status. FAILED (below) and REFUNDED end it as the
   vendor says. Otherwise the order is `delivered` only when the chain shows the energy
   (invariant 7); "delegated" from the vendor alone moves it to `delegating`, and if the
