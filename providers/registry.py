@@ -29,11 +29,19 @@ from providers.eopen import EopenProvider
 from providers.itrx import ItrxProvider
 from providers.mefree import MefreeProvider
 from providers.tronsave import TronsaveProvider
+from providers.tronzap import TronZapProvider
 
 ENTRY_POINT_GROUP = "energyctl.providers"
 
 BUILTIN: Mapping[str, type[Provider]] = {
-    cls.type_name: cls for cls in (MefreeProvider, ItrxProvider, EopenProvider, TronsaveProvider)
+    cls.type_name: cls
+    for cls in (
+        MefreeProvider,
+        ItrxProvider,
+        EopenProvider,
+        TronsaveProvider,
+        TronZapProvider,
+    )
 }
 
 

@@ -30,12 +30,14 @@ from sandbox.providers import VENDORS as EMULATED
 
 VENDORS = tuple(v.name for v in EMULATED)  # the list is sandbox.providers.VENDORS
 HOST = "127.0.0.1"
+API_PORT = 18095  # the engine's HTTP API (the sidecar's), as `energyctl sandbox` serves it
+#: the node on 18090, the vendors from 18091 in `VENDORS` order, stepping over `API_PORT`
+#: (mefree 18091 ... tronsave 18094, the fifth vendor on 18096)
 DEFAULT_PORTS: Mapping[str, int] = {
     "node": 18090,
-    **{vendor: 18091 + n for n, vendor in enumerate(VENDORS)},  # mefree 18091 ... tronsave 18094
+    **{vendor: 18091 + n + (18091 + n >= API_PORT) for n, vendor in enumerate(VENDORS)},
 }
 DEFAULT_STORE_URL = "sqlite:///energyctl-sandbox.db"
-API_PORT = 18095  # the engine's HTTP API (the sidecar's), as `energyctl sandbox` serves it
 BASE_PATHS: Mapping[str, str] = {v.name: v.base_path for v in EMULATED if v.base_path}
 
 #: spec key -> sandbox credential value, per vendor (the emulators' defaults)

@@ -1,10 +1,11 @@
 """The sandbox's market as one catalogue: every rental each vendor emulator sells, and its price.
 
-`catalogue(world)` reads the four emulators' price tables (`MefreePrices`, `ItrxPrices`,
-`EopenPrices`, `TronSavePrices`; the values, their public sources and the date they describe
-are in docs/sandbox-providers.md) and lists one `Offer` per vendor and duration: the
-duration in seconds, the cost in sun of one unit of energy for that whole duration (per-day
-prices times days) and the vendor's smallest order. Durations run to `max_days` days.
+`catalogue(world)` reads the emulators' price tables (`MefreePrices`, `ItrxPrices`,
+`EopenPrices`, `TronSavePrices`, `TronZapPrices`; the values, their public sources and the
+date they describe are in docs/sandbox-providers.md) and lists one `Offer` per vendor and
+duration: the duration in seconds, the cost in sun of one unit of energy for that whole
+duration (per-day prices times days) and the vendor's smallest order. Durations run to
+`max_days` days.
 TronSave sells any duration (prorated per day beyond one day): the catalogue lists it on a
 grid beyond a day (`tronsave_grid`), each point priced as the shortest order it stands for
 (the previous point), so an order of any length costs at least its representative.
@@ -40,6 +41,7 @@ from sandbox.providers.mefree import MIN_QUANTITY as MEFREE_MIN
 from sandbox.providers.mefree import MefreeEmulator, MefreePrices
 from sandbox.providers.tronsave import TronSaveEmulator
 from sandbox.providers.tronsave_market import TronSavePrices, cost_sun
+from sandbox.providers.tronzap import TronZapEmulator, TronZapPrices
 
 if TYPE_CHECKING:
     from sandbox.world import World
@@ -96,6 +98,10 @@ def _offers(vendor: str, emulator: Any, prices: Any, world: World, max_days: int
             out.append(Offer(vendor, end, t.slow(end) * previous / DAY, minimum))
             previous = end
         return out
+    if isinstance(emulator, TronZapEmulator):
+        z: TronZapPrices = prices
+        return [Offer(vendor, h * HOUR, z.unit(h), emulator.minimum())
+                for h in emulator.hours_sold() if h * HOUR <= max_days * DAY]  # fmt: skip
     return []
 
 
@@ -135,6 +141,10 @@ def scaled(prices: Any, factor: float) -> Any:
     if isinstance(prices, TronSavePrices):
         slow = tuple((limit, _scale(p, factor)) for limit, p in prices.slow_by_duration)
         return dataclasses.replace(prices, slow_by_duration=slow)
+    if isinstance(prices, TronZapPrices):
+        return dataclasses.replace(
+            prices, hour_sun=_scale(prices.hour_sun, factor), day_sun=_scale(prices.day_sun, factor)
+        )
     raise TypeError(f"no price table scaling for {type(prices).__name__}")
 
 

@@ -77,7 +77,7 @@ def _offsets(
 @click.option(
     "--fixed-ports/--random-ports",
     default=None,
-    help="Serve on the ports examples/sandbox/ names (18090-18094) or on free ones. "
+    help="Serve on the ports examples/sandbox/ names (18090-18094, 18096-) or on free ones. "
     "Default: fixed with --world-only, random otherwise.",
 )
 @click.option(

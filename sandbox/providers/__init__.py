@@ -22,6 +22,7 @@ from sandbox.providers.eopen import EopenEmulator
 from sandbox.providers.itrx import ItrxEmulator
 from sandbox.providers.mefree import MefreeEmulator
 from sandbox.providers.tronsave import TronSaveEmulator
+from sandbox.providers.tronzap import TronZapEmulator
 
 __all__ = ["VENDORS", "EmulatedVendor", "vendor"]
 
@@ -52,6 +53,10 @@ VENDORS: tuple[EmulatedVendor, ...] = (
     ),
     EmulatedVendor("eopen", EopenEmulator, {"apiKey": "eopen-sandbox-key"}, "/api"),
     EmulatedVendor("tronsave", TronSaveEmulator, {"apiKey": "tronsave-sandbox-key"}),
+    EmulatedVendor(
+        "tronzap", TronZapEmulator,
+        {"apiKey": "tronzap-sandbox-token", "apiSecret": "tronzap-sandbox-secret"},
+    ),
 )  # fmt: skip
 
 

@@ -32,12 +32,14 @@ from engine.act.applying import OutcomeKind, apply_action
 from engine.act.tracking import Tracker, TrackingSettings
 from engine.decide.planning import Action, Candidate
 from engine.store import OrderFilter, OrderPhase
+from providers import registry
 from providers.base import AmbiguousError, Provider, ProviderError
 from providers.eopen import EopenProvider
 from providers.http import NO_WAIT
 from providers.itrx import ItrxProvider
 from providers.mefree import MefreeProvider
 from providers.tronsave import TronsaveProvider
+from sandbox.providers import vendor as emulated
 from sandbox.providers.readings import Readings, all_single
 from tests.engine.market import VENDORS, Market
 from tests.providers.conftest import make_order
@@ -49,6 +51,7 @@ CREATE_PATHS = {
     "itrx": "/api/v1/frontend/order",
     "eopen": "/api/v1/tron/order",
     "tronsave": "/v2/buy-resource",
+    "tronzap": "/v1/transaction/new",
 }
 #: (status, body) of an answer that does not prove nothing was bought, per vendor
 UNKNOWN_ANSWERS: dict[str, tuple[int, Any]] = {
@@ -56,6 +59,7 @@ UNKNOWN_ANSWERS: dict[str, tuple[int, Any]] = {
     "itrx": (200, {"errno": 1, "message": "system busy"}),
     "eopen": (200, {"code": 11000, "msg": "operation failed, retry later", "time": "0"}),
     "tronsave": (400, {"error": True, "message": "TSAS:500 INTERNAL_SERVER_ERROR", "data": None}),
+    "tronzap": (200, {"code": 500, "key": "internal_server_error", "error": "Internal error"}),
 }
 #: (status, body) of a documented refusal made before anything was bought, per vendor
 REFUSALS: dict[str, tuple[int, Any]] = {
@@ -66,6 +70,7 @@ REFUSALS: dict[str, tuple[int, Any]] = {
         400,
         {"error": True, "message": "TSAS:410 INTERNAL_BALANCE_ACCOUNT_TOO_LOW", "data": None},
     ),
+    "tronzap": (200, {"code": 6, "key": "insufficient_funds", "error": "Insufficient funds"}),
 }
 
 
@@ -133,6 +138,15 @@ def adapters(market: Market) -> dict[str, FaultyTransport]:
                 name,
                 api_key=SecretStr("eopen-sandbox-key"),
                 base_url="http://eopen.test/api",
+                **common,
+            )
+        elif vendor != "tronsave":  # the others: their sandbox credentials as registered
+            entry = emulated(vendor)
+            provider = registry.create(
+                vendor,
+                name,
+                base_url=f"http://{vendor}.test{entry.base_path}",
+                **{k: SecretStr(v) for k, v in entry.credential_kwargs().items()},
                 **common,
             )
         else:

@@ -34,6 +34,7 @@ from providers.base import (
 )
 from providers.http import NO_WAIT
 from providers.tronsave import TronsaveProvider
+from sandbox import demo
 from sandbox.providers import VENDORS as EMULATED
 from sandbox.providers import EmulatedVendor
 from sandbox.providers.readings import Readings, all_single
@@ -246,6 +247,47 @@ class TestVendorGuarantees:
             await provider.place(order.model_copy(update={"max_total_sun": order.energy}))
         assert info.value.reason is ErrorReason.PRICE
 
+    async def test_tronzap_repeated_external_id_creates_a_second_order(self) -> None:
+        world = await _make(_named("tronzap"))  # the default reading: nothing de-duplicates
+        provider = world.adapter()
+        before = await provider.balance()
+        first = await provider.place(_order_for(provider))
+        second = await provider.place(_order_for(provider))
+        assert first.provider_order_id != second.provider_order_id
+        assert len(world.emulator.orders) == 2
+        assert before - await provider.balance() == 2 * (first.cost_sun or 0)
+
+    @pytest.mark.parametrize("reading", ["second", "existing", "refused"])
+    async def test_tronzap_unclear_create_is_resolved_by_lookup(self, reading: str) -> None:
+        world = await _make(_named("tronzap"), readings=Readings({"tronzap.duplicate": reading}))
+        provider = world.adapter()
+        assert await provider.lookup("ord-0001") is None  # nothing yet
+        world.emulator.faults.fail_next(1, 500, after_accept=True, on="create")
+        with pytest.raises(AmbiguousError):
+            await provider.place(_order_for(provider))
+        assert world.emulator.count("create") == 1  # never retried blindly
+        found = await provider.lookup("ord-0001")
+        [made] = world.emulator.orders
+        assert found is not None and found.provider_order_id == made
+        world.clock.advance(10)
+        assert (await provider.status(found)).state is OrderState.DELEGATED
+
+    async def test_tronzap_sells_what_its_services_list_says(self) -> None:
+        readings = Readings({"tronzap.minimum": "60000", "tronzap.durations": "1,24"})
+        world = await _make(_named("tronzap"), readings=readings)
+        provider = world.adapter()
+        request = QuoteRequest(receiver=RECEIVER, energy=61_000, duration=86_400)
+        assert (await provider.quote(request)).total_sun > 0
+        caps = provider.capabilities
+        assert caps.min_amount == 60_000 and caps.durations == (3600, 86_400)
+        with pytest.raises(PermanentError):  # under the listed minimum: refused unsent
+            await provider.place(_order_for(provider).model_copy(update={"energy": 59_000}))
+        assert world.emulator.count("create") == 0
+
+
+def _named(name: str) -> Vendor:
+    return next(v for v in VENDORS if v.name == name)
+
 
 async def _make(
     vendor: Vendor, capacity: int = 1_000_000_000, readings: Readings | None = None
@@ -282,6 +324,7 @@ REACHABLE = {
         OrderState.PARTIAL,
         OrderState.FAILED,
     },
+    "tronzap": {OrderState.PENDING, OrderState.DELEGATING, OrderState.DELEGATED, OrderState.FAILED},
 }
 CANARY_KEY, CANARY_SECRET = "canary-key-7d41c0de", "canary-secret-9b2e5f11"
 
@@ -394,7 +437,7 @@ class TestContractOnChain:
         world = SandboxWorld(watched=1)
         chain.set_emulator_credentials(world, vendor, CANARY_KEY, CANARY_SECRET)
         creds: dict[str, Any] = {"api_key": CANARY_KEY, "api_secret": CANARY_SECRET}
-        if vendor in ("eopen", "tronsave"):
+        if "apiSecret" not in demo.CREDENTIALS[vendor]:
             del creds["api_secret"]
         texts: list[str] = []
         with caplog.at_level(logging.DEBUG):
