@@ -413,3 +413,19 @@ async def test_a_failed_lookup_holds_and_the_chain_still_decides(market: Market)
     [r] = await track_all(t, market)
     assert r.after is OrderPhase.DELIVERED
     assert (await market.store.get_order(coid)).phase is OrderPhase.DELIVERED
+
+
+async def test_an_unclear_tronzap_order_is_resolved_by_its_lookup(market: Market) -> None:
+    """TronZap keeps our client order id as `external_id`: an unclear create is looked up,
+    never placed again, and followed to delivery."""
+    [addr] = market.watched(1)
+    market.emulators["tronzap"].faults.fail_next(1, status=500, after_accept=True, on="create")
+    held = await buy(market, addr, "tronzap", "eopen")
+    assert held.kind is OutcomeKind.HELD
+    t = tracker(market)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.SUBMITTED and "lookup" in r.detail
+    market.advance(10)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.DELIVERED
+    assert market.creates("tronzap") == 1 and market.creates("eopen") == 0
