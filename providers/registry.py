@@ -28,6 +28,7 @@ from providers.base import Provider
 from providers.eopen import EopenProvider
 from providers.itrx import ItrxProvider
 from providers.mefree import MefreeProvider
+from providers.netts import NettsProvider
 from providers.tronsave import TronsaveProvider
 from providers.tronzap import TronZapProvider
 
@@ -41,6 +42,7 @@ BUILTIN: Mapping[str, type[Provider]] = {
         EopenProvider,
         TronsaveProvider,
         TronZapProvider,
+        NettsProvider,
     )
 }
 

@@ -32,7 +32,7 @@ VENDORS = tuple(v.name for v in EMULATED)  # the list is sandbox.providers.VENDO
 HOST = "127.0.0.1"
 API_PORT = 18095  # the engine's HTTP API (the sidecar's), as `energyctl sandbox` serves it
 #: the node on 18090, the vendors from 18091 in `VENDORS` order, stepping over `API_PORT`
-#: (mefree 18091 ... tronsave 18094, the fifth vendor on 18096)
+#: (mefree 18091 ... tronsave 18094, tronzap 18096, netts 18097)
 DEFAULT_PORTS: Mapping[str, int] = {
     "node": 18090,
     **{vendor: 18091 + n + (18091 + n >= API_PORT) for n, vendor in enumerate(VENDORS)},
@@ -42,6 +42,8 @@ BASE_PATHS: Mapping[str, str] = {v.name: v.base_path for v in EMULATED if v.base
 
 #: spec key -> sandbox credential value, per vendor (the emulators' defaults)
 CREDENTIALS: Mapping[str, Mapping[str, str]] = {v.name: v.credentials for v in EMULATED}
+#: spec key -> plain (non-secret) value the sandbox Provider documents carry, per vendor
+SETTINGS: Mapping[str, Mapping[str, str]] = {v.name: v.settings for v in EMULATED}
 _SPEC_ENV = {"apiKey": "API_KEY", "apiSecret": "API_SECRET"}
 #: spec key -> environment variable named by the sandbox Provider documents, per vendor
 ENV: Mapping[str, Mapping[str, str]] = {
@@ -184,7 +186,8 @@ def render_policy_files(
     """
     providers = _HEADER.format(what="one Provider per vendor emulator")
     for vendor in VENDORS:
-        secrets = "".join(
+        secrets = "".join(f"  {key}: {value}\n" for key, value in SETTINGS[vendor].items())
+        secrets += "".join(
             f"  {key}: {{fromEnv: {variable}}}\n" for key, variable in ENV[vendor].items()
         )
         providers += _PROVIDER.format(vendor=vendor, url=urls[vendor], secrets=secrets)

@@ -1,11 +1,11 @@
 """The sandbox's market as one catalogue: every rental each vendor emulator sells, and its price.
 
 `catalogue(world)` reads the emulators' price tables (`MefreePrices`, `ItrxPrices`,
-`EopenPrices`, `TronSavePrices`, `TronZapPrices`; the values, their public sources and the
-date they describe are in docs/sandbox-providers.md) and lists one `Offer` per vendor and
-duration: the duration in seconds, the cost in sun of one unit of energy for that whole
-duration (per-day prices times days) and the vendor's smallest order. Durations run to
-`max_days` days.
+`EopenPrices`, `TronSavePrices`, `TronZapPrices`, `NettsPrices`; the values, their public
+sources and the date they describe are in docs/sandbox-providers.md) and lists one `Offer`
+per vendor and duration: the duration in seconds, the cost in sun of one unit of energy for
+that whole duration (per-day prices times days) and the vendor's smallest order. Durations
+run to `max_days` days.
 TronSave sells any duration (prorated per day beyond one day): the catalogue lists it on a
 grid beyond a day (`tronsave_grid`), each point priced as the shortest order it stands for
 (the previous point), so an order of any length costs at least its representative.
@@ -39,6 +39,8 @@ from sandbox.providers.itrx import ItrxEmulator
 from sandbox.providers.itrx_rules import ItrxPrices
 from sandbox.providers.mefree import MIN_QUANTITY as MEFREE_MIN
 from sandbox.providers.mefree import MefreeEmulator, MefreePrices
+from sandbox.providers.netts import ENDPOINTS as NETTS_ENDPOINTS
+from sandbox.providers.netts import NettsEmulator, NettsPrices
 from sandbox.providers.tronsave import TronSaveEmulator
 from sandbox.providers.tronsave_market import TronSavePrices, cost_sun
 from sandbox.providers.tronzap import TronZapEmulator, TronZapPrices
@@ -98,6 +100,10 @@ def _offers(vendor: str, emulator: Any, prices: Any, world: World, max_days: int
             out.append(Offer(vendor, end, t.slow(end) * previous / DAY, minimum))
             previous = end
         return out
+    if isinstance(emulator, NettsEmulator):
+        n: NettsPrices = prices
+        return [Offer(vendor, seconds, n.unit(seconds), low)
+                for seconds, low, _ in NETTS_ENDPOINTS.values()]  # fmt: skip
     if isinstance(emulator, TronZapEmulator):
         z: TronZapPrices = prices
         return [Offer(vendor, h * HOUR, z.unit(h), emulator.minimum())
@@ -141,6 +147,12 @@ def scaled(prices: Any, factor: float) -> Any:
     if isinstance(prices, TronSavePrices):
         slow = tuple((limit, _scale(p, factor)) for limit, p in prices.slow_by_duration)
         return dataclasses.replace(prices, slow_by_duration=slow)
+    if isinstance(prices, NettsPrices):
+        return dataclasses.replace(
+            prices,
+            hour_sun=_scale(prices.hour_sun, factor),
+            five_min_sun=_scale(prices.five_min_sun, factor),
+        )
     if isinstance(prices, TronZapPrices):
         return dataclasses.replace(
             prices, hour_sun=_scale(prices.hour_sun, factor), day_sun=_scale(prices.day_sun, factor)

@@ -1,7 +1,7 @@
 """One chaos run: the engine against an in-process World while a `Scenario` injects faults.
 
-`run(seed, directory)` builds a `World` on a `ChaosClock` (eight watched addresses in
-four policies, each with another vendor first; every address starts above its threshold
+`run(seed, directory)` builds a `World` on a `ChaosClock` (ten watched addresses in
+six policies, each with another vendor first; every address starts above its threshold
 with energy from a third party), writes the policy files into `directory`, and plays the
 scenario step by step (`STEP` emulated seconds each):
 
@@ -70,6 +70,10 @@ POLICIES: tuple[demo.PolicyRow, ...] = (
      "[itrx, mefree, tronsave, eopen]", "120 sun/energy", "{perDay: 32 TRX}"),
     ("p-mefree", "mefree first", 6, 2, "65k", "{amount: 100k, duration: 1h}",
      "[mefree, itrx, tronsave, eopen]", "300 sun/energy", "{perDay: 1000 TRX}"),
+    ("p-tronzap", "tronzap first", 8, 1, "65k", "{amount: 65k, duration: 1h}",
+     "[tronzap, netts, eopen, mefree]", "100 sun/energy", "{perDay: 500 TRX}"),
+    ("p-netts", "netts first", 9, 1, "65k", "{amount: 100k, duration: 1h}",
+     "[netts, tronzap, itrx, tronsave]", "120 sun/energy", "{perDay: 500 TRX}"),
 )  # fmt: skip
 WATCHED = sum(row[3] for row in POLICIES)
 #: a price move charges at most this (sun per energy): the lowest of the policies' caps,

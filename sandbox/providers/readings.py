@@ -206,6 +206,23 @@ READINGS: tuple[Reading, ...] = (
         "Errors: the error envelope comes with HTTP 200; the official SDKs also accept it "
         "with 400/422/429/500. 400: every error envelope comes with HTTP 400.",
     ),
+    Reading(
+        "netts",
+        "sync",
+        ("hash", "later"),
+        "hash",
+        "order1h/order5m: the success example carries the delegation `hash`; nothing "
+        "promises the delegation is always made before the answer. hash: it is; later: "
+        "an empty `hash`, the delegation a few seconds after (seen in `order_check`).",
+    ),
+    Reading(
+        "netts",
+        "energy",
+        ("exact", "more"),
+        "exact",
+        "order1h: `energy` in the answer; a third-party sample shows 131,050 delegated for "
+        "131,000 ordered. exact: the amount ordered; more: 50 more.",
+    ),
 )
 
 #: the alternative values of numeric readings that the contract suite runs

@@ -26,6 +26,7 @@ from engine.sidecar.alerting import Alerter, AlertSettings
 from engine.store import BudgetWindow, OrderPhase
 from policies.loading import SecretMode, load
 from policies.policyset import PolicySet
+from sandbox.providers import vendor as emulated
 from tests.engine.market import TRX, VENDORS, Market, address
 from tests.engine.test_tracking import intent_only
 
@@ -171,7 +172,8 @@ def policy_set(tmp_path: Path, addresses: list[str], extra: str) -> PolicySet:
     docs = [
         f"---\napiVersion: energyctl/v1\nkind: Provider\nmetadata: {{name: p-{v}}}\n"
         f"spec: {{type: {v}, apiKey: {{fromEnv: K}}"
-        + (", apiSecret: {fromEnv: S}" if v in ("mefree", "itrx") else "")
+        + (", apiSecret: {fromEnv: S}" if "apiSecret" in emulated(v).credentials else "")
+        + "".join(f", {key}: {value}" for key, value in emulated(v).settings.items())
         + "}\n"
         for v in VENDORS
     ]

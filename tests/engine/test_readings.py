@@ -52,6 +52,7 @@ CREATE_PATHS = {
     "eopen": "/api/v1/tron/order",
     "tronsave": "/v2/buy-resource",
     "tronzap": "/v1/transaction/new",
+    "netts": "/apiv2/order1h",
 }
 #: (status, body) of an answer that does not prove nothing was bought, per vendor
 UNKNOWN_ANSWERS: dict[str, tuple[int, Any]] = {
@@ -60,6 +61,7 @@ UNKNOWN_ANSWERS: dict[str, tuple[int, Any]] = {
     "eopen": (200, {"code": 11000, "msg": "operation failed, retry later", "time": "0"}),
     "tronsave": (400, {"error": True, "message": "TSAS:500 INTERNAL_SERVER_ERROR", "data": None}),
     "tronzap": (200, {"code": 500, "key": "internal_server_error", "error": "Internal error"}),
+    "netts": (200, {"detail": {"code": 20001, "msg": "Order processing"}}),
 }
 #: (status, body) of a documented refusal made before anything was bought, per vendor
 REFUSALS: dict[str, tuple[int, Any]] = {
@@ -71,6 +73,7 @@ REFUSALS: dict[str, tuple[int, Any]] = {
         {"error": True, "message": "TSAS:410 INTERNAL_BALANCE_ACCOUNT_TOO_LOW", "data": None},
     ),
     "tronzap": (200, {"code": 6, "key": "insufficient_funds", "error": "Insufficient funds"}),
+    "netts": (403, {"detail": {"code": 403, "msg": "Insufficient balance"}}),
 }
 
 
@@ -147,6 +150,8 @@ def adapters(market: Market) -> dict[str, FaultyTransport]:
                 name,
                 base_url=f"http://{vendor}.test{entry.base_path}",
                 **{k: SecretStr(v) for k, v in entry.credential_kwargs().items()},
+                **entry.setting_kwargs(),
+                requests_per_second=1e6,
                 **common,
             )
         else:

@@ -14,6 +14,7 @@ from engine.reconciling import Reconciler
 from engine.store import IntentCreated, NewIntent, OrderPhase
 from policies.loading import SecretMode, load
 from policies.policyset import PolicySet
+from sandbox.providers import vendor as emulated
 from tests.engine.market import VENDORS, Market
 
 
@@ -39,7 +40,8 @@ def policy_set(
     docs = [
         f"---\napiVersion: energyctl/v1\nkind: Provider\nmetadata: {{name: p-{v}}}\n"
         f"spec: {{type: {v}, apiKey: {{fromEnv: K}}"
-        + (", apiSecret: {fromEnv: S}" if v in ("mefree", "itrx") else "")
+        + (", apiSecret: {fromEnv: S}" if "apiSecret" in emulated(v).credentials else "")
+        + "".join(f", {key}: {value}" for key, value in emulated(v).settings.items())
         + "}\n"
         for v in VENDORS
     ]

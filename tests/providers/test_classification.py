@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from providers import eopen, itrx, mefree, tronsave, tronzap
+from providers import eopen, itrx, mefree, netts, tronsave, tronzap
 from providers.base import AmbiguousError, PermanentError, Provider, TemporaryError
 from providers.http import NO_WAIT
 from tests.providers.conftest import Handler, Recorder, RecordingClock, load, make_order, raw, reply
@@ -129,7 +129,30 @@ TRONZAP: list[Row] = [
     ("tronzap", "HTTP 500", 500, None, AMBIGUOUS, TEMPORARY),
 ]  # fmt: skip
 
-ROWS = MEFREE + ITRX + EOPEN + TRONSAVE + TRONZAP
+
+def _nt(code: int, msg: str) -> dict[str, Any]:
+    return {"detail": {"code": code, "msg": msg}}
+
+
+#: Netts' documented HTTP refusals [doc.netts.io/api], and what proves nothing
+NETTS: list[Row] = [
+    ("netts", "HTTP 400 out of range", 400, _nt(400, "amount must be between 61000 and 5000000"),
+     REFUSAL, REFUSAL),
+    ("netts", "HTTP 401 key or IP", 401, _nt(-1, "Invalid API key or IP not in whitelist"),
+     REFUSAL, REFUSAL),
+    ("netts", "HTTP 401 older shape", 401,
+     {"status": "error", "code": 401, "message": "Invalid API key or IP not in whitelist"},
+     REFUSAL, REFUSAL),
+    ("netts", "HTTP 403 balance", 403, _nt(403, "Insufficient balance"), REFUSAL, REFUSAL),
+    ("netts", "HTTP 429", 429, _nt(429, "Rate limit exceeded"), TEMPORARY, TEMPORARY),
+    ("netts", "HTTP 503 pools empty", 503, _nt(503, "No energy available"),
+     AMBIGUOUS, TEMPORARY),
+    ("netts", "code 20001 undocumented", 200, _nt(20001, "?"), AMBIGUOUS, REFUSAL),
+    ("netts", "success false", 200, {"success": False, "msg": "failed"}, AMBIGUOUS, REFUSAL),
+    ("netts", "HTTP 500", 500, None, AMBIGUOUS, TEMPORARY),
+]  # fmt: skip
+
+ROWS = MEFREE + ITRX + EOPEN + TRONSAVE + TRONZAP + NETTS
 
 
 def adapter(vendor: str, rec: Recorder) -> Provider:
@@ -143,6 +166,8 @@ def adapter(vendor: str, rec: Recorder) -> Provider:
         return itrx.ItrxProvider("it", api_key=SecretStr("k"), api_secret=SecretStr("s"), **common)
     if vendor == "eopen":
         return eopen.EopenProvider("eo", api_key=SecretStr("k"), **common)
+    if vendor == "netts":
+        return netts.NettsProvider("nt", api_key=SecretStr("k"), real_ip="127.0.0.1", **common)
     if vendor == "tronzap":
         return tronzap.TronZapProvider(
             "tz", api_key=SecretStr("k"), api_secret=SecretStr("s"), **common
@@ -211,7 +236,7 @@ async def test_mefree_refusal_after_its_own_retry_is_ambiguous(row: Row) -> None
 
 
 async def test_unparsable_2xx_on_a_create_is_ambiguous() -> None:
-    for vendor in ("mefree", "itrx", "eopen", "tronsave", "tronzap"):
+    for vendor in ("mefree", "itrx", "eopen", "netts", "tronsave", "tronzap"):
         rec = Recorder(_html(vendor))
         provider = adapter(vendor, rec)
         assert await classify(provider.place(make_order(energy=70_000))) == AMBIGUOUS, vendor

@@ -24,7 +24,7 @@ def _eps(*values: tuple[str, str]) -> list[EntryPoint]:
 
 
 def test_builtin_type_names() -> None:
-    assert set(registry.BUILTIN) == {"mefree", "itrx", "eopen", "tronsave", "tronzap"}
+    assert set(registry.BUILTIN) == {"mefree", "itrx", "eopen", "netts", "tronsave", "tronzap"}
     assert registry.get("itrx") is ItrxProvider
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from providers import registry
 from sandbox import demo
 from sandbox.market import BUCKET, Drift, Market, Offer, catalogue
 from sandbox.optimum import WINDOW, solve_address
@@ -21,8 +22,10 @@ from sandbox.providers.eopen import PERIODS as EOPEN_PERIODS
 from sandbox.providers.eopen import EopenEmulator
 from sandbox.providers.itrx import ItrxEmulator
 from sandbox.providers.mefree import MefreeEmulator
+from sandbox.providers.netts import NettsEmulator
 from sandbox.providers.tronsave import TronSaveEmulator
 from sandbox.providers.tronsave_market import cost_sun
+from sandbox.providers.tronzap import TronZapEmulator
 from sandbox.reporting import order_cost
 from sandbox.simulating import simulate
 from sandbox.world import World
@@ -48,10 +51,18 @@ def test_burning_is_the_optimum_when_rentals_cost_more() -> None:
     assert result.lower_bound_sun == int((HOT + 130_285) * 100 * (1 - 1e-7))
 
 
-def _charged_per_unit(world: World, vendor: str, seconds: int, energy: int = 65_000) -> float:
-    """What the emulator charges for `energy` for `seconds`, per unit (TronSave: SLOW)."""
+def _charged_per_unit(
+    world: World, vendor: str, seconds: int, energy: int = 65_000
+) -> float | None:
+    """What the emulator charges for `energy` for `seconds`, per unit (TronSave: SLOW);
+    None when the vendor does not sell that duration."""
     emulator = world.emulators[vendor]
     days = seconds // 86_400
+    if isinstance(emulator, TronZapEmulator):
+        hours = seconds // 3600
+        return emulator.prices.unit(hours) if hours in emulator.hours_sold() else None
+    if isinstance(emulator, NettsEmulator):
+        return emulator.prices.unit(seconds) if seconds in (300, 3600) else None
     if isinstance(emulator, MefreeEmulator):
         total = emulator.prices.cost(energy, 1 if days == 0 else days + (days == 1))
     elif isinstance(emulator, ItrxEmulator):
@@ -74,23 +85,25 @@ def test_the_market_follows_the_public_market_shape() -> None:
         for v in vendors
         for d in (3600, 86_400, 3 * 86_400, 7 * 86_400)
     }
-    for vendor in vendors:
-        assert 25 <= by[vendor, 3600] <= 75, vendor
-        assert 55 <= by[vendor, 86_400] <= 110, vendor
-        assert 50 <= by[vendor, 3 * 86_400] / 3 <= 60, vendor
+    ranges = {3600: (25, 75), 86_400: (55, 110), 3 * 86_400: (3 * 50, 3 * 60)}
+    for (vendor, duration), price in by.items():  # what each vendor sells
+        low, high = ranges.get(duration, (0, 10**9))
+        assert price is None or low <= price <= high, (vendor, duration)
     for duration in (3600, 86_400, 3 * 86_400):
-        prices = [by[v, duration] for v in vendors]
+        prices = [p for v in vendors if (p := by[v, duration]) is not None]
         assert len(set(prices)) == len(prices), duration  # every vendor its own level
-    assert _charged_per_unit(world, "eopen", 600) > by["eopen", 3600]  # 10 min dearer per unit
+    assert (_charged_per_unit(world, "eopen", 600) or 0) > (by["eopen", 3600] or 0)
+    assert (_charged_per_unit(world, "netts", 300) or 0) > (by["netts", 3600] or 0)
     cheapest = {
-        min(vendors, key=lambda v: by[v, d]) for d in (3600, 86_400, 3 * 86_400, 7 * 86_400)
+        min((v for v in vendors if by[v, d] is not None), key=lambda v: by[v, d] or 0)
+        for d in (3600, 86_400, 3 * 86_400, 7 * 86_400)
     }
     assert len(cheapest) >= 3  # each cheapest somewhere
     # the optimum's catalogue never asks more than the emulators charge
     for offer in catalogue(world, max_days=7):
         charged = by.get((offer.vendor, offer.duration))
-        if offer.vendor == "tronsave":
-            charged = _charged_per_unit(world, "tronsave", offer.duration)
+        if offer.vendor in ("tronsave", "netts"):
+            charged = _charged_per_unit(world, offer.vendor, offer.duration)
         if charged is not None:
             assert offer.unit_cost_sun <= charged, offer
 
@@ -151,13 +164,16 @@ def _random_case(rng: random.Random, tmp: Path) -> tuple[Path, Path, float]:
     threshold = rng.choice([65, 65, 131, 150])
     target = max(amount, threshold)
     top_up = f"amount: {amount}k" if rng.random() < 0.6 else f"target: {target}k"
+    duration = rng.choice(["1h", "1h", "1d", "3d"])
+    seconds = {"1h": 3600, "1d": 86_400, "3d": 3 * 86_400}[duration]
+    selling = [v for v in vendors if registry.get(v).capabilities.accepts_duration(seconds)]
     (directory / "policies.yaml").write_text(
         _POLICY.format(
             address=address,
             threshold=f"{threshold}k",
             top_up=top_up,
-            duration=rng.choice(["1h", "1h", "1d", "3d"]),
-            providers=", ".join(vendors[: rng.randint(1, 4)]),
+            duration=duration,
+            providers=", ".join(selling[: rng.randint(1, 4)]),
         )
     )
     days = rng.choice([0.1, 0.25, 0.5])
