@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -61,6 +63,7 @@ from providers.wire import (
     PayloadError,
     as_list,
     as_object,
+    ceil_int,
     get_decimal,
     get_id,
     get_int,
@@ -87,6 +90,9 @@ HTTP_REFUSALS: Mapping[int, ErrorReason] = {
     401: R.AUTH,
     403: R.BALANCE,
 }
+
+
+_ACCESS = re.compile(r"\b(ip|api key|key|whitelist)\b")
 
 
 class NettsAuth(KeyAuth):
@@ -127,8 +133,9 @@ def map_http_error(provider: str, status: int, body: Any) -> ProviderError | Non
     reason = HTTP_REFUSALS.get(status)
     if reason is None:
         return None  # the generic mapping by status
-    if status == 403 and "balance" not in text.lower() and "fund" not in text.lower():
-        reason = R.AUTH if "ip" in text.lower() or "key" in text.lower() else reason
+    words = text.lower()
+    if status == 403 and "balance" not in words and _ACCESS.search(words):
+        reason = R.AUTH  # a 403 that names the key or the IP, not the balance
     return PermanentError(provider, message, reason=reason, vendor_code=str(status))
 
 
@@ -190,8 +197,8 @@ def parse_create(data: Mapping[str, Any]) -> tuple[str, int, str | None, int]:
     return order_id, trx_to_sun(paid), opt_str(data, "hash") or None, energy
 
 
-def parse_price(body: Mapping[str, Any], service: str) -> int:
-    """The current period's price of `service`, sun per energy (rounded up)."""
+def parse_price(body: Mapping[str, Any], service: str) -> Decimal:
+    """The current period's price of `service`, sun per energy."""
     services = get_object(get_object(body, "data"), "services")
     entry = get_object(services, service)
     unit = opt_str(entry, "unit") or ""
@@ -204,7 +211,7 @@ def parse_price(body: Mapping[str, Any], service: str) -> int:
     price = to_decimal(current[0].get("price"), "price")
     if price <= 0:
         raise PayloadError("field 'price' is not positive")
-    return int(-(-price // 1))
+    return price
 
 
 def parse_order(body: Mapping[str, Any]) -> OrderStatus:
@@ -314,7 +321,7 @@ class NettsProvider(HttpProvider[Mapping[str, Any]]):
         service = OFFERS[request.duration][1]
         body = await self._data("GET", "/apiv2/pricing", params={"services": service})
         unit = self._parsed(parse_price, body, service)
-        return self._quote(request, unit * request.energy, dict(body))
+        return self._quote(request, ceil_int(unit * request.energy), dict(body))
 
     async def place(self, order: OrderRequest) -> Receipt:
         self._check(order.energy, order.duration)

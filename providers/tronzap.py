@@ -39,6 +39,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -261,7 +262,7 @@ def parse_calculate(result: Any) -> int:
     return trx_to_sun(non_negative_decimal(as_object(result, "result"), "total"))
 
 
-def non_negative_decimal(data: Mapping[str, Any], key: str) -> Any:
+def non_negative_decimal(data: Mapping[str, Any], key: str) -> Decimal:
     value = get_decimal(data, key)
     if value < 0:
         raise PayloadError(f"field {key!r} is negative")
