@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from engine.core.clock import ScaledClock
+from providers import registry
 from sandbox import demo
 from sandbox.serving import serve
 from sandbox.world import World
@@ -290,9 +291,11 @@ def test_a_plugin_vendors_fields_are_checked_at_their_line_and_column(
     document.write_text(document.read_text().replace("regio: eu-west", "region: eu-west"))
     refused = _energyctl(without, policies, "validate", str(policies))
     assert refused.returncode == 1
-    expected = "spec.type: type must be 'mefree', 'itrx', 'eopen' or 'tronsave'; got 'plugtest'"
+    *first, last = (repr(name) for name in registry.BUILTIN)
+    expected = f"spec.type: type must be {', '.join(first)} or {last}; got 'plugtest'"
     assert f"{document}:5:9: error: {expected}" in refused.stderr, refused.stderr
 
     document.write_text(document.read_text().replace("type: plugtest", "type: plugtset"))
     listed = _energyctl(env, policies, "validate", str(policies))
-    assert "type must be 'mefree', 'itrx', 'eopen', 'tronsave' or 'plugtest'" in listed.stderr
+    builtin = ", ".join(repr(name) for name in registry.BUILTIN)
+    assert f"type must be {builtin} or 'plugtest'" in listed.stderr
