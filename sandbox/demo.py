@@ -9,9 +9,9 @@ the same addresses the world creates:
 - sandbox credentials are the vendor emulators' documented defaults (docs/sandbox-providers.md)
   and reach the policies through `{fromEnv: SANDBOX_...}` references (`ENV`, `env_values()`);
 - `render_policy_files(urls, store_url)` writes the Provider documents (baseUrl at the
-  emulators), an EngineConfig (node URL, store) and the demo
-  EnergyPolicies: 20 addresses in four policies, each listing all four vendors in a
-  different order. `examples/sandbox/` is this output for the default ports
+  emulators, the vendors' plain settings such as Netts' `realIp`), an EngineConfig (node
+  URL, store) and the demo EnergyPolicies: 20 addresses in four policies, each listing the
+  vendors in a different order. `examples/sandbox/` is this output for the default ports
   (`DEFAULT_PORTS`) and `DEMO_POLICIES`; a test keeps the two equal. `World.write_policies`
   writes `TEST_POLICIES` (small top-ups the engine's end-to-end tests count on).
 

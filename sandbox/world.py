@@ -1,4 +1,4 @@
-"""The sandbox world: an emulated TRON node and the four vendor emulators, on one clock.
+"""The sandbox world: an emulated TRON node and the vendor emulators, on one clock.
 
 `World()` builds everything in memory: a `ChainState`, one staked provider account per
 vendor (`sandbox.demo.provider_address`), each vendor emulator delivering through its own
@@ -74,7 +74,7 @@ class _Attached:
 
 
 class World:
-    """The emulated node and the four vendor emulators, sharing one chain and one clock."""
+    """The emulated node and the vendor emulators, sharing one chain and one clock."""
 
     def __init__(
         self,

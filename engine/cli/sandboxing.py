@@ -119,7 +119,7 @@ def sandbox(
     readings: tuple[str, ...],
     live: bool | None,
 ) -> None:
-    """The whole system offline: an emulated TRON node, the four emulated providers, a
+    """The whole system offline: an emulated TRON node, the emulated providers, a
     payment-processor workload and the engine on the sandbox policies. No network, no keys.
 
     Exit codes: 0 stopped by --duration or Ctrl-C with at least one order delivered on the
