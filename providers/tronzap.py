@@ -14,7 +14,8 @@ transaction-check, transaction-statuses, balance, error-codes) and the official 
 - Services [C][S]: `/v1/services` lists, per duration (hours), `min_amount`,
   `max_amount` and `price` (TRX per 1,000 energy). The docs disagree on durations ("1 or
   24" hours, "currently only 1") and on the minimum (32,000 or 60,000) [?], so the list is
-  read before the first quote or order (and hourly after): it is what the adapter sells.
+  read at start (`Provider.start`, when the engine opens its providers) and again before a
+  quote or an order once an hour old: it is what the adapter sells.
   Until then the class's capabilities hold: one hour, 60,000..5,000,000.
 - Create [C]: `/v1/transaction/new` `{service: "energy", external_id, params: {address,
   amounts: {energy}, duration, activate_address}}`. The amount is also sent as the
@@ -400,6 +401,10 @@ class TronZapProvider(HttpProvider[Any]):
             # the class holds the documented fallback; this account sells what it lists
             self.capabilities = capabilities_of(self.services)  # type: ignore[misc]
         return self.services
+
+    async def start(self) -> None:
+        """The services list, read when the engine opens its providers."""
+        await self.read_services()
 
     async def _sold(self, energy: int, duration: int) -> None:
         services = await self.read_services()

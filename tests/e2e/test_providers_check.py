@@ -174,7 +174,7 @@ def test_the_canary_delivers_one_order_per_vendor_on_the_chain(world: Running) -
         "itrx": 10_000,
         "eopen": 64_000,
         "tronsave": 64_001,
-        "tronzap": 32_000,  # the services list's minimum (read by the checks before)
+        "tronzap": 32_000,  # the services list's minimum (read when the pool opened)
         "netts": 61_000,
     }
     # the chain: one delegation from each vendor's account to the receiver, of its size

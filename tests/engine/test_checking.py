@@ -324,7 +324,7 @@ async def test_the_canary_is_the_smallest_order_and_shows_on_chain(
         "itrx": (10_000, 3600),
         "eopen": (64_000, 600),
         "tronsave": (64_001, 300),
-        "tronzap": (60_000, 3600),  # planned on the documented fallback, before the list
+        "tronzap": (32_000, 3600),  # the services list, read when the pool opened
         "netts": (61_000, 300),
     }
     assert (result.plan.energy, result.plan.duration) == expected[vendor]
