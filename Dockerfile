@@ -16,7 +16,7 @@ COPY providers ./providers
 COPY engine ./engine
 COPY sandbox ./sandbox
 RUN python -m venv /opt/energyctl \
- && /opt/energyctl/bin/pip install --upgrade pip \
+ && /opt/energyctl/bin/pip install pip==24.3.1 \
  && /opt/energyctl/bin/pip install .
 
 # ---- runtime: the virtual environment only, a non-root user, nothing written outside

@@ -1,4 +1,4 @@
-"""Vendor type name -> adapter class: the built-in four plus plug-ins.
+"""Vendor type name -> adapter class: the built-in vendors plus plug-ins.
 
 A Provider document's `spec.type` names an adapter. The built-in adapters are listed here
 (`BUILTIN`: adding a vendor to the package is one line); other packages add theirs
@@ -25,7 +25,9 @@ from typing import Any
 
 from policies import vendors
 from providers.base import Provider
+from providers.catfee import CatFeeProvider
 from providers.eopen import EopenProvider
+from providers.feee import FeeeProvider
 from providers.itrx import ItrxProvider
 from providers.mefree import MefreeProvider
 from providers.netts import NettsProvider
@@ -41,6 +43,8 @@ BUILTIN: Mapping[str, type[Provider]] = {
         ItrxProvider,
         EopenProvider,
         TronsaveProvider,
+        CatFeeProvider,
+        FeeeProvider,
         TronZapProvider,
         NettsProvider,
     )

@@ -31,11 +31,18 @@ from sandbox.providers import VENDORS as EMULATED
 VENDORS = tuple(v.name for v in EMULATED)  # the list is sandbox.providers.VENDORS
 HOST = "127.0.0.1"
 API_PORT = 18095  # the engine's HTTP API (the sidecar's), as `energyctl sandbox` serves it
-#: the node on 18090, the vendors from 18091 in `VENDORS` order, stepping over `API_PORT`
-#: (mefree 18091 ... tronsave 18094, tronzap 18096, netts 18097)
+
+
+def _vendor_port(n: int) -> int:
+    """The n-th vendor's port: 18091 upwards, stepping over the API's port."""
+    port = 18091 + n
+    return port + 1 if port >= API_PORT else port
+
+
 DEFAULT_PORTS: Mapping[str, int] = {
     "node": 18090,
-    **{vendor: 18091 + n + (18091 + n >= API_PORT) for n, vendor in enumerate(VENDORS)},
+    # mefree 18091 ... tronsave 18094, catfee 18096, feee 18097, tronzap 18098, netts 18099
+    **{vendor: _vendor_port(n) for n, vendor in enumerate(VENDORS)},
 }
 DEFAULT_STORE_URL = "sqlite:///energyctl-sandbox.db"
 BASE_PATHS: Mapping[str, str] = {v.name: v.base_path for v in EMULATED if v.base_path}

@@ -1,14 +1,17 @@
 """The sandbox's market as one catalogue: every rental each vendor emulator sells, and its price.
 
 `catalogue(world)` reads the emulators' price tables (`MefreePrices`, `ItrxPrices`,
-`EopenPrices`, `TronSavePrices`, `TronZapPrices`, `NettsPrices`; the values, their public
-sources and the date they describe are in docs/sandbox-providers.md) and lists one `Offer`
-per vendor and duration: the duration in seconds, the cost in sun of one unit of energy for
-that whole duration (per-day prices times days) and the vendor's smallest order. Durations
-run to `max_days` days.
+`EopenPrices`, `TronSavePrices`, and the tables of the emulators that list their own offers;
+the values, their public sources and the date they describe
+are in docs/sandbox-providers.md) and lists one `Offer` per vendor and duration: the
+duration in seconds, the cost in sun of one unit of energy for that whole duration (per-day
+prices times days) and the vendor's smallest order. Durations run to `max_days` days.
 TronSave sells any duration (prorated per day beyond one day): the catalogue lists it on a
 grid beyond a day (`tronsave_grid`), each point priced as the shortest order it stands for
-(the previous point), so an order of any length costs at least its representative.
+(the previous point), so an order of any length costs at least its representative. Any
+other emulator lists its own offers: `emulator.market_offers(prices, max_days)` yields
+(seconds, sun per unit for the whole duration, smallest order), and its table scales
+itself (`prices.scaled(factor)`).
 
 Prices can move: `Market(world, Drift(seed))` keeps the emulators' tables as a base and,
 each time `apply(t)` is called (the simulator calls it every step), sets every emulator's
@@ -39,11 +42,8 @@ from sandbox.providers.itrx import ItrxEmulator
 from sandbox.providers.itrx_rules import ItrxPrices
 from sandbox.providers.mefree import MIN_QUANTITY as MEFREE_MIN
 from sandbox.providers.mefree import MefreeEmulator, MefreePrices
-from sandbox.providers.netts import ENDPOINTS as NETTS_ENDPOINTS
-from sandbox.providers.netts import NettsEmulator, NettsPrices
 from sandbox.providers.tronsave import TronSaveEmulator
 from sandbox.providers.tronsave_market import TronSavePrices, cost_sun
-from sandbox.providers.tronzap import TronZapEmulator, TronZapPrices
 
 if TYPE_CHECKING:
     from sandbox.world import World
@@ -100,15 +100,11 @@ def _offers(vendor: str, emulator: Any, prices: Any, world: World, max_days: int
             out.append(Offer(vendor, end, t.slow(end) * previous / DAY, minimum))
             previous = end
         return out
-    if isinstance(emulator, NettsEmulator):
-        n: NettsPrices = prices
-        return [Offer(vendor, seconds, n.unit(seconds), low)
-                for seconds, low, _ in NETTS_ENDPOINTS.values()]  # fmt: skip
-    if isinstance(emulator, TronZapEmulator):
-        z: TronZapPrices = prices
-        return [Offer(vendor, h * HOUR, z.unit(h), emulator.minimum())
-                for h in emulator.hours_sold() if h * HOUR <= max_days * DAY]  # fmt: skip
-    return []
+    listed = getattr(emulator, "market_offers", None)  # a vendor that lists its own offers
+    if listed is None:
+        return []
+    return [Offer(vendor, seconds, unit, minimum) for seconds, unit, minimum in
+            listed(prices, max_days)]  # fmt: skip
 
 
 def _prices(emulator: object) -> Any:
@@ -147,16 +143,8 @@ def scaled(prices: Any, factor: float) -> Any:
     if isinstance(prices, TronSavePrices):
         slow = tuple((limit, _scale(p, factor)) for limit, p in prices.slow_by_duration)
         return dataclasses.replace(prices, slow_by_duration=slow)
-    if isinstance(prices, NettsPrices):
-        return dataclasses.replace(
-            prices,
-            hour_sun=_scale(prices.hour_sun, factor),
-            five_min_sun=_scale(prices.five_min_sun, factor),
-        )
-    if isinstance(prices, TronZapPrices):
-        return dataclasses.replace(
-            prices, hour_sun=_scale(prices.hour_sun, factor), day_sun=_scale(prices.day_sun, factor)
-        )
+    if hasattr(prices, "scaled"):  # a vendor's table that scales itself
+        return prices.scaled(factor)
     raise TypeError(f"no price table scaling for {type(prices).__name__}")
 
 

@@ -6,9 +6,11 @@ price (`getEnergyFee`, read from the emulated node) and the market's catalogue
 solves one linear program per address with SciPy's HiGHS interface (`scipy.optimize.linprog`
 and `milp`) and returns:
 
-- `lower_bound_sun`: the LP relaxation's optimum, a lower bound: no policy, on any vendor,
-  can serve the workload for less on the emulated chain, proved for every run that meets
-  the recovery condition (R) below (windows merged as java-tron merges them);
+- `lower_bound_sun`: the LP relaxation's optimum, a lower bound proved for every run: no
+  policy, on any vendor, could have served that run's transfers for less on the emulated
+  chain. Each transfer's row of its address's program lets usage recover over the window
+  the run certifies for that transfer (`sandbox/recovery.py`: w_j = c_j x 24 h,
+  0 < c_j <= 1; see "Why it is a bound");
 - `milp_sun`: the same program with each vendor's order minimum as an integer condition
   (an order is 0 or at least the minimum), where HiGHS proves it optimal within
   `milp_time_limit` seconds per address; None otherwise. It is also a lower bound, tighter.
@@ -20,13 +22,15 @@ energy burned by transfer j (cost: burn price x b_j); x_{k,o} >= 0, energy rente
 type o (a vendor's duration d; in the LP the cheapest vendor for d) "placed at candidate
 k", active for the transfers k..last(k, o), those with t_i <= t_k + d + margin. The energy
 drawn from the pool is p_j = E_j - b_j, and the usage left at t_j by earlier draws is
-U_j = sum_{i<j} p_i * rho(t_j - t_i), rho(delta) = max(0, 1 - (delta + 6 s) / 24 h).
-C_{j,L} >= 0 (cumulative in L) is the usage that rentals whose last covered transfer is at
-most L < j took away, as seen by transfer j. For each j:
+U_j = sum_{i<j} p_i * rho_j(t_j - t_i), rho_j(delta) = max(0, 1 - (delta + 6 s) / w_j),
+w_j row j's recovery window (`window`: one for every row or one per transfer, each in
+(0, 24 h]; in a run, the window the certificate gives transfer j). C_{j,L} >= 0
+(cumulative in L) is the usage that rentals whose last covered transfer is at most L < j
+took away, as seen by transfer j. For each j:
 
     p_j + U_j - C_{j,Lmax} <= (1 + eps) * sum_{(k,o) active at j} x_{k,o}          (capacity)
     0 <= C_{j,L} - C_{j,L'} <= (1 + eps) * sum_{(k,o): last(k,o) = L} x_{k,o}   (what ended)
-    C_{j,L} <= sum_{i <= L} p_i * rho(t_j - t_i)                        (usage it could take)
+    C_{j,L} <= sum_{i <= L} p_i * rho_j(t_j - t_i)                      (usage it could take)
 
 (L' the previous L, Lmax the last L < j). Cost: burn price x sum b_j + sum price x x_{k,o}.
 A type dominated at candidate k by a longer one, no dearer, with no larger minimum is left
@@ -37,70 +41,137 @@ capacity while active, and the same credits after).
 
 For speed the program is solved in an equivalent, sparser form (`_Program`): the sums that
 repeat across rows are auxiliary columns tied by equalities, and the chain C_{j,L} is
-replaced by its largest value, one C_j per transfer with, for each L of j's chain,
+replaced by its largest value, one C_j per transfer with, for each L of j's chain (the
+ends L < j with t_j - t_L < w_j),
 C_j <= (usage of draws <= L) + (1 + eps) x (rentals ending after L, before j), and
 C_j <= (1 + eps) x (all of the chain's ending rentals): the cumulative chain reaches
 exactly the minimum of these (greedily, since the usage caps grow with L), so the
-optimum is unchanged. HiGHS's interior point (with crossover) solves it; a week of one
+optimum is unchanged. Row j's weights rho_j(t_j - t_i) = a_j + g_j tau_i (tau_i: days
+since the first transfer, g_j = 24 h / w_j, a_j = 1 - 6 s / w_j - g_j tau_j) let the
+usage of a run of draws be read off two shared prefix sums (of b_i and of tau_i b_i) with
+row j's own coefficients. HiGHS's interior point (with crossover) solves it; a week of one
 address at 4 transfers an hour takes ~1.6 s (bench/optimum.py).
 
-## Why it is a relaxation of the emulated chain
+## Why it is a bound on every run
 
-Take any run of the simulator and map it into the program; the map never costs more:
+**Theorem.** Take any run of the simulator and one of its addresses; give each transfer j
+a window w_j = c_j x 24 h, 0 < w_j <= 24 h, for which condition (R_j, w_j) below holds on
+the run's own draws (the certificate: `sandbox/recovery.py` finds, per transfer, the
+largest, approached from below, so that each window it returns passes its row's check).
+Then the program whose row j recovers over w_j costs at most what the run spent serving
+that address's transfers (its orders' prices and the TRX its transfers burned). Summed
+over the addresses, `lower_bound_sun` is at most the run's cost.
 
-- **Rentals.** An order delivered in (t_{k-1}, t_k] (before the first transfer: k = 0) of
-  duration d maps to candidate k: the program treats it as present from t_{k-1} on (earlier
-  than the chain) until t_k + d + margin, `margin` (600 s) covering the delivery delay and
-  the emulators' expiry tick (later than the chain). An order for which no transfer comes is
-  dropped (it only costs). Its price is the lowest that vendor asked for that duration or
-  any longer one (`PriceBook.lowest`) at any time it could have been placed: from
-  t_{k-1} - 2 x margin (k = 0: the run's start) to t_k, so a price drift cannot make the
-  program pay more than the engine did (TronSave: the SLOW price, the lowest it accepts;
-  its orders of any length beyond a day stand on a grid of durations, each priced as the
-  shortest order it represents, `market.tronsave_grid`). Amounts are continuous and
-  minimums ignored in the LP (the MILP keeps them). The node sizes a delegation in whole TRX
-  of stake, so the receiver may gain a little more than it paid for: `eps` (energy per TRX
-  of stake / 10,000) gives every rental that extra. Durations stop at the first one that
-  outlasts the workload (`rental_types`); a longer order serves no more.
-- **Burns.** The chain burns exactly the fee per missing energy (`pay_energy`): b_j.
-- **Delegations that end.** When the chain reclaims a delegation it moves the receiver's
-  used energy away in proportion to the stake, at most that stake's energy
-  (`model.undelegate_transfer`), and only usage made before the reclaim, i.e. by draws at
-  most last(k, o). The program lets the rentals whose last covered transfer is L take away
-  up to their amount of the (recovering) usage of draws up to L, at every later transfer:
-  at least what the chain removes. Before its end in the program, a rental the chain has
-  already reclaimed still counts as capacity, which gives at least the usage it removed.
-- **Recovery.** The chain decays usage linearly over a 24 h window of 3-s slots; the
-  program lets each draw recover independently and 6 s early (the slot rounding). This is
-  the one step that holds under a condition rather than always. java-tron merges windows
-  (`model.increase_v2`): after a draw the address holds one usage U that falls linearly
-  to 0 over one window W, the usage-weighted average of the remaining windows
-  (U x W = sum_i U_i x W_i over the parts merged, W <= 24 h). The other steps hold for
-  every run, so the **bound is proved for every run that meets condition (R)**: at
-  each transfer j, the address's usage on the chain just before t_j is at least
-  sum_{i<j} p_i rho(t_j - t_i) less what reclaims took (the program's usage of the same
-  draws). Where (R) holds and where it can fail:
-  - where the merged usage equals the independent sum of the same parts (at the first
-    merge, and on one draw alone, where the two models coincide), it falls at
-    U / W <= sum_i U_i / W_i (Cauchy-Schwarz: (sum U_i)^2 <= sum (U_i / W_i) x
-    sum (U_i W_i)), so it is the higher at first; that it stays the higher across a
-    chain of merges is not proved here (after the first divergence the merged state is
-    no longer a combination of the parts);
-  - it does fail late in a quiet spell: the merged usage reaches 0 at W, before the
-    parts with the longest remaining windows. Example: 100k energy drawn at 0 h and 100k
-    at 12 h; at 12 h U = 150k, W = 20 h; the independent sum is 100k (1 - d / 24 h) once
-    the first part is gone, the merged 150k (1 - d / 20 h) (d: hours since 12 h); they
-    cross at d = 15 h, so a next transfer more than 15 h after the last one (t > 27 h)
-    sees less usage on the chain than in the program (at d = 20 h: 0 against 16.7k), and
-    a policy could then in principle spend a little less than the "bound".
-  (R) is a property of a run's own draws (the chain's usage can be compared with the
-  program's at each transfer), not of the workload alone. The property test
-  (tests/sandbox/test_optimum.py) runs 200 random workload/policy pairs (half of them
-  "tight" cases where a policy can come close: the closest cost 0.6 % and 1.3 % above the
-  bound) and no run has cost less than the bound; removing one offer from the program's
-  catalogue makes three of them fail. A recovery model that is a relaxation with no
-  condition would have to let every draw's usage vanish as early as some merge could end
-  it, which depends on the other draws and is not linear in them; that is left open.
+(R_j, w), for one transfer j: for every i <= j,
+
+    sum_{i <= k < j} p_k rho_w(t_j - t_k)  <=  u_j + sum_{reclaims r: t_i <= s_r < t_j} m_r
+
+where p_k is the energy transfer k took from the pool (its receipt), u_j the usage the
+node held for the address just before transfer j (`TransferRecord.usage_before`, decayed
+as the node decays it for the call), and m_r the used energy a reclaim r (an
+UnDelegateResource to the address at time s_r) moved away (`ChainState.reclaims`). It is
+a property of what the run did, checked after it: the **certificate**, one per transfer.
+For a fixed j its left side grows with w and is 0 for w <= 6 s, so the windows where it
+holds form an interval (0, w_j*] with w_j* >= 6 s; one window for every row of the
+address (the condition for all j at once) can be at most min_j w_j*.
+
+**Rows are independent.** Every constraint that reads a window belongs to one transfer j
+and reads w_j only: the capacity row of j, and j's own chain C_{j,L} (its "what ended"
+and "usage it could take" rows; in the sparse form the caps of the column C_j, which
+appears in no other transfer's rows), over j's ends (t_j - t_L < w_j) and the draws alive
+at t_j. The columns that rows of different transfers share (b, x, and in the sparse form
+S, PE, QB, RB) enter no row with a window of their own: S and PE are sums of rental
+amounts, QB and RB prefix sums of b_i and tau_i b_i with tau_i in days, the same for
+every row, tied by equalities that read no window; each row turns them into its own
+weights with its own a_j and g_j. The pruning of dominated columns holds row by row, for
+any window in each row. So the proof below is stated for one transfer's rows at a time,
+and they use (R_j, w_j) only; no part needs a window shared between transfers.
+
+**Proof.** Map the run into the program (the map) and show that the mapped plan (a) costs
+no more than the run and (b) meets every row j of the program with window w_j; the LP's
+optimum is then at most its cost.
+
+(a) *Cost.* An order delivered in (t_{k-1}, t_k] (before the first transfer: k = 0) of
+duration d maps to candidate k: the program treats it as present from t_{k-1} on (earlier
+than the chain) until t_k + d + margin, `margin` (600 s) covering the delivery delay and
+the emulators' expiry tick (later than the chain). An order for which no transfer comes
+is dropped (it only costs). Its price is the lowest that vendor asked for that duration
+or any longer one (`PriceBook.lowest`) at any time it could have been placed: from
+t_{k-1} - 2 x margin (k = 0: the run's start) to t_k, so a price drift cannot make the
+program pay more than the engine did (TronSave: the SLOW price, the lowest it accepts;
+its orders of any length beyond a day stand on a grid of durations, each priced as the
+shortest order it represents, `market.tronsave_grid`). Amounts are continuous and
+minimums ignored in the LP (the MILP keeps them). Durations stop at the first one that
+outlasts the workload (`rental_types`); a longer order serves no more. The chain burns
+exactly the fee per missing energy (`pay_energy`): b_j, so p_j = E_j - b_j is what the
+pool gave. The map does not depend on the windows. The pruned columns (dominated types
+and rentals, above) only move amounts to columns no dearer and keep every row feasible,
+whatever each row's window.
+
+(b) *Feasibility of row j.* The burn bounds hold. Give C_j the largest value its rows
+allow (each cap is >= 0); the capacity row then reads p_j + D_j <= (1 + eps) S_j, with
+S_j the amount of the rentals active at j and
+
+    D_j = max(0, max_L [ sum_{L < k < j} p_k rho_j(t_j - t_k) - (1 + eps) E(L, j) ])
+
+over L = -1 and the ends L < j, E(L, j) the amount of the rentals whose last covered
+transfer is in (L, j). (The program has rows for the ends within w_j of t_j and one total
+row; the total row states the term of the newest end L* before t_j - w_j, or of L = -1,
+since the draws up to L* count 0 at t_j, and older ends' terms are at most that one.)
+
+- *Capacity on the chain.* The pool gives first, so p_j <= limit_j - u_j. limit_j is the
+  energy of the delegations present at t_j; the node sizes a delegation in whole TRX of
+  stake, so the receiver may gain a little more than it paid for: a delegation gives at
+  most (1 + eps) x its rental's amount (`eps` = energy per TRX of stake / 10,000). Every
+  rental present at t_j is active at j in the program (the margins above); S_j also
+  counts A_j, the rentals active at j that the chain has already reclaimed. So
+  p_j + u_j <= (1 + eps) (S_j - A_j).
+- *Reclaims.* A rental placed at candidate k is reclaimed at s_r <= t_k + d + margin, so
+  t_i <= s_r implies i <= last(k, o): a reclaim at or after t_i ends a rental whose last
+  covered transfer is >= i. It moves m_r <= that stake's energy <= (1 + eps) x
+  (`model.undelegate_transfer`: the receiver's usage times the stake's share, capped at
+  the stake's energy).
+- *Recovery.* Take a term L of D_j and i = L + 1 in (R_j, w_j). The reclaims it counts
+  happened before t_j and end rentals with last >= L + 1: those with last < j are in
+  E(L, j), the others in A_j. So the term is at most u_j + (1 + eps) A_j, and so is 0.
+  Hence p_j + D_j <= p_j + u_j + (1 + eps) A_j <= (1 + eps) S_j.
+
+Every row holds, each by its own condition; QED.
+
+**Monotone in each w_j.** rho_j grows with w_j, so every term of D_j does, and no other
+row reads w_j: a shorter window for row j only loosens row j, the feasible set grows and
+the optimum can only go down. So the bound is non-decreasing in each w_j separately. With
+the certified windows it is never above the 24 h program's optimum (equal where every
+c_j = 1), and never below the bound with one window per address (min_j w_j* in every
+row, each row's certified window being at least that); it is above it wherever a row
+that keeps a longer window binds (tests/sandbox/test_recovery.py has such a case).
+
+**Why a window below 24 h is sometimes needed.** The program lets each draw recover on
+its own; java-tron merges windows (`model.increase_v2`): after a draw the address holds
+one usage U that falls linearly to 0 over one window W, the usage-weighted average of
+the remaining windows (U x W = sum_i U_i x W_i, W <= 24 h). Where no two draws are alive
+at once the node's usage is the independent sum and (R_j, 24 h) holds with the 6 s to spare
+(the 6 s absorb the slot rounding, which u_j includes). After a merge it can fail late
+in a quiet spell, because the merged usage reaches 0 at W, before the parts with the
+longest remaining windows. Example: 100k energy drawn at 0 h and 100k at 12 h; at 12 h
+U = 150k, W = 20 h; the independent sum is 100k (1 - d / 24 h) once the first part is
+gone, the merged 150k (1 - d / 20 h) (d: hours since 12 h); they cross at d = 15 h, so
+a transfer at d = 20 h sees 0 on the chain against 16.7k in the 24 h program, and its
+(R_j, w) holds only for w <= 20 h + 6 s (c_j = 0.8334; the two earlier transfers keep
+24 h; tests/sandbox/test_recovery.py). The same
+happens at scale: an address drawing every D holds a merged window of about
+(24 h + D) / 2 (12.4 h at one draw per 48 min), at about the independent sum's level, but
+then falls to 0 in those 12 h where the independent sum takes 24 h; and draws merged into
+a large older usage inherit much of its short remaining window. So a quiet night after
+busy hours needs c_j near 1/2 or less for the transfers of that night, while the busy
+hours' own transfers (all merged parts alive: the merged usage is at least the
+independent sum) keep 24 h. Short runs and sparse senders keep c_j = 1; in the week-long
+bench runs (docs/sandbox.md) 12-19 % of the transfers certify c_j < 1 (the smallest
+0.31-0.59, the median 1), and the bound is within 0.002-0.12 % of the 24 h program's
+optimum (one window per address, the smallest row's, left it 2.4-6.4 % below). The
+property test (tests/sandbox/test_optimum.py) runs 200 random workload/policy pairs, a
+tenth of them built to merge, checks (R_j, w_j) independently on every row with the
+window that row used, and that no run costs less than the bound.
 
 Everything is solved in units of 1,000 energy and TRX, and the reported bound is rounded
 down. Neighbours: `sandbox/simulating.py` (runs), `sandbox/reporting.py` (the report).
@@ -155,6 +226,17 @@ class AddressOptimum:
     lp_seconds: float
     rentals: list[Rental] = field(default_factory=list)  # the LP's plan (for the chart)
     burns: list[tuple[float, float]] = field(default_factory=list)  # (time, sun) in the plan
+    windows: tuple[float, ...] = ()  # each row's recovery window w_j (seconds), time order
+
+    @property
+    def window(self) -> float:
+        """The shortest row window (seconds; 24 h without transfers)."""
+        return min(self.windows, default=WINDOW)
+
+    @property
+    def recovery_factor(self) -> float:
+        """The smallest c_j = w_j / 24 h: 1 unless the certificate shortened some row."""
+        return self.window / WINDOW
 
 
 @dataclass(slots=True)
@@ -166,6 +248,28 @@ class Optimum:
     @property
     def lower_bound_sun(self) -> int:
         return sum(a.lower_bound_sun for a in self.addresses.values())
+
+    def row_factors(self) -> np.ndarray:
+        """Every row's c_j = w_j / 24 h, over all addresses."""
+        rows = [w for a in self.addresses.values() for w in a.windows]
+        return np.asarray(rows, dtype=float) / WINDOW
+
+    @property
+    def recovery_factor(self) -> float:
+        """The smallest c_j = w_j / 24 h over every row (1.0: every row at 24 h)."""
+        return float(self.row_factors().min(initial=1.0))
+
+    @property
+    def short_rows(self) -> float:
+        """The share of rows (transfers) whose window is below 24 h."""
+        factors = self.row_factors()
+        return float(np.mean(factors < 1.0)) if len(factors) else 0.0
+
+    @property
+    def median_factor(self) -> float:
+        """The median c_j over every row (1.0 without rows)."""
+        factors = self.row_factors()
+        return float(np.median(factors)) if len(factors) else 1.0
 
     @property
     def milp_sun(self) -> int | None:
@@ -187,8 +291,8 @@ class Optimum:
         return out
 
 
-def _rho(delta: float) -> float:
-    return max(0.0, 1.0 - (delta + SLOT_ROUNDING) / WINDOW)
+def _rho(delta: float, window: float = WINDOW) -> float:
+    return max(0.0, 1.0 - (delta + SLOT_ROUNDING) / window)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,39 +334,43 @@ def solve_address(
     eps: float = 0.0,
     milp_time_limit: float | None = 5.0,
     since: float | None = None,
+    window: float | Sequence[float] = WINDOW,
 ) -> AddressOptimum:
     """The program of the module docstring for one address's transfers (sorted by time).
 
     `since`: when orders could first be placed (the run's start); default: the first
-    transfer's time less two margins.
+    transfer's time less two margins. `window`: the program's recovery window in seconds,
+    one for every row or one per transfer (row j's w_j), each in (0, 24 h]: a run's
+    certified windows (`sandbox/recovery.py`).
     """
+    n = len(times)
+    windows = _row_windows(window, n)
     started = time.perf_counter()
     if not isinstance(book, PriceBook):
         book = PriceBook(book)
-    n = len(times)
     if n == 0:
         return AddressOptimum(address, 0, 0, 0, 0.0)
     horizon = times[-1] - times[0] + 1.0
     lp_types, milp_types = rental_types(book.offers, horizon)
     vendors = sorted({o.vendor for o in book.offers})
     first = times[0] - 2 * MARGIN if since is None else min(since, times[0])
-    windows = [(first if k == 0 else times[k - 1] - 2 * MARGIN, times[k]) for k in range(n)]
+    placed = [(first if k == 0 else times[k - 1] - 2 * MARGIN, times[k]) for k in range(n)]
 
     def price(kind: _Type, k: int) -> tuple[float, str]:
-        lo, hi = windows[k]
+        lo, hi = placed[k]
         if kind.vendor:
             return book.lowest(kind.vendor, kind.duration, lo, hi), kind.vendor
         return min((book.lowest(v, kind.duration, lo, hi), v) for v in vendors)
 
     lp_costs = [[price(kind, k) for kind in lp_types] for k in range(n)]
     lower, plan, burned = _solve(
-        times, energies, lp_types, lp_costs, energy_fee, eps, integer=False
+        times, energies, lp_types, lp_costs, energy_fee, eps, windows, integer=False
     )
     milp_value: int | None = None
     if milp_time_limit is not None and milp_time_limit > 0:
         milp_costs = [[price(kind, k) for kind in milp_types] for k in range(n)]
         value, _, _ = _solve(
-            times, energies, milp_types, milp_costs, energy_fee, eps, integer=True,
+            times, energies, milp_types, milp_costs, energy_fee, eps, windows, integer=True,
             time_limit=milp_time_limit,
         )  # fmt: skip
         milp_value = None if value is None else max(int(value), int(lower or 0))
@@ -272,9 +380,22 @@ def solve_address(
         for (at, kind, vendor, unit, amount) in plan
     ]
     burns = [(times[j], b * UNIT * energy_fee) for j, b in enumerate(burned) if b > 1e-9]
+    seconds = time.perf_counter() - started
     return AddressOptimum(
-        address, n, bound, milp_value, time.perf_counter() - started, rentals, burns
+        address, n, bound, milp_value, seconds, rentals, burns, tuple(float(w) for w in windows)
     )
+
+
+def _row_windows(window: float | Sequence[float], n: int) -> np.ndarray:
+    """The windows of the n rows: one for all, or one each; each in (0, 24 h]."""
+    given = np.asarray(window, dtype=float)
+    windows = np.full(n, float(given)) if given.ndim == 0 else given
+    if windows.shape != (n,):
+        raise ValueError(f"{given.size} recovery windows for {n} transfers")
+    for value in (given,) if given.ndim == 0 else windows:
+        if not 0 < value <= WINDOW:
+            raise ValueError(f"the recovery window must be in (0, {WINDOW:g}] seconds, not {value}")
+    return windows
 
 
 Plan = list[tuple[float, _Type, str, float, float]]  # (at, type, vendor, unit cost, energy)
@@ -287,11 +408,12 @@ def _solve(
     costs: Sequence[Sequence[tuple[float, str]]],
     energy_fee: int,
     eps: float,
+    windows: np.ndarray,
     *,
     integer: bool,
     time_limit: float | None = None,
 ) -> tuple[float | None, Plan, list[float]]:
-    program = _Program(times, energies, offers, costs, energy_fee, eps)
+    program = _Program(times, energies, offers, costs, energy_fee, eps, windows)
     return program.solve_milp(time_limit) if integer else program.solve_lp()
 
 
@@ -321,8 +443,12 @@ class _Program:
     at j (S_j = S_{j-1} + those starting at j - those whose last covered transfer is
     j - 1); PE_L, the amount of the rentals whose last is at most L; QB_L
     and RB_L, prefix sums of b_i and b_i tau_i (tau = days since the first transfer), so
-    that sum_{s <= i <= L} rho(t_j - t_i) b_i = a_j (QB_L - QB_{s-1}) + RB_L - RB_{s-1}
-    with a_j = 1 - (6 s) / 24 h - tau_j, for s the first draw whose rho at t_j is positive.
+    that, with row j's window w_j and g_j = 24 h / w_j,
+    sum_{s <= i <= L} rho_{w_j}(t_j - t_i) b_i = a_j (QB_L - QB_{s-1}) + g_j (RB_L - RB_{s-1})
+    with a_j = 1 - (6 s) / w_j - g_j tau_j, for s the first draw whose rho at t_j is positive
+    (rho_w(t_j - t_i) = a_j + g_j tau_i). Every column is defined by equalities that do
+    not involve any window (S, PE, QB, RB: sums of b and x); only row j's own rows (its
+    capacity row and C_j's caps) read w_j.
     """
 
     def __init__(
@@ -333,8 +459,10 @@ class _Program:
         costs: Sequence[Sequence[tuple[float, str]]],
         energy_fee: int,
         eps: float,
+        windows: np.ndarray,
     ) -> None:
         self.n = n = len(times)
+        self.w = w = np.asarray(windows, dtype=float)  # row j's recovery window
         self.t = t = np.asarray(times, dtype=float)
         self.need = np.asarray(energies, dtype=float) / UNIT
         self.offers, self.costs, self.eps = offers, costs, eps
@@ -361,14 +489,15 @@ class _Program:
             if last < n - 1:
                 self.ending.setdefault(last, []).append(col)
         ends = np.asarray(sorted(self.ending), dtype=int)
-        # the L < j whose rentals may take usage back at t_j: t_j - t_L < WINDOW
+        # the L < j whose rentals may take usage back at t_j: t_j - t_L < w_j
         self.chain: list[np.ndarray] = []
-        self.chain_start = np.searchsorted(t, t - WINDOW, side="right")
+        self.chain_start = np.searchsorted(t, t - w, side="right")
         for j in range(n):
             self.chain.append(ends[(ends < j) & (ends >= self.chain_start[j])])
-        # first draw with rho(t_j - t_i) > 0: t_j - t_i + 6 < WINDOW
-        self.first_live = np.searchsorted(t, t - WINDOW + SLOT_ROUNDING, side="right")
-        self.tau = (t - t[0]) / WINDOW
+        # first draw with rho_{w_j}(t_j - t_i) > 0: t_j - t_i + 6 < w_j
+        self.first_live = np.searchsorted(t, t - w + SLOT_ROUNDING, side="right")
+        self.tau = (t - t[0]) / WINDOW  # days: the same for every row
+        self.g = WINDOW / w
         self.nb, self.nx = n, len(self.x_cols)
         self.c0 = self.nb + self.nx
         self.s0, self.qb0, self.rb0, self.pe0 = (self.c0 + n * m for m in range(1, 5))
@@ -404,16 +533,17 @@ class _Program:
         self.n_eq += 1
 
     def _weighted(self, j: int, last: int, sign: float) -> tuple[list[tuple[int, float]], float]:
-        """sign x sum_{s_j <= i <= last} rho(t_j - t_i) b_i as terms, and the same sum of
-        rho(t_j - t_i) E_i (a constant)."""
+        """sign x sum_{s_j <= i <= last} rho_{w_j}(t_j - t_i) b_i as terms, and the same sum
+        of rho_{w_j}(t_j - t_i) E_i (a constant)."""
         s = int(self.first_live[j])
         if last < s:
             return [], 0.0
-        a = 1.0 - SLOT_ROUNDING / WINDOW - self.tau[j]
-        terms = [(self.qb0 + last, sign * a), (self.rb0 + last, sign)]
+        g = float(self.g[j])
+        a = 1.0 - SLOT_ROUNDING / float(self.w[j]) - g * float(self.tau[j])
+        terms = [(self.qb0 + last, sign * a), (self.rb0 + last, sign * g)]
         if s > 0:
-            terms += [(self.qb0 + s - 1, -sign * a), (self.rb0 + s - 1, -sign)]
-        f = a + self.tau[s : last + 1]
+            terms += [(self.qb0 + s - 1, -sign * a), (self.rb0 + s - 1, -sign * g)]
+        f = a + g * self.tau[s : last + 1]
         return terms, float(np.dot(f, self.need[s : last + 1]))
 
     def _build(self) -> None:
@@ -534,11 +664,14 @@ def optimum(
     milp_time_limit: float | None = 1.0,
     milp_budget: float = 5.0,
     since: float | None = None,
+    windows: Mapping[str, float | Sequence[float]] | None = None,
 ) -> Optimum:
     """The hindsight optimum of a run, per address (see the module docstring).
 
     `milp_budget` (seconds) caps the time all addresses' MILPs may take together; addresses
-    past it get `milp_sun=None`.
+    past it get `milp_sun=None`. `windows`: each address's recovery windows (seconds), one
+    per transfer in time order (a stable sort of `transfers`' order) as its run certifies
+    them (`sandbox/recovery.py`), or one for all its rows; 24 h for an address not in it.
     """
     started = time.perf_counter()
     per: dict[str, list[TransferLike]] = {}
@@ -552,6 +685,7 @@ def optimum(
         solved = solve_address(
             address, [r.at for r in items], [r.energy_total for r in items], book,
             energy_fee=energy_fee, eps=eps, milp_time_limit=limit, since=since,
+            window=(windows or {}).get(address, WINDOW),
         )  # fmt: skip
         result[address] = solved
     return Optimum(energy_fee, result, time.perf_counter() - started)
@@ -566,6 +700,9 @@ def summary(opt: Optimum) -> Mapping[str, Any]:
     return {
         "lower_bound_sun": opt.lower_bound_sun,
         "milp_sun": opt.milp_sun,
+        "recovery_factor": round(opt.recovery_factor, 6),
+        "recovery_short_rows": round(opt.short_rows, 6),
+        "recovery_median": round(opt.median_factor, 6),
         "seconds": round(opt.seconds, 3),
     }
 

@@ -8,7 +8,12 @@
   (waste), cost per transfer against burning everything, the floor (energy used x the
   cheapest unit price on offer for the shortest duration; not a bound) and spent / floor,
   and the hindsight optimum (`sandbox/optimum.py`): its proven lower bound, the MILP plan's
-  cost where solved, and cost over optimum = (spent + burned) / lower bound. Energy wasted
+  cost where solved, cost over optimum = (spent + burned) / lower bound, and the recovery
+  windows the bound was certified with (one per transfer: row j of the program recovers
+  over c_j x 24 h; `recovery_factor` is the run's smallest c_j, `recovery_short_rows` the
+  share of transfers with c_j < 1, `recovery_median` the median c_j, `recovery_factors`
+  each address's smallest c_j where below 1, and the table's "bound's recovery window").
+  Energy wasted
   is bought energy that ended unused, counting recovery: per address, what its rentals could
   have served (`energy_capacity`: each rental's amount times 1 + its duration / 24 h, since
   used energy recovers linearly over 24 h) minus the energy transfers drew from the pool,
@@ -156,9 +161,18 @@ def build_report(
             "lower_bound_trx": _trx(bound),
             "milp_sun": plan,
             "milp_trx": None if plan is None else _trx(plan),
+            "recovery_factor": round(optimum.recovery_factor, 6),
+            "recovery_short_rows": round(optimum.short_rows, 6),
+            "recovery_median": round(optimum.median_factor, 6),
+            "recovery_factors": {
+                address: round(a.recovery_factor, 6)
+                for address, a in sorted(optimum.addresses.items())
+                if a.recovery_factor < 1
+            },
             "seconds": round(optimum.seconds, 3),
         }
         report["cost_over_optimum"] = round((spent + burned) / bound, 4) if bound else None
+        report["bound_recovery"] = _recovery_note(optimum)
     report.update(extra or {})
     return report
 
@@ -177,7 +191,17 @@ _ROWS = (
     ("saving vs burning", "saving_vs_burning", "{:.1%}"),
     ("spent / floor", "spent_over_floor", "{}"),
     ("cost over optimum", "cost_over_optimum", "{}"),
+    ("bound's recovery window", "bound_recovery", "{}"),
 )
+
+
+def _recovery_note(optimum: Any) -> str:
+    """'24 h' when every transfer's row is certified at 24 h, else the shortest window and
+    the share of rows below 24 h."""
+    share = optimum.short_rows
+    if not share:
+        return "24 h"
+    return f"{optimum.recovery_factor * 24:.2f} h ({share:.1%} of transfers < 24 h)"
 
 
 def comparison_table(reports: Sequence[Mapping[str, Any]]) -> str:

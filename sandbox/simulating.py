@@ -15,7 +15,9 @@ are ticked every step while an order is open, else every `EMULATOR_TICK` seconds
 
 With `drift` (`sandbox.market.Drift`), the emulators' prices move with emulated time
 (`Market.apply` each step). After the run, the hindsight optimum (`sandbox/optimum.py`) is
-computed over the transfers made and the prices as they were (`SimulationResult.optimum`).
+computed over the transfers made and the prices as they were (`SimulationResult.optimum`),
+each transfer's row with the recovery window the run certifies for it (`sandbox/recovery.py`:
+from the usage the node held before each transfer and what each reclaim moved away).
 
 Provider documents keep their names and types but talk to the vendor emulators; their
 `fromEnv` secret references are answered with the sandbox credentials (nothing is read
@@ -45,9 +47,10 @@ from providers.http import NO_WAIT
 from sandbox import demo
 from sandbox.market import Drift, Market
 from sandbox.optimum import Optimum, optimum, stake_eps
+from sandbox.recovery import Reclaim, run_windows
 from sandbox.reporting import Floor, build_report, order_cost
 from sandbox.state_reader import StateReader
-from sandbox.tron_node.accounts import to_hex
+from sandbox.tron_node.accounts import to_base58, to_hex
 from sandbox.workload import DAY, Spender, TransferRecord, load_workload
 from sandbox.world import World
 
@@ -86,6 +89,8 @@ class SimulationResult:
     energy_series: dict[str, list[int]] = field(default_factory=dict)
     spent_series: list[int] = field(default_factory=list)
     burned_series: list[int] = field(default_factory=list)
+    #: per receiver, the used energy each UnDelegateResource moved away (the certificate)
+    reclaims: dict[str, list[Reclaim]] = field(default_factory=dict)
     optimum: Optimum | None = None
 
     def report(self) -> dict[str, Any]:
@@ -208,6 +213,8 @@ async def simulate(
                 progress=progress, market=market,
             )  # fmt: skip
             result.orders = await store.orders(OrderFilter(limit=10_000))
+            for at, receiver, moved in world.chain.reclaims:
+                result.reclaims.setdefault(to_base58(receiver), []).append(Reclaim(at, moved))
             if with_optimum:
                 chain = world.chain
                 per_trx = chain.params.total_energy_limit / max(1, chain.total_energy_weight)
@@ -218,6 +225,7 @@ async def simulate(
                     eps=stake_eps(per_trx),
                     milp_time_limit=milp_time_limit,
                     since=result.started_at,
+                    windows=run_windows(result.transfers, result.reclaims),
                 )
         finally:
             await pool.aclose()

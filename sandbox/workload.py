@@ -17,7 +17,8 @@ recipient is fresh: a fresh recipient costs ~130k energy instead of ~65k). It co
 
 `Spender` plays a workload on a `ChainState`: each due transfer goes through
 `ChainState.transfer_usdt` (which burns TRX for the energy the sender lacks), and its
-receipt becomes a `TransferRecord` (energy from the pool, TRX burned). Senders are
+receipt becomes a `TransferRecord` (energy from the pool, TRX burned, and the usage the
+node held for the sender just before: the optimum's recovery certificate reads it). Senders are
 refilled with TRX when low, as a processor refills its hot wallets, so a transfer never
 fails for want of TRX. Neighbours: `sandbox/world.py` (the chain), `sandbox/simulating.py`
 and `sandbox/running.py` (who call `Spender.run_until`).
@@ -36,7 +37,7 @@ from pathlib import Path
 
 from sandbox import demo
 from sandbox.tron_node import ChainState
-from sandbox.tron_node.accounts import to_base58
+from sandbox.tron_node.accounts import to_base58, to_hex
 
 PROFILES = ("steady", "daily", "bursty", "payments", "week", "deposits")
 DAY = 86_400.0
@@ -80,6 +81,7 @@ class TransferRecord:
     energy_used: int  # from the sender's pool
     energy_total: int  # what the transfer needed
     burned_sun: int  # TRX burned for the energy the pool lacked
+    usage_before: int = 0  # the sender's energy usage on the node just before (decayed)
 
 
 def _rate(name: str, t: float) -> float:
@@ -253,6 +255,7 @@ class Spender:
             recipient = fresh_address(self.seed, self._fresh)
         else:
             recipient = demo.SINK
+        resource = chain.account_resource_json(to_hex(item.sender)) or {}
         txid = chain.transfer_usdt(item.sender, recipient)
         receipt = chain.receipt_summary(txid)
         return TransferRecord(
@@ -264,6 +267,7 @@ class Spender:
             energy_used=int(receipt.get("energy_usage", 0)),
             energy_total=int(receipt.get("energy_usage_total", 0)),
             burned_sun=int(receipt.get("energy_fee", 0)),
+            usage_before=int(resource.get("EnergyUsed", 0)),
         )
 
 

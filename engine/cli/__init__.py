@@ -16,6 +16,7 @@ import click
 
 from engine import __version__
 from engine.cli import planning, policies, providers, running, sandboxing
+from engine.store.migrating import schema_version
 from providers import registry
 
 registry.load()  # every vendor's settings known to validate and schema, plug-ins included
@@ -23,10 +24,30 @@ registry.load()  # every vendor's settings known to validate and schema, plug-in
 __all__ = ["main"]
 
 
+def _version(ctx: click.Context, _: click.Parameter, value: bool) -> None:
+    """`--version`: the package version and the store schema it migrates to (the count of
+    shipped migrations, read from the package, so a new migration shows at once)."""
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(f"energyctl, version {__version__}, store schema {schema_version()}")
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="energyctl")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_version,
+    help="Show the version and the store schema version, then exit.",
+)
 def main() -> None:
-    """Declarative TRON energy policies: keep watched addresses supplied with energy."""
+    """Declarative TRON energy policies: keep watched addresses supplied with energy.
+
+    Shell completion (click's): eval "$(_ENERGYCTL_COMPLETE=bash_source energyctl)" in
+    ~/.bashrc (zsh_source for zsh, fish_source for fish).
+    """
 
 
 main.add_command(policies.validate)

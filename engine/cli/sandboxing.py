@@ -77,7 +77,8 @@ def _offsets(
 @click.option(
     "--fixed-ports/--random-ports",
     default=None,
-    help="Serve on the ports examples/sandbox/ names (18090-18094, 18096-) or on free ones. "
+    help="Serve on the ports examples/sandbox/ names (node 18090, vendors from 18091, API 18095) "
+    "or on free ones. "
     "Default: fixed with --world-only, random otherwise.",
 )
 @click.option(

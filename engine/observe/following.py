@@ -45,6 +45,8 @@ class BlockReport:
     undelegated_from: receivers of an energy undelegation (their limit fell).
     delegated_to: receivers of an energy delegation (their limit rose).
     stake_reduced: owners who delegated energy stake out or unstaked it (their limit fell).
+    burned: (owner, sun) for each transaction of a watched owner that burned TRX for
+        energy it lacked (its receipt's `energy_fee`).
     """
 
     number: int
@@ -54,6 +56,7 @@ class BlockReport:
     undelegated_from: frozenset[str] = frozenset()
     delegated_to: frozenset[str] = frozenset()
     stake_reduced: frozenset[str] = frozenset()
+    burned: tuple[tuple[str, int], ...] = ()
 
     @property
     def energy_fell(self) -> frozenset[str]:
@@ -124,19 +127,7 @@ def analyse_block(  # noqa: C901
                     stake_reduced.add(owner)
             elif owner in watched:
                 stake_reduced.add(owner)
-        spent: set[str] = set()
-        receipted: set[str] = set()
-        for info in infos:
-            txid = info.get("id", "")
-            payer = owners.get(txid)
-            if payer is None:
-                raise ValueError(f"block {number}: receipt {txid!r} for a transaction not in it")
-            receipted.add(txid)
-            receipt = info.get("receipt") or {}
-            if (receipt.get("energy_usage", 0) > 0 or receipt.get("energy_fee", 0) > 0) and (
-                payer in watched
-            ):
-                spent.add(payer)
+        spent, burned, receipted = _receipts(number, infos, owners, watched)
         for txid in calls:  # no receipt (yet): assume the call spent, a re-read is cheap
             if txid not in receipted and owners[txid] in watched:
                 spent.add(owners[txid])
@@ -148,9 +139,36 @@ def analyse_block(  # noqa: C901
             undelegated_from=frozenset(undelegated_from),
             delegated_to=frozenset(delegated_to),
             stake_reduced=frozenset(stake_reduced),
+            burned=tuple(burned),
         )
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise ValueError(f"malformed block or receipts: {type(exc).__name__}: {exc}") from exc
+
+
+def _receipts(
+    number: int,
+    infos: Iterable[Mapping[str, Any]],
+    owners: Mapping[str, str],
+    watched: Container[str],
+) -> tuple[set[str], list[tuple[str, int]], set[str]]:
+    """From a block's transaction infos: the watched payers that used energy or burned TRX
+    for it, (payer, sun) per burning transaction, and the txids that have a receipt."""
+    spent: set[str] = set()
+    burned: list[tuple[str, int]] = []
+    receipted: set[str] = set()
+    for info in infos:
+        txid = info.get("id", "")
+        payer = owners.get(txid)
+        if payer is None:
+            raise ValueError(f"block {number}: receipt {txid!r} for a transaction not in it")
+        receipted.add(txid)
+        receipt = info.get("receipt") or {}
+        fee = int(receipt.get("energy_fee", 0))
+        if (receipt.get("energy_usage", 0) > 0 or fee > 0) and payer in watched:
+            spent.add(payer)
+            if fee > 0:
+                burned.append((payer, fee))
+    return spent, burned, receipted
 
 
 @dataclass(frozen=True, slots=True)

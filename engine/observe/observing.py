@@ -6,10 +6,13 @@ reconciler's `reader`). Every `observation.interval` a pass reads every watched 
 re-reads only the addresses marked with `refresh` - the ones an ensure request names and
 every address with an order in flight (the controller marks them after each pass) - plus
 any never read, and hands the planner the sweep's snapshots of the others. In **follow**
-mode `follow()` reads new blocks (`following.py`) and marks the watched addresses
-they touched. Energy only falls through transactions in blocks (`following.py`), so in
-follow mode an untouched address's last snapshot is still a safe floor; in poll mode a
-fall between sweeps is seen at the next sweep, as with plain polling. Snapshots
+mode `follow()` reads new blocks (`following.py`), marks the watched addresses they
+touched, and tallies the transactions of watched addresses that burned TRX for energy
+(`burns`, `burned_sun`: per address, since this source was made; a transaction in a block
+dropped by a reorganisation and included again counts twice). Energy only falls through
+transactions in blocks (`following.py`), so in follow mode an untouched address's last
+snapshot is still a safe floor; in poll mode a fall between sweeps is seen at the next
+sweep, as with plain polling. Snapshots
 older than the planner's age limit are never reused (never buy blind: invariant 6 of
 docs/architecture.md).
 
@@ -18,6 +21,7 @@ Neighbours: `chain.py`, `following.py`, `engine/sidecar/controller.py`.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 from engine.core.clock import Clock
@@ -45,6 +49,8 @@ class CachingSource:
         self._marks = 0
         self.swept_at: float | None = None  # clock time of the last full read
         self.blocks_seen = 0
+        self.burns: Counter[str] = Counter()  # address -> transactions that burned TRX
+        self.burned_sun: Counter[str] = Counter()  # address -> sun they burned
 
     def watch(self, addresses: frozenset[str]) -> None:
         """Watch these addresses from now on (a replica's shards changed); a changed set is
@@ -67,6 +73,10 @@ class CachingSource:
             return False
         update = await self.follower.poll()
         self.blocks_seen += len(update.reports)
+        for report in update.reports:
+            for address, sun in report.burned:
+                self.burns[address] += 1
+                self.burned_sun[address] += sun
         if update.skipped is not None:
             self.swept_at = None  # fell behind: the next pass reads everything
             return True

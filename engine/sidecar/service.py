@@ -25,6 +25,7 @@ import contextlib
 import hmac
 import json
 import math
+import time
 from typing import Any
 
 from starlette.applications import Starlette
@@ -135,11 +136,12 @@ class Service:
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def readyz(self, request: Request) -> Response:
+    async def _problems(self) -> list[str]:
+        """Why the sidecar is not ready (empty: ready); `/readyz` and `energyctl_ready`."""
         c = self.controller
         problems: list[str] = []
         if c.session is None or c.policy_set is None:
-            return _error(503, "not ready", problems=["no session"])
+            return ["no session"]
         try:
             await c.session.store.healthcheck()
         except StoreError as exc:
@@ -155,6 +157,13 @@ class Service:
             problems.append("observation is missing or stale")
         if c.stopping:
             problems.append("stopping")
+        return problems
+
+    async def readyz(self, request: Request) -> Response:
+        c = self.controller
+        problems = await self._problems()
+        if c.session is None or c.policy_set is None:
+            return _error(503, "not ready", problems=problems)
         replica = c.status()["replica"]
         # a refused change of the store, node or listener: ready (the running set is in
         # force), but the operator must restart to get the change
@@ -168,6 +177,7 @@ class Service:
     async def prometheus(self, request: Request) -> Response:
         if self.metrics is None:
             return _error(404, "metrics are off")
+        self.metrics.ready.set(0.0 if await self._problems() else 1.0)
         with contextlib.suppress(StoreError):  # the other series are still worth scraping
             await self.metrics.refresh(self.controller)
         return Response(self.metrics.exposition(), media_type=CONTENT_TYPE)
@@ -222,14 +232,20 @@ class Service:
             or wait < 0
         ):
             return _error(422, "wait is seconds, a number >= 0")
+        started = time.perf_counter()
+        result = "refused"
         try:
             answer = await self.controller.ensure(address, energy, min(float(wait), MAX_WAIT))
+            result = "satisfied" if answer.get("satisfied") else "unsatisfied"
         except UnknownAddress as exc:
             return _error(404, str(exc))
         except NotOwner as exc:  # another replica reconciles it: the caller goes there
             return _error(409 if exc.owner else 503, str(exc), owner=exc.owner)
         except ControllerError as exc:
             return _error(503, str(exc))
+        finally:
+            if self.metrics is not None:
+                self.metrics.ensure_seconds.labels(result).observe(time.perf_counter() - started)
         return JSONResponse(answer)
 
     async def policies(self, request: Request) -> Response:

@@ -59,6 +59,18 @@ def discover(dialect: str) -> list[Migration]:
     return found
 
 
+DIALECTS = ("sqlite", "postgresql")
+
+
+def schema_version() -> int:
+    """The store schema this code migrates to: the number of shipped migrations, the same
+    for every dialect (SchemaVersionError when they differ)."""
+    counts = {dialect: len(discover(dialect)) for dialect in DIALECTS}
+    if len(set(counts.values())) != 1:
+        raise SchemaVersionError(f"the dialects ship different migration counts: {counts}")
+    return counts[DIALECTS[0]]
+
+
 def split_statements(script: str) -> list[str]:
     """Split an SQLite script into statements (trigger bodies and comments included).
 

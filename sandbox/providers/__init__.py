@@ -17,8 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.providers.catfee import CatFeeEmulator
 from sandbox.providers.emulating import EmulatorBase
 from sandbox.providers.eopen import EopenEmulator
+from sandbox.providers.feee import FeeeEmulator
 from sandbox.providers.itrx import ItrxEmulator
 from sandbox.providers.mefree import MefreeEmulator
 from sandbox.providers.netts import SANDBOX_IP, NettsEmulator
@@ -64,6 +66,11 @@ VENDORS: tuple[EmulatedVendor, ...] = (
     ),
     EmulatedVendor("eopen", EopenEmulator, {"apiKey": "eopen-sandbox-key"}, "/api"),
     EmulatedVendor("tronsave", TronSaveEmulator, {"apiKey": "tronsave-sandbox-key"}),
+    EmulatedVendor(
+        "catfee", CatFeeEmulator,
+        {"apiKey": "catfee-sandbox-key", "apiSecret": "catfee-sandbox-secret"},
+    ),
+    EmulatedVendor("feee", FeeeEmulator, {"apiKey": "feee-sandbox-key"}, "/open"),
     EmulatedVendor(
         "tronzap", TronZapEmulator,
         {"apiKey": "tronzap-sandbox-token", "apiSecret": "tronzap-sandbox-secret"},

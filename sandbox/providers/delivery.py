@@ -69,6 +69,8 @@ class Delivery:
     delegations: list[Delegation] = field(default_factory=list)
     attempts: int = 0
     error: str | None = None
+    #: when the last attempt failed and the delivery gave up (FAILED), emulated time
+    failed_at: float | None = None
 
     @property
     def delivered(self) -> int:
@@ -210,7 +212,7 @@ class DeliveryBook:
         except DelegationError as exc:
             delivery.attempts += 1
             if delivery.attempts >= self.max_attempts:
-                delivery.error, delivery.due_at = str(exc), None
+                delivery.error, delivery.due_at, delivery.failed_at = str(exc), None, at
             else:
                 delivery.error = str(exc)
                 delivery.due_at = at + self.retry_delay

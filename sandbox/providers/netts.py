@@ -26,6 +26,7 @@ Construct: `NettsEmulator(delegator, clock=clock, api_key="K", whitelist={"127.0
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -65,6 +66,14 @@ class NettsPrices:
 
     def unit(self, duration: int) -> int:
         return self.hour_sun if duration == 3600 else self.five_min_sun
+
+    def scaled(self, factor: float) -> NettsPrices:
+        """This table with every energy price times `factor` (the market's drift)."""
+        return dataclasses.replace(
+            self,
+            hour_sun=max(1, round(self.hour_sun * factor)),
+            five_min_sun=max(1, round(self.five_min_sun * factor)),
+        )
 
 
 @dataclass
@@ -126,6 +135,18 @@ class NettsEmulator(EmulatorBase):
             rate_limit_per_s=rate_limit_per_s,
             readings=readings,
         )
+
+    def charge_for(self, energy: int, seconds: int) -> int | None:
+        """What an order of `energy` for `seconds` costs (sun), None if not sold."""
+        sold = {duration for duration, _, _ in ENDPOINTS.values()}
+        return energy * self.prices.unit(seconds) if seconds in sold else None
+
+    def market_offers(self, prices: NettsPrices, max_days: int) -> list[tuple[int, float, int]]:
+        """(seconds, sun per unit for the whole duration, smallest order) of every rental
+        sold, at `prices` (`sandbox.market.catalogue`): one per order endpoint."""
+        longest = max_days * 86_400
+        return [(seconds, float(prices.unit(seconds)), low)
+                for seconds, low, _ in ENDPOINTS.values() if seconds <= longest]  # fmt: skip
 
     def _routes(self) -> list[tuple[str, Handler, list[str], str]]:
         return [

@@ -89,6 +89,32 @@ READINGS: tuple[Reading, ...] = (
         "clock it is judged in real seconds.",
     ),
     Reading(
+        "feee",
+        "v3_path",
+        ("create", "submit", "both"),
+        "create",
+        "V3 create order: the page is headed `POST /v3/order/create`, its curl example posts "
+        "to `/open/v3/order/submit`. create / submit: only that path exists (the other is a "
+        "404); both: either.",
+    ),
+    Reading(
+        "feee",
+        "error_status",
+        ("200", "400"),
+        "200",
+        "Failures are `code != 0` with a `msg`; the HTTP status that goes with them is not "
+        "documented. 400: an error envelope comes with HTTP 400.",
+    ),
+    Reading(
+        "feee",
+        "minimum",
+        None,
+        "32000",
+        "No minimum `resource_value` is documented; the smallest order in the docs' examples "
+        "is 32,000. The smallest order accepted (a smaller one: code 1, naming "
+        "resource_value).",
+    ),
+    Reading(
         "itrx",
         "status30",
         ("preparing", "delegated"),
@@ -106,6 +132,33 @@ READINGS: tuple[Reading, ...] = (
         "Create order, `out_trade_no`: your reference, echoed back in the callback; "
         "nothing says whether a repeat is refused. echo: any value; unique: a value used "
         'before is refused with `{errno: 1, message: "out_trade_no already exists"}`.',
+    ),
+    Reading(
+        "catfee",
+        "failure",
+        ("status", "code"),
+        "status",
+        "Order statuses INSUFFICIENT_BALANCE, QUANTITY_TOO_HIGH/LOW, ADDRESS_NOT_ACTIVATED, "
+        "INVALID_ADDRESS; whether a create answers them as the order's status or as a "
+        "non-zero code is not said. status: an order (never paid) with that status; code: "
+        "HTTP 200 `{code: 1, sub_code: INSUFFICIENT_BALANCE}` (or ADDRESS_NOT_ACTIVATED).",
+    ),
+    Reading(
+        "catfee",
+        "replay",
+        ("snapshot", "current"),
+        "snapshot",
+        'Idempotent requests: the same `client_order_id` again "returns the previous order '
+        'response without charging or creating a new order". snapshot: the first answer as '
+        "it was; current: the order as it is now.",
+    ),
+    Reading(
+        "catfee",
+        "window",
+        None,
+        "5",
+        "FAQ: a 401 when the timestamp deviates by 5 seconds or more; a third-party client "
+        "notes 30. The number of seconds a signed timestamp may be off.",
     ),
     Reading(
         "eopen",
@@ -227,6 +280,8 @@ READINGS: tuple[Reading, ...] = (
 
 #: the alternative values of numeric readings that the contract suite runs
 ALTERNATIVE_NUMBERS: Mapping[str, tuple[str, ...]] = {
+    "catfee.window": ("30",),
+    "feee.minimum": ("65000",),
     "mefree.window": ("300",),
     "tronsave.minimum": ("64001",),
     "tronzap.minimum": ("60000",),

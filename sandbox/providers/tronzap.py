@@ -34,6 +34,7 @@ Construct: `TronZapEmulator(delegator, clock=clock, api_key="T", api_secret="S")
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -74,6 +75,14 @@ class TronZapPrices:
 
     def unit(self, hours: int) -> int:
         return self.hour_sun if hours == 1 else self.day_sun
+
+    def scaled(self, factor: float) -> TronZapPrices:
+        """This table with every energy price times `factor` (the market's drift)."""
+        return dataclasses.replace(
+            self,
+            hour_sun=max(1, round(self.hour_sun * factor)),
+            day_sun=max(1, round(self.day_sun * factor)),
+        )
 
 
 @dataclass
@@ -190,6 +199,17 @@ class TronZapEmulator(EmulatorBase):
 
     def minimum(self) -> int:
         return int(self.readings.number("tronzap", "minimum"))
+
+    def charge_for(self, energy: int, seconds: int) -> int | None:
+        """What an order of `energy` for `seconds` costs (sun), None if not sold."""
+        hours, rest = divmod(seconds, 3600)
+        return None if rest or hours not in self.hours_sold() else energy * self.prices.unit(hours)
+
+    def market_offers(self, prices: TronZapPrices, max_days: int) -> list[tuple[int, float, int]]:
+        """(seconds, sun per unit for the whole duration, smallest order) of every rental
+        sold, at `prices` (`sandbox.market.catalogue`)."""
+        return [(hours * 3600, float(prices.unit(hours)), self.minimum())
+                for hours in self.hours_sold() if hours * 3600 <= max_days * 86_400]  # fmt: skip
 
     def _service_rows(self) -> list[dict[str, Any]]:
         rows = []

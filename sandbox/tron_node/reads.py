@@ -38,6 +38,8 @@ class ChainView:
         self._delegations: dict[tuple[str, str], Delegation] = {}
         self._usdt_holders: set[str] = set()
         self._nonce = 0
+        #: (clock seconds, receiver hex, used energy moved to the owner) per UnDelegateResource
+        self.reclaims: list[tuple[float, str, int]] = []
 
     # -- time and blocks ---------------------------------------------------------------
 

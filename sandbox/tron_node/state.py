@@ -264,6 +264,7 @@ class ChainState(ChainView):
                 dst.energy = dataclasses.replace(
                     decayed, used=decayed.used - transfer, latest_slot=now
                 )
+                self.reclaims.append((self.clock.now(), dst_hex, transfer))
             record.unlock_expired(now_ms)
             record.unlocked -= sun
             src.delegated_out_energy -= sun

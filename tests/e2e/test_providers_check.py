@@ -55,7 +55,7 @@ class Running:
 @contextmanager
 def world_only(directory: Path, *extra: str) -> Iterator[Running]:
     with subprocess.Popen(
-        [ENERGYCTL, "sandbox", "--world-only", "--random-ports", "--duration", "50s", *extra],
+        [ENERGYCTL, "sandbox", "--world-only", "--random-ports", "--duration", "120s", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     ) as proc:  # fmt: skip
         try:
@@ -174,6 +174,8 @@ def test_the_canary_delivers_one_order_per_vendor_on_the_chain(world: Running) -
         "itrx": 10_000,
         "eopen": 64_000,
         "tronsave": 64_001,
+        "catfee": 65_000,
+        "feee": 32_000,
         "tronzap": 32_000,  # the services list's minimum (read when the pool opened)
         "netts": 61_000,
     }

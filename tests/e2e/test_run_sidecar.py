@@ -43,8 +43,15 @@ def _free_port() -> int:
 class Sidecar:
     """One `energyctl run` process; `url` is its API."""
 
-    def __init__(self, box: Sandbox, *, interval: str = "1s", max_actions: int = 30) -> None:
-        self.box = box
+    def __init__(
+        self,
+        box: Sandbox,
+        *,
+        interval: str = "1s",
+        max_actions: int = 30,
+        extra: tuple[str, ...] = (),
+    ) -> None:
+        self.box, self.extra = box, extra
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         engine = box.directory / "engine.yaml"
@@ -62,7 +69,7 @@ class Sidecar:
             self.proc = subprocess.Popen(
                 [ENERGYCTL, "run", "-f", str(self.box.directory),
                  "--listen", f"127.0.0.1:{self.port}", "--reload-interval", "0.2",
-                 "--stop-grace", "15", "--log-level", "debug"],
+                 "--stop-grace", "15", "--log-level", "debug", *self.extra],
                 env=self.env, cwd=self.box.directory, stdout=out, stderr=out,
             )  # fmt: skip
         last: list[str] = []

@@ -27,6 +27,7 @@ def test_simulate_compares_two_policy_sets(tmp_path: Path) -> None:
     assert header == ["hourly", "level"]
     assert "spent / floor" in done.stdout and "simulating hourly" in done.stderr
     assert "cost over optimum" in done.stdout and "energy wasted" in done.stdout
+    assert "bound's recovery window" in done.stdout
     for name in ("hourly", "level"):
         report = json.loads((out / f"{name}.json").read_text())
         assert report["name"] == name and report["transfers"] > 0
@@ -36,6 +37,7 @@ def test_simulate_compares_two_policy_sets(tmp_path: Path) -> None:
         assert 0 < bound <= report["total_sun"]
         assert report["cost_over_optimum"] == round(report["total_sun"] / bound, 4)
         assert report["optimum"]["milp_sun"] is None or report["optimum"]["milp_sun"] >= bound
+        assert 0 < report["optimum"]["recovery_factor"] <= 1
         assert report["wasted_energy"] <= report["energy_capacity"]
         assert 0 <= report["wasted_share"] <= 1
         assert set(report["providers"]) == {"cheap"} and report["transfers_burning"] >= 0

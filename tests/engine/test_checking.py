@@ -324,6 +324,8 @@ async def test_the_canary_is_the_smallest_order_and_shows_on_chain(
         "itrx": (10_000, 3600),
         "eopen": (64_000, 600),
         "tronsave": (64_001, 300),
+        "catfee": (65_000, 3600),
+        "feee": (32_000, 300),
         "tronzap": (32_000, 3600),  # the services list, read when the pool opened
         "netts": (61_000, 300),
     }

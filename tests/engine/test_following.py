@@ -107,6 +107,7 @@ class Mixed:
     undelegated_from: set[str] = field(default_factory=set)
     delegated_to: set[str] = field(default_factory=set)
     stake_reduced: set[str] = field(default_factory=set)
+    burned: list[tuple[str, int]] = field(default_factory=list)
 
 
 def mixed_block(rng: random.Random, number: int, n_txs: int, n_watched: int) -> Mixed:
@@ -125,6 +126,8 @@ def mixed_block(rng: random.Random, number: int, n_txs: int, n_watched: int) -> 
             m.infos.append(info(t, number, energy_usage=pool, energy_fee=fee, net_usage=345))
             if owner in watched:
                 m.spent.add(owner)
+                if fee:
+                    m.burned.append((owner, fee))
         elif kind == 3:  # a reverted call still spent its energy
             t = tx("TriggerSmartContract", {"owner_address": shown_owner}, seed, ret="REVERT")
             m.infos.append(info(t, number, energy_usage=1_000))
@@ -173,6 +176,7 @@ def test_analysis_reports_exactly_the_watched_addresses(seed: int) -> None:
     assert report.undelegated_from == m.undelegated_from
     assert report.delegated_to == m.delegated_to
     assert report.stake_reduced == m.stake_reduced
+    assert sorted(report.burned) == sorted(m.burned) and m.burned
     assert report.energy_fell == m.spent | m.undelegated_from | m.stake_reduced
     assert m.spent and m.undelegated_from and m.delegated_to and m.stake_reduced
     assert report.touched <= m.watched

@@ -76,14 +76,16 @@ async def test_pool_quotes_through_the_seams() -> None:
         assert pool.document("eopen").spec.type == "eopen"
         found = await survey(pool, energy=65_000, duration=3600, receiver=world.watched[0])
     by_name = {item.name: item for item in found}
-    # the emulators' price tables: 45, 40, 30, 60 (TronSave MEDIUM), 46 (TronZap) and 36
-    # (Netts) sun per energy for 1 h
+    # the emulators' price tables: 45, 40, 30, 60 (TronSave MEDIUM), 32 (CatFee), 47
+    # (feee.io), 46 (TronZap) and 36 (Netts) sun per energy for 1 h
     totals = {name: item.quote.total_sun for name, item in by_name.items() if item.quote}
     assert totals == {
         "mefree": 2_925_000,
         "itrx": 2_600_000,
         "eopen": 1_950_000,
         "tronsave": 3_900_000,
+        "catfee": 2_080_000,
+        "feee": 3_055_000,
         "tronzap": 2_990_000,
         "netts": 2_340_000,
     }

@@ -76,7 +76,8 @@ def test_an_unknown_type_lists_every_registered_vendor(tmp_path: Path) -> None:
     result = load([path], secrets=SecretMode.OPTIONAL, env={})
     (error,) = result.errors
     assert str(error).startswith(f"{path}:5:9: error: spec.type: type must be")
-    assert "'netts' or 'extra'; got 'extr'; did you mean 'extra'?" in error.message
+    assert "'tronsave'" in error.message
+    assert " or 'extra'; got 'extr'; did you mean 'extra'?" in error.message
 
 
 def test_the_schema_follows_the_registry() -> None:

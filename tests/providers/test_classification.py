@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from providers import eopen, itrx, mefree, netts, tronsave, tronzap
+from providers import catfee, eopen, feee, itrx, mefree, netts, tronsave, tronzap
 from providers.base import AmbiguousError, PermanentError, Provider, TemporaryError
 from providers.http import NO_WAIT
 from tests.providers.conftest import Handler, Recorder, RecordingClock, load, make_order, raw, reply
@@ -110,6 +110,70 @@ TRONSAVE: list[Row] = [
 ]  # fmt: skip
 
 
+def _cf(code: int, msg: str, sub_code: str = "") -> dict[str, Any]:
+    return {"code": code, "msg": msg, "sub_code": sub_code, "sub_msg": msg, "data": None}
+
+
+def _cf_order(status: str) -> dict[str, Any]:
+    order = {
+        "id": "2671ba7b-a323-49e6-b4a4-19adca27ebbf",
+        "status": status,
+        "quantity": 70000,
+        "pay_amount_sun": 0,
+        "confirm_status": "UNCONFIRMED",
+        "balance": 0,
+    }
+    return {"code": 0, "msg": "success", "sub_code": "", "sub_msg": "", "data": order}
+
+
+#: CatFee: the FAQ's HTTP statuses, the refusal statuses of an order (as a status or as a
+#: code, `catfee.failure`), and codes without a published list
+CATFEE: list[Row] = [
+    ("catfee", "HTTP 400 parameters", 400, _cf(400, "quantity must be >= 65000"),
+     REFUSAL, REFUSAL),
+    ("catfee", "HTTP 400 client_order_id exists", 400,
+     _cf(400, "client_order_id already exists"), AMBIGUOUS, REFUSAL),
+    ("catfee", "HTTP 401 signature", 401, _cf(401, "Invalid CF-ACCESS-SIGN"), REFUSAL, REFUSAL),
+    ("catfee", "HTTP 429", 429, _cf(429, "Too Many Requests"), TEMPORARY, TEMPORARY),
+    ("catfee", "code 1 balance", 200, _cf(1, "insufficient balance", "INSUFFICIENT_BALANCE"),
+     REFUSAL, REFUSAL),
+    ("catfee", "code 1 not activated", 200,
+     _cf(1, "receiver is not activated", "ADDRESS_NOT_ACTIVATED"), REFUSAL, REFUSAL),
+    ("catfee", "code 9999 unknown", 200, _cf(9999, "unknown"), AMBIGUOUS, REFUSAL),
+    ("catfee", "code 1 system error", 200, _cf(1, "system error"), AMBIGUOUS, REFUSAL),
+    *((("catfee", f"status {status}", 200, _cf_order(status), REFUSAL, REFUSAL))
+      for status in sorted(catfee.REFUSED_STATUSES)),
+    ("catfee", "HTTP 500", 500, None, AMBIGUOUS, TEMPORARY),
+]  # fmt: skip
+
+
+def _fe(msg: str) -> dict[str, Any]:
+    return {
+        "code": 1,
+        "msg": msg,
+        "request_id": "8f0e2a4c-1d3b-4e5f-9a7c-6b8d0e2f4a1c",
+        "data": None,
+    }
+
+
+#: feee.io publishes no code list: `code != 0` with a `msg`, under HTTP 200 or a 4xx; a
+#: refusal only when the words name what was refused. No idempotency key: never retried.
+FEEE: list[Row] = [
+    *(("feee", f"HTTP {status} {label}", status, _fe(msg), REFUSAL, REFUSAL)
+      for status in (200, 400)
+      for label, msg in (("key", "invalid key"), ("balance", "insufficient balance"),
+                         ("address", "receive_address is not a valid address"),
+                         ("amount", "resource_value must be at least 32000"),
+                         ("duration", "rent_duration is not valid for this rent_time_unit"))),
+    ("feee", "HTTP 401 key", 401, _fe("invalid key"), REFUSAL, REFUSAL),
+    ("feee", "HTTP 404 route", 404, None, REFUSAL, REFUSAL),
+    ("feee", "HTTP 429", 429, {"code": 429, "msg": "too many requests"}, TEMPORARY, TEMPORARY),
+    ("feee", "code 1 unworded", 200, _fe("system busy"), AMBIGUOUS, REFUSAL),
+    ("feee", "code 500 unworded", 200, {**_fe("error"), "code": 500}, AMBIGUOUS, REFUSAL),
+    ("feee", "HTTP 502", 502, None, AMBIGUOUS, TEMPORARY),
+]  # fmt: skip
+
+
 def _tz(code: int | str, key: str = "x") -> dict[str, Any]:
     return {"code": code, "key": key, "request_id": "r", "error": "message"}
 
@@ -152,7 +216,7 @@ NETTS: list[Row] = [
     ("netts", "HTTP 500", 500, None, AMBIGUOUS, TEMPORARY),
 ]  # fmt: skip
 
-ROWS = MEFREE + ITRX + EOPEN + TRONSAVE + TRONZAP + NETTS
+ROWS = MEFREE + ITRX + EOPEN + TRONSAVE + CATFEE + FEEE + TRONZAP + NETTS
 
 
 def adapter(vendor: str, rec: Recorder) -> Provider:
@@ -166,6 +230,12 @@ def adapter(vendor: str, rec: Recorder) -> Provider:
         return itrx.ItrxProvider("it", api_key=SecretStr("k"), api_secret=SecretStr("s"), **common)
     if vendor == "eopen":
         return eopen.EopenProvider("eo", api_key=SecretStr("k"), **common)
+    if vendor == "feee":
+        return feee.FeeeProvider("fe", api_key=SecretStr("k"), **common)
+    if vendor == "catfee":
+        return catfee.CatFeeProvider(
+            "cf", api_key=SecretStr("k"), api_secret=SecretStr("s"), **common
+        )
     if vendor == "netts":
         return netts.NettsProvider("nt", api_key=SecretStr("k"), real_ip="127.0.0.1", **common)
     if vendor == "tronzap":
@@ -202,6 +272,7 @@ def test_every_documented_code_is_in_the_table() -> None:
     assert {r[1] for r in EOPEN} >= {f"code {c}" for c in eopen.ERRORS}
     assert len(eopen.ERRORS) == 18
     assert {r[1] for r in TRONSAVE} >= set(tronsave.ERRORS)
+    assert {r[1] for r in CATFEE} >= {f"status {s}" for s in catfee.REFUSED_STATUSES}
     assert {r[1] for r in TRONZAP} >= {f"code {c}" for c in tronzap.ERRORS}
 
 
@@ -236,7 +307,7 @@ async def test_mefree_refusal_after_its_own_retry_is_ambiguous(row: Row) -> None
 
 
 async def test_unparsable_2xx_on_a_create_is_ambiguous() -> None:
-    for vendor in ("mefree", "itrx", "eopen", "netts", "tronsave", "tronzap"):
+    for vendor in ("mefree", "itrx", "eopen", "tronsave", "catfee", "feee", "tronzap", "netts"):
         rec = Recorder(_html(vendor))
         provider = adapter(vendor, rec)
         assert await classify(provider.place(make_order(energy=70_000))) == AMBIGUOUS, vendor

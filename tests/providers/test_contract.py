@@ -34,7 +34,6 @@ from providers.base import (
 )
 from providers.http import NO_WAIT
 from providers.tronsave import TronsaveProvider
-from sandbox import demo
 from sandbox.providers import VENDORS as EMULATED
 from sandbox.providers import EmulatedVendor
 from sandbox.providers.readings import Readings, all_single
@@ -341,6 +340,75 @@ def _named(name: str) -> Vendor:
     return next(v for v in VENDORS if v.name == name)
 
 
+class TestCatFeeGuarantees:
+    """CatFee's `client_order_id` returns the first order; its refusal statuses."""
+
+    async def test_client_order_id_dedupes(self) -> None:
+        for replay in ("snapshot", "current"):
+            world = await _make(_named("catfee"), readings=Readings({"catfee.replay": replay}))
+            provider = world.adapter()
+            before = await provider.balance()
+            first = await provider.place(_order_for(provider))
+            world.clock.advance(10.0)
+            second = await provider.place(_order_for(provider))
+            assert first.provider_order_id == second.provider_order_id
+            assert before - await provider.balance() == first.cost_sun
+            assert len(world.emulator.orders) == 1 and world.emulator.count("create") == 2
+
+    async def test_a_5xx_after_accept_is_retried_on_the_key(self) -> None:
+        world = await _make(_named("catfee"))
+        provider = world.adapter()
+        world.emulator.faults.fail_next(1, 500, after_accept=True, on="create")
+        receipt = await provider.place(_order_for(provider))
+        assert world.emulator.count("create") == 2 and len(world.emulator.orders) == 1
+        assert receipt.provider_order_id in world.emulator.orders
+
+    async def test_balance_refusal_either_reading(self) -> None:
+        for failure in ("status", "code"):
+            world = await _make(_named("catfee"), readings=Readings({"catfee.failure": failure}))
+            world.emulator.faults.set_balance(0)
+            provider = world.adapter()
+            with pytest.raises(PermanentError) as info:
+                await provider.place(_order_for(provider))
+            assert info.value.reason is ErrorReason.BALANCE, failure
+            with pytest.raises(AmbiguousError):  # the same answer to a retry proves nothing
+                await provider.place(_order_for(provider, retry=True))
+            assert world.emulator.orders == {}
+
+
+class TestFeeeGuarantees:
+    """feee.io: the five-minute V3 order, the V2 encodings, a create never retried."""
+
+    async def test_every_duration_is_bought_with_its_encoding(self) -> None:
+        for v3 in ("create", "both"):
+            world = await _make(_named("feee"), readings=Readings({"feee.v3_path": v3}))
+            provider = world.adapter()
+            durations = (300, 600, 3600, 3 * 3600, 86_400, 2 * 86_400)
+            for n, seconds in enumerate(durations):
+                order = _order_for(provider, client_order_id=f"ord-{n}")
+                receipt = await provider.place(order.model_copy(update={"duration": seconds}))
+                made = world.emulator.orders[receipt.provider_order_id]
+                assert made.seconds == seconds and made.version == (3 if seconds == 300 else 2)
+                world.clock.advance(10.0)
+                assert (await provider.status(receipt)).state is OrderState.DELEGATED
+
+    async def test_a_v3_path_the_vendor_lacks_is_a_clean_refusal(self) -> None:
+        world = await _make(_named("feee"), readings=Readings({"feee.v3_path": "submit"}))
+        provider = world.adapter()
+        order = _order_for(provider).model_copy(update={"duration": 300})
+        with pytest.raises(PermanentError):  # a 404: nothing was bought, the next may buy
+            await provider.place(order)
+        assert world.emulator.orders == {}
+
+    async def test_a_create_is_never_retried(self) -> None:
+        world = await _make(_named("feee"))
+        provider = world.adapter()
+        world.emulator.faults.fail_next(1, 500, after_accept=True, on="create")
+        with pytest.raises(AmbiguousError):
+            await provider.place(_order_for(provider))
+        assert world.emulator.count("create") == 1 and len(world.emulator.orders) == 1
+
+
 async def _make(
     vendor: Vendor, capacity: int = 1_000_000_000, readings: Readings | None = None
 ) -> World:
@@ -359,7 +427,10 @@ async def _make(
 # TRON node through its own staked provider account, and the chain is read back through
 # engine.observe.chain.ChainReader. Helpers: tests/providers/chain_harness.py.
 
-#: every state each adapter maps that its emulator can produce. Not reachable: Mefree maps
+#: every state each adapter maps that its emulator can produce. CatFee: a refused delegation
+#: ends DELEGATION_CONFIRMED_FAIL (FAILED). feee.io: a refused delegation is refunded (7, 13:
+#: in progress, then 14: REFUNDED); half delivered and reclaimed is PARTIAL.
+#: Not reachable: Mefree maps
 #: no terminal failure (DELEGATE_FAILED is not a documented value: it stays PENDING);
 #: itrx's emulator refunds whatever it does not deliver (41/43 -> REFUNDED, never PARTIAL
 #: or FAILED); eopen's never answers FAILED and reports COMPLETED for partial deliveries;
@@ -375,6 +446,14 @@ REACHABLE = {
         OrderState.DELEGATED,
         OrderState.PARTIAL,
         OrderState.FAILED,
+    },
+    "catfee": {OrderState.PENDING, OrderState.DELEGATING, OrderState.DELEGATED, OrderState.FAILED},
+    "feee": {
+        OrderState.PENDING,
+        OrderState.DELEGATING,
+        OrderState.DELEGATED,
+        OrderState.PARTIAL,
+        OrderState.REFUNDED,
     },
     "tronzap": {OrderState.PENDING, OrderState.DELEGATING, OrderState.DELEGATED, OrderState.FAILED},
     "netts": {OrderState.PENDING, OrderState.DELEGATED},
@@ -494,7 +573,7 @@ class TestContractOnChain:
         world = SandboxWorld(watched=1)
         chain.set_emulator_credentials(world, vendor, CANARY_KEY, CANARY_SECRET)
         creds: dict[str, Any] = {"api_key": CANARY_KEY, "api_secret": CANARY_SECRET}
-        if "apiSecret" not in demo.CREDENTIALS[vendor]:
+        if "api_secret" not in chain.credentials(vendor):  # a key-only vendor
             del creds["api_secret"]
         texts: list[str] = []
         with caplog.at_level(logging.DEBUG):
@@ -521,7 +600,8 @@ class TestContractOnChain:
                     failures.append(exc)
             texts += [f"{exc!s} {exc!r} {exc.__cause__!r}" for exc in failures]
             await provider.aclose()
-        assert len(failures) == (1 if vendor == "mefree" else 2)  # Mefree retries its create
+        # a vendor with an idempotency key (Mefree, CatFee) retries its create
+        assert len(failures) == (1 if provider.capabilities.idempotency_key else 2)
         assert "HTTP Request" in caplog.text  # the client's logs were captured
         texts.append(caplog.text)
         for text in texts:
