@@ -49,3 +49,17 @@ CREATE TABLE deposit_addresses (
     changed_at  REAL    NOT NULL,
     PRIMARY KEY (policy, address)
 ) STRICT;
+
+-- Each chain transfer recorded, by its identity (transaction id, the log's place in that
+-- transaction), in the same transaction that opened or joined its episode: a transfer seen
+-- again (a lagging replica, a block re-read after its episode closed) neither opens nor
+-- joins one. Rows older than seven days are pruned as deposits are recorded.
+CREATE TABLE deposit_seen (
+    txid        TEXT    NOT NULL,
+    log         INTEGER  NOT NULL CHECK (log >= 0),
+    episode     INTEGER  REFERENCES deposit_needs (id),
+    seen_at     REAL NOT NULL,
+    PRIMARY KEY (txid, log)
+) STRICT;
+
+CREATE INDEX deposit_seen_by_time ON deposit_seen (seen_at);
