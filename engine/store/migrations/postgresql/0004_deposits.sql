@@ -1,8 +1,9 @@
 -- energyctl store, schema version 4 (PostgreSQL): deposit episodes and deposit addresses
 -- added or removed at run time (the same tables as the SQLite migration of this number).
 --
--- At most one open episode per address (the unique index): a deposit seen twice (a
--- second replica, a re-read block) never opens a second one.
+-- At most one open episode per address (the unique index), and each deposit recorded once
+-- by its identity (`deposit_seen`): a deposit seen twice (a second replica, a re-read
+-- block, even after its episode closed) never opens a second one.
 
 CREATE TABLE deposit_needs (
     id              BIGSERIAL PRIMARY KEY,

@@ -4,8 +4,9 @@
 -- A deposit episode begins when a watched deposit address receives a token transfer and
 -- ends when it is swept (or its rented energy runs out unused). Several deposits before
 -- the sweep belong to one episode: at most one open episode per address (the unique
--- index), so a deposit seen twice (a second replica, a re-read block) never opens a second
--- one, and never buys a second sweep's energy.
+-- index), and each deposit is recorded once by its identity (`deposit_seen`), so a deposit
+-- seen twice (a second replica, a re-read block, even after its episode closed) never opens
+-- a second one, and never buys a second sweep's energy.
 
 CREATE TABLE deposit_needs (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
