@@ -46,6 +46,7 @@ class TokenTransfer:
     txid: str
     block: int
     index: int = 0  # the log's place in its block (transactions in order, then logs)
+    log: int = 0  # the log's place in its transaction: (txid, log) names the transfer
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,7 @@ def scan_transfers(
         if not logs:
             continue
         txid = str(info.get("id", ""))
-        for entry in logs:
+        for log_no, entry in enumerate(logs):
             index += 1
             topics: Sequence[str] = entry.get("topics") or ()
             if len(topics) != 3 or topics[0] != TRANSFER_TOPIC:
@@ -122,11 +123,31 @@ def scan_transfers(
                 amount = _amount(entry.get("data", ""))
                 if into and amount >= policy.min_deposit:
                     deposits.append(
-                        _transfer(policy.name, receiver, token, sender, amount, txid, number, index)
+                        _transfer(
+                            policy.name,
+                            receiver,
+                            token,
+                            sender,
+                            amount,
+                            txid,
+                            number,
+                            index,
+                            log_no,
+                        )
                     )
                 if out:
                     sweeps.append(
-                        _transfer(policy.name, sender, token, receiver, amount, txid, number, index)
+                        _transfer(
+                            policy.name,
+                            sender,
+                            token,
+                            receiver,
+                            amount,
+                            txid,
+                            number,
+                            index,
+                            log_no,
+                        )
                     )
     return BlockTransfers(number, tuple(deposits), tuple(sweeps))
 
@@ -160,6 +181,7 @@ def _transfer(
     txid: str,
     block: int,
     index: int,
+    log: int,
 ) -> TokenTransfer:
     return TokenTransfer(
         policy,
@@ -170,6 +192,7 @@ def _transfer(
         txid,
         block,
         index,
+        log,
     )
 
 

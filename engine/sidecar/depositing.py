@@ -244,6 +244,7 @@ class DepositDesk:
                             item.txid,
                             item.block,
                             item.amount,
+                            item.log,
                         )
                     )
                     continue

@@ -393,3 +393,36 @@ async def test_a_claim_left_by_a_killed_process_is_taken_up_soon_after_a_restart
     (again,) = await market.store.deposit_needs()
     assert again.state is NeedState.ORDERED and again.client_order_id is not None
     assert market.creates("eopen") == 1
+
+
+async def test_a_block_read_again_after_the_sweep_buys_nothing_again(market: Market) -> None:
+    # a replica whose follow position lags reads the deposit's block after another one
+    # bought for it and the sweep closed the episode: that deposit is known, nothing opens
+    (target,) = market.watched(1, trx=10)
+    customer = address("customer")
+    market.chain.create_account(customer, 1_000 * TRX)
+    policy = deposit_policy([target], ["p-eopen"])
+    ahead = desk_for(market, policy, cursor="ahead")
+    await ahead.start()
+    await ahead.follow_once()
+    before = await market.store.deposit_cursor("ahead")
+    assert before is not None
+    market.chain.transfer_usdt(customer, target, amount=5_000_000)
+    market.advance(3)
+    assert [n.address for n in await ahead.follow_once()] == [target]
+    await settle(market, ahead)
+    market.chain.transfer_usdt(target, SINK, amount=5_000_000)
+    market.advance(3)
+    await ahead.follow_once()
+    assert await market.store.deposit_needs() == []
+    assert market.creates("eopen") == 1
+    await ahead.aclose()
+    await market.store.set_deposit_cursor("behind", before)
+    behind = desk_for(market, policy, cursor="behind")
+    await behind.start()
+    assert await behind.follow_once() == []
+    await behind.safety_net()
+    assert await market.store.deposit_needs() == []
+    assert len(await market.store.deposit_needs(open_only=False)) == 1
+    assert market.creates("eopen") == 1
+    await behind.aclose()
