@@ -1,6 +1,6 @@
 """The fault-injection suite over many seeds: the money invariants under chaos.
 
-Each run (`sandbox.chaos.running.run`) plays one seeded scenario: ten addresses in six
+Each run (`sandbox.chaos.running.run`) plays one seeded scenario: ten addresses in eight
 policies, each drained once, while kills at every step of the order pipeline, vendor
 5xx and hangs after acceptance, slow, partial and missing delivery, empty vendor
 balances, rate limits, price moves between quote and order, node outages, stale nodes

@@ -1,4 +1,4 @@
-"""What the four HTTP vendor adapters share: `HttpProvider`, a `Provider` over a JSON API,
+"""What the HTTP vendor adapters share: `HttpProvider`, a `Provider` over a JSON API,
 and the credential holders their `httpx.Auth` classes are built on (`KeyAuth`,
 `SigningAuth`).
 
@@ -16,7 +16,7 @@ timestamps are refused past a few seconds: Mefree's guide says 5). `answered` co
 HTTP answers received, whatever their status.
 
 Neighbours: `providers/base.py` (interface), `providers/http.py` (calls, error mapping),
-`providers/wire.py` (`PayloadError`); subclassed by `providers/{mefree,itrx,eopen,tronsave}.py`.
+`providers/wire.py` (`PayloadError`); subclassed by the vendor modules (`providers/<vendor>.py`).
 """
 
 from __future__ import annotations

@@ -310,6 +310,12 @@ class Provider(abc.ABC):
         #: instance name (the Provider document's metadata.name)
         self.name = name
 
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Read what the vendor publishes about this account before the first plan (e.g.
+        the durations and amounts it sells, which may narrow `capabilities`). Called once
+        when the engine opens its providers; a ProviderError leaves the declared
+        capabilities in force (the adapter may read again when it needs to)."""
+
     @abc.abstractmethod
     async def quote(self, request: QuoteRequest) -> Quote:
         """Total cost of an order, sun. Raises TemporaryError or PermanentError."""

@@ -1,4 +1,4 @@
-"""Vendor type name -> adapter class: the built-in four plus plug-ins.
+"""Vendor type name -> adapter class: the built-in vendors plus plug-ins.
 
 A Provider document's `spec.type` names an adapter. The built-in adapters are listed here
 (`BUILTIN`: adding a vendor to the package is one line); other packages add theirs
@@ -30,7 +30,9 @@ from providers.eopen import EopenProvider
 from providers.feee import FeeeProvider
 from providers.itrx import ItrxProvider
 from providers.mefree import MefreeProvider
+from providers.netts import NettsProvider
 from providers.tronsave import TronsaveProvider
+from providers.tronzap import TronZapProvider
 
 ENTRY_POINT_GROUP = "energyctl.providers"
 
@@ -43,6 +45,8 @@ BUILTIN: Mapping[str, type[Provider]] = {
         TronsaveProvider,
         CatFeeProvider,
         FeeeProvider,
+        TronZapProvider,
+        NettsProvider,
     )
 }
 

@@ -8,7 +8,7 @@ the adapter then maps `PayloadError` to a PROTOCOL error (see `providers/http.py
 Money conversions live here too: vendors that speak TRX decimals are converted to integer
 sun with `Decimal`, never through floats (money is int sun everywhere).
 
-Neighbours: used by `providers/{mefree,itrx,eopen,tronsave}.py`; knows no HTTP.
+Neighbours: used by the vendor modules (`providers/<vendor>.py`); knows no HTTP.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ the same addresses the world creates:
 - sandbox credentials are the vendor emulators' documented defaults (docs/sandbox-providers.md)
   and reach the policies through `{fromEnv: SANDBOX_...}` references (`ENV`, `env_values()`);
 - `render_policy_files(urls, store_url)` writes the Provider documents (baseUrl at the
-  emulators), an EngineConfig (node URL, store) and the demo
-  EnergyPolicies: 20 addresses in four policies, each listing all four vendors in a
-  different order. `examples/sandbox/` is this output for the default ports
+  emulators, the vendors' plain settings such as Netts' `realIp`), an EngineConfig (node
+  URL, store) and the demo EnergyPolicies: 20 addresses in four policies, each listing the
+  vendors in a different order. `examples/sandbox/` is this output for the default ports
   (`DEFAULT_PORTS`) and `DEMO_POLICIES`; a test keeps the two equal. `World.write_policies`
   writes `TEST_POLICIES` (small top-ups the engine's end-to-end tests count on).
 
@@ -41,7 +41,7 @@ def _vendor_port(n: int) -> int:
 
 DEFAULT_PORTS: Mapping[str, int] = {
     "node": 18090,
-    # mefree 18091 ... tronsave 18094; the vendors after them from 18096
+    # mefree 18091 ... tronsave 18094, catfee 18096, feee 18097, tronzap 18098, netts 18099
     **{vendor: _vendor_port(n) for n, vendor in enumerate(VENDORS)},
 }
 DEFAULT_STORE_URL = "sqlite:///energyctl-sandbox.db"
@@ -49,6 +49,8 @@ BASE_PATHS: Mapping[str, str] = {v.name: v.base_path for v in EMULATED if v.base
 
 #: spec key -> sandbox credential value, per vendor (the emulators' defaults)
 CREDENTIALS: Mapping[str, Mapping[str, str]] = {v.name: v.credentials for v in EMULATED}
+#: spec key -> plain (non-secret) value the sandbox Provider documents carry, per vendor
+SETTINGS: Mapping[str, Mapping[str, str]] = {v.name: v.settings for v in EMULATED}
 _SPEC_ENV = {"apiKey": "API_KEY", "apiSecret": "API_SECRET"}
 #: spec key -> environment variable named by the sandbox Provider documents, per vendor
 ENV: Mapping[str, Mapping[str, str]] = {
@@ -229,7 +231,8 @@ def render_policy_files(
     """
     providers = _HEADER.format(what="one Provider per vendor emulator")
     for vendor in VENDORS:
-        secrets = "".join(
+        secrets = "".join(f"  {key}: {value}\n" for key, value in SETTINGS[vendor].items())
+        secrets += "".join(
             f"  {key}: {{fromEnv: {variable}}}\n" for key, variable in ENV[vendor].items()
         )
         providers += _PROVIDER.format(vendor=vendor, url=urls[vendor], secrets=secrets)

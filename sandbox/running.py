@@ -12,7 +12,7 @@ until `duration` real seconds have passed or `stop` is set:
   (`engine.sidecar.service.create_app`: `/healthz`, `/readyz`, `/metrics`, `/v1/status`,
   `/v1/orders`, ...) served on `run.api_url`. `energyctl run` (`engine/sidecar/running.py`) does
   the same on the system clock; its entry point takes no clock, so the sandbox assembles
-  the same public parts itself. The engine talks HTTP to the node and the four vendor
+  the same public parts itself. The engine talks HTTP to the node and the vendor
   emulators as it would to the real ones;
 - the workload (`sandbox/workload.py`, the `payments` profile by default) makes the
   transfers that are due on the emulated chain, burning TRX where energy is short;

@@ -179,8 +179,19 @@ async def simulate(
 ) -> SimulationResult:
     """Run one policy set over `days` of emulated traffic; see the module docstring.
     A set with DepositPolicies plays deposits and sweeps instead of `workload`
-    (`sandbox/simulating_deposits.py`); it must then be `deposits`."""
+    (`sandbox/simulating_deposits.py`); it must then be `deposits`, and hold no
+    EnergyPolicy (refused: its addresses would see no traffic)."""
     policy_set = load_for_simulation(paths)
+    if policy_set.deposit_policies and policy_set.policies:
+        raise SimulationError(
+            "the set holds EnergyPolicies ("
+            + ", ".join(sorted(policy_set.policies))
+            + ") and DepositPolicies ("
+            + ", ".join(sorted(policy_set.deposit_policies))
+            + "): the deposits simulation plays only deposits and sweeps, so it would "
+            "report nothing for the EnergyPolicy addresses; simulate them as two sets "
+            "(one file or directory each, both with the Provider documents)"
+        )
     if policy_set.deposit_policies:
         if workload != "deposits":
             raise SimulationError(

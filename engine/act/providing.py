@@ -8,7 +8,8 @@ references replaced by the `SecretStr` the loader resolved. An unresolved refere
 `ProvidingError` naming the key and the variable or file, never a value.
 
 `ProviderPool(policy_set, clock=...)` builds one adapter per Provider document on entry
-and closes them all on exit:
+(then lets each read what its vendor publishes about the account, `Provider.start`, at
+once; a failure there is logged, never fatal) and closes them all on exit:
 
     async with ProviderPool(policy_set, clock=clock) as pool:
         quote = await pool["itrx"].quote(request)
@@ -23,6 +24,8 @@ apply path.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any
@@ -36,8 +39,10 @@ from policies.models import Provider as ProviderDocument
 from policies.models import SecretRef, UnresolvedSecretError
 from policies.policyset import PolicySet
 from providers import registry
-from providers.base import Provider
+from providers.base import Provider, ProviderError
 from providers.http import RetryPolicy
+
+log = logging.getLogger("energyctl.providers")
 
 
 class ProvidingError(EngineError):
@@ -150,6 +155,20 @@ class ProviderPool(Mapping[str, Provider]):
                 await provider.aclose()
             raise
         self._providers = built
+        await asyncio.gather(*(self._start(name, p) for name, p in built.items()))
+
+    async def _start(self, name: str, provider: Provider) -> None:
+        """The adapter's `start` (what the vendor publishes about the account); a failure
+        is logged and leaves the adapter's declared capabilities in force."""
+        try:
+            await provider.start()
+        except ProviderError as exc:
+            log.warning(
+                "%s: could not read the vendor's account details at start: %s",
+                name,
+                exc,
+                extra={"event": "provider_start_failed", "provider": name},
+            )
 
     async def aclose(self) -> None:
         providers, self._providers = self._providers, {}

@@ -5,12 +5,15 @@
 - `intent` (written ahead, then the process died or a store write failed) and `unknown`
   (an ambiguous answer) are *resolved*: with an idempotency key (Mefree) by placing the
   same client order id again, which returns the order if it exists and creates it exactly
-  once if it does not; where the vendor has a lookup by client id, by the lookup; else by
-  the chain: a rise of the address's energy limit by the ordered amount since the intent's
-  baseline (the snapshot recorded with it) is the order delivered. Without evidence the
-  order stays held as `unknown` (no second order for the address, invariant 3) and is
-  flagged for an alert once past its deadline. An `intent` younger than `intent_grace` is
-  left alone: another process may be between its intent and its call.
+  once if it does not; where the vendor has a lookup by client id, by the lookup (found:
+  `submitted` with the vendor's receipt; "no such order" ends it only `lookup_settle`
+  seconds after the unclear answer, as a request may still reach the vendor; meanwhile,
+  and when the lookup fails, the chain may still settle it); else by the chain: a rise of
+  the address's energy limit by the ordered amount since the intent's baseline (the
+  snapshot recorded with it) is the order delivered. Without evidence the order stays held
+  as `unknown` (no second order for the address, invariant 3) and is flagged for an alert
+  once past its deadline. An `intent` younger than `intent_grace` is left alone: another
+  process may be between its intent and its call.
 - `submitted` / `delegating`: the vendor's status. FAILED (below) and REFUNDED end it as the
   vendor says. Otherwise the order is `delivered` only when the chain shows the energy
   (invariant 7); "delegated" from the vendor alone moves it to `delegating`, and if the
@@ -97,6 +100,9 @@ class TrackingSettings:
     call_timeout: float | None = None
     #: abandonAfter only trusts a reading of the address at most this old (clock seconds)
     abandon_read_age: float = 60.0
+    #: a lookup's "no such order" ends an order only this long (clock seconds) after its
+    #: last move (the unclear answer): a request the vendor has yet to process is not lost
+    lookup_settle: float = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,27 +318,44 @@ class Tracker:
         caps = provider.capabilities if provider is not None else None
         if provider is not None and caps is not None and caps.idempotency_key:
             return await self._replace(order, provider)
+        detail = "no lookup at this provider; held until the chain shows the energy"
         if provider is not None and caps is not None and caps.lookup_by_client_id:
-            try:
-                receipt = await self._call(order.provider, provider.lookup(order.client_order_id))
-            except ProviderError as exc:
-                return self._result(order, order.phase, f"lookup failed: {exc}")
-            if receipt is not None:
-                return await self._submitted(order, receipt, "found by lookup")
-            gone = _P.ABANDONED if order.phase is _P.INTENT else _P.FAILED
-            return await self._move(order, gone, "the provider has no such order")
+            looked = await self._look_up(order, provider)
+            if isinstance(looked, TrackResult):
+                return looked
+            detail = f"{looked}; held until the lookup or the chain settles it"
         rise = await self._on_chain(order, snapshot)
         if self._enough(order, rise):
             return await self._move(
                 order, _P.DELIVERED, f"the chain shows +{rise} energy since the intent"
             )
-        detail = "no lookup at this provider; held until the chain shows the energy"
         if order.phase is _P.INTENT:
             return await self._move(order, _P.UNKNOWN, detail)
         abandoned = await self._abandon(order, snapshot)
         if abandoned is not None:
             return abandoned
         return self._result(order, order.phase, detail)
+
+    async def _look_up(self, order: OrderRecord, provider: Provider) -> TrackResult | str:
+        """Resolve by the vendor's lookup by our client order id: found, the order is
+        `submitted` with the vendor's receipt; a settled "no such order" ends it (`failed`,
+        or `abandoned` for an intent never known to be sent). Otherwise (the lookup failed,
+        or "no such order" came within `lookup_settle` seconds of the unclear answer, when
+        the request may still be on its way to the vendor) why it stays held."""
+        try:
+            receipt = await self._call(order.provider, provider.lookup(order.client_order_id))
+        except ProviderError as exc:
+            return f"lookup failed: {exc}"
+        if receipt is not None:
+            return await self._submitted(order, receipt, "found by lookup")
+        since = self.clock.now() - order.updated_at
+        if since < self.settings.lookup_settle:
+            return (
+                f"the provider has no such order yet ({since:.0f}s after the unclear answer, "
+                f"settled after {self.settings.lookup_settle:.0f}s)"
+            )
+        gone = _P.ABANDONED if order.phase is _P.INTENT else _P.FAILED
+        return await self._move(order, gone, "the provider has no such order (lookup)")
 
     async def _abandon(
         self, order: OrderRecord, snapshot: EnergySnapshot | None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,6 +24,10 @@ from engine.cli.common import (
     load_or_exit,
     run_or_exit,
 )
+
+if TYPE_CHECKING:
+    from engine.store import Store
+    from policies.policyset import PolicySet
 
 
 @click.command()
@@ -44,26 +48,29 @@ def plan(
     detailed_exitcode: bool,
 ) -> None:
     """Show what apply would buy: every address with its energy, threshold, condition,
-    action, provider and estimated cost. Never buys and never writes orders.
+    action, provider and estimated cost; each DepositPolicy as one line (it buys only in
+    `energyctl run`, when a deposit lands). Never buys and never writes orders.
 
     Exit codes: 0 success (with --detailed-exitcode: nothing to do), 2 purchases pending
     (only with --detailed-exitcode), 1 error, also when --node is not a URL or no address
     could be read from the node (every one blocked: the plan would say nothing).
     """
-    from engine.cli.rendering import plan_table
+    from engine.cli.rendering import deposits_text, plan_table
     from engine.session import Session
 
     policy_set = load_or_exit(paths)
 
     async def run() -> Any:
         async with Session(policy_set, store_url=store_url, node_url=node_url) as session:
-            return await session.reconciler.run_pass(apply=False)
+            passed = await session.reconciler.run_pass(apply=False)
+            return passed, await deposit_summaries(policy_set, session.store)
 
-    result = run_or_exit(run())
+    result, deposits = run_or_exit(run())
     if output == "json":
-        click.echo(json.dumps(result.plan.to_json(), indent=2))
+        click.echo(json.dumps({**result.plan.to_json(), "deposits": deposits}, indent=2))
     else:
         click.echo(plan_table(result.plan), nl=False)
+        click.echo(deposits_text(deposits), nl=False)
     exit_if_unobserved([entry.reason for entry in result.plan.entries])
     sys.exit(2 if detailed_exitcode and result.pending else 0)
 
@@ -116,7 +123,8 @@ def apply(
 ) -> None:
     """Plan, then buy: open orders are followed first, then the plan is shown and, once
     confirmed, carried out. Prints what was bought, from whom, at what cost, and what was
-    held and why. Records the policy revision in the store.
+    held and why. Records the policy revision in the store. DepositPolicies are shown as
+    one line each and bought for only by `energyctl run`, when a deposit lands.
 
     Confirmation is asked on a terminal unless --yes; without a terminal, --yes is
     required. Exit codes: 0 every purchase placed (or nothing to do), 2 some purchases
@@ -132,7 +140,7 @@ def apply(
         return
     from engine.act.applying import OutcomeKind
     from engine.act.tracking import TrackingSettings, TrackResult
-    from engine.cli.rendering import outcomes_text, plan_table, tracked_text
+    from engine.cli.rendering import deposits_text, outcomes_text, plan_table, tracked_text
     from engine.decide.plans import Plan
     from engine.session import Session
 
@@ -169,6 +177,7 @@ def apply(
                 "notes": notes,
                 "tracked": tracked + followed,
                 "revision": policy_set.revision,
+                "deposits": await deposit_summaries(policy_set, session.store),
             }
 
     result = run_or_exit(run())
@@ -183,15 +192,52 @@ def apply(
             "outcomes": [o.to_json() for o in outcomes],
             "tracked": [t.to_json() for t in result["tracked"] if t.moved or t.alert],
             "notes": result["notes"],
+            "deposits": result["deposits"],
         }
         click.echo(json.dumps(report, indent=2))
     else:
         click.echo(outcomes_text(outcomes), nl=False)
         click.echo(tracked_text(result["tracked"]), nl=False)
+        click.echo(deposits_text(result["deposits"]), nl=False)
         for note in result["notes"]:
             click.echo(f"note: {note}", err=True)
     exit_if_unobserved([entry.reason for entry in result["plan"].entries])
     sys.exit(0 if all(o.kind is OutcomeKind.BOUGHT for o in outcomes) else 2)
+
+
+async def deposit_summaries(policy_set: PolicySet, store: Store) -> list[dict[str, Any]]:
+    """Each DepositPolicy as plan and apply show it: deposit-triggered, served by the
+    sidecar (`energyctl run`), never bought for here. Its watched addresses (inline, the
+    address file as loaded, and the run-time changes kept in the store; a PostgreSQL
+    query is not run) and its open episodes in the store."""
+    from engine.observe.deposits import DepositWatch
+
+    policies = policy_set.deposit_policies
+    if not policies:
+        return []
+    watch = DepositWatch(policies)
+    for name, loaded in policy_set.address_files.items():
+        if name in policies:
+            watch.set_base(name, loaded.addresses)  # taken over: plan is done with it
+    for name, address, present in await store.deposit_addresses():
+        if name in policies:
+            watch.change(name, address, present)
+    episodes = await store.deposit_needs()
+    out = []
+    for name, policy in policies.items():
+        origin = policy.spec.addresses_from
+        query = origin is not None and origin.postgres is not None
+        out.append(
+            {
+                "policy": name,
+                "kind": "DepositPolicy",
+                "servedBy": "energyctl run",
+                "addresses": watch.count(name),
+                "addressesFromQuery": query,
+                "openEpisodes": sum(1 for n in episodes if n.policy == name),
+            }
+        )
+    return out
 
 
 def _push(paths: tuple[Path, ...], server: str, token_env: str, output: str) -> None:

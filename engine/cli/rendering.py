@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from engine.act.applying import ActionOutcome, OutcomeKind
 from engine.act.tracking import TrackResult
@@ -33,6 +34,20 @@ def when(epoch: float | None) -> str:
     if epoch is None:
         return "-"
     return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def deposits_text(deposits: list[dict[str, Any]]) -> str:
+    """One line per DepositPolicy: plan and apply buy nothing for it (docs/deposits.md)."""
+    lines = []
+    for item in deposits:
+        count = f"{item['addresses']:,} watched addresses"
+        if item["addressesFromQuery"]:
+            count += " (and those of its PostgreSQL query, not run here)"
+        lines.append(
+            f"DepositPolicy {item['policy']}: deposit-triggered, served by `energyctl run` "
+            f"({count}, {item['openEpisodes']} open episodes); nothing is bought for it here\n"
+        )
+    return "".join(lines)
 
 
 def plan_table(plan: Plan) -> str:

@@ -280,7 +280,8 @@ def _export_workload(path: Path, workload: str, days: float, seed: int, target: 
     help="A profile (steady, daily, bursty, payments, week, deposits) or a CSV file "
     "(time, sender, recipient_holds_usdt). A set with DepositPolicies takes `deposits`: "
     "customers pay into its deposit addresses and a sweeper sweeps each deposit when the "
-    "engine says its energy is ready.",
+    "engine says its energy is ready; it may hold no EnergyPolicy (simulate those as "
+    "another set).",
 )
 @click.option("--days", type=click.FloatRange(min=0.001), default=7.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Workload seed.")

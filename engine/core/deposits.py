@@ -45,6 +45,10 @@ class NewDeposit:
     txid: str
     block: int
     amount: int
+    # the log's place in its transaction: with `txid`, the transfer's identity, recorded
+    # once (a re-read block neither opens nor joins an episode); None for a request that
+    # is no chain transfer (the sweeper's `ensure`), never deduplicated
+    log: int | None = None
 
     def values(self) -> dict[str, object]:
         return {
@@ -54,6 +58,7 @@ class NewDeposit:
             "txid": self.txid,
             "block": self.block,
             "amount": str(self.amount),
+            "log": self.log,
         }
 
 

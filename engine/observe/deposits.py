@@ -9,7 +9,9 @@ value)`: in a transaction info's `log`, `topics[0]` is keccak-256 of that signat
 `scan_transfers` is PURE and costs per log, never per watched address: each log's topic
 and token are compared, then its receiver's and sender's 20 bytes are looked up in each
 policy's `AddressSet` (a hash lookup). A transfer TO a watched address is a deposit; one
-FROM a watched address (of a watched token) is a sweep, which closes the episode.
+FROM a watched address (of a watched token) is a sweep, which closes the episode. Each
+carries its log's place in the block (`index`), so a sweep in the same block as the
+deposit it swept is told from one that came before it.
 
 `DepositWatch` holds the live sets: per deposit policy, the union of its inline addresses,
 its address source (file or PostgreSQL, `engine/observe/address_sources.py`) and the
@@ -43,6 +45,8 @@ class TokenTransfer:
     amount: int
     txid: str
     block: int
+    index: int = 0  # the log's place in its block (transactions in order, then logs)
+    log: int = 0  # the log's place in its transaction: (txid, log) names the transfer
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,12 @@ class BlockTransfers:
     number: int
     deposits: tuple[TokenTransfer, ...] = ()
     sweeps: tuple[TokenTransfer, ...] = ()
+
+    def in_order(self) -> list[tuple[bool, TokenTransfer]]:
+        """Deposits and sweeps as they happened in the block: (is_deposit, transfer).
+        A sweep after a deposit to the same address in one block swept that deposit."""
+        both = [(True, d) for d in self.deposits] + [(False, s) for s in self.sweeps]
+        return sorted(both, key=lambda item: (item[1].index, not item[0]))
 
 
 @dataclass(slots=True)
@@ -86,12 +96,14 @@ def scan_transfers(
     deposits: list[TokenTransfer] = []
     sweeps: list[TokenTransfer] = []
     all_tokens: frozenset[bytes] = frozenset().union(*(w.tokens for w in watched))
+    index = -1
     for info in infos:
         logs = info.get("log")
         if not logs:
             continue
         txid = str(info.get("id", ""))
-        for entry in logs:
+        for log_no, entry in enumerate(logs):
+            index += 1
             topics: Sequence[str] = entry.get("topics") or ()
             if len(topics) != 3 or topics[0] != TRANSFER_TOPIC:
                 continue
@@ -111,11 +123,31 @@ def scan_transfers(
                 amount = _amount(entry.get("data", ""))
                 if into and amount >= policy.min_deposit:
                     deposits.append(
-                        _transfer(policy.name, receiver, token, sender, amount, txid, number)
+                        _transfer(
+                            policy.name,
+                            receiver,
+                            token,
+                            sender,
+                            amount,
+                            txid,
+                            number,
+                            index,
+                            log_no,
+                        )
                     )
                 if out:
                     sweeps.append(
-                        _transfer(policy.name, sender, token, receiver, amount, txid, number)
+                        _transfer(
+                            policy.name,
+                            sender,
+                            token,
+                            receiver,
+                            amount,
+                            txid,
+                            number,
+                            index,
+                            log_no,
+                        )
                     )
     return BlockTransfers(number, tuple(deposits), tuple(sweeps))
 
@@ -141,7 +173,15 @@ def _amount(data: str) -> int:
 
 
 def _transfer(
-    policy: str, watched: bytes, token: bytes, other: bytes, amount: int, txid: str, block: int
+    policy: str,
+    watched: bytes,
+    token: bytes,
+    other: bytes,
+    amount: int,
+    txid: str,
+    block: int,
+    index: int,
+    log: int,
 ) -> TokenTransfer:
     return TokenTransfer(
         policy,
@@ -151,6 +191,8 @@ def _transfer(
         amount,
         txid,
         block,
+        index,
+        log,
     )
 
 

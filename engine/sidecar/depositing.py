@@ -20,10 +20,11 @@
    episode whose energy outlived its duration unswept is closed (`expired`).
 
 A restart loses nothing: episodes, their orders, run-time address changes and the last
-block whose deposits were recorded (the follower's cursor, per replica name) are in the
-store; the follower reads on from that block, so a deposit that landed while the sidecar
-was down is seen too (up to the follower's `max_lag` of 1,200 blocks, an hour; beyond
-that the skipped blocks are logged, and the sweeper's `POST /v1/ensure` covers them).
+block whose deposits were recorded (the follower's cursor, per replica name, and the
+furthest any desk recorded, where a desk with a new name resumes) are in the store; the
+follower reads on from that block, so a deposit that landed while the sidecar was down
+is seen too (up to the follower's `max_lag` of 1,200 blocks, an hour; beyond that the
+skipped blocks are logged, and the sweeper's `POST /v1/ensure` covers them).
 
 Neighbours: `controller.py` builds and runs it, `service.py` serves its API.
 """
@@ -61,6 +62,18 @@ log = logging.getLogger("energyctl.deposits")
 CLAIM_TIMEOUT = 600.0
 """Seconds after which an episode claimed for an order that was never recorded is looked
 at again (its order, if one was placed, is on the address: the decision then waits)."""
+CLAIM_AFTER_RESTART = 5.0
+"""Seconds after which an unrecorded claim made BEFORE this desk started is looked at
+again: after a restart its claimer is most likely the process that died. A claim's
+intent is written moments after it, and once written the address's open order makes the
+decision wait; before that, the store's one open order per address still refuses a
+second order, so looking again early never buys twice."""
+SHARED_CURSOR = "*"
+"""The furthest block any desk has recorded the deposits of (each desk moves it forward,
+never back), where a desk whose own name has no cursor resumes: `energyctl run`'s
+default replica name holds its process id, so a restarted sidecar has a new name. The
+desk that wrote it had recorded every block up to it, so resuming after it loses no
+deposit, and re-reads as few blocks as possible."""
 FREEZE_AT = 100_000
 """A source's set this large is kept out of the cyclic garbage collector's walks."""
 
@@ -116,6 +129,7 @@ class DepositDesk:
         self._act_lock = asyncio.Lock()
         self._last_net: float | None = None
         self._started = False
+        self._began: float | None = None  # when start() ran (clock time)
         self.detect_cpu: list[float] = []  # seconds of CPU per scanned block
         self.last_error: str | None = None
 
@@ -134,6 +148,8 @@ class DepositDesk:
         changes from the store, then every source's first set."""
         if self._follower_start is None:
             saved = await self.store.deposit_cursor(self.cursor)
+            if saved is None:  # a new name (the default one holds the process id)
+                saved = await self.store.deposit_cursor(SHARED_CURSOR)
             if saved is not None:
                 self._saved = saved
                 self.follower = self._follower(saved + 1)
@@ -141,6 +157,7 @@ class DepositDesk:
             if policy in self.policies:
                 self.watch.change(policy, address, present)
         await self.poll_sources(force=True)
+        self._began = self.clock.now()
         self._started = True
 
     async def poll_sources(self, *, force: bool = False) -> None:
@@ -213,32 +230,60 @@ class DepositDesk:
         opened: dict[int, DepositNeed] = {}
         seen: dict[int, float] = {}
         for read_at, block in found:
-            for sweep in block.sweeps:
-                for need in await self.store.deposit_needs(addresses=[sweep.address]):
-                    if need.deposit_block <= sweep.block:
+            # in the block's order: deposits are recorded in batches, and a batch is
+            # written before a sweep from one of its addresses, so that sweep closes the
+            # episode its deposit opened (a sweep before a deposit closes only older ones)
+            batch: list[NewDeposit] = []
+            for is_deposit, item in block.in_order():
+                if is_deposit:
+                    batch.append(
+                        NewDeposit(
+                            item.policy,
+                            item.address,
+                            item.token,
+                            item.txid,
+                            item.block,
+                            item.amount,
+                            item.log,
+                        )
+                    )
+                    continue
+                if any(d.address == item.address for d in batch):
+                    await self._record(batch, opened, seen, read_at)
+                    batch = []
+                for need in await self.store.deposit_needs(addresses=[item.address]):
+                    if need.deposit_block <= item.block:
                         await self._close(need, CloseReason.SWEPT)
                         opened.pop(need.id, None)
-            recorded = await self.store.record_deposits(
-                [
-                    NewDeposit(d.policy, d.address, d.token, d.txid, d.block, d.amount)
-                    for d in block.deposits
-                ]
-            )
-            for need, _new in recorded:
-                if need.state is NeedState.OPEN:
-                    opened[need.id] = need
-                    seen.setdefault(need.id, read_at)
+            await self._record(batch, opened, seen, read_at)
         del self._found[: len(found)]
         await self._save_cursor()
         if opened:
             await self.act(list(opened.values()), seen=seen)
         return list(opened.values())
 
+    async def _record(
+        self,
+        batch: list[NewDeposit],
+        opened: dict[int, DepositNeed],
+        seen: dict[int, float],
+        read_at: float,
+    ) -> None:
+        if not batch:
+            return
+        for need, _new in await self.store.record_deposits(batch):
+            if need.state is NeedState.OPEN:
+                opened[need.id] = need
+                seen.setdefault(need.id, read_at)
+
     async def _save_cursor(self) -> None:
         """Keep the last block read (its deposits are recorded) for a restart."""
         upto = self.follower.next_height
         if upto is not None and upto - 1 != self._saved and upto > 0:
             await self.store.set_deposit_cursor(self.cursor, upto - 1)
+            shared = await self.store.deposit_cursor(SHARED_CURSOR)
+            if shared is None or shared < upto - 1:
+                await self.store.set_deposit_cursor(SHARED_CURSOR, upto - 1)
             self._saved = upto - 1
 
     # ------------------------------------------------------------------ acting
@@ -344,7 +389,9 @@ class DepositDesk:
         now = self.clock.now()
         for need in ordered:
             if need.client_order_id is None:  # claimed; the claimer died before recording
-                if now - need.updated_at > CLAIM_TIMEOUT:
+                inherited = self._began is not None and need.updated_at < self._began
+                timeout = CLAIM_AFTER_RESTART if inherited else CLAIM_TIMEOUT
+                if now - need.updated_at > timeout:
                     back = await self.store.update_deposit_need(
                         need.id,
                         expect={NeedState.ORDERED},

@@ -290,10 +290,20 @@ class Store(abc.ABC):
     # Not abstract: a store that keeps none (a test double) refuses them.
 
     async def record_deposit(
-        self, *, policy: str, address: str, token: str, txid: str, block: int, amount: int
+        self,
+        *,
+        policy: str,
+        address: str,
+        token: str,
+        txid: str,
+        block: int,
+        amount: int,
+        log: int | None = None,
     ) -> tuple[DepositNeed, bool]:
-        """Open an episode for `address`, or join its open one; (episode, opened now)."""
-        deposit = NewDeposit(policy, address, token, txid, block, amount)
+        """Open an episode for `address`, or join its open one; (episode, opened now).
+        A transfer (`txid`, `log`) recorded before (within `SEEN_KEPT`) does neither: its
+        episode comes back as it is, even closed."""
+        deposit = NewDeposit(policy, address, token, txid, block, amount, log)
         return (await self.record_deposits([deposit]))[0]
 
     async def record_deposits(

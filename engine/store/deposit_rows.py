@@ -7,6 +7,13 @@ migration 0004): a second deposit, or the same one seen again by another replica
 a block was re-read, joins the open episode instead of opening another, whatever the
 Python around it does.
 
+A chain transfer is also recorded by its identity (`deposit_seen`: transaction id and the
+log's place in that transaction) in the same transaction: one seen before neither opens nor
+joins an episode, so a block re-read after its episode closed (a lagging replica, a follow
+position behind) buys nothing again. Identities older than `SEEN_KEPT` are pruned as
+deposits are recorded: a follower never re-reads that far back (it skips blocks more than
+an hour behind).
+
 Neighbours: `sqlite.py` and `postgres.py` call these inside their transactions;
 `engine/core/deposits.py` holds the values.
 """
@@ -45,10 +52,26 @@ _INSERT = (
     " VALUES (:policy, :address, :token, :txid, :block, :amount, 1, 'open', :now, :now)"
     " ON CONFLICT (address) WHERE closed_at IS NULL DO NOTHING RETURNING *"
 )
-_JOIN = (
+_JOIN_ANY = (
     "UPDATE deposit_needs SET deposits = deposits + 1, updated_at = :now"
-    " WHERE address = :address AND closed_at IS NULL AND deposit_txid <> :txid RETURNING *"
+    " WHERE address = :address AND closed_at IS NULL"
 )
+# a deposit without its log's place (no identity recorded): its transaction id tells the
+# opening deposit seen again
+_JOIN = _JOIN_ANY + " AND deposit_txid <> :txid RETURNING *"
+_JOIN_ANY += " RETURNING *"
+#: how long a transfer's identity is kept (seconds): far beyond any re-read
+SEEN_KEPT = 7 * 86_400.0
+_SEEN = (
+    "INSERT INTO deposit_seen (txid, log, seen_at) VALUES (:txid, :log, :now)"
+    " ON CONFLICT (txid, log) DO NOTHING RETURNING txid"
+)
+_SEEN_EPISODE = "UPDATE deposit_seen SET episode = :episode WHERE txid = :txid AND log = :log"
+_SEEN_BEFORE = (
+    "SELECT n.* FROM deposit_seen s JOIN deposit_needs n ON n.id = s.episode"
+    " WHERE s.txid = :txid AND s.log = :log"
+)
+_PRUNE_SEEN = "DELETE FROM deposit_seen WHERE seen_at < :before"
 _OPEN_ONE = "SELECT * FROM deposit_needs WHERE address = :address AND closed_at IS NULL"
 _SET_ADDRESS = (
     "INSERT INTO deposit_addresses (policy, address, present, changed_at)"
@@ -62,6 +85,10 @@ _SET_CURSOR = (
     " ON CONFLICT (name) DO UPDATE SET block = EXCLUDED.block, updated_at = EXCLUDED.updated_at"
 )
 _CURSOR = "SELECT block FROM deposit_cursors WHERE name = :name"
+
+
+def _join(params: Mapping[str, Any]) -> str:
+    return _JOIN if params.get("log") is None else _JOIN_ANY
 
 
 def _pg(statement: str) -> str:
@@ -123,10 +150,26 @@ def sqlite_record(
     conn: sqlite3.Connection, now: float, values: Mapping[str, Any]
 ) -> tuple[DepositNeed, bool]:
     params = {**values, "now": now}
+    if params.get("log") is None:
+        return _sqlite_episode(conn, params)
+    if conn.execute(_SEEN, params).fetchone() is None:  # this transfer was recorded before
+        return need_from_row(conn.execute(_SEEN_BEFORE, params).fetchone()), False
+    need, opened = _sqlite_episode(conn, params)
+    conn.execute(_SEEN_EPISODE, {**params, "episode": need.id})
+    return need, opened
+
+
+def sqlite_prune_seen(conn: sqlite3.Connection, now: float) -> None:
+    conn.execute(_PRUNE_SEEN, {"before": now - SEEN_KEPT})
+
+
+def _sqlite_episode(
+    conn: sqlite3.Connection, params: Mapping[str, Any]
+) -> tuple[DepositNeed, bool]:
     row = conn.execute(_INSERT, params).fetchone()
     if row is not None:
         return need_from_row(row), True
-    joined = conn.execute(_JOIN, params).fetchone()
+    joined = conn.execute(_join(params), params).fetchone()
     if joined is not None:
         return need_from_row(joined), False
     return need_from_row(conn.execute(_OPEN_ONE, params).fetchone()), False
@@ -181,18 +224,42 @@ def sqlite_cursor(conn: sqlite3.Connection, name: str) -> int | None:
 
 async def pg_record(cur: Cursor, now: float, values: Mapping[str, Any]) -> tuple[DepositNeed, bool]:
     params = {**values, "now": now}
+    if params.get("log") is None:
+        return await _pg_episode(cur, params)
+    # a replica recording the same transfer waits here for the other's commit, then finds it
+    await cur.execute(_pg(_SEEN), params)
+    if await cur.fetchone() is None:  # this transfer was recorded before
+        await cur.execute(_pg(_SEEN_BEFORE), params)
+        return need_from_row(await _one(cur)), False
+    need, opened = await _pg_episode(cur, params)
+    await cur.execute(_pg(_SEEN_EPISODE), {**params, "episode": need.id})
+    return need, opened
+
+
+async def pg_prune_seen(cur: Cursor, now: float) -> None:
+    await cur.execute(_pg(_PRUNE_SEEN), {"before": now - SEEN_KEPT})
+
+
+async def _one(cur: Cursor) -> DictRow:
+    row = await cur.fetchone()
+    if row is None:
+        raise LookupError("a recorded deposit names no episode")
+    return row
+
+
+async def _pg_episode(cur: Cursor, params: Mapping[str, Any]) -> tuple[DepositNeed, bool]:
     await cur.execute(_pg(_INSERT), params)
     row = await cur.fetchone()
     if row is not None:
         return need_from_row(row), True
-    await cur.execute(_pg(_JOIN), params)
+    await cur.execute(_pg(_join(params)), params)
     joined = await cur.fetchone()
     if joined is not None:
         return need_from_row(joined), False
     await cur.execute(_pg(_OPEN_ONE), params)
     found = await cur.fetchone()
     if found is None:  # closed between the two statements: record it again
-        return await pg_record(cur, now, values)
+        return await _pg_episode(cur, params)
     return need_from_row(found), False
 
 

@@ -431,6 +431,7 @@ class PostgresStore(Store):
         values = [d.values() for d in deposits]
 
         async def work(cur: q.Cursor, now: float) -> list[tuple[DepositNeed, bool]]:
+            await dq.pg_prune_seen(cur, now)
             return [await dq.pg_record(cur, now, v) for v in values]
 
         return await self._run(work)

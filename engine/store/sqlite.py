@@ -414,7 +414,12 @@ class SQLiteStore(Store):
         self, deposits: Sequence[NewDeposit]
     ) -> list[tuple[DepositNeed, bool]]:
         values = [d.values() for d in deposits]
-        return await self._write(lambda conn, now: [dq.sqlite_record(conn, now, v) for v in values])
+
+        def run(conn: sqlite3.Connection, now: float) -> list[tuple[DepositNeed, bool]]:
+            dq.sqlite_prune_seen(conn, now)
+            return [dq.sqlite_record(conn, now, v) for v in values]
+
+        return await self._write(run)
 
     async def deposit_needs(
         self,

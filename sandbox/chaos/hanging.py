@@ -1,7 +1,7 @@
 """One pass with a provider that never answers: what it costs the other addresses.
 
 `hang_pass(directory, ops=("create",), vendor="itrx")` builds the chaos world (ten
-addresses in six policies, each with another vendor first; `running.POLICIES`), drains
+addresses in eight policies, each with another vendor first; `running.POLICIES`), drains
 every address, makes `vendor` hold every answer to `ops` for an hour (it never answers
 within the pass), and runs one engine pass driven on the clock (`injecting.drive`) with
 `call_timeout` `running.CALL_TIMEOUT`. `HangResult` says, per address, which vendor is

@@ -1,8 +1,8 @@
 """One chaos run: the engine against an in-process World while a `Scenario` injects faults.
 
 `run(seed, directory)` builds a `World` on a `ChaosClock` (ten watched addresses in
-six policies, each with another vendor first, one of them buying the cheapest offer sized
-to use (`strategy: cheapest`, `topUp.auto`); every address starts above its threshold
+eight policies, each with another vendor first, one of them buying the cheapest offer
+sized to use (`strategy: cheapest`, `topUp.auto`); every address starts above its threshold
 with energy from a third party), writes the policy files into `directory`, and plays the
 scenario step by step (`STEP` emulated seconds each):
 
@@ -65,18 +65,22 @@ STAKER = demo.key_address("chaos-staker")
 POLICIES: tuple[demo.PolicyRow, ...] = (
     ("p-tronsave", "tronsave first", 0, 2, "65k", "{amount: 131k, duration: 1h}",
      "[tronsave, eopen, itrx, mefree]", "100 sun/energy", "{perDay: 40 TRX}"),
-    ("p-eopen", "eopen first", 2, 2, "65k", "{amount: 65k, duration: 1h}",
+    ("p-eopen", "eopen first", 2, 1, "65k", "{amount: 65k, duration: 1h}",
      "[eopen, mefree, tronsave, itrx]", "95 sun/energy", "{perDay: 500 TRX}"),
-    ("p-itrx", "itrx first", 4, 2, "65k", "{amount: 131k, duration: 1h}",
+    ("p-itrx", "itrx first", 3, 2, "65k", "{amount: 131k, duration: 1h}",
      "[itrx, mefree, tronsave, eopen]", "120 sun/energy", "{perDay: 32 TRX}"),
-    ("p-mefree", "the cheapest offer, sized to use", 6, 2, "65k",
+    ("p-mefree", "the cheapest offer, sized to use", 5, 1, "65k",
      "{auto: {}, duration: [1h, 1d]}",
      "[mefree, tronsave, eopen]", "300 sun/energy", "{perDay: 1000 TRX}",
      "strategy: cheapest"),
-    ("p-catfee", "catfee first", 8, 1, "65k", "{amount: 100k, duration: 1h}",
+    ("p-catfee", "catfee first", 6, 1, "65k", "{amount: 100k, duration: 1h}",
      "[catfee, feee, eopen, mefree]", "100 sun/energy", "{perDay: 500 TRX}"),
-    ("p-feee", "feee first", 9, 1, "65k", "{amount: 65k, duration: 1h}",
+    ("p-feee", "feee first", 7, 1, "65k", "{amount: 65k, duration: 1h}",
      "[feee, catfee, itrx, tronsave]", "100 sun/energy", "{perDay: 500 TRX}"),
+    ("p-tronzap", "tronzap first", 8, 1, "65k", "{amount: 65k, duration: 1h}",
+     "[tronzap, netts, eopen, mefree]", "100 sun/energy", "{perDay: 500 TRX}"),
+    ("p-netts", "netts first", 9, 1, "65k", "{amount: 100k, duration: 1h}",
+     "[netts, tronzap, itrx, tronsave]", "120 sun/energy", "{perDay: 500 TRX}"),
 )  # fmt: skip
 WATCHED = sum(row[3] for row in POLICIES)  # at most the engine's purchases per pass (10)
 #: a price move charges at most this (sun per energy): the lowest of the policies' caps,

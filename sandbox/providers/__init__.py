@@ -14,7 +14,7 @@ Emulators are written from the vendors' public documents, never from the adapter
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.providers.catfee import CatFeeEmulator
@@ -23,7 +23,9 @@ from sandbox.providers.eopen import EopenEmulator
 from sandbox.providers.feee import FeeeEmulator
 from sandbox.providers.itrx import ItrxEmulator
 from sandbox.providers.mefree import MefreeEmulator
+from sandbox.providers.netts import SANDBOX_IP, NettsEmulator
 from sandbox.providers.tronsave import TronSaveEmulator
+from sandbox.providers.tronzap import TronZapEmulator
 
 __all__ = ["VENDORS", "EmulatedVendor", "vendor"]
 
@@ -32,16 +34,26 @@ _KWARGS = {"apiKey": "api_key", "apiSecret": "api_secret"}
 
 @dataclass(frozen=True)
 class EmulatedVendor:
-    """One emulated vendor: its type, emulator, sandbox credentials and base path."""
+    """One emulated vendor: its type, emulator, sandbox credentials and base path, and the
+    plain (non-secret) Provider `spec` values a sandbox document needs (`settings`)."""
 
     name: str
     emulator: type[EmulatorBase]
     credentials: Mapping[str, str]
     base_path: str = ""
+    settings: Mapping[str, str] = field(default_factory=dict)
 
     def credential_kwargs(self) -> dict[str, Any]:
         """The credentials as the emulator's (and the adapter's) keyword arguments."""
         return {_KWARGS[key]: value for key, value in self.credentials.items()}
+
+    def setting_kwargs(self) -> dict[str, Any]:
+        """The plain settings as the adapter's keyword arguments (`realIp` -> `real_ip`)."""
+        return {_snake(key): value for key, value in self.settings.items()}
+
+
+def _snake(key: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
 
 
 VENDORS: tuple[EmulatedVendor, ...] = (
@@ -59,6 +71,13 @@ VENDORS: tuple[EmulatedVendor, ...] = (
         {"apiKey": "catfee-sandbox-key", "apiSecret": "catfee-sandbox-secret"},
     ),
     EmulatedVendor("feee", FeeeEmulator, {"apiKey": "feee-sandbox-key"}, "/open"),
+    EmulatedVendor(
+        "tronzap", TronZapEmulator,
+        {"apiKey": "tronzap-sandbox-token", "apiSecret": "tronzap-sandbox-secret"},
+    ),
+    EmulatedVendor(
+        "netts", NettsEmulator, {"apiKey": "netts-sandbox-key"}, settings={"realIp": SANDBOX_IP}
+    ),
 )  # fmt: skip
 
 

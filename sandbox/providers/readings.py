@@ -213,6 +213,69 @@ READINGS: tuple[Reading, ...] = (
         "estimated price is above it. at_most: a price equal to it is accepted; below: a "
         'price equal to it is refused too ("less than").',
     ),
+    Reading(
+        "tronzap",
+        "duplicate",
+        ("second", "existing", "refused"),
+        "second",
+        "Create transaction, `external_id`: accepted and usable with `transaction/check`; "
+        "nothing says a repeat is refused or answered with the first. second: a second "
+        "transaction is made and charged (check by external id answers the latest); "
+        "existing: the first is answered, nothing charged; refused: code 2 "
+        "`invalid_service_or_params.external_id`.",
+    ),
+    Reading(
+        "tronzap",
+        "durations",
+        ("1", "1,24"),
+        "1",
+        'Create transaction, `params.duration` in hours: the English docs say "1 or 24", '
+        'the newer ones and the `invalid_duration` message "only 1". The durations the '
+        "services list offers (and the create accepts).",
+    ),
+    Reading(
+        "tronzap",
+        "minimum",
+        None,
+        "32000",
+        'Services: the SDK fixture lists `min_amount` 32,000; the SDK READMEs say "From '
+        '60000" since 2025-05. The smallest energy amount the services list offers (and '
+        "the create accepts).",
+    ),
+    Reading(
+        "tronzap",
+        "amount_field",
+        ("precedence", "legacy"),
+        "precedence",
+        "Create transaction: the amount as `params.amounts.energy` (current), "
+        "`params.amount` or `params.energy_amount` (deprecated), read in that order. "
+        "legacy: only `energy_amount` is read, as in the older docs' example.",
+    ),
+    Reading(
+        "tronzap",
+        "error_status",
+        ("200", "400"),
+        "200",
+        "Errors: the error envelope comes with HTTP 200; the official SDKs also accept it "
+        "with 400/422/429/500. 400: every error envelope comes with HTTP 400.",
+    ),
+    Reading(
+        "netts",
+        "sync",
+        ("hash", "later"),
+        "hash",
+        "order1h/order5m: the success example carries the delegation `hash`; nothing "
+        "promises the delegation is always made before the answer. hash: it is; later: "
+        "an empty `hash`, the delegation a few seconds after (seen in `order_check`).",
+    ),
+    Reading(
+        "netts",
+        "energy",
+        ("exact", "more"),
+        "exact",
+        "order1h: `energy` in the answer; a third-party sample shows 131,050 delegated for "
+        "131,000 ordered. exact: the amount ordered; more: 50 more.",
+    ),
 )
 
 #: the alternative values of numeric readings that the contract suite runs
@@ -221,6 +284,7 @@ ALTERNATIVE_NUMBERS: Mapping[str, tuple[str, ...]] = {
     "feee.minimum": ("65000",),
     "mefree.window": ("300",),
     "tronsave.minimum": ("64001",),
+    "tronzap.minimum": ("60000",),
 }
 
 _BY_NAME: Mapping[str, Reading] = {r.name: r for r in READINGS}

@@ -52,22 +52,22 @@ def _fail_over_on_ambiguity(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_the_checks_catch_a_blind_retry_elsewhere(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # itrx (no idempotency key) answers 503 after accepting; address 4 has itrx first
+    # itrx (no idempotency key) answers 503 after accepting; address 3 has itrx first
     faults = [Fault(0, "fail", "itrx", "create")]
-    scenario = Scenario.fixed(3, faults, {4: 0})
+    scenario = Scenario.fixed(3, faults, {3: 0})
     (tmp_path / "good").mkdir()
     good = await run(3, tmp_path / "good", scenario)
     assert good.clean and good.placed == 1, good.details
 
     _fail_over_on_ambiguity(monkeypatch)
     (tmp_path / "bad").mkdir()
-    bad = await run(3, tmp_path / "bad", Scenario.fixed(3, faults, {4: 0}))
+    bad = await run(3, tmp_path / "bad", Scenario.fixed(3, faults, {3: 0}))
     assert bad.double_orders == 1, bad.details
 
 
 async def test_a_kill_after_the_answer_loses_nothing(tmp_path: Path) -> None:
     # killed between mefree's receipt and the store write; restarted on the same file
-    scenario = Scenario.fixed(4, [Fault(0, "kill", "after_place")], {6: 0})
+    scenario = Scenario.fixed(4, [Fault(0, "kill", "after_place")], {5: 0})
     report = await run(4, tmp_path, scenario)
     assert report.kills == 1
     assert report.clean and report.placed == 1, report.details
@@ -80,7 +80,7 @@ async def test_a_node_outage_longer_than_the_delivery_wait_fails_nothing(
     chain shows nothing" from no reading at all, and failed a delivered order after
     `delivery_wait`. It now waits for a reading: the order ends delivered."""
     faults = [Fault(1, "node_down", "node", "14")]
-    scenario = Scenario.fixed(5, faults, {6: 0}, fault_steps=15)
+    scenario = Scenario.fixed(5, faults, {5: 0}, fault_steps=15)
     report = await run(5, tmp_path, scenario)
     assert report.clean, report.details
     store = await open_store(f"sqlite:///{tmp_path / 'chaos.db'}", _Clock())
@@ -121,7 +121,7 @@ async def test_a_price_move_between_quote_and_charge_keeps_the_budget(
         for row in chaos_running.POLICIES
     ]
     monkeypatch.setattr(chaos_running, "POLICIES", tuple(rows))
-    scenario = Scenario.fixed(9, [Fault(0, "price_move", "itrx", "1.0")], {4: 0, 5: 0})
+    scenario = Scenario.fixed(9, [Fault(0, "price_move", "itrx", "1.0")], {3: 0, 4: 0})
     report = await run(9, tmp_path, scenario)
     assert report.budget_overruns == 0 and report.clean, report.details
     assert report.placed == 1 and report.held == 1, report

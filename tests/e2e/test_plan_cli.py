@@ -118,3 +118,56 @@ def test_a_node_nothing_can_be_read_from_is_an_error_not_zero_purchases(
         assert result.exit_code == 1, (args, result.output)
         assert "could be read from the node" in result.output, result.output
     assert run(box, "plan", "-f", d).exit_code == 0  # the configured node answers
+
+
+def test_plan_and_apply_name_deposit_policies_and_buy_nothing_for_them(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from engine.core.clock import SystemClock
+    from engine.store import open_store
+    from policies.deposits import USDT
+    from sandbox import demo
+
+    box = sandbox
+    monkeypatch.chdir(box.directory)
+    d = str(box.directory)
+    addresses = [demo.deposit_address(n) for n in range(5)]
+    (box.directory / "deposit-addresses.txt").write_text("\n".join(addresses[:4]) + "\n")
+    (box.directory / "deposits.yaml").write_text(
+        "apiVersion: energyctl/v1\nkind: DepositPolicy\nmetadata: {name: deposits}\nspec:\n"
+        f"  addresses: [{addresses[4]}]\n  addressesFrom: {{file: deposit-addresses.txt}}\n"
+        f"  sweepTo: {demo.SINK}\n  providers: [mefree]\n  maxPrice: 120 sun/energy\n"
+        "  budget: {perDay: 100 TRX}\n"
+    )
+
+    async def deposit() -> None:  # an episode the sidecar would be serving
+        store = await open_store(box.store_url, SystemClock())
+        async with store:
+            await store.record_deposit(
+                policy="deposits", address=addresses[0], token=USDT, txid="cd" * 32,
+                block=1, amount=5_000_000,
+            )  # fmt: skip
+
+    asyncio.run(deposit())
+    line = (
+        "DepositPolicy deposits: deposit-triggered, served by `energyctl run` "
+        "(5 watched addresses, 1 open episodes); nothing is bought for it here"
+    )
+    planned = run(box, "plan", "-f", d, "--detailed-exitcode")
+    assert planned.exit_code == 0 and line in planned.output, planned.output
+    data = json.loads(run(box, "plan", "-f", d, "--output", "json").output)
+    assert data["deposits"] == [
+        {
+            "policy": "deposits",
+            "kind": "DepositPolicy",
+            "servedBy": "energyctl run",
+            "addresses": 5,
+            "addressesFromQuery": False,
+            "openEpisodes": 1,
+        }
+    ]
+    applied = run(box, "apply", "-f", d, "--yes")
+    assert applied.exit_code == 0 and line in applied.output, applied.output
+    assert box.orders() == [] and box.vendor_receivers() == {}

@@ -76,7 +76,7 @@ def _policy_set(world: World, directory: Path, **env: str) -> PolicySet:
 def _pool(world: World, policy_set: PolicySet, **base_urls: str) -> ProviderPool:
     transports = {v: world.transport(v) for v in demo.VENDORS if v not in base_urls}
     return ProviderPool(
-        policy_set, clock=world.clock, transports=transports, base_urls=base_urls, retry=NO_WAIT
+        policy_set, clock=Stepping(world), transports=transports, base_urls=base_urls, retry=NO_WAIT
     )
 
 
@@ -108,6 +108,7 @@ async def test_every_check_passes_against_the_emulators(world: World, tmp_path: 
     assert reports["eopen"].check("lookup").documented is True
     assert reports["tronsave"].check("lookup").documented is True
     assert reports["mefree"].check("lookup").documented is None
+    assert reports["tronzap"].check("lookup").documented is True  # code 20
     assert "12002" in reports["eopen"].check("lookup").detail
     text = render_checks(list(reports.values()))
     n = len(demo.VENDORS)
@@ -325,6 +326,8 @@ async def test_the_canary_is_the_smallest_order_and_shows_on_chain(
         "tronsave": (64_001, 300),
         "catfee": (65_000, 3600),
         "feee": (32_000, 300),
+        "tronzap": (32_000, 3600),  # the services list, read when the pool opened
+        "netts": (61_000, 300),
     }
     assert (result.plan.energy, result.plan.duration) == expected[vendor]
     assert result.plan.quote_sun is not None and result.plan.quote_sun > 0

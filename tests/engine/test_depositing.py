@@ -235,10 +235,10 @@ async def test_a_sweep_not_seen_in_a_block_is_found_by_the_balance(market: Marke
     await first.follow_once()
     await settle(market, first)
     assert (await market.store.deposit_needs())[0].state is NeedState.READY
-    # the sweep happens in a block the next follower never reads (a new replica: no
-    # cursor of its own, it starts at the head)
+    # the sweep happens in a block the next follower never reads (more than an hour of
+    # blocks behind, it jumps to the head)
     market.chain.transfer_usdt(target, SINK, amount=5_000_000)
-    market.advance(30)  # ten blocks later
+    market.advance(3_700)
     second = desk_for(market, policy, cursor="another-replica")
     await second.start()
     await second.follow_once()
@@ -326,3 +326,103 @@ async def test_a_store_failure_while_recording_keeps_the_deposits(market: Market
     await desk.round()
     assert [n.address for n in await market.store.deposit_needs()] == deposit_addresses
     assert market.creates("eopen") == 1
+
+
+async def test_a_sweep_in_the_deposits_own_block_closes_its_episode(market: Market) -> None:
+    deposit_addresses = market.watched(2, trx=50)
+    customer = address("customer")
+    market.chain.create_account(customer, 1_000 * TRX)
+    desk = desk_for(market, deposit_policy(deposit_addresses, ["p-eopen"]))
+    await desk.start()
+    await desk.follow_once()  # starts at the head
+    swept, later = deposit_addresses
+    # one block: a deposit and its sweep; a sweep and then a new deposit
+    market.chain.transfer_usdt(customer, swept, amount=5_000_000)
+    market.chain.transfer_usdt(swept, SINK, amount=5_000_000)
+    market.chain.transfer_usdt(customer, later, amount=2_000_000)
+    market.advance(3)
+    await desk.follow_once()
+    market.chain.transfer_usdt(later, SINK, amount=2_000_000)
+    market.chain.transfer_usdt(customer, later, amount=4_000_000)
+    market.advance(3)
+    await desk.follow_once()
+    closed = await market.store.deposit_needs(open_only=False, addresses=[swept])
+    assert [(n.state, n.close_reason) for n in closed] == [(NeedState.CLOSED, "swept")]
+    (still,) = await market.store.deposit_needs(addresses=[later])  # the new deposit's
+    assert still.deposits == 1 and still.deposit_block > closed[0].deposit_block
+    # nothing bought for the episode that was swept in its own block; one for `later`
+    assert market.creates("eopen") == 1 and closed[0].client_order_id is None
+
+
+async def test_a_desk_under_a_new_name_resumes_where_the_last_one_stopped(
+    market: Market,
+) -> None:
+    # `energyctl run` names itself HOST-PID by default: after a restart the name is new
+    deposit_addresses = market.watched(2, trx=10)
+    customer = address("customer")
+    market.chain.create_account(customer, 1_000 * TRX)
+    policy = deposit_policy(deposit_addresses, ["p-eopen"])
+    first = desk_for(market, policy, cursor="host-101")
+    await first.start()
+    await first.follow_once()
+    await first.aclose()
+    market.chain.transfer_usdt(customer, deposit_addresses[0], amount=5_000_000)
+    market.advance(30)
+    second = desk_for(market, policy, cursor="host-202")
+    await second.start()
+    acted = await second.follow_once()
+    assert [n.address for n in acted] == [deposit_addresses[0]]
+    assert market.creates("eopen") == 1
+
+
+async def test_a_claim_left_by_a_killed_process_is_taken_up_soon_after_a_restart(
+    market: Market,
+) -> None:
+    (target,) = market.watched(1, trx=10)
+    policy = deposit_policy([target], ["p-eopen"])
+    need, _ = await market.store.record_deposit(
+        policy="sweep", address=target, token=USDT, txid="ab" * 32, block=1, amount=5_000_000
+    )
+    # claimed for an order (open -> ordered), then the process died: no order id recorded
+    await market.store.update_deposit_need(need.id, state=NeedState.ORDERED, note="placing")
+    market.advance(1)
+    desk = desk_for(market, policy)
+    await desk.start()
+    market.advance(6)  # well short of the ten minutes a live claim is given
+    await desk.check_orders()
+    (again,) = await market.store.deposit_needs()
+    assert again.state is NeedState.ORDERED and again.client_order_id is not None
+    assert market.creates("eopen") == 1
+
+
+async def test_a_block_read_again_after_the_sweep_buys_nothing_again(market: Market) -> None:
+    # a replica whose follow position lags reads the deposit's block after another one
+    # bought for it and the sweep closed the episode: that deposit is known, nothing opens
+    (target,) = market.watched(1, trx=10)
+    customer = address("customer")
+    market.chain.create_account(customer, 1_000 * TRX)
+    policy = deposit_policy([target], ["p-eopen"])
+    ahead = desk_for(market, policy, cursor="ahead")
+    await ahead.start()
+    await ahead.follow_once()
+    before = await market.store.deposit_cursor("ahead")
+    assert before is not None
+    market.chain.transfer_usdt(customer, target, amount=5_000_000)
+    market.advance(3)
+    assert [n.address for n in await ahead.follow_once()] == [target]
+    await settle(market, ahead)
+    market.chain.transfer_usdt(target, SINK, amount=5_000_000)
+    market.advance(3)
+    await ahead.follow_once()
+    assert await market.store.deposit_needs() == []
+    assert market.creates("eopen") == 1
+    await ahead.aclose()
+    await market.store.set_deposit_cursor("behind", before)
+    behind = desk_for(market, policy, cursor="behind")
+    await behind.start()
+    assert await behind.follow_once() == []
+    await behind.safety_net()
+    assert await market.store.deposit_needs() == []
+    assert len(await market.store.deposit_needs(open_only=False)) == 1
+    assert market.creates("eopen") == 1
+    await behind.aclose()

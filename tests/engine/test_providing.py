@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import httpx
@@ -16,7 +17,9 @@ from providers.base import PermanentError
 from providers.http import NO_WAIT
 from providers.itrx import ItrxProvider
 from providers.tronsave import TronsaveProvider
+from providers.tronzap import TronZapProvider
 from sandbox import demo
+from sandbox.providers.readings import Readings
 from sandbox.world import World
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "sandbox"
@@ -73,8 +76,8 @@ async def test_pool_quotes_through_the_seams() -> None:
         assert pool.document("eopen").spec.type == "eopen"
         found = await survey(pool, energy=65_000, duration=3600, receiver=world.watched[0])
     by_name = {item.name: item for item in found}
-    # the emulators' price tables: 45, 40, 30, 60 (TronSave MEDIUM), 32 and 47 sun per
-    # energy for 1 h
+    # the emulators' price tables: 45, 40, 30, 60 (TronSave MEDIUM), 32 (CatFee), 47
+    # (feee.io), 46 (TronZap) and 36 (Netts) sun per energy for 1 h
     totals = {name: item.quote.total_sun for name, item in by_name.items() if item.quote}
     assert totals == {
         "mefree": 2_925_000,
@@ -83,6 +86,8 @@ async def test_pool_quotes_through_the_seams() -> None:
         "tronsave": 3_900_000,
         "catfee": 2_080_000,
         "feee": 3_055_000,
+        "tronzap": 2_990_000,
+        "netts": 2_340_000,
     }
     assert all(item.balance_sun == 100_000 * 1_000_000 for item in found)
     table = render_table(found)
@@ -125,3 +130,25 @@ async def test_base_url_override_reaches_the_adapter() -> None:
         with pytest.raises(PermanentError):
             await pool["eopen"].balance()
     assert str(seen[0]) == "http://elsewhere.test/v0/v1/account"
+
+
+async def test_the_pool_lets_each_adapter_read_its_account_at_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = World(watched=1)
+    world.emulators["tronzap"].readings = Readings({"tronzap.minimum": "80000"})
+    policy_set = _policy_set(demo.env_values())
+    async with ProviderPool(
+        policy_set, clock=world.clock, transports=_in_process(world), retry=NO_WAIT
+    ) as pool:
+        # TronZap's services list, read before any quote: what the planner sees
+        assert pool["tronzap"].capabilities.min_amount == 80_000
+        assert world.emulators["tronzap"].count("price") == 1
+    refused = {"tronzap": "http://127.0.0.1:9"}  # nothing listens: the start fails
+    transports = {k: v for k, v in _in_process(world).items() if k != "tronzap"}
+    with caplog.at_level(logging.WARNING):
+        async with ProviderPool(
+            policy_set, clock=world.clock, transports=transports, base_urls=refused, retry=NO_WAIT
+        ) as pool:
+            assert pool["tronzap"].capabilities == TronZapProvider.capabilities  # the fallback
+    assert "could not read the vendor's account details at start" in caplog.text

@@ -49,6 +49,8 @@ CREATE_PATHS = {
     "tronsave": "/v2/buy-resource",
     "catfee": "/v1/order",
     "feee": "/open/v2/order/submit",
+    "tronzap": "/v1/transaction/new",
+    "netts": "/apiv2/order1h",
 }
 #: (status, body) of an answer that does not prove nothing was bought, per vendor
 UNKNOWN_ANSWERS: dict[str, tuple[int, Any]] = {
@@ -58,6 +60,8 @@ UNKNOWN_ANSWERS: dict[str, tuple[int, Any]] = {
     "tronsave": (400, {"error": True, "message": "TSAS:500 INTERNAL_SERVER_ERROR", "data": None}),
     "catfee": (200, {"code": 9999, "msg": "unknown", "sub_code": "", "sub_msg": "", "data": None}),
     "feee": (200, {"code": 1, "msg": "system busy", "request_id": "r", "data": None}),
+    "tronzap": (200, {"code": 500, "key": "internal_server_error", "error": "Internal error"}),
+    "netts": (200, {"detail": {"code": 20001, "msg": "Order processing"}}),
 }
 #: (status, body) of a documented refusal made before anything was bought, per vendor
 REFUSALS: dict[str, tuple[int, Any]] = {
@@ -70,6 +74,8 @@ REFUSALS: dict[str, tuple[int, Any]] = {
     ),
     "catfee": (200, {"code": 1, "msg": "insufficient balance", "sub_code": "INSUFFICIENT_BALANCE"}),
     "feee": (200, {"code": 1, "msg": "insufficient balance", "request_id": "r", "data": None}),
+    "tronzap": (200, {"code": 6, "key": "insufficient_funds", "error": "Insufficient funds"}),
+    "netts": (403, {"detail": {"code": 403, "msg": "Insufficient balance"}}),
 }
 
 
@@ -125,8 +131,9 @@ def adapters(market: Market) -> dict[str, FaultyTransport]:
             "retry": NO_WAIT,
             "base_url": f"http://{vendor}.test{entry.base_path}",
             **{k: SecretStr(v) for k, v in entry.credential_kwargs().items()},
+            **entry.setting_kwargs(),
         }
-        if vendor == "tronsave":
+        if vendor in ("tronsave", "netts"):  # their adapters pace their calls
             kwargs["requests_per_second"] = 1e6
         name = f"p-{vendor}"
         market.providers[name] = registry.create(vendor, name, **kwargs)

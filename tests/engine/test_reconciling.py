@@ -41,6 +41,7 @@ def policy_set(
         f"---\napiVersion: energyctl/v1\nkind: Provider\nmetadata: {{name: p-{v}}}\n"
         f"spec: {{type: {v}, apiKey: {{fromEnv: K}}"
         + (", apiSecret: {fromEnv: S}" if "apiSecret" in emulated(v).credentials else "")
+        + "".join(f", {key}: {value}" for key, value in emulated(v).settings.items())
         + "}\n"
         for v in VENDORS
     ]

@@ -8,14 +8,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from engine.act.applying import OutcomeKind, apply_action, baseline_note
 from engine.act.tracking import Tracker, TrackingSettings, parse_baseline
 from engine.store import BudgetWindow, IntentCreated, NewIntent, OrderPhase
-from providers.base import OrderRequest, OrderState, OrderStatus, Provider, Receipt
+from providers.base import (
+    Capabilities,
+    OrderRequest,
+    OrderState,
+    OrderStatus,
+    Provider,
+    Receipt,
+    TemporaryError,
+)
+from providers.eopen import EopenProvider
 from tests.engine.market import Market
 from tests.engine.test_applying import action
 
@@ -296,3 +305,127 @@ async def test_an_order_of_a_removed_provider_is_followed_by_the_chain(market: M
         order = await market.store.get_order(bought.client_order_id)
         assert order.cost_sun == 30 * 70_000
     assert await market.store.open_orders() == []
+
+
+# --------------------------------------------------------------------------- lookup
+
+
+class LookingUp(Provider):
+    """eopen's adapter with a lookup by client order id (what the vendor holds: `orders`)."""
+
+    capabilities: ClassVar[Capabilities] = EopenProvider.capabilities.model_copy(
+        update={"lookup_by_client_id": True}
+    )
+
+    def __init__(self, inner: Provider) -> None:
+        super().__init__(inner.name)
+        self.inner = inner
+        self.orders: dict[str, Receipt] = {}
+        self.fail_lookups = False
+        self.lookups = 0
+
+    async def quote(self, request: Any) -> Any:
+        return await self.inner.quote(request)
+
+    async def place(self, order: OrderRequest) -> Receipt:
+        receipt = await self.inner.place(order)
+        self.orders[order.client_order_id] = receipt
+        return receipt
+
+    async def status(self, receipt: Receipt) -> OrderStatus:
+        return await self.inner.status(receipt)
+
+    async def lookup(self, client_order_id: str) -> Receipt | None:
+        self.lookups += 1
+        if self.fail_lookups:
+            raise TemporaryError(self.name, "lookup unavailable")
+        return self.orders.get(client_order_id)
+
+    async def balance(self) -> int:
+        return await self.inner.balance()
+
+
+def looking_up(market: Market) -> LookingUp:
+    provider = LookingUp(market.providers["p-eopen"])
+    market.providers["p-eopen"] = provider
+    return provider
+
+
+async def unknown_order(market: Market, addr: str, *, placed: bool) -> str:
+    """An order held `unknown`, as an unclear answer to its create leaves it."""
+    coid = await intent_only(market, addr, "eopen", place=placed)
+    await market.store.transition(coid, OrderPhase.UNKNOWN, expect_from={OrderPhase.INTENT})
+    return coid
+
+
+async def test_an_unclear_order_found_by_lookup_is_followed(market: Market) -> None:
+    [addr] = market.watched(1)
+    provider = looking_up(market)
+    coid = await unknown_order(market, addr, placed=True)
+    t = tracker(market, lookup_settle=120)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.SUBMITTED and provider.lookups == 1
+    order = await market.store.get_order(coid)
+    assert order.provider_order_id == provider.orders[coid].provider_order_id
+    market.advance(10)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.DELIVERED
+    assert market.creates("eopen") == 1  # found, never placed again
+
+
+async def test_no_such_order_ends_it_only_once_settled(market: Market) -> None:
+    [addr] = market.watched(1)
+    provider = looking_up(market)
+    await unknown_order(market, addr, placed=False)
+    t = tracker(market, lookup_settle=120)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.UNKNOWN and "no such order yet" in r.detail
+    market.advance(119)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.UNKNOWN  # the request may still reach the vendor
+    market.advance(2)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.FAILED and provider.lookups == 3
+    assert market.creates("eopen") == 0
+
+
+async def test_an_intent_the_vendor_never_saw_ends_after_a_settled_lookup(market: Market) -> None:
+    [addr] = market.watched(1)
+    looking_up(market)
+    await intent_only(market, addr, "eopen", place=False)
+    t = tracker(market, intent_grace=0, lookup_settle=30)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.UNKNOWN  # too early to trust "no such order"
+    market.advance(31)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.FAILED
+
+
+async def test_a_failed_lookup_holds_and_the_chain_still_decides(market: Market) -> None:
+    [addr] = market.watched(1)
+    provider = looking_up(market)
+    coid = await unknown_order(market, addr, placed=True)
+    provider.fail_lookups = True
+    t = tracker(market, lookup_settle=0)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.UNKNOWN and "lookup failed" in r.detail
+    market.advance(10)  # eopen delegates: the chain shows it
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.DELIVERED
+    assert (await market.store.get_order(coid)).phase is OrderPhase.DELIVERED
+
+
+async def test_an_unclear_tronzap_order_is_resolved_by_its_lookup(market: Market) -> None:
+    """TronZap keeps our client order id as `external_id`: an unclear create is looked up,
+    never placed again, and followed to delivery."""
+    [addr] = market.watched(1)
+    market.emulators["tronzap"].faults.fail_next(1, status=500, after_accept=True, on="create")
+    held = await buy(market, addr, "tronzap", "eopen")
+    assert held.kind is OutcomeKind.HELD
+    t = tracker(market)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.SUBMITTED and "lookup" in r.detail
+    market.advance(10)
+    [r] = await track_all(t, market)
+    assert r.after is OrderPhase.DELIVERED
+    assert market.creates("tronzap") == 1 and market.creates("eopen") == 0

@@ -11,15 +11,33 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from engine.core.clock import VirtualClock
 from engine.observe.chain import ChainReader
 from providers import registry
 from providers.base import OrderRequest, OrderState, Provider, Receipt
 from providers.http import NO_WAIT
 from sandbox import demo
+from sandbox.providers import vendor as emulated
 from sandbox.tron_node.accounts import to_hex
 from sandbox.world import World
 
 VENDORS = demo.VENDORS
+
+
+class Paced:
+    """The world's clock as an adapter sees it, with time passing while the adapter waits
+    (its rate limiter's pacing): on a `VirtualClock` nothing else would move it."""
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+
+    def now(self) -> float:
+        return float(self.clock.now())
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds > 0 and isinstance(self.clock, VirtualClock):
+            self.clock.advance(seconds)
+        await self.clock.sleep(0)
 
 
 def credentials(vendor: str, **override: str) -> dict[str, SecretStr]:
@@ -49,9 +67,10 @@ def adapter(
 ) -> Provider:
     """The vendor's adapter, in-process (default) or over loopback (`served=True`)."""
     kwargs: dict[str, Any] = {
-        "clock": world.clock,
+        "clock": Paced(world.clock),
         "retry": NO_WAIT,
         **credentials(vendor, **creds),
+        **emulated(vendor).setting_kwargs(),
     }
     if base_url is not None:
         kwargs["base_url"] = base_url

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from providers import catfee, eopen, feee, itrx, mefree, tronsave
+from providers import catfee, eopen, feee, itrx, mefree, netts, tronsave, tronzap
 from providers.base import AmbiguousError, PermanentError, Provider, TemporaryError
 from providers.http import NO_WAIT
-from tests.providers.conftest import Recorder, RecordingClock, make_order, raw, reply
+from tests.providers.conftest import Handler, Recorder, RecordingClock, load, make_order, raw, reply
 
 REFUSAL, TEMPORARY, AMBIGUOUS = "refusal", "temporary", "ambiguous"
 CLASSES = {PermanentError: REFUSAL, TemporaryError: TEMPORARY, AmbiguousError: AMBIGUOUS}
@@ -173,7 +173,50 @@ FEEE: list[Row] = [
     ("feee", "HTTP 502", 502, None, AMBIGUOUS, TEMPORARY),
 ]  # fmt: skip
 
-ROWS = MEFREE + ITRX + EOPEN + TRONSAVE + CATFEE + FEEE
+
+def _tz(code: int | str, key: str = "x") -> dict[str, Any]:
+    return {"code": code, "key": key, "request_id": "r", "error": "message"}
+
+
+#: TronZap's documented codes [docs.tronzap.com/api/error-codes.html], and others
+TRONZAP: list[Row] = [
+    ("tronzap", f"code {code}", 200, _tz(code),
+     AMBIGUOUS if not refusal else (TEMPORARY if cls is TemporaryError else REFUSAL),
+     TEMPORARY if cls is TemporaryError else REFUSAL)
+    for code, (cls, _, refusal) in sorted(tronzap.ERRORS.items())
+] + [
+    ("tronzap", "code 6 as text, HTTP 400", 400, _tz("6", "insufficient_funds"),
+     REFUSAL, REFUSAL),
+    ("tronzap", "code 77 undocumented", 200, _tz(77), AMBIGUOUS, REFUSAL),
+    ("tronzap", "HTTP 429", 429, {"code": 429, "error": "Too Many Requests"},
+     TEMPORARY, TEMPORARY),
+    ("tronzap", "HTTP 500", 500, None, AMBIGUOUS, TEMPORARY),
+]  # fmt: skip
+
+
+def _nt(code: int, msg: str) -> dict[str, Any]:
+    return {"detail": {"code": code, "msg": msg}}
+
+
+#: Netts' documented HTTP refusals [doc.netts.io/api], and what proves nothing
+NETTS: list[Row] = [
+    ("netts", "HTTP 400 out of range", 400, _nt(400, "amount must be between 61000 and 5000000"),
+     REFUSAL, REFUSAL),
+    ("netts", "HTTP 401 key or IP", 401, _nt(-1, "Invalid API key or IP not in whitelist"),
+     REFUSAL, REFUSAL),
+    ("netts", "HTTP 401 older shape", 401,
+     {"status": "error", "code": 401, "message": "Invalid API key or IP not in whitelist"},
+     REFUSAL, REFUSAL),
+    ("netts", "HTTP 403 balance", 403, _nt(403, "Insufficient balance"), REFUSAL, REFUSAL),
+    ("netts", "HTTP 429", 429, _nt(429, "Rate limit exceeded"), TEMPORARY, TEMPORARY),
+    ("netts", "HTTP 503 pools empty", 503, _nt(503, "No energy available"),
+     AMBIGUOUS, TEMPORARY),
+    ("netts", "code 20001 undocumented", 200, _nt(20001, "?"), AMBIGUOUS, REFUSAL),
+    ("netts", "success false", 200, {"success": False, "msg": "failed"}, AMBIGUOUS, REFUSAL),
+    ("netts", "HTTP 500", 500, None, AMBIGUOUS, TEMPORARY),
+]  # fmt: skip
+
+ROWS = MEFREE + ITRX + EOPEN + TRONSAVE + CATFEE + FEEE + TRONZAP + NETTS
 
 
 def adapter(vendor: str, rec: Recorder) -> Provider:
@@ -193,11 +236,28 @@ def adapter(vendor: str, rec: Recorder) -> Provider:
         return catfee.CatFeeProvider(
             "cf", api_key=SecretStr("k"), api_secret=SecretStr("s"), **common
         )
+    if vendor == "netts":
+        return netts.NettsProvider("nt", api_key=SecretStr("k"), real_ip="127.0.0.1", **common)
+    if vendor == "tronzap":
+        return tronzap.TronZapProvider(
+            "tz", api_key=SecretStr("k"), api_secret=SecretStr("s"), **common
+        )
     return tronsave.TronsaveProvider("ts", api_key=SecretStr("k"), **common)
 
 
-def answer(status: int, body: Any) -> Any:
-    return reply(status, body, **({"retry-after": "3600"} if status == 429 else {}))
+def answer(status: int, body: Any, vendor: str = "") -> Any:
+    handler = reply(status, body, **({"retry-after": "3600"} if status == 429 else {}))
+    return _after_services(handler) if vendor == "tronzap" else handler
+
+
+def _after_services(handler: Handler) -> Handler:
+    """TronZap reads its services list before a create: that read succeeds."""
+    listed = reply(200, load("tronzap", "services.response.json"))
+
+    def dispatch(request: Any) -> Any:
+        return (listed if request.url.path == "/v1/services" else handler)(request)
+
+    return dispatch
 
 
 async def classify(call: Any) -> str:
@@ -213,6 +273,7 @@ def test_every_documented_code_is_in_the_table() -> None:
     assert len(eopen.ERRORS) == 18
     assert {r[1] for r in TRONSAVE} >= set(tronsave.ERRORS)
     assert {r[1] for r in CATFEE} >= {f"status {s}" for s in catfee.REFUSED_STATUSES}
+    assert {r[1] for r in TRONZAP} >= {f"code {c}" for c in tronzap.ERRORS}
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[f"{r[0]}-{r[1]}" for r in ROWS])
@@ -221,7 +282,7 @@ async def test_classification(row: Row) -> None:
     order = make_order(energy=70_000)
     seen = {}
     for context in ("first create", "retried create", "read"):
-        rec = Recorder(answer(status, body))
+        rec = Recorder(answer(status, body, vendor))
         provider = adapter(vendor, rec)
         if context == "read":
             seen[context] = await classify(provider.balance())
@@ -246,8 +307,13 @@ async def test_mefree_refusal_after_its_own_retry_is_ambiguous(row: Row) -> None
 
 
 async def test_unparsable_2xx_on_a_create_is_ambiguous() -> None:
-    for vendor in ("mefree", "itrx", "eopen", "tronsave", "catfee", "feee"):
-        rec = Recorder(raw(200, b"<html>OK</html>"))
+    for vendor in ("mefree", "itrx", "eopen", "tronsave", "catfee", "feee", "tronzap", "netts"):
+        rec = Recorder(_html(vendor))
         provider = adapter(vendor, rec)
         assert await classify(provider.place(make_order(energy=70_000))) == AMBIGUOUS, vendor
         await provider.aclose()
+
+
+def _html(vendor: str) -> Handler:
+    html = raw(200, b"<html>OK</html>")
+    return _after_services(html) if vendor == "tronzap" else html

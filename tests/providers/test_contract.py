@@ -60,7 +60,8 @@ def _vendor(entry: EmulatedVendor) -> Vendor:
     values = {kwarg: KEY if kwarg == "api_key" else SECRET for kwarg in entry.credential_kwargs()}
 
     def adapter_kwargs(key: str) -> dict[str, Any]:
-        return {k: SecretStr(key if k == "api_key" else v) for k, v in values.items()}
+        secrets = {k: SecretStr(key if k == "api_key" else v) for k, v in values.items()}
+        return secrets | entry.setting_kwargs()
 
     return Vendor(
         entry.name,
@@ -85,7 +86,7 @@ class World:
         return self.vendor.adapter(
             self.vendor.name,
             base_url=self.vendor.base_url,
-            clock=self.clock,
+            clock=chain.Paced(self.clock),
             transport=self.transport,
             retry=NO_WAIT,
             **self.vendor.adapter_kwargs(key),
@@ -246,6 +247,98 @@ class TestVendorGuarantees:
             await provider.place(order.model_copy(update={"max_total_sun": order.energy}))
         assert info.value.reason is ErrorReason.PRICE
 
+    async def test_tronzap_repeated_external_id_creates_a_second_order(self) -> None:
+        world = await _make(_named("tronzap"))  # the default reading: nothing de-duplicates
+        provider = world.adapter()
+        before = await provider.balance()
+        first = await provider.place(_order_for(provider))
+        second = await provider.place(_order_for(provider))
+        assert first.provider_order_id != second.provider_order_id
+        assert len(world.emulator.orders) == 2
+        assert before - await provider.balance() == 2 * (first.cost_sun or 0)
+
+    @pytest.mark.parametrize("reading", ["second", "existing", "refused"])
+    async def test_tronzap_unclear_create_is_resolved_by_lookup(self, reading: str) -> None:
+        world = await _make(_named("tronzap"), readings=Readings({"tronzap.duplicate": reading}))
+        provider = world.adapter()
+        assert await provider.lookup("ord-0001") is None  # nothing yet
+        world.emulator.faults.fail_next(1, 500, after_accept=True, on="create")
+        with pytest.raises(AmbiguousError):
+            await provider.place(_order_for(provider))
+        assert world.emulator.count("create") == 1  # never retried blindly
+        found = await provider.lookup("ord-0001")
+        [made] = world.emulator.orders
+        assert found is not None and found.provider_order_id == made
+        world.clock.advance(10)
+        assert (await provider.status(found)).state is OrderState.DELEGATED
+
+    async def test_tronzap_sells_what_its_services_list_says(self) -> None:
+        readings = Readings({"tronzap.minimum": "60000", "tronzap.durations": "1,24"})
+        world = await _make(_named("tronzap"), readings=readings)
+        provider = world.adapter()
+        request = QuoteRequest(receiver=RECEIVER, energy=61_000, duration=86_400)
+        assert (await provider.quote(request)).total_sun > 0
+        caps = provider.capabilities
+        assert caps.min_amount == 60_000 and caps.durations == (3600, 86_400)
+        with pytest.raises(PermanentError):  # under the listed minimum: refused unsent
+            await provider.place(_order_for(provider).model_copy(update={"energy": 59_000}))
+        assert world.emulator.count("create") == 0
+
+    async def test_netts_pace_keeps_within_two_requests_a_second(self) -> None:
+        world = await _make(_named("netts"))
+        provider = world.adapter()
+        start = world.clock.now()
+        for _ in range(7):
+            await provider.balance()  # never answered 429
+        assert world.emulator.count("balance") == 7
+        assert world.clock.now() - start >= 2.5  # 2 at once, then one every half second
+        world.clock.advance(1.0)  # the bucket refills
+        async with httpx.AsyncClient(transport=world.transport, base_url="http://n") as http:
+            headers = {"X-API-KEY": KEY, "X-Real-IP": "127.0.0.1"}
+            answers = [(await http.get("/apiv2/userinfo", headers=headers)).status_code
+                       for _ in range(3)]  # fmt: skip
+        assert answers == [200, 200, 429]  # the emulator enforces it
+
+    async def test_netts_ip_must_be_whitelisted(self) -> None:
+        world = await _make(_named("netts"))
+        kwargs = world.vendor.adapter_kwargs(KEY) | {"real_ip": "203.0.113.9"}
+        provider = world.vendor.adapter(
+            "netts", base_url=world.vendor.base_url, clock=chain.Paced(world.clock),
+            transport=world.transport, retry=NO_WAIT, **kwargs,
+        )  # fmt: skip
+        with pytest.raises(PermanentError) as info:
+            await provider.balance()
+        assert info.value.reason is ErrorReason.AUTH
+
+    async def test_netts_each_duration_has_its_limits(self) -> None:
+        world = await _make(_named("netts"))
+        provider = world.adapter()
+        five = make_order(energy=700_000, duration=300)
+        with pytest.raises(PermanentError):  # order5m takes at most 650,000: never sent
+            await provider.place(five)
+        assert world.emulator.count("create") == 0
+        hour = await provider.place(make_order(energy=700_000, duration=3600))
+        short = await provider.place(make_order(client_order_id="o5", energy=650_000, duration=300))
+        assert [o.duration for o in world.emulator.orders.values()] == [3600, 300]
+        assert hour.raw["hash"] and short.raw["hash"]  # delegated before the answer
+        world.emulator.pool_empty = True  # order5m: 503, which a proxy could send too
+        with pytest.raises(AmbiguousError):
+            await provider.place(make_order(client_order_id="o6", duration=300))
+        assert world.emulator.count("create") == 3
+
+    async def test_netts_delegation_after_the_answer(self) -> None:
+        world = await _make(_named("netts"), readings=Readings({"netts.sync": "later"}))
+        provider = world.adapter()
+        receipt = await provider.place(_order_for(provider))
+        assert receipt.raw["hash"] == ""
+        assert (await provider.status(receipt)).state is OrderState.PENDING
+        world.clock.advance(5)
+        assert (await provider.status(receipt)).state is OrderState.DELEGATED
+
+
+def _named(name: str) -> Vendor:
+    return next(v for v in VENDORS if v.name == name)
+
 
 class TestCatFeeGuarantees:
     """CatFee's `client_order_id` returns the first order; its refusal statuses."""
@@ -316,10 +409,6 @@ class TestFeeeGuarantees:
         assert world.emulator.count("create") == 1 and len(world.emulator.orders) == 1
 
 
-def _named(name: str) -> Vendor:
-    return next(v for v in VENDORS if v.name == name)
-
-
 async def _make(
     vendor: Vendor, capacity: int = 1_000_000_000, readings: Readings | None = None
 ) -> World:
@@ -346,7 +435,7 @@ async def _make(
 #: itrx's emulator refunds whatever it does not deliver (41/43 -> REFUNDED, never PARTIAL
 #: or FAILED); eopen's never answers FAILED and reports COMPLETED for partial deliveries;
 #: TronSave ends an order through the `/v2/orders` list's `Completed` flag: PARTIAL when part
-#: was matched, FAILED when nothing was.
+#: was matched, FAILED when nothing was. Netts documents no status: `tx_hashes` or not.
 REACHABLE = {
     "mefree": {OrderState.PENDING, OrderState.DELEGATING, OrderState.DELEGATED},
     "itrx": {OrderState.PENDING, OrderState.DELEGATING, OrderState.DELEGATED, OrderState.REFUNDED},
@@ -366,7 +455,11 @@ REACHABLE = {
         OrderState.PARTIAL,
         OrderState.REFUNDED,
     },
+    "tronzap": {OrderState.PENDING, OrderState.DELEGATING, OrderState.DELEGATED, OrderState.FAILED},
+    "netts": {OrderState.PENDING, OrderState.DELEGATED},
 }
+#: vendors whose create answers with the delegation made (Netts' synchronous `hash`)
+DELEGATES_BEFORE_ANSWERING = {"netts"}
 CANARY_KEY, CANARY_SECRET = "canary-key-7d41c0de", "canary-secret-9b2e5f11"
 
 
@@ -404,12 +497,14 @@ class TestContractOnChain:
             world = SandboxWorld(watched=1)
             provider = chain.adapter(world, vendor)
             before = await provider.balance()
-            if name != "out-of-stake":
+            # a vendor that delegates before answering runs out of stake before the order
+            late = name == "out-of-stake" and vendor not in DELEGATES_BEFORE_ANSWERING
+            if not late:
                 fault(world)
             receipt = await provider.place(
                 chain.order_for(provider, world.watched[0], f"ord-{name}")
             )
-            if name == "out-of-stake":
+            if late:
                 fault(world)
             states = await chain.follow(world, provider, receipt)
             reached |= set(states)

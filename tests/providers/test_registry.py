@@ -24,7 +24,8 @@ def _eps(*values: tuple[str, str]) -> list[EntryPoint]:
 
 
 def test_builtin_type_names() -> None:
-    assert set(registry.BUILTIN) == {"mefree", "itrx", "eopen", "tronsave", "catfee", "feee"}
+    builtin = {"mefree", "itrx", "eopen", "tronsave", "catfee", "feee", "tronzap", "netts"}
+    assert set(registry.BUILTIN) == builtin
     assert registry.get("itrx") is ItrxProvider
 
 

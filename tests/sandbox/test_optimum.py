@@ -139,6 +139,8 @@ def test_the_market_follows_the_public_market_shape() -> None:
     assert all(by[v, 3600] is not None for v in vendors)  # every vendor sells an hour
     ten_min, hour = _charged_per_unit(world, "eopen", 600), by["eopen", 3600]
     assert ten_min is not None and hour is not None and ten_min > hour  # 10 min dearer
+    five_min, hour = _charged_per_unit(world, "netts", 300), by["netts", 3600]
+    assert five_min is not None and hour is not None and five_min > hour  # 5 min dearer
     sold = {k: p for k, p in by.items() if p is not None}
     cheapest = {
         min((v for v in vendors if (v, d) in sold), key=lambda v: sold[v, d])

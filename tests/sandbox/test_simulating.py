@@ -101,3 +101,22 @@ async def test_an_exhausted_budget_stops_buying_and_transfers_burn(tmp_path: Pat
     # the first order covers two transfers; every later one burns
     assert [r.burned_sun > 0 for r in result.transfers] == [False, False] + [True] * 4
     assert report["burned_sun"] == sum(r.burned_sun for r in result.transfers)
+
+
+async def test_a_set_with_both_kinds_of_policy_is_refused_by_name(tmp_path: Path) -> None:
+    deposits = f"""\
+---
+apiVersion: energyctl/v1
+kind: DepositPolicy
+metadata: {{name: sweep}}
+spec:
+  addresses: [{demo.deposit_address(0)}]
+  sweepTo: {demo.SINK}
+  providers: [cheap]
+  maxPrice: 100 sun/energy
+  budget: {{perDay: 100 TRX}}
+"""
+    (tmp_path / "p.yaml").write_text(POLICY + deposits)
+    for workload in ("deposits", "payments"):
+        with pytest.raises(SimulationError, match=r"EnergyPolicies \(one\) and DepositPolicies"):
+            await simulate([tmp_path / "p.yaml"], workload, days=0.01)

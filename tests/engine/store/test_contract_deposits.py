@@ -106,3 +106,55 @@ async def test_the_follower_cursor_is_kept_per_name(backend: Backend, clock: Vir
         assert await again.deposit_cursor("replica-b") == 90
     finally:
         await again.close()
+
+
+async def test_a_transfer_recorded_again_opens_and_joins_nothing(
+    store: Store, clock: VirtualClock
+) -> None:
+    async def transfer(txid: str, log: int):
+        return await store.record_deposit(
+            policy="sweep", address=A, token=USDT, txid=txid, block=100, amount=5, log=log
+        )
+
+    first, opened = await transfer("tx1", 0)
+    second, opened_second = await transfer("tx1", 1)  # another log of the same transaction
+    assert opened and not opened_second and second.id == first.id and second.deposits == 2
+    again, opened_again = await transfer("tx1", 0)
+    assert not opened_again and again.id == first.id
+    clock.advance(10)
+    await store.update_deposit_need(
+        first.id, state=NeedState.CLOSED, closed_at=clock.now(), close_reason="swept"
+    )
+    # the block read again after its episode closed: no second episode, nothing to buy
+    for log in (0, 1):
+        late, opened_late = await transfer("tx1", log)
+        assert not opened_late and late.id == first.id and late.state is NeedState.CLOSED
+    assert await store.deposit_needs() == []
+    fresh, opened_fresh = await transfer("tx2", 0)  # a new transfer still opens one
+    assert opened_fresh and fresh.id != first.id
+
+
+async def test_two_replicas_recording_one_transfer_after_its_close_open_nothing(
+    backend: Backend, clock: VirtualClock
+) -> None:
+    one, two = await backend.open(clock), await backend.open(clock)
+    try:
+        first, _ = await one.record_deposit(
+            policy="sweep", address=A, token=USDT, txid="tx1", block=100, amount=5, log=0
+        )
+        await one.update_deposit_need(
+            first.id, state=NeedState.CLOSED, closed_at=clock.now(), close_reason="swept"
+        )
+        results = await asyncio.gather(
+            *(
+                s.record_deposit(
+                    policy="sweep", address=A, token=USDT, txid="tx1", block=100, amount=5, log=0
+                )
+                for s in (one, two, one, two)
+            )
+        )
+        assert not any(opened for _, opened in results)
+        assert await two.deposit_needs() == []
+    finally:
+        await one.close()
+        await two.close()

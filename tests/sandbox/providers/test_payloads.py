@@ -23,7 +23,7 @@ from tests.sandbox.providers import shapes
 from tests.sandbox.providers.conftest import RECEIVER
 from tests.sandbox.providers.test_mefree import Client as MefreeClient
 
-VENDORS = ("catfee", "eopen", "feee", "itrx", "mefree", "tronsave")
+VENDORS = ("catfee", "eopen", "feee", "itrx", "mefree", "netts", "tronsave", "tronzap")
 
 
 def test_the_pinned_payloads_are_where_the_shape_checks_read_them() -> None:

@@ -1,8 +1,9 @@
 -- energyctl store, schema version 4 (PostgreSQL): deposit episodes and deposit addresses
 -- added or removed at run time (the same tables as the SQLite migration of this number).
 --
--- At most one open episode per address (the unique index): a deposit seen twice (a
--- second replica, a re-read block) never opens a second one.
+-- At most one open episode per address (the unique index), and each deposit recorded once
+-- by its identity (`deposit_seen`): a deposit seen twice (a second replica, a re-read
+-- block, even after its episode closed) never opens a second one.
 
 CREATE TABLE deposit_needs (
     id              BIGSERIAL PRIMARY KEY,
@@ -44,3 +45,17 @@ CREATE TABLE deposit_addresses (
     changed_at  DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (policy, address)
 );
+
+-- Each chain transfer recorded, by its identity (transaction id, the log's place in that
+-- transaction), in the same transaction that opened or joined its episode: a transfer seen
+-- again (a lagging replica, a block re-read after its episode closed) neither opens nor
+-- joins one. Rows older than seven days are pruned as deposits are recorded.
+CREATE TABLE deposit_seen (
+    txid        TEXT    NOT NULL,
+    log         BIGINT  NOT NULL CHECK (log >= 0),
+    episode     BIGINT  REFERENCES deposit_needs (id),
+    seen_at     DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (txid, log)
+);
+
+CREATE INDEX deposit_seen_by_time ON deposit_seen (seen_at);

@@ -4,8 +4,9 @@
 -- A deposit episode begins when a watched deposit address receives a token transfer and
 -- ends when it is swept (or its rented energy runs out unused). Several deposits before
 -- the sweep belong to one episode: at most one open episode per address (the unique
--- index), so a deposit seen twice (a second replica, a re-read block) never opens a second
--- one, and never buys a second sweep's energy.
+-- index), and each deposit is recorded once by its identity (`deposit_seen`), so a deposit
+-- seen twice (a second replica, a re-read block, even after its episode closed) never opens
+-- a second one, and never buys a second sweep's energy.
 
 CREATE TABLE deposit_needs (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -49,3 +50,17 @@ CREATE TABLE deposit_addresses (
     changed_at  REAL    NOT NULL,
     PRIMARY KEY (policy, address)
 ) STRICT;
+
+-- Each chain transfer recorded, by its identity (transaction id, the log's place in that
+-- transaction), in the same transaction that opened or joined its episode: a transfer seen
+-- again (a lagging replica, a block re-read after its episode closed) neither opens nor
+-- joins one. Rows older than seven days are pruned as deposits are recorded.
+CREATE TABLE deposit_seen (
+    txid        TEXT    NOT NULL,
+    log         INTEGER  NOT NULL CHECK (log >= 0),
+    episode     INTEGER  REFERENCES deposit_needs (id),
+    seen_at     REAL NOT NULL,
+    PRIMARY KEY (txid, log)
+) STRICT;
+
+CREATE INDEX deposit_seen_by_time ON deposit_seen (seen_at);
