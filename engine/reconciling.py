@@ -45,6 +45,7 @@ from engine.act.tracking import SnapshotSource, Tracker, TrackingSettings, Track
 from engine.core.clock import Clock
 from engine.core.concurrency import CallTimeout, bounded
 from engine.core.snapshots import EnergySnapshot
+from engine.core.usage import UsageProfile, observe
 from engine.decide.planning import (
     Action,
     Assessment,
@@ -53,18 +54,27 @@ from engine.decide.planning import (
     PlanInputs,
     ProviderView,
     QuoteKey,
+    Rental,
     assess,
     plan,
     quote_requests,
 )
 from engine.observe.chain import ChainError
-from engine.store import BudgetWindow, OrderFilter, OrderRecord, Store, StoreError
+from engine.store import (
+    BudgetWindow,
+    OrderFilter,
+    OrderPhase,
+    OrderRecord,
+    Store,
+    StoreError,
+)
 from policies.policyset import PolicySet
 from providers.base import Provider, ProviderError, Quote, QuoteRequest, TemporaryError
 
 Observations = dict[str, EnergySnapshot | ObservationFailure]
 #: asked with the plan and the orders tracked before anything is bought (the CLI's prompt)
 Confirm = Callable[[Plan, list[TrackResult]], Awaitable[bool]]
+_LONGEST_RENTAL = 31 * 86_400.0  # no vendor rents for longer (30 days)
 _CHANGES = 10_000  # most order changes `fresh_enough` lists before it re-reads everything
 _R = TypeVar("_R")
 
@@ -136,6 +146,8 @@ class Reconciler:
         self.quote_ttl = quote_ttl
         self._quotes: dict[QuoteKey, tuple[float, Quote]] = {}
         self._balances: dict[str, tuple[float, int]] = {}
+        #: what each address was seen to use (engine/core/usage.py), kept in the store
+        self.usage: dict[str, UsageProfile] = {}
         self.applied_by = applied_by
         interval = policy_set.settings.observation.interval
         self.max_observation_age = max(120.0, 4.0 * interval)
@@ -151,6 +163,51 @@ class Reconciler:
             address: value if isinstance(value, EnergySnapshot) else _failure(value)
             for address, value in raw.items()
         }
+
+    async def learn(self, observations: Observations, *, save: bool) -> list[str]:
+        """Fold this pass's reads into each address's usage profile, starting from the
+        store's copy when it is newer (another replica read the address); `save` keeps the
+        result in the store (never in a plan). Returns notes (a store that failed)."""
+        seen = {a: s for a, s in observations.items() if isinstance(s, EnergySnapshot)}
+        if not seen:
+            return []
+        notes: list[str] = []
+        try:
+            kept = await self.store.usage_profiles(list(seen))
+        except StoreError as exc:
+            kept = {}
+            notes.append(f"usage profiles not read: {exc}")
+        changed: list[UsageProfile] = []
+        for address, snap in seen.items():
+            mine = self.usage.get(address)
+            theirs = kept.get(address)
+            if mine is None or (theirs is not None and theirs.updated_at > mine.updated_at):
+                mine = theirs or UsageProfile(address)
+            new = observe(mine, used=snap.used, limit=snap.limit, at=snap.read_at)
+            if new is not mine:
+                changed.append(new)
+            self.usage[address] = new
+        if save and changed:
+            try:
+                await self.store.save_usage_profiles(changed)
+            except StoreError as exc:
+                notes.append(f"usage profiles not kept: {exc}")
+        return notes
+
+    async def rentals(self, now: float) -> dict[str, list[Rental]]:
+        """The delegations the engine bought that have not ended yet, by address."""
+        delivered = frozenset({OrderPhase.DELIVERED, OrderPhase.PARTIAL})
+        orders = await self.store.orders(
+            OrderFilter(phases=delivered, since=now - _LONGEST_RENTAL, limit=_CHANGES)
+        )
+        found: dict[str, list[Rental]] = {}
+        for order in orders:
+            ends = order.created_at + order.duration
+            if ends > now:
+                found.setdefault(order.address, []).append(
+                    Rental(order.client_order_id, order.energy, ends, order.duration)
+                )
+        return found
 
     async def track(self, observations: Mapping[str, object] | None = None) -> list[TrackResult]:
         """Move every open order on once (reads the chain for addresses not observed)."""
@@ -174,6 +231,10 @@ class Reconciler:
                     policy.metadata.name, limit.window, now, addresses=limit.addresses
                 )
         cooldowns = await self.store.provider_cooldowns(now)
+        if open_orders is None:
+            open_orders = await self.store.open_orders()
+        for name, until in _stalled(open_orders, now, self.tracker.settings.delivery_wait).items():
+            cooldowns[name] = max(cooldowns.get(name, until), until)
         views = {
             name: ProviderView(name, provider.capabilities, cooling_until=cooldowns.get(name))
             for name, provider in self.providers.items()
@@ -186,7 +247,7 @@ class Reconciler:
         return PlanInputs(
             policies=policies,
             observations=observations,
-            open_orders=open_orders if open_orders is not None else await self.store.open_orders(),
+            open_orders=open_orders,
             providers=views,
             now=now,
             spent=spent,
@@ -194,6 +255,8 @@ class Reconciler:
             demands=dict(demands or {}),
             max_observation_age=self.max_observation_age,
             max_actions=self.policy_set.settings.max_actions_per_pass,
+            usage=dict(self.usage),
+            rentals=await self.rentals(now),
         )
 
     async def fresh_enough(
@@ -351,12 +414,14 @@ class Reconciler:
             if apply:  # tracking writes: never in a plan
                 tracked = await self.track(observations)
             observations = await self.fresh_enough(observations)
+        learned = await self.learn(observations, save=apply)
         decided = await self.decide(
             await self.inputs(observations, demands, open_orders=open_orders), only
         )
         if not apply or (confirm is not None and not await confirm(decided, tracked)):
             return PassResult(decided, False, tracked=tuple(tracked))
         outcomes, notes = await self._execute(decided, observations)
+        notes = learned + notes
         return PassResult(
             decided, True, tuple(outcomes), tuple(tracked), self.policy_set.revision, tuple(notes)
         )
@@ -412,6 +477,17 @@ class Reconciler:
                 )
 
         return list(await asyncio.gather(*(one(a) for a in decided.actions)))
+
+
+def _stalled(orders: Sequence[OrderRecord], now: float, wait: float) -> dict[str, float]:
+    """Providers holding an order they accepted more than `wait` seconds ago and have not
+    delegated: they get no new order until they do (a vendor out of stock may accept
+    orders it cannot fill); provider -> when to look again."""
+    found: dict[str, float] = {}
+    for order in orders:
+        if order.phase is OrderPhase.SUBMITTED and now - order.created_at > wait:
+            found[order.provider] = now + wait
+    return found
 
 
 def _failure(error: ChainError | object) -> ObservationFailure:

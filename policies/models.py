@@ -18,7 +18,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import ConfigDict, Field, StrictBool, create_model, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    WithJsonSchema,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from policies.base import (
     API_VERSION,
@@ -28,18 +38,29 @@ from policies.base import (
     UnresolvedSecretError,
     check_http_url,
 )
-from policies.units import Address, Duration, Energy, Sun, UnitPrice
+from policies.units import (
+    DURATION_PATTERN,
+    Address,
+    Duration,
+    Energy,
+    Sun,
+    UnitPrice,
+    format_duration,
+    parse_duration,
+)
 from policies.vendors import ProviderSettings, settings_models
 
 __all__ = [
     "API_VERSION",
     "KINDS",
+    "AutoSize",
     "Budget",
     "Document",
     "EnergyPolicy",
     "EnergyPolicySpec",
     "EngineConfig",
     "EngineSpec",
+    "ExpectedUse",
     "HttpSettings",
     "Metadata",
     "Model",
@@ -106,11 +127,77 @@ def provider_model() -> type[Provider]:
 # --------------------------------------------------------------------------- EnergyPolicy
 
 
+def _duration_choice(value: object) -> int | tuple[int, ...] | str:
+    """`1d`, `[1h, 1d, 3d]` or `auto` -> seconds, ascending seconds or "auto"."""
+    if value == "auto":
+        return "auto"
+    if isinstance(value, list | tuple):
+        if not value:
+            raise ValueError("the list of allowed durations is empty: give one or more, or auto")
+        seconds = [parse_duration(item) for item in value]
+        if any(s <= 0 for s in seconds):
+            raise ValueError("every duration must be greater than 0")
+        return tuple(sorted(set(seconds)))
+    try:
+        seconds_one = parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; or a list of them, or auto") from None
+    if seconds_one <= 0:
+        raise ValueError("the duration must be greater than 0")
+    return seconds_one
+
+
+def _show_duration_choice(value: int | tuple[int, ...] | str) -> Any:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, tuple):
+        return [format_duration(v) for v in value]
+    return format_duration(value)
+
+
+DurationChoice = Annotated[
+    int | tuple[int, ...] | str,
+    BeforeValidator(_duration_choice),
+    PlainSerializer(_show_duration_choice, when_used="json"),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": DURATION_PATTERN},
+                {"type": "array", "minItems": 1,
+                 "items": {"type": "string", "pattern": DURATION_PATTERN}},
+                {"const": "auto"},
+            ],
+            "description": "Duration: 1h, 1d; a list of allowed ones [1h, 1d, 3d]; or auto.",
+        }
+    ),
+]  # fmt: skip
+"""One duration, a list of allowed durations, or `auto` (every one the vendors sell)."""
+
+
+class AutoSize(Model):
+    """Size each purchase from the address's expected use (see docs/policies.md)."""
+
+    headroom: float = Field(
+        default=1.2,
+        ge=1.0,
+        le=3.0,
+        description="Multiplier on the use expected over the rental: 1.2 sizes the level "
+        "for 20% more transfers than the forecast.",
+    )
+    at_least: Energy = Field(
+        default=131_000,
+        description="Energy kept free on top of the forecast: what the next transfer needs "
+        "(131k: one USDT transfer to a fresh recipient; 65k to a holder).",
+    )
+
+
 class TopUp(Model):
-    """How much to buy, and for how long: a fixed `amount` or a `target` level."""
+    """How much to buy, and for how long: a fixed `amount`, a `target` level, or `auto`."""
 
     model_config = ConfigDict(
-        json_schema_extra={"oneOf": [{"required": ["amount"]}, {"required": ["target"]}]}
+        json_schema_extra={
+            "oneOf": [{"required": ["amount"]}, {"required": ["target"]}, {"required": ["auto"]}]
+        }
     )
 
     amount: Energy | None = Field(
@@ -121,18 +208,57 @@ class TopUp(Model):
         description="Buy enough to bring available energy back up to this level "
         "(rounded up to what the provider sells).",
     )
-    duration: Duration = Field(description="How long the rented energy is delegated: 1h, 1d.")
+    auto: AutoSize | None = Field(
+        default=None,
+        description="Buy what the address's expected use over the rental needs: a standing "
+        "level for a steady sender, the shortfall for a rare one.",
+    )
+    duration: DurationChoice = Field(
+        description="How long the rented energy is delegated: one duration (1h, 1d), a list "
+        "of allowed ones ([1h, 1d, 3d]: the engine picks the cheapest per unit of energy "
+        "used) or auto (every duration the listed providers sell)."
+    )
 
     @model_validator(mode="after")
-    def _amount_or_target(self) -> TopUp:
-        if (self.amount is None) == (self.target is None):
-            raise ValueError("topUp needs exactly one of amount (fixed) or target (a level)")
+    def _one_size(self) -> TopUp:
+        chosen = [k for k in ("amount", "target", "auto") if getattr(self, k) is not None]
+        if len(chosen) != 1:
+            raise ValueError(
+                "topUp needs exactly one of amount (fixed), target (a level) or auto "
+                "(sized from expected use)"
+            )
         return self
 
     @property
+    def durations(self) -> tuple[int, ...] | None:
+        """The allowed durations in seconds, ascending; None: every one the vendors sell."""
+        if isinstance(self.duration, str):
+            return None
+        if isinstance(self.duration, tuple):
+            return self.duration
+        return (self.duration,)
+
+    @property
+    def shortest(self) -> int | None:
+        """The shortest allowed duration (None for auto)."""
+        allowed = self.durations
+        return allowed[0] if allowed else None
+
+    @property
     def largest_order(self) -> int:
-        """The most energy one top-up may buy (a target top-up from zero)."""
-        return self.amount if self.amount is not None else self.target or 0
+        """The most energy one top-up may buy (a target top-up from zero); for auto, the
+        least it keeps free (the forecast decides the rest)."""
+        if self.amount is not None:
+            return self.amount
+        if self.target is not None:
+            return self.target
+        return self.auto.at_least if self.auto is not None else 0
+
+
+class ExpectedUse(Model):
+    """What an address is expected to use before the engine has observed it."""
+
+    per_day: Energy = Field(description="Energy one address uses per day, e.g. 1.8M.")
 
 
 class Budget(Model):
@@ -193,6 +319,23 @@ class EnergyPolicySpec(Model):
         "the one place the engine does; each one is alerted. Default: off (held until the "
         "chain shows the energy or an operator runs `energyctl orders resolve`).",
     )
+    strategy: Literal["priority", "cheapest"] = Field(
+        default="priority",
+        description="priority: buy from the first listed provider that can serve; "
+        "cheapest: quote every listed provider (and allowed duration) and buy the lowest "
+        "cost per unit of energy expected to be used, the list's order breaking ties.",
+    )
+    expected_use: ExpectedUse | None = Field(
+        default=None,
+        description="Expected use of each address until the engine has observed a day of "
+        "its own (sizes auto top-ups and renewals). Default: learn from observations.",
+    )
+    renew_before: Duration | None = Field(
+        default=None,
+        description="Buy the next rental when one the engine bought ends within this time "
+        "and the address is expected to need energy after it (auto top-ups: default 1h; "
+        "others: default off).",
+    )
     max_open_orders: int = Field(
         default=1,
         ge=1,
@@ -200,6 +343,13 @@ class EnergyPolicySpec(Model):
         strict=True,
         description="Open (unfinished) orders allowed per address at a time.",
     )
+
+    @property
+    def renewal_lead(self) -> int | None:
+        """Seconds before a bought rental ends when its successor is bought (None: off)."""
+        if self.renew_before is not None:
+            return self.renew_before
+        return 3600 if self.top_up.auto is not None else None
 
 
 class EnergyPolicy(Model):

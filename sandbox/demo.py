@@ -129,12 +129,16 @@ spec:
     url: {store}
 """
 
-#: (name, comment, first address, count, threshold, topUp, providers, maxPrice, budget)
+#: (name, comment, first address, count, threshold, topUp, providers, maxPrice, budget
+#: [, further spec lines, e.g. "strategy: cheapest"]).
 #: Sized for the sandbox's default workload (`payments`: ~30 transfers per address per
 #: day, ~2.3M energy) at the emulators' prices: rentals of a day or more (an address's
 #: used energy takes 24 h to recover, so a rental supports about its size per day) and
 #: daily budgets above a first day's purchases. docs/sandbox.md has the figures.
-PolicyRow = tuple[str, str, int, int, str, str, str, str, str]
+PolicyRow = (
+    tuple[str, str, int, int, str, str, str, str, str]
+    | tuple[str, str, int, int, str, str, str, str, str, str]
+)
 DEMO_POLICIES: tuple[PolicyRow, ...] = (
     ("payouts", "hot wallets paying out USDT all day: cheapest market first",
      0, 6, "150k", "{amount: 1M, duration: 3d}",
@@ -172,13 +176,15 @@ TEST_POLICIES: tuple[PolicyRow, ...] = (
 
 
 def _policy(row: PolicyRow) -> str:
-    name, comment, first, count, threshold, top_up, providers, max_price, budget = row
+    name, comment, first, count, threshold, top_up, providers, max_price, budget = row[:9]
+    more = row[9:]
+    extra = "".join(f"  {line}\n" for text in more for line in str(text).split("\n"))
     addresses = "".join(f"    - {watched_address(n)}\n" for n in range(first, first + count))
     return (
         f"---\n# {comment}\napiVersion: energyctl/v1\nkind: EnergyPolicy\nmetadata:\n"
         f"  name: {name}\nspec:\n  addresses:\n{addresses}  threshold: {threshold}\n"
         f"  topUp: {top_up}\n  providers: {providers}\n  maxPrice: {max_price}\n"
-        f"  budget: {budget}\n"
+        f"  budget: {budget}\n{extra}"
     )
 
 

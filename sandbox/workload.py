@@ -32,7 +32,7 @@ import math
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sandbox import demo
@@ -176,6 +176,22 @@ def parse_csv(lines: Iterable[str], *, name: str = "csv") -> Workload:
     return Workload(name, tuple(Transfer(t - first, s, f) for t, s, f in rows))
 
 
+#: the day exported workloads start on (a UTC midnight: times keep their time of day)
+EXPORT_EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+def write_csv(workload: Workload, path: str | Path, *, start: float = EXPORT_EPOCH) -> int:
+    """Write `workload` as a CSV `read_csv` reads back (times from `start`); returns the
+    number of transfers written."""
+    with Path(path).open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["time", "sender", "recipient_holds_usdt"])
+        for item in workload.transfers:
+            when = datetime.fromtimestamp(start + item.at, tz=UTC).isoformat()
+            out.writerow([when.replace("+00:00", "Z"), item.sender, str(not item.fresh).lower()])
+    return len(workload.transfers)
+
+
 def read_csv(path: str | Path) -> Workload:
     with Path(path).open(newline="") as handle:
         return parse_csv(handle, name=str(path))
@@ -283,4 +299,5 @@ __all__ = [
     "parse_csv",
     "profile",
     "read_csv",
+    "write_csv",
 ]

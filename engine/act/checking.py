@@ -163,8 +163,9 @@ def top_up_sizes(policy_set: PolicySet, name: str, provider: Provider) -> list[t
         if name not in policy.spec.providers:
             continue
         top_up = policy.spec.top_up
-        energy, duration = caps.fit_amount(top_up.largest_order), caps.fit_duration(top_up.duration)
-        size = (energy or top_up.largest_order, duration or top_up.duration)
+        wanted = top_up.shortest or (caps.durations[0] if caps.durations else caps.min_duration)
+        energy, duration = caps.fit_amount(top_up.largest_order), caps.fit_duration(wanted)
+        size = (energy or top_up.largest_order, duration or wanted)
         if size not in sizes:
             sizes.append(size)
     return sizes or [smallest_order(provider)]

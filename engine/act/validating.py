@@ -63,13 +63,11 @@ def refusals(policy: EnergyPolicy, caps: Capabilities) -> list[Refusal]:
     """Every reason a vendor with `caps` cannot serve `policy` (empty: it can)."""
     top_up = policy.spec.top_up
     found = []
-    if not caps.accepts_duration(top_up.duration):
+    allowed = top_up.durations
+    if allowed is not None and not any(caps.accepts_duration(d) for d in allowed):
+        wanted = ", ".join(format_duration(d) for d in allowed)
         found.append(
-            Refusal(
-                "duration",
-                f"does not sell {format_duration(top_up.duration)} "
-                f"(it sells {durations_text(caps)})",
-            )
+            Refusal("duration", f"does not sell {wanted} (it sells {durations_text(caps)})")
         )
     largest = top_up.largest_order
     if top_up.amount is not None and top_up.amount < caps.min_amount:
@@ -142,7 +140,7 @@ def _no_provider_errors(
     refused: Sequence[tuple[int, Provider, list[Refusal]]],
 ) -> list[Diagnostic]:
     top_up = policy.spec.top_up
-    amount_key = "amount" if top_up.amount is not None else "target"
+    amount_key = next(k for k in ("amount", "target", "auto") if getattr(top_up, k) is not None)
     places = {
         "duration": ("spec", "topUp", "duration"),
         "amount": ("spec", "topUp", amount_key),

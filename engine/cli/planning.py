@@ -308,7 +308,9 @@ def status(
     async def run() -> tuple[Any, Any]:
         async with Session(policy_set, store_url=store_url, node_url=node_url) as session:
             rec = session.reconciler
-            inputs = await rec.inputs(await rec.observe())
+            observations = await rec.observe()
+            await rec.learn(observations, save=False)
+            inputs = await rec.inputs(observations)
             return assess(inputs), inputs.open_orders
 
     assessments, open_orders = run_or_exit(run())
@@ -326,6 +328,7 @@ def status(
                 "reason": str(a.reason),
                 "detail": a.detail,
                 "open_orders": [o.client_order_id for o in by_address.get(a.address, [])],
+                "expected_use": a.use.to_json() if a.use is not None else None,
             }
             for a in assessments
         ]

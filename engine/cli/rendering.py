@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.act.applying import ActionOutcome, OutcomeKind
 from engine.act.tracking import TrackResult
-from engine.decide.planning import Assessment, Plan
+from engine.decide.planning import AddressPlan, Assessment, Plan
 from engine.store import OrderRecord
 from policies.units import format_duration, format_energy, format_sun
 
@@ -89,12 +89,29 @@ def plan_table(plan: Plan) -> str:
     blocked = [e for e in plan.entries if e.action is None and e.reason.value not in _QUIET]
     for entry in blocked:
         out += f"  {entry.address}: {entry.reason}: {entry.detail}\n"
+    for entry in plan.entries:
+        if entry.action is not None and len(entry.compared) > 1:
+            out += _compared_text(entry)
     n = len(plan.actions)
     out += f"Plan: {n} purchase(s), estimated {format_sun(plan.estimated_cost_sun)}.\n"
     return out
 
 
 _QUIET = frozenset({"EnoughEnergy", "NeedsTopUp"})
+
+
+def _compared_text(entry: AddressPlan) -> str:
+    """The quotes an action was chosen from, and why the winner won."""
+    out = f"  {entry.address}: {entry.why}\n"
+    for cand in entry.compared:
+        cost = format_sun(cand.quote_sun) if cand.quote_sun is not None else "no quote"
+        per = cand.per_used_milli
+        unit = f"{per / 1000:g} sun per energy used" if per is not None else "-"
+        out += (
+            f"    {cand.provider:<12} {format_energy(cand.energy):>7} for "
+            f"{format_duration(cand.duration):<4} {cost:>16}  {unit:<28} {cand.note}\n"
+        )
+    return out
 
 
 def outcomes_text(outcomes: Sequence[ActionOutcome]) -> str:
@@ -133,6 +150,14 @@ def tracked_text(results: Sequence[TrackResult]) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
+def _use_text(item: Assessment) -> str | None:
+    """`1.8M/day (12.1M, observed)`: expected use per day, last week's use, source."""
+    use = item.use
+    if use is None or (use.source == "none" and not use.last_week):
+        return None
+    return f"{format_energy(use.per_day)}/day ({format_energy(use.last_week)}, {use.source})"
+
+
 def status_table(
     assessments: Sequence[Assessment], open_by_address: Mapping[str, Sequence[OrderRecord]]
 ) -> str:
@@ -149,9 +174,19 @@ def status_table(
                 str(item.condition),
                 str(item.reason),
                 open_text,
+                _use_text(item),
             )
         )
-    head = ("ADDRESS", "POLICY", "AVAILABLE", "THRESHOLD", "CONDITION", "REASON", "OPEN ORDERS")
+    head = (
+        "ADDRESS",
+        "POLICY",
+        "AVAILABLE",
+        "THRESHOLD",
+        "CONDITION",
+        "REASON",
+        "OPEN ORDERS",
+        "USE/DAY (LAST WEEK)",
+    )
     out = table(head, rows)
     for item in assessments:
         if item.reason.value not in _QUIET:

@@ -249,6 +249,20 @@ def _world_only(
         world.stop()
 
 
+def _export_workload(path: Path, workload: str, days: float, seed: int, target: Path) -> None:
+    from sandbox.simulating import SimulationError, load_for_simulation
+    from sandbox.workload import load_workload, write_csv
+
+    try:
+        addresses = list(load_for_simulation([path]).addresses)
+        played = load_workload(workload, addresses, days=days, seed=seed)
+    except (SimulationError, ValueError) as exc:
+        click.echo(f"error: {path}: {exc}", err=True)
+        sys.exit(1)
+    count = write_csv(played, target)
+    click.echo(f"{count} transfers of {len(played.senders)} senders written to {target}")
+
+
 @click.command()
 @click.option(
     "-f",
@@ -292,6 +306,15 @@ def _world_only(
     help="Let the emulated vendors' prices move with this seed (a few percent a day per "
     "vendor, and eopen's time-of-day cycle); without it prices stay fixed.",
 )
+@click.option(
+    "--export-workload",
+    "export",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the workload (the profile with --seed and --days, for the first policy "
+    "set's addresses) to this CSV file and exit without simulating; --workload FILE "
+    "plays it back.",
+)
 def simulate(
     paths: tuple[Path, ...],
     workload: str,
@@ -300,11 +323,16 @@ def simulate(
     out: Path,
     step: float,
     drift_seed: int | None,
+    export: Path | None,
 ) -> None:
     """Run policy sets over days of emulated traffic, as fast as the machine allows, and
     report TRX spent per provider, TRX burned, waste, cost per transfer against burning,
     and spent against the floor. Exit 0, or 1 on error."""
     import asyncio
+
+    if export is not None:
+        _export_workload(paths[0], workload, days, seed, export)
+        return
 
     from sandbox.market import Drift
     from sandbox.reporting import comparison_table, write_chart

@@ -26,9 +26,12 @@ the plan to `engine/act/applying.py`. Table tests: `tests/engine/test_planning.p
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from engine.core.records import BudgetWindow, OrderRecord
 from engine.core.snapshots import EnergySnapshot
+from engine.core.usage import Forecast, forecast
+from engine.decide import sizing
 from engine.decide.plans import (
     Action,
     AddressPlan,
@@ -41,6 +44,8 @@ from engine.decide.plans import (
     ProviderView,
     QuoteKey,
     Reason,
+    Rental,
+    UseSummary,
     cap_total,
 )
 from policies.models import EnergyPolicy
@@ -58,6 +63,8 @@ __all__ = [
     "ProviderView",
     "QuoteKey",
     "Reason",
+    "Rental",
+    "UseSummary",
     "assess",
     "plan",
     "quote_requests",
@@ -109,11 +116,13 @@ def _held(
     observation: EnergySnapshot,
     orders: Sequence[OrderRecord],
     threshold: int,
+    available: int,
+    ending: str = "",
 ) -> Assessment | None:
     """The assessment of an address that needs no purchase now, or is held; None when it
-    needs topping up."""
+    needs topping up. `available`: what it will have once the rentals ending within the
+    policy's renewal lead time have ended (`ending` says which, for the detail)."""
     spec = policy.spec
-    available = observation.available
     pending = sum(order.energy for order in orders)
     effective = available + pending
     # An ambiguous order may not exist at all: its energy is not counted on, and the
@@ -135,8 +144,8 @@ def _held(
             policy,
             condition or Condition.HEALTHY,
             Reason.ORDER_OPEN if condition else Reason.ENOUGH_ENERGY,
-            f"{pending} energy on order" if condition else f"{effective} >= {threshold}",
-            available,
+            f"{pending} energy on order" if condition else f"{effective} >= {threshold}{ending}",
+            observation.available,
             effective,
             threshold,
         )
@@ -156,7 +165,7 @@ def _held(
             Condition.TOP_UP_PENDING,
             Reason.ORDER_OPEN,
             f"{len(orders)} open order(s), {pending} energy pending",
-            available,
+            observation.available,
             effective,
             threshold,
         )
@@ -175,26 +184,94 @@ def _held(
     return None
 
 
+def _durations(policy: EnergyPolicy, inputs: PlanInputs) -> tuple[int, ...]:
+    """The durations a purchase may have: the policy's list, or (auto) every one the
+    listed providers sell (a provider selling any length sells the others' durations)."""
+    allowed = policy.spec.top_up.durations
+    if allowed is not None:
+        return allowed
+    found: set[int] = set()
+    free: list[tuple[int, int | None]] = []
+    for name in policy.spec.providers:
+        view = inputs.providers.get(name)
+        if view is None:
+            continue
+        caps = view.capabilities
+        if caps.durations is not None:
+            found.update(caps.durations)
+        else:
+            free.append((caps.min_duration, caps.max_duration))
+    if not found:
+        found = {max(3600, low) for low, _high in free}
+    return tuple(sorted(found))
+
+
+def _trimmed(durations: Sequence[int], rentals: Sequence[Rental], now: float) -> tuple[int, ...]:
+    """While a rental the engine bought is in force, a top-up ends no later than it does
+    (plus an hour): the renewal then buys the next level whole. The shortest duration is
+    always kept."""
+    lasting = [r.ends_at for r in rentals if r.ends_at > now]
+    if not lasting or not durations:
+        return tuple(durations)
+    until = max(lasting) - now + 3600
+    kept = tuple(d for d in durations if d <= until)
+    return kept or (min(durations),)
+
+
+@dataclass(frozen=True, slots=True)
+class _Need:
+    """What one address needs, as inputs to sizing each candidate."""
+
+    observation: EnergySnapshot
+    effective: int
+    threshold: int
+    forecast: Forecast
+    rentals: Sequence[Rental]
+
+    @property
+    def shortfall(self) -> int:
+        return max(0, self.threshold - self.effective)
+
+
+def _amount(policy: EnergyPolicy, need: _Need, duration: int, now: float) -> int:
+    top_up = policy.spec.top_up
+    if top_up.amount is not None:
+        return max(top_up.amount, need.shortfall)
+    if top_up.target is not None:
+        return max(top_up.target, need.threshold) - need.effective
+    assert top_up.auto is not None
+    seen = need.observation
+    return sizing.auto_amount(
+        need.forecast,
+        top_up.auto,
+        now=now,
+        used=seen.used,
+        limit=seen.limit,
+        rentals=need.rentals,
+        duration=duration,
+        shortfall=need.shortfall,
+    )
+
+
 def _candidates(
-    policy: EnergyPolicy, need: int, duration: int, inputs: PlanInputs
+    policy: EnergyPolicy, need: _Need, durations: Sequence[int], inputs: PlanInputs
 ) -> tuple[list[Candidate], list[tuple[str, str]]]:
-    """The policy's providers that could sell `need` for `duration`, and why the others
-    cannot (in the policy's order)."""
+    """The policy's providers that could sell what is needed for one of `durations`, and
+    why the others cannot (in the policy's order)."""
     spec = policy.spec
     candidates: list[Candidate] = []
     rejected: list[tuple[str, str]] = []
+    auto = spec.top_up.auto
     for name in spec.providers:
         view = inputs.providers.get(name)
         if view is None:
             rejected.append((name, "not configured"))
             continue
         caps = view.capabilities
-        if not caps.accepts_duration(duration):
-            rejected.append((name, f"does not sell {duration}s"))
-            continue
-        energy = caps.fit_amount(need)
-        if energy is None:
-            rejected.append((name, f"{need} is above its maximum {caps.max_amount}"))
+        sold = [d for d in durations if caps.accepts_duration(d)]
+        if not sold:
+            text = ", ".join(f"{d}s" for d in durations)
+            rejected.append((name, f"does not sell {text}"))
             continue
         if spec.exclusive and not caps.exclusive:
             rejected.append((name, "cannot honour exclusive"))
@@ -204,8 +281,24 @@ def _candidates(
                 (name, f"cooling down for {view.cooling_until - inputs.now:.0f}s after failures")
             )
             continue
-        candidates.append(Candidate(name, energy, duration))
+        for duration in sold:
+            wanted = _amount(policy, need, duration, inputs.now)
+            energy = caps.fit_amount(wanted)
+            if energy is None:
+                rejected.append((name, f"{wanted} is above its maximum {caps.max_amount}"))
+                continue
+            alongside = sizing.staying(need.observation.limit, need.rentals, inputs.now + duration)
+            served = sizing.served(
+                need.forecast, now=inputs.now, energy=energy, duration=duration,
+                next_need=auto.at_least if auto is not None else energy, alongside=alongside,
+            )  # fmt: skip
+            candidates.append(Candidate(name, energy, duration, served=served))
     return candidates, rejected
+
+
+def _forecast(address: str, policy: EnergyPolicy, inputs: PlanInputs) -> Forecast:
+    declared = policy.spec.expected_use
+    return forecast(inputs.usage.get(address), declared.per_day if declared is not None else None)
 
 
 def _assess_one(
@@ -222,18 +315,35 @@ def _assess_one(
         return _blocked(address, policy, threshold, *unusable)
     assert isinstance(observation, EnergySnapshot)
     orders = open_by_address.get(address, [])
-    held = _held(address, policy, inputs, observation, orders, threshold)
+    rentals = [r for r in inputs.rentals.get(address, ()) if r.ends_at > inputs.now]
+    fc = _forecast(address, policy, inputs)
+    available, ending_text = observation.available, ""
+    lead = spec.renewal_lead
+    auto = spec.top_up.auto
+    if lead and rentals and (fc.known or auto is None):
+        ending = [r for r in rentals if r.renewal_due(inputs.now, lead)]
+        # renewed only if the address is expected to use at least one transfer's worth
+        # in the day after (a policy without auto, renewing on request, always is)
+        after = fc.expected(inputs.now + lead, 86_400)
+        if ending and (auto is None or after >= auto.at_least):
+            energy = sum(r.energy for r in ending)
+            available = sizing.after_endings(observation.available, observation.limit, energy)
+            ending_text = f" ({energy} energy ends within {lead}s: {available} after)"
+    held = _held(address, policy, inputs, observation, orders, threshold, available, ending_text)
     if held is not None:
         return held
-    effective = observation.available + sum(order.energy for order in orders)
-    top_up = spec.top_up
-    if top_up.amount is not None:
-        need = max(top_up.amount, threshold - effective)
-    else:
-        need = max(top_up.target or 0, threshold) - effective
-    duration = top_up.duration
-    candidates, rejected = _candidates(policy, need, duration, inputs)
-    detail = f"{effective} < {threshold}: wants {need} for {duration}s"
+    effective = available + sum(order.energy for order in orders)
+    need = _Need(observation, effective, threshold, fc, rentals)
+    durations = _durations(policy, inputs)
+    if spec.top_up.auto is not None and fc.known:
+        lasting = [r for r in rentals if r.ends_at > inputs.now + (lead or 0)]
+        durations = _trimmed(durations, lasting, inputs.now)
+    candidates, rejected = _candidates(policy, need, durations, inputs)
+    wants = _amount(policy, need, durations[0], inputs.now)
+    shown = f"{durations[0]}s" if len(durations) == 1 else f"one of {len(durations)} durations"
+    detail = f"{effective} < {threshold}{ending_text}: wants {wants} for {shown}"
+    if spec.top_up.auto is not None:
+        detail += f" (expected use {fc.per_day:.0f}/day, {fc.source})"
     return Assessment(
         address,
         policy,
@@ -243,11 +353,18 @@ def _assess_one(
         observation.available,
         effective,
         threshold,
-        need,
-        duration,
+        wants,
+        durations[0] if len(durations) == 1 else 0,
         tuple(candidates),
         tuple(rejected),
     )
+
+
+def _use(address: str, policy: EnergyPolicy, inputs: PlanInputs) -> UseSummary:
+    fc = _forecast(address, policy, inputs)
+    profile = inputs.usage.get(address)
+    week = profile.last_week(inputs.now) if profile is not None else 0
+    return UseSummary(round(fc.per_day), week, fc.source, round(fc.burst))
 
 
 def assess(inputs: PlanInputs) -> list[Assessment]:
@@ -258,7 +375,8 @@ def assess(inputs: PlanInputs) -> list[Assessment]:
     result = []
     for policy in inputs.policies:
         for address in policy.spec.addresses:
-            result.append(_assess_one(address, policy, inputs, open_by_address))
+            item = _assess_one(address, policy, inputs, open_by_address)
+            result.append(replace(item, use=_use(address, policy, inputs)))
     return result
 
 
@@ -312,6 +430,7 @@ def _entry(
         item.threshold,
         action=action,
         rejected=tuple(rejected),
+        use=item.use,
     )
 
 
@@ -351,26 +470,72 @@ def _viable(
     inputs: PlanInputs,
     committed: Mapping[str, int],
     spent: Mapping[tuple[str, BudgetWindow], int],
-) -> tuple[list[Candidate], list[tuple[str, str]], Reason]:
-    """The candidates that pass price cap, balance and budgets, in priority order; every
-    refusal; and what blocks the address if none passes."""
+) -> tuple[list[Candidate], list[tuple[str, str]], Reason, list[Candidate]]:
+    """The candidates that pass price cap, balance and budgets, best first (see
+    `_ranked`); every refusal; what blocks the address if none passes; and every
+    candidate quoted, with its quote and why it was refused."""
     rejected = list(item.rejected)
     viable: list[Candidate] = []
+    compared: list[Candidate] = []
     blocking = Reason.NO_PROVIDER
+    several = len({c.duration for c in item.candidates}) > 1
     for cand in item.candidates:
         quote = quotes.get(QuoteKey(cand.provider, cand.energy, cand.duration))
         refusal = _refusal(cand, quote, item.policy, inputs, committed, spent)
+        quoted = replace(cand, quote_sun=quote.total_sun) if isinstance(quote, Quote) else cand
         if refusal is None:
-            assert isinstance(quote, Quote)
-            viable.append(Candidate(cand.provider, cand.energy, cand.duration, quote.total_sun))
+            viable.append(quoted)
             continue
         text, kind = refusal
-        rejected.append((cand.provider, text))
+        compared.append(replace(quoted, note=text))
+        rejected.append((cand.provider, f"{cand.duration}s: {text}" if several else text))
         if kind is Reason.PRICE_CAP and not viable:
             blocking = Reason.PRICE_CAP
         elif kind is Reason.BUDGET and blocking is not Reason.PRICE_CAP:
             blocking = Reason.BUDGET
-    return viable, rejected, blocking
+    ranked = _ranked(item.policy, viable)
+    return ranked, rejected, blocking, ranked + compared
+
+
+def _ranked(policy: EnergyPolicy, viable: Sequence[Candidate]) -> list[Candidate]:
+    """Best first, one candidate per provider (its best duration). `priority`: the
+    policy's order, then the lowest cost per unit of energy expected to be used;
+    `cheapest`: that cost first, the policy's order breaking ties."""
+    order = {name: i for i, name in enumerate(policy.spec.providers)}
+
+    def cost(c: Candidate) -> tuple[int, int]:
+        return (c.per_used_milli or 0, c.duration)
+
+    if policy.spec.strategy == "cheapest":
+        ranked = sorted(viable, key=lambda c: (cost(c), order.get(c.provider, 0)))
+    else:
+        ranked = sorted(viable, key=lambda c: (order.get(c.provider, 0), cost(c)))
+    best: list[Candidate] = []
+    for cand in ranked:
+        if all(b.provider != cand.provider for b in best):
+            best.append(cand)
+    return best
+
+
+def _why(policy: EnergyPolicy, chosen: Candidate, compared: Sequence[Candidate]) -> str:
+    """Why `chosen` won, in words for `energyctl plan`."""
+    price = (chosen.per_used_milli or 0) / 1000
+    quoted = sum(1 for c in compared if c.quote_sun is not None)
+    if policy.spec.strategy == "cheapest":
+        tied = [
+            c.provider
+            for c in compared
+            if c is not chosen and not c.note and c.per_used_milli == chosen.per_used_milli
+        ]
+        tie = f"; tied with {', '.join(tied)}, first in the policy's list" if tied else ""
+        return (
+            f"cheapest of {quoted} quote(s): {price:g} sun per unit of energy expected to "
+            f"be used ({chosen.quote_sun} sun for {chosen.energy} over {chosen.duration}s){tie}"
+        )
+    return (
+        f"first provider in the policy's list that can serve ({quoted} quote(s)); "
+        f"{price:g} sun per unit of energy expected to be used"
+    )
 
 
 def _take(
@@ -414,24 +579,32 @@ def plan(
         if item.condition is not Condition.BELOW_THRESHOLD:
             entries.append(_entry(item, item.condition, item.reason, item.detail, item.rejected))
             continue
-        viable, rejected, blocking = _viable(item, quotes, inputs, committed, spent)
+        viable, rejected, blocking, compared = _viable(item, quotes, inputs, committed, spent)
         if not viable:
             why = "; ".join(f"{p}: {w}" for p, w in rejected) or "no provider listed"
-            entries.append(_entry(item, Condition.BLOCKED, blocking, why, rejected))
+            entry = _entry(item, Condition.BLOCKED, blocking, why, rejected)
+            entries.append(replace(entry, compared=tuple(compared)))
         elif actions_left <= 0:
             gate = f"more than {inputs.max_actions} purchases this pass; next pass"
-            entries.append(_entry(item, Condition.BLOCKED, Reason.GATE, gate, rejected))
+            entry = _entry(item, Condition.BLOCKED, Reason.GATE, gate, rejected)
+            entries.append(replace(entry, compared=tuple(compared)))
         else:
             actions_left -= 1
             action = _take(item, viable, committed, spent)
-            entries.append(
-                _entry(
-                    item,
-                    Condition.BELOW_THRESHOLD,
-                    Reason.NEEDS_TOP_UP,
-                    item.detail,
-                    rejected,
-                    action,
-                )
+            chosen = viable[0]
+            shown = tuple(
+                replace(c, note="chosen") if c is chosen else (c if c.note else replace(
+                    c, note="fallback" if c in viable else "dearer per unit used"))
+                for c in compared
+            )  # fmt: skip
+            entry = _entry(
+                item,
+                Condition.BELOW_THRESHOLD,
+                Reason.NEEDS_TOP_UP,
+                item.detail,
+                rejected,
+                action,
             )
+            why = _why(item.policy, chosen, compared)
+            entries.append(replace(entry, compared=shown, why=why))
     return Plan(tuple(entries), inputs.now)

@@ -18,6 +18,7 @@ from typing import Any
 
 from engine.core.records import BudgetWindow, OrderRecord
 from engine.core.snapshots import EnergySnapshot
+from engine.core.usage import UsageProfile
 from policies.models import EnergyPolicy
 from providers.base import Capabilities
 
@@ -70,6 +71,22 @@ class QuoteKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Rental:
+    """A delegation the engine bought that may still be in force (a delivered order)."""
+
+    client_order_id: str
+    energy: int
+    ends_at: float  # created_at + duration: the earliest it can end
+    duration: int = 0  # seconds (0: unknown)
+
+    def renewal_due(self, now: float, lead: int) -> bool:
+        """It ends within `lead` (at most a quarter of its duration: a 1 h rental is not
+        renewed the moment it lands)."""
+        window = min(lead, self.duration // 4) if self.duration else lead
+        return now < self.ends_at <= now + window
+
+
+@dataclass(frozen=True, slots=True)
 class ObservationFailure:
     """Why there is no usable observation of an address (the chain read failed)."""
 
@@ -93,6 +110,10 @@ class PlanInputs:
     max_observation_age: float = 120.0
     #: safety gate: most purchases in one plan
     max_actions: int = 10
+    #: address -> what the engine learned of its use (`engine/core/usage.py`)
+    usage: Mapping[str, UsageProfile] = field(default_factory=dict)
+    #: address -> rentals the engine bought that have not ended yet
+    rentals: Mapping[str, Sequence[Rental]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- step 1 values
@@ -106,6 +127,48 @@ class Candidate:
     energy: int
     duration: int
     quote_sun: int | None = None  # filled in by step 2
+    served: int = 0  # energy this rental is expected to serve (0: its amount)
+    note: str = ""  # step 2: why it was not chosen, or "chosen"
+
+    @property
+    def per_used_milli(self) -> int | None:
+        """Milli-sun per unit of energy expected to be used (None before a quote)."""
+        if self.quote_sun is None:
+            return None
+        return self.quote_sun * 1000 // max(1, self.served or self.energy)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "energy": self.energy,
+            "duration": self.duration,
+            "cost_sun": self.quote_sun,
+            "expected_used": self.served or self.energy,
+            "sun_per_used_energy": None
+            if self.per_used_milli is None
+            else self.per_used_milli / 1000,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UseSummary:
+    """An address's expected use, for status: energy per day, what it used over the last
+    7 UTC days, where the expectation comes from (declared, learning, observed) and its
+    largest burst."""
+
+    per_day: int
+    last_week: int
+    source: str
+    burst: int = 0  # the most used within 30 minutes (decaying)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "perDay": self.per_day,
+            "lastWeek": self.last_week,
+            "source": self.source,
+            "burst30m": self.burst,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +185,7 @@ class Assessment:
     duration: int = 0
     candidates: tuple[Candidate, ...] = ()
     rejected: tuple[tuple[str, str], ...] = ()  # (provider, why) found in step 1
+    use: UseSummary | None = None
 
 
 # --------------------------------------------------------------------------- step 2 values
@@ -166,6 +230,10 @@ class AddressPlan:
     threshold: int
     action: Action | None = None
     rejected: tuple[tuple[str, str], ...] = ()
+    #: every offer quoted for this address, best first (with why it won or lost)
+    compared: tuple[Candidate, ...] = ()
+    why: str = ""  # why the chosen offer won
+    use: UseSummary | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -188,7 +256,12 @@ class AddressPlan:
                 "duration": first.duration,
                 "estimated_cost_sun": first.quote_sun,
                 "fallbacks": [c.provider for c in self.action.candidates[1:]],
+                "why": self.why,
             }
+        if self.compared:
+            out["compared"] = [c.to_json() for c in self.compared]
+        if self.use is not None:
+            out["expectedUse"] = self.use.to_json()
         return out
 
 

@@ -37,6 +37,7 @@ from engine.core.records import (
     ProviderHealth,
     cooldown_until,
 )
+from engine.core.usage import UsageProfile
 
 # --------------------------------------------------------------------------- errors
 
@@ -253,6 +254,18 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def latest_policy_revision(self) -> PolicyRevision | None: ...
+
+    # ---- usage profiles
+
+    @abc.abstractmethod
+    async def save_usage_profiles(self, profiles: Collection[UsageProfile]) -> None:
+        """Keep these profiles (one per address, replacing what was kept)."""
+
+    @abc.abstractmethod
+    async def usage_profiles(
+        self, addresses: Collection[str] | None = None
+    ) -> dict[str, UsageProfile]:
+        """The kept profiles of `addresses` (None: all), by address."""
 
     # ---- leases
 

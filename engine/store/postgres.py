@@ -19,6 +19,7 @@ Neighbours: `postgres_orders.py` (order and ledger statements), `migrating.py`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -46,6 +47,7 @@ from engine.core.records import (
     ProviderHealth,
     window_bounds,
 )
+from engine.core.usage import UsageProfile
 from engine.store import deposit_rows as dq
 from engine.store import postgres_orders as q
 from engine.store import rows
@@ -324,6 +326,41 @@ class PostgresStore(Store):
             await cur.execute("SELECT * FROM policy_revisions ORDER BY seq DESC LIMIT 1")
             row = await cur.fetchone()
             return None if row is None else PolicyRevision(**row)
+
+        return await self._read(work)
+
+    # ------------------------------------------------------------------ usage profiles
+
+    async def save_usage_profiles(self, profiles: Collection[UsageProfile]) -> None:
+        kept = [(p.address, json.dumps(p.to_json()), p.updated_at) for p in profiles]
+        if not kept:
+            return
+
+        async def work(cur: q.Cursor, _now: float) -> None:
+            await cur.executemany(
+                "INSERT INTO usage_profiles AS u (address, profile, updated_at)"
+                " VALUES (%s, %s, %s) ON CONFLICT (address) DO UPDATE SET"
+                " profile = EXCLUDED.profile, updated_at = EXCLUDED.updated_at"
+                " WHERE EXCLUDED.updated_at >= u.updated_at",
+                kept,
+            )
+
+        await self._run(work)
+
+    async def usage_profiles(
+        self, addresses: Collection[str] | None = None
+    ) -> dict[str, UsageProfile]:
+        wanted = None if addresses is None else set(addresses)
+
+        async def work(cur: q.Cursor) -> dict[str, UsageProfile]:
+            await cur.execute("SELECT address, profile, updated_at FROM usage_profiles")
+            return {
+                row["address"]: UsageProfile.from_json(
+                    row["address"], json.loads(row["profile"]), row["updated_at"]
+                )
+                for row in await cur.fetchall()
+                if wanted is None or row["address"] in wanted
+            }
 
         return await self._read(work)
 

@@ -21,6 +21,7 @@ Neighbours: `sqlite_orders.py` (orders and ledger statements), `migrating.py`,
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,7 @@ from engine.core.records import (
     ProviderHealth,
     window_bounds,
 )
+from engine.core.usage import UsageProfile
 from engine.store import deposit_rows as dq
 from engine.store import rows
 from engine.store import sqlite_orders as q
@@ -309,6 +311,40 @@ class SQLiteStore(Store):
                 "SELECT * FROM policy_revisions ORDER BY seq DESC LIMIT 1"
             ).fetchone()
             return None if row is None else PolicyRevision(**dict(row))
+
+        return await self._read(run)
+
+    # ------------------------------------------------------------------ usage profiles
+
+    async def save_usage_profiles(self, profiles: Collection[UsageProfile]) -> None:
+        kept = [(p.address, json.dumps(p.to_json()), p.updated_at) for p in profiles]
+        if not kept:
+            return
+
+        def run(conn: sqlite3.Connection, _now: float) -> None:
+            conn.executemany(
+                "INSERT INTO usage_profiles (address, profile, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (address) DO UPDATE SET profile = excluded.profile,"
+                " updated_at = excluded.updated_at WHERE excluded.updated_at >= updated_at",
+                kept,
+            )
+
+        await self._write(run)
+
+    async def usage_profiles(
+        self, addresses: Collection[str] | None = None
+    ) -> dict[str, UsageProfile]:
+        wanted = None if addresses is None else set(addresses)
+
+        def run(conn: sqlite3.Connection) -> dict[str, UsageProfile]:
+            found = conn.execute("SELECT address, profile, updated_at FROM usage_profiles")
+            return {
+                row["address"]: UsageProfile.from_json(
+                    row["address"], json.loads(row["profile"]), row["updated_at"]
+                )
+                for row in found
+                if wanted is None or row["address"] in wanted
+            }
 
         return await self._read(run)
 

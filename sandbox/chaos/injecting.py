@@ -29,6 +29,7 @@ import httpx
 
 from engine.core.clock import VirtualClock
 from engine.core.deposits import DepositNeed, NeedState, NewDeposit
+from engine.core.usage import UsageProfile
 from engine.store import (
     BudgetLimit,
     BudgetWindow,
@@ -191,6 +192,14 @@ class ChaosStore(Store):
 
     async def latest_policy_revision(self) -> PolicyRevision | None:
         return await self._do(self.inner.latest_policy_revision)
+
+    async def save_usage_profiles(self, profiles: Collection[UsageProfile]) -> None:
+        await self._do(lambda: self.inner.save_usage_profiles(profiles))
+
+    async def usage_profiles(
+        self, addresses: Collection[str] | None = None
+    ) -> dict[str, UsageProfile]:
+        return await self._do(lambda: self.inner.usage_profiles(addresses))
 
     async def acquire_lease(self, name: str, holder: str, ttl: float) -> Lease | None:
         return await self._do(lambda: self.inner.acquire_lease(name, holder, ttl))

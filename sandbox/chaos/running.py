@@ -1,7 +1,8 @@
 """One chaos run: the engine against an in-process World while a `Scenario` injects faults.
 
 `run(seed, directory)` builds a `World` on a `ChaosClock` (ten watched addresses in
-eight policies, each with another vendor first; every address starts above its threshold
+eight policies, each with another vendor first, one of them buying the cheapest offer
+sized to use (`strategy: cheapest`, `topUp.auto`); every address starts above its threshold
 with energy from a third party), writes the policy files into `directory`, and plays the
 scenario step by step (`STEP` emulated seconds each):
 
@@ -68,8 +69,10 @@ POLICIES: tuple[demo.PolicyRow, ...] = (
      "[eopen, mefree, tronsave, itrx]", "95 sun/energy", "{perDay: 500 TRX}"),
     ("p-itrx", "itrx first", 3, 2, "65k", "{amount: 131k, duration: 1h}",
      "[itrx, mefree, tronsave, eopen]", "120 sun/energy", "{perDay: 32 TRX}"),
-    ("p-mefree", "mefree first", 5, 1, "65k", "{amount: 100k, duration: 1h}",
-     "[mefree, itrx, tronsave, eopen]", "300 sun/energy", "{perDay: 1000 TRX}"),
+    ("p-mefree", "the cheapest offer, sized to use", 5, 1, "65k",
+     "{auto: {}, duration: [1h, 1d]}",
+     "[mefree, tronsave, eopen]", "300 sun/energy", "{perDay: 1000 TRX}",
+     "strategy: cheapest"),
     ("p-catfee", "catfee first", 6, 1, "65k", "{amount: 100k, duration: 1h}",
      "[catfee, feee, eopen, mefree]", "100 sun/energy", "{perDay: 500 TRX}"),
     ("p-feee", "feee first", 7, 1, "65k", "{amount: 65k, duration: 1h}",

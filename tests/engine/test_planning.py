@@ -414,6 +414,8 @@ def test_safety_gate_limits_actions_per_pass() -> None:
 def test_plan_json_is_complete() -> None:
     data = run(inputs()).to_json()
     (entry,) = data["addresses"]
+    assert entry["action"].pop("why").startswith("first provider in the policy's list")
+    assert [c["note"] for c in entry["compared"]] == ["chosen", "fallback"]
     assert entry["action"] == {
         "provider": "p-mefree",
         "energy": 131_000,

@@ -134,3 +134,25 @@ def test_spender_refills_senders_low_on_trx() -> None:
     spender = Spender(world.chain, load, start=world.clock.now())
     (record,) = spender.run_until(world.clock.now())
     assert record.ok and record.burned_sun > 0 and spender.refilled_sun == 1_000 * 1_000_000
+
+
+def test_an_exported_workload_reads_back_the_same(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from engine.cli import main
+    from sandbox.workload import read_csv
+    from tests.sandbox.test_simulating import POLICY
+
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    target = tmp_path / "week.csv"
+    result = CliRunner().invoke(
+        main,
+        ["simulate", "-f", str(tmp_path / "policy.yaml"), "--workload", "bursty",
+         "--seed", "5", "--days", "1", "--export-workload", str(target)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    played = profile("bursty", [demo.watched_address(0)], days=1, seed=5)
+    back = read_csv(target)
+    assert [(round(t.at, 3), t.sender, t.fresh) for t in back.transfers] == [
+        (round(t.at, 3), t.sender, t.fresh) for t in played.transfers
+    ]
