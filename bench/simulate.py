@@ -8,13 +8,13 @@ burning and cost over the hindsight optimum (`sandbox/optimum.py`). Targets: a 5
 week's report, optimum included, in under 90 s. Ends with one line:
 
     RESULT days=7 addresses=50 transfers=N wall_s=<slowest profile> <profile>_saving=0.xx
-        <profile>_over_optimum=x.xx <profile>_burned=N <profile>_min_row_c=0.xxx
-        <profile>_short_rows=0.xxx ...
+        <profile>_over_optimum=x.xx <profile>_burned=N ...
 
 (`transfers` counts the `week` profile's transfers, else the largest profile's; `_burned`
 counts transfers that burned. The bound is certified per transfer: row j of an address's
-program recovers over c_j x 24 h; `_min_row_c` is the run's smallest c_j and
-`_short_rows` the share of transfers with c_j < 1; the line per profile adds the median.)
+program recovers over c_j x 24 h; each profile's line gives the run's smallest c_j, the
+share of transfers with c_j < 1 and the median. The RESULT line holds exactly the keys the
+issue names.)
 
     .venv/bin/python bench/simulate.py [--days 7] [--addresses 50] [--seed 0]
         [--profiles steady,daily,bursty,payments,week,deposits]
@@ -84,6 +84,7 @@ def main() -> None:
                 f"burned {report['burned_trx']:>9,.2f} TRX ({report['transfers_burning']})  "
                 f"optimum >= {bound:,.2f} TRX  saving {report['saving_vs_burning']:.1%}  "
                 f"over optimum {over}  window {report['bound_recovery']}, "
+                f"smallest c_j {factor:.3f}, c_j < 1 for {short:.1%} of transfers, "
                 f"median c_j {report['optimum']['recovery_median']:.3f}",
                 flush=True,
             )
@@ -91,8 +92,6 @@ def main() -> None:
                 f"{name}_saving={report['saving_vs_burning']:.2f}",
                 f"{name}_over_optimum={over:.2f}" if over else f"{name}_over_optimum=nan",
                 f"{name}_burned={report['transfers_burning']}",
-                f"{name}_min_row_c={factor:.3f}",
-                f"{name}_short_rows={short:.3f}",
             ]
     print(
         f"RESULT days={args.days:g} addresses={args.addresses} transfers={week_transfers} "

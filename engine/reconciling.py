@@ -36,6 +36,7 @@ the controller.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -74,6 +75,8 @@ from providers.base import Provider, ProviderError, Quote, QuoteRequest, Tempora
 Observations = dict[str, EnergySnapshot | ObservationFailure]
 #: asked with the plan and the orders tracked before anything is bought (the CLI's prompt)
 Confirm = Callable[[Plan, list[TrackResult]], Awaitable[bool]]
+#: usage profiles meet the store at most this often (seconds of read time), see `learn`
+PROFILE_SYNC_INTERVAL = 300.0
 _LONGEST_RENTAL = 31 * 86_400.0  # no vendor rents for longer (30 days)
 _CHANGES = 10_000  # most order changes `fresh_enough` lists before it re-reads everything
 _R = TypeVar("_R")
@@ -148,6 +151,9 @@ class Reconciler:
         self._balances: dict[str, tuple[float, int]] = {}
         #: what each address was seen to use (engine/core/usage.py), kept in the store
         self.usage: dict[str, UsageProfile] = {}
+        self.unsaved_profiles: set[str] = set()  # learnt since the last save
+        self.profiles_read_at = -math.inf  # when the store's copies were last read
+        self.profiles_saved_at = -math.inf  # and when ours were last kept
         self.applied_by = applied_by
         interval = policy_set.settings.observation.interval
         self.max_observation_age = max(120.0, 4.0 * interval)
@@ -165,19 +171,29 @@ class Reconciler:
         }
 
     async def learn(self, observations: Observations, *, save: bool) -> list[str]:
-        """Fold this pass's reads into each address's usage profile, starting from the
-        store's copy when it is newer (another replica read the address); `save` keeps the
-        result in the store (never in a plan). Returns notes (a store that failed)."""
+        """Fold this pass's reads into each address's usage profile. The profiles are
+        synchronised with the store at most every `PROFILE_SYNC_INTERVAL` seconds of read
+        time (and on the first pass): the store's copy is taken where it is newer (another
+        replica read the address) and, with `save` (never in a plan), what changed since the
+        last synchronisation is kept. Between synchronisations the profiles live in memory:
+        a crash loses at most that interval of learning, and passes stay cheap (a pass
+        every few seconds would otherwise rewrite every profile each time). Returns notes
+        (a store that failed)."""
         seen = {a: s for a, s in observations.items() if isinstance(s, EnergySnapshot)}
         if not seen:
             return []
         notes: list[str] = []
-        try:
-            kept = await self.store.usage_profiles(list(seen))
-        except StoreError as exc:
-            kept = {}
-            notes.append(f"usage profiles not read: {exc}")
-        changed: list[UsageProfile] = []
+        now = max(snap.read_at for snap in seen.values())
+        sync = now - self.profiles_read_at >= PROFILE_SYNC_INTERVAL or any(
+            address not in self.usage for address in seen
+        )
+        kept: dict[str, UsageProfile] = {}
+        if sync:
+            self.profiles_read_at = now
+            try:
+                kept = dict(await self.store.usage_profiles(list(seen)))
+            except StoreError as exc:
+                notes.append(f"usage profiles not read: {exc}")
         for address, snap in seen.items():
             mine = self.usage.get(address)
             theirs = kept.get(address)
@@ -185,11 +201,15 @@ class Reconciler:
                 mine = theirs or UsageProfile(address)
             new = observe(mine, used=snap.used, limit=snap.limit, at=snap.read_at)
             if new is not mine:
-                changed.append(new)
+                self.unsaved_profiles.add(address)
             self.usage[address] = new
-        if save and changed:
+        due = now - self.profiles_saved_at >= PROFILE_SYNC_INTERVAL
+        if save and due and self.unsaved_profiles:
+            changed = [self.usage[a] for a in sorted(self.unsaved_profiles) if a in self.usage]
             try:
                 await self.store.save_usage_profiles(changed)
+                self.unsaved_profiles.clear()
+                self.profiles_saved_at = now
             except StoreError as exc:
                 notes.append(f"usage profiles not kept: {exc}")
         return notes

@@ -183,3 +183,35 @@ async def test_a_renamed_policy_keeps_the_spend_of_its_addresses(
     [entry] = [e for e in after.plan.entries if e.address == second]
     assert str(entry.reason) == "Budget", entry
     assert market.creates("eopen") == 1
+
+
+async def test_usage_profiles_meet_the_store_at_most_every_sync_interval(
+    market: Market, tmp_path: Path
+) -> None:
+    from engine.reconciling import PROFILE_SYNC_INTERVAL
+
+    watched = market.watched(2)
+    rec = reconciler(market, policy_set(tmp_path, watched, ["p-eopen"]))
+    saves: list[list[str]] = []
+    save = market.store.save_usage_profiles
+
+    async def counting(profiles):  # type: ignore[no-untyped-def]
+        saves.append(sorted(p.address for p in profiles))
+        await save(profiles)
+
+    market.store.save_usage_profiles = counting  # type: ignore[method-assign]
+    await rec.run_pass(apply=False)  # a plan learns but never writes
+    assert saves == []
+    await rec.run_pass(apply=True)  # the first apply pass keeps what was learnt
+    assert saves == [sorted(watched)]
+    for _ in range(3):  # passes within the interval stay in memory
+        market.advance(PROFILE_SYNC_INTERVAL / 5)
+        await rec.run_pass(apply=True)
+    assert len(saves) == 1
+    market.advance(PROFILE_SYNC_INTERVAL)
+    await rec.run_pass(apply=True)
+    assert len(saves) == 2 and saves[1] == sorted(watched)
+    kept = await market.store.usage_profiles(watched)
+    assert {a: p.updated_at for a, p in kept.items()} == {
+        a: rec.usage[a].updated_at for a in watched
+    }
