@@ -53,7 +53,7 @@ from starlette.responses import JSONResponse, Response
 from engine.core.clock import Clock
 from sandbox.providers.base import ChainView, Delegator, is_tron_address
 from sandbox.providers.delivery import Delivery, DeliveryState
-from sandbox.providers.emulating import EmulatorBase, Handler
+from sandbox.providers.emulating import EmulatorBase, Handler, refund_failed
 from sandbox.providers.faults import Faults
 from sandbox.providers.readings import Readings
 
@@ -367,12 +367,7 @@ class CatFeeEmulator(EmulatorBase):
     # ------------------------------------------------------------------ state
 
     def _delivery_changed(self, delivery: Delivery, now: float) -> None:
-        if delivery.state is not DeliveryState.FAILED:
-            return
-        for order in self.orders.values():
-            if order.delivery is delivery and not order.refunded:
-                order.refunded = True
-                self.balance_sun += order.amount_sun
+        self.balance_sun += refund_failed(self.orders.values(), delivery)
 
     def status_of(self, order: CatFeeOrder) -> tuple[str, str]:
         """(status, confirm_status) of `order` at the clock's now."""

@@ -32,9 +32,9 @@ import abc
 import asyncio
 import email.utils
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -46,7 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.core.clock import Clock
 from sandbox.providers.base import Delegator
-from sandbox.providers.delivery import Delivery, DeliveryBook
+from sandbox.providers.delivery import Delivery, DeliveryBook, DeliveryState
 from sandbox.providers.faults import Faults, Injected
 from sandbox.providers.readings import Readings
 
@@ -102,6 +102,31 @@ class Call:
     path: str
     status: int
     at: float
+
+
+class Refundable(Protocol):
+    """An emulated order that is refunded in full when its delivery fails."""
+
+    refunded: bool
+
+    @property
+    def delivery(self) -> Delivery | None: ...
+    @property
+    def amount_sun(self) -> int: ...
+
+
+def refund_failed(orders: Iterable[Refundable], delivery: Delivery) -> int:
+    """Mark the orders of a failed `delivery` refunded (once each) and return the sun to
+    give back: the vendors whose docs say nothing on a failed order are emulated as
+    refunding it in full (the adapters book the charge the vendor reports)."""
+    if delivery.state is not DeliveryState.FAILED:
+        return 0
+    refund = 0
+    for order in orders:
+        if order.delivery is delivery and not order.refunded:
+            order.refunded = True
+            refund += order.amount_sun
+    return refund
 
 
 class EmulatorBase(abc.ABC):

@@ -42,7 +42,7 @@ from starlette.responses import JSONResponse, Response
 from engine.core.clock import Clock
 from sandbox.providers.base import Delegator, is_tron_address
 from sandbox.providers.delivery import Delivery, DeliveryState
-from sandbox.providers.emulating import EmulatorBase, Handler
+from sandbox.providers.emulating import EmulatorBase, Handler, refund_failed
 from sandbox.providers.faults import Faults
 from sandbox.providers.readings import Readings
 
@@ -333,12 +333,7 @@ class MefreeEmulator(EmulatorBase):
     # ------------------------------------------------------------------ state
 
     def _delivery_changed(self, delivery: Delivery, now: float) -> None:
-        if delivery.state is not DeliveryState.FAILED:
-            return
-        for order in self.orders.values():
-            if order.delivery is delivery and not order.refunded:
-                order.refunded = True
-                self.balance_sun += order.amount_sun
+        self.balance_sun += refund_failed(self.orders.values(), delivery)
 
     def status_of(self, order: MefreeOrder) -> tuple[str, str]:
         """(status, confirm_status) of `order` at the clock's now."""

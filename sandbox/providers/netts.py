@@ -39,8 +39,8 @@ from starlette.responses import JSONResponse, Response
 
 from engine.core.clock import Clock
 from sandbox.providers.base import Delegator, is_tron_address
-from sandbox.providers.delivery import Delivery, DeliveryState
-from sandbox.providers.emulating import EmulatorBase, Handler
+from sandbox.providers.delivery import Delivery
+from sandbox.providers.emulating import EmulatorBase, Handler, refund_failed
 from sandbox.providers.faults import Faults
 from sandbox.providers.readings import Readings
 
@@ -249,12 +249,8 @@ class NettsEmulator(EmulatorBase):
         )
 
     def _delivery_changed(self, delivery: Delivery, now: float) -> None:
-        if delivery.state is not DeliveryState.FAILED:
-            return
-        for order in self.orders.values():
-            if order.delivery is delivery and not order.refunded:
-                order.refunded = True  # an assumption: nothing is documented
-                self.balance_sun += order.amount_sun
+        # an assumption: nothing is documented
+        self.balance_sun += refund_failed(self.orders.values(), delivery)
 
     def _hash(self, order: NettsOrder) -> str | None:
         d = order.delivery

@@ -50,7 +50,7 @@ from starlette.responses import JSONResponse, Response
 from engine.core.clock import Clock
 from sandbox.providers.base import ChainView, Delegator, is_tron_address
 from sandbox.providers.delivery import Delivery, DeliveryState
-from sandbox.providers.emulating import EmulatorBase, Handler
+from sandbox.providers.emulating import EmulatorBase, Handler, refund_failed
 from sandbox.providers.faults import Faults
 from sandbox.providers.readings import Readings
 
@@ -372,12 +372,8 @@ class TronZapEmulator(EmulatorBase):
     # ------------------------------------------------------------------ state
 
     def _delivery_changed(self, delivery: Delivery, now: float) -> None:
-        if delivery.state is not DeliveryState.FAILED:
-            return
-        for tx in self.orders.values():
-            if tx.delivery is delivery and not tx.refunded:
-                tx.refunded = True  # an assumption: nothing says a failed one is refunded
-                self.balance_sun += tx.amount_sun
+        # an assumption: nothing says a failed one is refunded
+        self.balance_sun += refund_failed(self.orders.values(), delivery)
 
     def status_of(self, tx: TronZapTransaction) -> str:
         state = tx.delivery.state
