@@ -34,13 +34,13 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from engine.core.costs import AddressCost, TransferCost, address_costs, charged, order_cost
 from engine.store import OrderPhase, OrderRecord
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 TRX = 1_000_000
-_ENDED_UNCHARGED = {OrderPhase.FAILED, OrderPhase.ABANDONED}
 
 
 @dataclass(slots=True)
@@ -51,15 +51,6 @@ class ProviderTotals:
     spent_sun: int = 0
 
 
-def order_cost(order: OrderRecord) -> int:
-    """Money an order costs as far as the store knows (see the module docstring)."""
-    if order.cost_sun is not None:
-        return order.cost_sun - (order.refund_sun or 0)
-    if order.is_open:
-        return order.reserved_sun
-    return 0
-
-
 def provider_totals(orders: Iterable[OrderRecord]) -> dict[str, ProviderTotals]:
     totals: dict[str, ProviderTotals] = {}
     for order in orders:
@@ -68,7 +59,7 @@ def provider_totals(orders: Iterable[OrderRecord]) -> dict[str, ProviderTotals]:
         if order.phase in (OrderPhase.DELIVERED, OrderPhase.PARTIAL):
             item.delivered += 1
             item.energy += order.energy
-        if order.phase not in _ENDED_UNCHARGED:
+        if charged(order):
             item.spent_sun += order_cost(order)
     return totals
 
@@ -99,6 +90,7 @@ def build_report(
     extra: Mapping[str, Any] | None = None,
     optimum: Any = None,
     ended_at: float | None = None,
+    policies: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The JSON report of one run (see the module docstring); every sum is exact."""
     per_provider = provider_totals(orders)
@@ -152,6 +144,10 @@ def build_report(
     capacity, wasted = wasted_energy(orders, transfers, ended_at)
     report["energy_capacity"] = capacity
     report["wasted_energy"] = wasted
+    report["addresses"] = {
+        address: {"policy": (policies or {}).get(address), **row.to_json(energy_fee)}
+        for address, row in sorted(per_address(orders, transfers, ended_at, policies).items())
+    }
     report["wasted_share"] = round(wasted / capacity, 4) if capacity else 0.0
     if optimum is not None:
         bound = optimum.lower_bound_sun
@@ -282,6 +278,23 @@ def write_chart(result: Any, path: Path) -> Path:
     return path
 
 
+def per_address(
+    orders: Sequence[OrderRecord],
+    transfers: Sequence[Any],
+    ended_at: float | None,
+    policies: Mapping[str, str] | None = None,
+) -> dict[str, AddressCost]:
+    """Each address's figures (`engine/core/costs.py`, what `energyctl report` computes from
+    the store and the chain), from the run's order records and transfer receipts; every
+    address of `policies` (address -> policy name) has a row."""
+    return address_costs(
+        orders,
+        (TransferCost(r.sender, r.energy_used, r.energy_total, r.burned_sun) for r in transfers),
+        ended_at=ended_at,
+        addresses=policies or (),
+    )
+
+
 def wasted_energy(
     orders: Sequence[OrderRecord], transfers: Sequence[Any], ended_at: float | None
 ) -> tuple[int, int]:
@@ -292,22 +305,9 @@ def wasted_energy(
     address, waste = that capacity minus the energy transfers drew from the pool, at least
     0. Counting recovery this way, a three-day rental drawn on every day is not "waste".
     """
-    capacity: dict[str, float] = {}
-    for order in orders:
-        if order.phase not in (OrderPhase.DELIVERED, OrderPhase.PARTIAL):
-            continue
-        start = order.created_at
-        duration = float(order.duration)
-        if ended_at is not None:
-            duration = max(0.0, min(duration, ended_at - start))
-        capacity[order.address] = capacity.get(order.address, 0.0) + order.energy * (
-            1 + duration / 86_400
-        )
-    used: dict[str, int] = {}
-    for record in transfers:
-        used[record.sender] = used.get(record.sender, 0) + record.energy_used
-    wasted = sum(max(0.0, cap - used.get(a, 0)) for a, cap in capacity.items())
-    return int(sum(capacity.values())), int(wasted)
+    rows = per_address(orders, transfers, ended_at).values()
+    wasted = sum(max(0.0, r.capacity - r.energy_used) for r in rows)
+    return int(sum(r.capacity for r in rows)), int(wasted)
 
 
 __all__ = [
@@ -316,6 +316,7 @@ __all__ = [
     "build_report",
     "comparison_table",
     "order_cost",
+    "per_address",
     "provider_totals",
     "write_chart",
 ]

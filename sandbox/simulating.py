@@ -37,6 +37,7 @@ from typing import Any
 from engine.act.providing import ProviderPool
 from engine.act.validating import ENGINE_CHECKS
 from engine.core.clock import VirtualClock
+from engine.core.costs import charged, order_cost
 from engine.reconciling import Reconciler
 from engine.store import OrderFilter, OrderRecord, open_store
 from policies.base import SecretRef
@@ -48,7 +49,7 @@ from sandbox import demo
 from sandbox.market import Drift, Market
 from sandbox.optimum import Optimum, optimum, stake_eps
 from sandbox.recovery import Reclaim, run_windows
-from sandbox.reporting import Floor, build_report, order_cost
+from sandbox.reporting import Floor, build_report
 from sandbox.state_reader import StateReader
 from sandbox.tron_node.accounts import to_base58, to_hex
 from sandbox.workload import DAY, Spender, TransferRecord, load_workload
@@ -93,6 +94,11 @@ class SimulationResult:
     reclaims: dict[str, list[Reclaim]] = field(default_factory=dict)
     optimum: Optimum | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # figures of a particular run
+    #: address -> its policy's name (the report's per-address rows)
+    policies: dict[str, str] = field(default_factory=dict)
+    #: the world after the run, with `keep_world=True` (its node answers over
+    #: `world.node_transport()`: `energyctl report` can read the run's blocks)
+    world: World | None = None
 
     def report(self) -> dict[str, Any]:
         return build_report(
@@ -103,6 +109,7 @@ class SimulationResult:
             energy_fee=self.energy_fee,
             optimum=self.optimum,
             ended_at=self.ended_at,
+            policies=self.policies,
             extra={"days": round((self.ended_at - self.started_at) / DAY, 4),
                    "passes": self.passes, **self.extra},
         )  # fmt: skip
@@ -176,8 +183,12 @@ async def simulate(
     with_optimum: bool = True,
     milp_time_limit: float | None = 1.0,
     drift: Drift | None = None,
+    store_url: str | None = None,
+    keep_world: bool = False,
 ) -> SimulationResult:
     """Run one policy set over `days` of emulated traffic; see the module docstring.
+    `store_url`: the store the engine writes (default: a temporary SQLite file, removed
+    afterwards); `keep_world`: the world is kept on the result (`SimulationResult.world`).
     A set with DepositPolicies plays deposits and sweeps instead of `workload`
     (`sandbox/simulating_deposits.py`); it must then be `deposits`, and hold no
     EnergyPolicy (refused: its addresses would see no traffic)."""
@@ -230,10 +241,12 @@ async def simulate(
         energy_fee=world.chain.params.energy_fee,
         thresholds=thresholds,
         energy_series={a: [] for a in addresses},
+        policies={a: p.metadata.name for a in addresses if (p := policy_set.policy_for(a))},
+        world=world if keep_world else None,
     )
     transports = {n: world.transport(d.spec.type) for n, d in policy_set.providers.items()}
     with tempfile.TemporaryDirectory(prefix="energyctl-simulate-") as tmp:
-        store = await open_store(f"sqlite:///{Path(tmp) / 'simulate.db'}", clock)
+        store = await open_store(store_url or f"sqlite:///{Path(tmp) / 'simulate.db'}", clock)
         reader = StateReader(world.chain, clock)
         pool = ProviderPool(policy_set, clock=clock, transports=transports, retry=NO_WAIT)
         try:
@@ -322,7 +335,7 @@ async def _loop(
         if clock.now() >= next_sample:
             next_sample += sample
             orders = await rec.store.orders(OrderFilter(limit=10_000))
-            spent = sum(order_cost(o) for o in orders if o.phase not in ("failed", "abandoned"))
+            spent = sum(order_cost(o) for o in orders if charged(o))
             result.sample_times.append(clock.now())
             for address in addresses:
                 result.energy_series[address].append(world.chain.available_energy(address))

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from engine.act.providing import ProviderPool
 from engine.act.tracking import Tracker
+from engine.core.costs import charged, order_cost
 from engine.core.deposits import NeedState
 from engine.sidecar.depositing import DepositDesk, DepositSettings, make_sources
 from engine.sidecar.webhooks import WebhookSender
@@ -33,7 +34,6 @@ from policies.addresses import AddressSet
 from policies.policyset import PolicySet
 from providers.http import NO_WAIT
 from sandbox.market import Drift, Market
-from sandbox.reporting import order_cost
 from sandbox.simulating import SimulationClock, SimulationResult
 from sandbox.state_reader import StateReader
 from sandbox.sweeping import Customers, Sweeper, deposit_schedule
@@ -197,7 +197,7 @@ async def _sample(
     for address in shown:
         result.energy_series[address].append(world.chain.available_energy(address))
     orders = await store.orders(OrderFilter(limit=10_000))
-    spent = sum(order_cost(o) for o in orders if o.phase not in ("failed", "abandoned"))
+    spent = sum(order_cost(o) for o in orders if charged(o))
     result.spent_series.append(spent)
     result.burned_series.append(sum(r.burned_sun for r in result.transfers))
     if progress is not None:

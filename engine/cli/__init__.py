@@ -5,8 +5,9 @@ Library code never prints or exits; the commands do both. Exit codes: 0 success 
 
 This module holds the group and registers the commands, one module per group of them:
 `policies.py` (validate, schema), `providers.py` (providers), `planning.py` (plan,
-apply, status, orders), `running.py` (run, the sidecar), `sandboxing.py` (sandbox,
-simulate); shared options and helpers are in `common.py`, text tables in `rendering.py`.
+apply, status, orders), `reporting.py` (report), `running.py` (run, the sidecar),
+`sandboxing.py` (sandbox, simulate); shared options and helpers are in `common.py`, text
+tables in `rendering.py`.
 The top room: may use every room of the engine (and, in `sandboxing.py`, the sandbox).
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import click
 
 from engine import __version__
-from engine.cli import planning, policies, providers, running, sandboxing
+from engine.cli import planning, policies, providers, reporting, running, sandboxing
 from engine.store.migrating import schema_version
 from providers import registry
 
@@ -57,6 +58,7 @@ main.add_command(planning.plan)
 main.add_command(planning.apply)
 main.add_command(planning.status)
 main.add_command(planning.orders)
+main.add_command(reporting.report)
 main.add_command(running.run)
 main.add_command(sandboxing.sandbox)
 main.add_command(sandboxing.simulate)

@@ -221,3 +221,44 @@ def orders_table(orders: Sequence[OrderRecord]) -> str:
         "ERROR",
     )
     return table(head, rows) + f"{len(orders)} order(s).\n"
+
+
+def _share(value: float) -> str:
+    return f"{value:.0%}"
+
+
+def _trx(sun: int) -> str:
+    return f"{sun / 1_000_000:,.2f}"
+
+
+def report_table(report: Mapping[str, Any]) -> str:
+    """`energyctl report`: a row per policy (its sum) and per address under it, then the
+    suggestions. `report` is `CostReport.to_json()`; money in TRX, energy in units."""
+    headers = [
+        "policy / address", "transfers", "burning", "bought", "used", "wasted", "waste",
+        "spent TRX", "burned TRX", "TRX/transfer", "burn-only TRX/transfer", "saving",
+    ]  # fmt: skip
+
+    def row(label: str, r: Mapping[str, Any]) -> list[object]:
+        return [
+            label, r["transfers"], r["transfers_burning"], f"{r['energy_bought']:,}",
+            f"{r['energy_used']:,}", f"{r['wasted_energy']:,}", _share(r["wasted_share"]),
+            _trx(r["spent_sun"]), _trx(r["burned_sun"]), _trx(r["cost_per_transfer_sun"]),
+            _trx(r["burn_per_transfer_sun"]),
+            _share(r["saving_vs_burning"]) if r["burn_only_sun"] else "-",
+        ]  # fmt: skip
+
+    rows: list[list[object]] = []
+    for name, policy in report["policies"].items():
+        rows.append(row(name, policy))
+        rows += [row(f"  {a}", r) for a, r in policy["addresses"].items()]
+    head = (
+        f"from {when(report['since'])} to {when(report['until'])} (blocks "
+        f"{report['blocks'][0]}..{report['blocks'][1]}; burning costs {report['energy_fee']} "
+        "sun per energy)\n"
+    )
+    out = head + table(headers, rows)
+    suggestions = report["suggestions"]
+    out += "\nsuggestions:\n" if suggestions else "\nno suggestions\n"
+    out += "".join(f"  {s['text']}\n" for s in suggestions)
+    return out

@@ -44,6 +44,8 @@ from engine.core.snapshots import EnergySnapshot
 from providers.http import RateLimiter
 
 API_KEY_HEADER = "TRON-PRO-API-KEY"
+#: the most blocks `/wallet/getblockbylimitnext` returns at once (java-tron's BLOCK_LIMIT_NUM)
+BLOCKS_PER_CALL = 100
 
 # --------------------------------------------------------------------------- errors
 
@@ -412,6 +414,39 @@ class ChainReader:
         if not isinstance(block, dict) or "block_header" not in block:
             raise self._malformed(path, ValueError("no block_header"))
         return block
+
+    async def blocks(self, start: int, end: int) -> list[dict[str, Any]]:
+        """Blocks `start` .. `end - 1` with their transactions (base58), at most
+        `BLOCKS_PER_CALL`, in one call (`/wallet/getblockbylimitnext`; java-tron's
+        GetBlockByLimitNextServlet answers `{}` for an empty or too long range,
+        https://github.com/tronprotocol/java-tron/blob/develop/framework/src/main/java/org/tron/core/services/http/GetBlockByLimitNextServlet.java).
+        Fewer than asked when the node has not produced them all yet."""
+        if not 0 <= start < end or end - start > BLOCKS_PER_CALL:
+            raise ValueError(f"a range of 1 to {BLOCKS_PER_CALL} blocks, got {start}..{end}")
+        path = "wallet/getblockbylimitnext"
+        answer = await self._request(path, {"startNum": start, "endNum": end, "visible": True})
+        if answer == {}:
+            return []
+        try:
+            found = answer["block"]
+            if not isinstance(found, list) or not all("block_header" in b for b in found):
+                raise ValueError("not a list of blocks")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise self._malformed(path, exc) from exc
+        return sorted(found, key=lambda b: int(b["block_header"]["raw_data"].get("number", 0)))
+
+    async def energy_fee(self) -> int:
+        """The chain's price of energy when burning, sun per energy: `getEnergyFee` of
+        `/wallet/getchainparameters` (https://developers.tron.network/reference/wallet-getchainparameters)."""
+        path = "wallet/getchainparameters"
+        answer = await self._request(path)
+        try:
+            for item in answer["chainParameter"]:
+                if item.get("key") == "getEnergyFee":
+                    return int(item["value"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise self._malformed(path, exc) from exc
+        raise self._malformed(path, ValueError("no getEnergyFee"))
 
     async def block_infos(self, number: int) -> list[dict[str, Any]]:
         """The transaction infos (receipts) of block `number`; [] for an empty block."""

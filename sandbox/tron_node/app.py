@@ -72,6 +72,22 @@ def get_block_by_num(s: ChainState, p: dict[str, Any], visible: bool, solid: boo
     return s.block_json(parse_int(p.get("num")), _limit(s, solid))
 
 
+#: java-tron's BLOCK_LIMIT_NUM for `getblockbylimitnext`
+BLOCK_LIMIT_NUM = 100
+
+
+def get_block_by_limit_next(s: ChainState, p: dict[str, Any], visible: bool, solid: bool) -> Any:
+    """`/wallet/getblockbylimitnext`: blocks startNum .. endNum - 1 as `{"block": [...]}`;
+    `{}` unless 0 < endNum - startNum <= 100 (java-tron's GetBlockByLimitNextServlet),
+    and for a range wholly beyond the head."""
+    start, end = parse_int(p.get("startNum")), parse_int(p.get("endNum"))
+    if not (end > 0 and end > start and end - start <= BLOCK_LIMIT_NUM):
+        return None
+    top = _limit(s, solid)
+    found = [b for n in range(max(0, start), min(end, top + 1)) if (b := s.block_json(n, top))]
+    return {"block": found} if found else None
+
+
 def get_block_by_id(s: ChainState, p: dict[str, Any], visible: bool, solid: bool) -> Any:
     number = s.block_number_of_id(str(p.get("value", "")))
     return None if number is None else s.block_json(number, _limit(s, solid))
@@ -203,6 +219,7 @@ ENDPOINTS: dict[str, tuple[Query, bool, bool]] = {
     "getnowblock": (get_now_block, False, True),
     "getblockbynum": (get_block_by_num, True, True),
     "getblockbyid": (get_block_by_id, True, True),
+    "getblockbylimitnext": (get_block_by_limit_next, True, True),
     "getblock": (get_block, True, True),
     "getnodeinfo": (get_node_info, True, True),
     "getchainparameters": (get_chain_parameters, False, False),
