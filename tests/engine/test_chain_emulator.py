@@ -149,3 +149,40 @@ async def test_a_node_answering_junk_is_a_failed_read_not_zero_energy(endpoint: 
         faults.reset()
         snap = await r.snapshot(rich)
     assert snap.activated and snap.available == state.available_energy(rich) > 0
+
+
+async def test_block_ranges_and_the_energy_fee() -> None:
+    """`ChainReader.blocks` (getblockbylimitnext: start .. end - 1, at most 100) and
+    `energy_fee` (getEnergyFee), and the report's reading of a window's transfers."""
+    from engine.observe.transfers import read_transfers, window_start
+
+    clock = VirtualClock()
+    state = ChainState(clock)
+    spender, other, sink = addr(1), addr(2), addr(3)
+    for a in (spender, other, sink):
+        state.create_account(a, balance_sun=1_000 * TRX)
+    state.mark_usdt_holder(sink)
+    state.advance(600)
+    since = state.head_timestamp_ms()
+    state.advance(3)
+    txids = [state.transfer_usdt(spender, sink), state.transfer_usdt(other, sink)]
+    state.advance(900)
+    head = state.head_block_number()
+    async with reader_for(state, clock) as reader:
+        blocks = await reader.blocks(head - 99, head + 1)
+        assert [b["block_header"]["raw_data"]["number"] for b in blocks] == list(
+            range(head - 99, head + 1)
+        )
+        assert await reader.blocks(head + 1, head + 5) == []  # not produced yet
+        with pytest.raises(ValueError, match="1 to 100"):
+            await reader.blocks(0, 101)
+        assert await reader.energy_fee() == state.params.energy_fee
+        first = await window_start(reader, since, head, state.head_timestamp_ms())
+        assert state.blocks.timestamp(first) >= since > state.blocks.timestamp(first - 1)
+        seen: list[object] = []
+        read = await read_transfers(reader, {spender}, first, head, seen.append)
+    assert read == head - first + 1
+    receipt = state.receipt_summary(txids[0])
+    assert [(t.sender, t.energy_used, t.energy_total, t.burned_sun) for t in seen] == [  # type: ignore[attr-defined]
+        (spender, receipt["energy_usage"], receipt["energy_usage_total"], receipt["energy_fee"])
+    ]
