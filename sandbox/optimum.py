@@ -156,14 +156,15 @@ at most that one, delta being >= 0.)
   t_i <= s_r implies i <= last(k, o): the program keeps it active at least until its
   reclaim. Precisely, with L(r) the last transfer at or before s_r (t_{L(r)} <= s_r <
   t_{L(r)+1}), the rental's last covered transfer L_r is >= L(r). Its reclaims move
-  sum m_r <= its stakes' energy <= (1 + eps) x (`model.undelegate_transfer`: the
-  receiver's usage times the stake's share, capped at the stake's energy).
+  sum m_r <= its stakes' energy <= (1 + eps) x_r, x_r its amount
+  (`model.undelegate_transfer`: the receiver's usage times the stake's share, capped at
+  the stake's energy).
 - *Decay.* For a reclaim r with s_r < t_j and L_r < j: delta is non-decreasing in L and
   t_{L(r)+1} > s_r (L(r) + 1 <= j, as s_r < t_j), so
   delta_{j,L_r} >= delta_{j,L(r)} = max(0, 1 - (t_j - t_{L(r)+1}) / W)
   >= max(0, 1 - (t_j - s_r) / W) = phi_j(s_r).
-  So the rental's reclaims count at most sum m_r phi_j(s_r) <= (1 + eps) x delta_{j,L_r}
-  in (R_j): its term in E(., j). (Its program last may be later than L(r), so the
+  So the rental's reclaims count at most sum m_r phi_j(s_r) <= (1 + eps) x_r delta_{j,L_r}
+  in (R_j): its term in (1 + eps) E(., j). (Its program last may be later than L(r), so the
   certificate's factor is the one of s_r, the smallest over the L_r it may have.)
 - *Recovery.* Take a term L of D_j and i = L + 1 in (R_j, w_j). The reclaims it counts
   happened in [t_{L+1}, t_j), so L(r) >= L + 1, and end rentals with last L_r >= L + 1:
