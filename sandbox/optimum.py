@@ -29,28 +29,48 @@ w_j row j's recovery window (`window`: one for every row or one per transfer, ea
 took away, as seen by transfer j. For each j:
 
     p_j + U_j - C_{j,Lmax} <= (1 + eps) * sum_{(k,o) active at j} x_{k,o}          (capacity)
-    0 <= C_{j,L} - C_{j,L'} <= (1 + eps) * sum_{(k,o): last(k,o) = L} x_{k,o}   (what ended)
+    0 <= C_{j,L} - C_{j,L'} <= (1 + eps) * delta_{j,L} * sum_{last(k,o) = L} x_{k,o}  (ended)
     C_{j,L} <= sum_{i <= L} p_i * rho_j(t_j - t_i)                      (usage it could take)
 
-(L' the previous L, Lmax the last L < j). Cost: burn price x sum b_j + sum price x x_{k,o}.
-A type dominated at candidate k by a longer one, no dearer, with no larger minimum is left
-out (the longer one covers more and, while active, gives more than the credit it replaces);
-so is a rental (k', o') when another (k, o) with k <= k' covers up to the same last transfer,
-no dearer, with no larger minimum (moving its amount there keeps every row feasible: more
-capacity while active, and the same credits after).
+(L' the previous L, Lmax the last L < j), with the reclaim's decay
+
+    delta_{j,L} = max(0, 1 - (t_j - t_{L+1}) / W),   W = 24 h (`DECAY`, the same for every row)
+
+a rental that ends at L is taken back by the chain after t_L, and what it takes away would
+have recovered anyway: seen from t_j, used energy moved away at s <= t_j is worth at most
+(1 - (t_j - s) / 24 h) of it, since java-tron's merged windows are at most 24 h; t_{L+1}
+is the latest such s can be (see "Reclaims" below for the precise use). delta_{j,L} reads
+no row window, is 1 for L = j - 1 and is non-decreasing in L. Cost: burn price x sum b_j +
+sum price x x_{k,o}. A type dominated at candidate k by a longer one, no dearer, with no
+larger minimum is left out (the longer one covers more and, while active, gives more than
+the credit it replaces, since delta <= 1; after, it ends no earlier and delta is
+non-decreasing in L); so is a rental (k', o') when another (k, o) with k <= k' covers up to
+the same last transfer, no dearer, with no larger minimum (moving its amount there keeps
+every row feasible: more capacity while active, and the same credits after).
 
 For speed the program is solved in an equivalent, sparser form (`_Program`): the sums that
 repeat across rows are auxiliary columns tied by equalities, and the chain C_{j,L} is
 replaced by its largest value, one C_j per transfer with, for each L of j's chain (the
 ends L < j with t_j - t_L < w_j),
 C_j <= (usage of draws <= L) + (1 + eps) x (rentals ending after L, before j), and
-C_j <= (1 + eps) x (all of the chain's ending rentals): the cumulative chain reaches
-exactly the minimum of these (greedily, since the usage caps grow with L), so the
-optimum is unchanged. Row j's weights rho_j(t_j - t_i) = a_j + g_j tau_i (tau_i: days
-since the first transfer, g_j = 24 h / w_j, a_j = 1 - 6 s / w_j - g_j tau_j) let the
-usage of a run of draws be read off two shared prefix sums (of b_i and of tau_i b_i) with
-row j's own coefficients. HiGHS's interior point (with crossover) solves it; a week of one
-address at 4 transfers an hour takes ~1.6 s (bench/optimum.py).
+C_j <= (1 + eps) x (all of the chain's ending rentals), each rental counted times
+delta_{j,L'} of its last L' (> 0 there: t_j - t_{L'+1} <= t_j - t_{L'} < w_j <= W): the
+cumulative chain reaches exactly the minimum of these (greedily, since the usage caps grow
+with L; for L older than the chain they are 0), so the optimum is unchanged. delta is
+affine in t_j, delta_{j,L} = (1 - tau_j) + tau_{L+1} (tau in units of W since the first
+transfer), so these sums are read off two prefix sums over the ends, PE_L (the amount of
+the rentals whose last is at most L) and PT_L (the same, each times tau of the transfer
+after its last), with row j's own coefficient 1 - tau_j. Row j's weights
+rho_j(t_j - t_i) = a_j + g_j tau_i (tau_i: days since the first transfer, g_j = 24 h / w_j,
+a_j = 1 - 6 s / w_j - g_j tau_j) let the usage of a run of draws be read off two shared
+prefix sums (of b_i and of tau_i b_i) with row j's own coefficients. The part of C_j's
+caps that all of them share, (1 + eps) x (every rental ending before j, times delta), moves
+to j's capacity row: the column is Z_j = C_j less that part, free (C_j >= 0 is implied:
+every cap is >= 0, and a larger C_j only loosens the capacity row), so each cap reads two
+prefix sums at its own L and no more. HiGHS's interior point (with crossover) solves it;
+a week of one address at 4 transfers an hour took ~1.6 s on an idle machine before the
+decayed credit and the finer TronSave grid, and takes about 1.1-1.2 times as long now
+(bench/optimum.py, run alternately with the earlier version under load).
 
 ## Why it is a bound on every run
 
@@ -64,12 +84,16 @@ over the addresses, `lower_bound_sun` is at most the run's cost.
 
 (R_j, w), for one transfer j: for every i <= j,
 
-    sum_{i <= k < j} p_k rho_w(t_j - t_k)  <=  u_j + sum_{reclaims r: t_i <= s_r < t_j} m_r
+    sum_{i <= k < j} p_k rho_w(t_j - t_k)
+        <=  u_j + sum_{reclaims r: t_i <= s_r < t_j} m_r phi_j(s_r)
 
 where p_k is the energy transfer k took from the pool (its receipt), u_j the usage the
 node held for the address just before transfer j (`TransferRecord.usage_before`, decayed
-as the node decays it for the call), and m_r the used energy a reclaim r (an
-UnDelegateResource to the address at time s_r) moved away (`ChainState.reclaims`). It is
+as the node decays it for the call), m_r the used energy a reclaim r (an
+UnDelegateResource to the address at time s_r) moved away (`ChainState.reclaims`), and
+phi_j(s) = max(0, 1 - (t_j - s) / W) with W = 24 h, whatever w (what was moved away
+would have recovered by t_j at least that much: the node's merged windows are at most
+24 h). It is
 a property of what the run did, checked after it: the **certificate**, one per transfer.
 For a fixed j its left side grows with w and is 0 for w <= 6 s, so the windows where it
 holds form an interval (0, w_j*] with w_j* >= 6 s; one window for every row of the
@@ -80,10 +104,11 @@ and reads w_j only: the capacity row of j, and j's own chain C_{j,L} (its "what 
 and "usage it could take" rows; in the sparse form the caps of the column C_j, which
 appears in no other transfer's rows), over j's ends (t_j - t_L < w_j) and the draws alive
 at t_j. The columns that rows of different transfers share (b, x, and in the sparse form
-S, PE, QB, RB) enter no row with a window of their own: S and PE are sums of rental
-amounts, QB and RB prefix sums of b_i and tau_i b_i with tau_i in days, the same for
-every row, tied by equalities that read no window; each row turns them into its own
-weights with its own a_j and g_j. The pruning of dominated columns holds row by row, for
+S, PE, PT, QB, RB) enter no row with a window of their own: S and PE are sums of rental
+amounts, PT the same each times tau_{L+1} (W = 24 h fixed, not a row's window), QB and RB
+prefix sums of b_i and tau_i b_i with tau_i in days, the same for every row, tied by
+equalities that read no window; each row turns them into its own weights with its own
+a_j and g_j (and 1 - tau_j for the decay). The pruning of dominated columns holds row by row, for
 any window in each row. So the proof below is stated for one transfer's rows at a time,
 and they use (R_j, w_j) only; no part needs a window shared between transfers.
 
@@ -114,10 +139,11 @@ S_j the amount of the rentals active at j and
 
     D_j = max(0, max_L [ sum_{L < k < j} p_k rho_j(t_j - t_k) - (1 + eps) E(L, j) ])
 
-over L = -1 and the ends L < j, E(L, j) the amount of the rentals whose last covered
-transfer is in (L, j). (The program has rows for the ends within w_j of t_j and one total
-row; the total row states the term of the newest end L* before t_j - w_j, or of L = -1,
-since the draws up to L* count 0 at t_j, and older ends' terms are at most that one.)
+over L = -1 and the ends L < j, E(L, j) = sum_{L < L' < j} delta_{j,L'} x (the amount of
+the rentals whose last covered transfer is L'). (The program has rows for the ends within
+w_j of t_j and one total row; the total row states the term of the newest end L* before
+t_j - w_j, or of L = -1, since the draws up to L* count 0 at t_j, and older ends' terms are
+at most that one, delta being >= 0.)
 
 - *Capacity on the chain.* The pool gives first, so p_j <= limit_j - u_j. limit_j is the
   energy of the delegations present at t_j; the node sizes a delegation in whole TRX of
@@ -127,13 +153,24 @@ since the draws up to L* count 0 at t_j, and older ends' terms are at most that 
   counts A_j, the rentals active at j that the chain has already reclaimed. So
   p_j + u_j <= (1 + eps) (S_j - A_j).
 - *Reclaims.* A rental placed at candidate k is reclaimed at s_r <= t_k + d + margin, so
-  t_i <= s_r implies i <= last(k, o): a reclaim at or after t_i ends a rental whose last
-  covered transfer is >= i. It moves m_r <= that stake's energy <= (1 + eps) x
+  t_i <= s_r implies i <= last(k, o): the program keeps it active at least until its
+  reclaim. Precisely, with L(r) the last transfer at or before s_r (t_{L(r)} <= s_r <
+  t_{L(r)+1}), the rental's last covered transfer L_r is >= L(r). Its reclaims move
+  sum m_r <= its stakes' energy <= (1 + eps) x_r, x_r its amount
   (`model.undelegate_transfer`: the receiver's usage times the stake's share, capped at
   the stake's energy).
+- *Decay.* For a reclaim r with s_r < t_j and L_r < j: delta is non-decreasing in L and
+  t_{L(r)+1} > s_r (L(r) + 1 <= j, as s_r < t_j), so
+  delta_{j,L_r} >= delta_{j,L(r)} = max(0, 1 - (t_j - t_{L(r)+1}) / W)
+  >= max(0, 1 - (t_j - s_r) / W) = phi_j(s_r).
+  So the rental's reclaims count at most sum m_r phi_j(s_r) <= (1 + eps) x_r delta_{j,L_r}
+  in (R_j): its term in (1 + eps) E(., j). (Its program last may be later than L(r), so the
+  certificate's factor is the one of s_r, the smallest over the L_r it may have.)
 - *Recovery.* Take a term L of D_j and i = L + 1 in (R_j, w_j). The reclaims it counts
-  happened before t_j and end rentals with last >= L + 1: those with last < j are in
-  E(L, j), the others in A_j. So the term is at most u_j + (1 + eps) A_j, and so is 0.
+  happened in [t_{L+1}, t_j), so L(r) >= L + 1, and end rentals with last L_r >= L + 1:
+  those with L_r < j are in E(L, j), each counted at least as much there (Decay), the
+  others are active at j (placed no later than the reclaim, so at a candidate <= j) and in
+  A_j, where phi_j <= 1 suffices. So the term is at most u_j + (1 + eps) A_j, and so is 0.
   Hence p_j + D_j <= p_j + u_j + (1 + eps) A_j <= (1 + eps) S_j.
 
 Every row holds, each by its own condition; QED.
@@ -166,12 +203,14 @@ a large older usage inherit much of its short remaining window. So a quiet night
 busy hours needs c_j near 1/2 or less for the transfers of that night, while the busy
 hours' own transfers (all merged parts alive: the merged usage is at least the
 independent sum) keep 24 h. Short runs and sparse senders keep c_j = 1; in the week-long
-bench runs (docs/sandbox.md) 12-19 % of the transfers certify c_j < 1 (the smallest
-0.31-0.59, the median 1), and the bound is within 0.002-0.12 % of the 24 h program's
-optimum (one window per address, the smallest row's, left it 2.4-6.4 % below). The
+bench runs (docs/sandbox.md; measured before the decayed credit and the finer TronSave
+grid) 12-19 % of the transfers certify c_j < 1 (the smallest 0.31-0.59, the median 1), and
+the bound is within 0.002-0.12 % of the 24 h program's optimum (one window per address,
+the smallest row's, left it 2.4-6.4 % below). The
 property test (tests/sandbox/test_optimum.py) runs 200 random workload/policy pairs, a
 tenth of them built to merge, checks (R_j, w_j) independently on every row with the
-window that row used, and that no run costs less than the bound.
+window that row used (the reclaims' factor phi_j included), and that no run costs less
+than the bound.
 
 Everything is solved in units of 1,000 energy and TRX, and the reported bound is rounded
 down. Neighbours: `sandbox/simulating.py` (runs), `sandbox/reporting.py` (the report).
@@ -192,6 +231,7 @@ from scipy.sparse import coo_matrix
 from sandbox.market import Offer, PriceBook
 
 WINDOW = 86_400.0
+DECAY = WINDOW  # W: java-tron's merged recovery windows are at most 24 h (a reclaim's credit)
 SLOT_ROUNDING = 6.0  # seconds of recovery granted early (two 3-s slots)
 MARGIN = 600.0  # delivery delay and expiry tick, granted to every rental
 UNIT = 1000.0  # energy per program unit
@@ -437,17 +477,19 @@ def _kept_types(offers: Sequence[_Type], prices: Sequence[tuple[float, str]]) ->
 class _Program:
     """The sparse program of the module docstring for one address.
 
-    Columns b | x | C | S | QB | RB | PE. C_j is the chain's largest credit at j (module
+    Columns b | x | C | S | QB | RB | PE | PT. C_j is the chain's largest credit at j (module
     docstring). The sums that would repeat across rows are auxiliary columns tied by
     equalities (same optimum, far fewer nonzeros): S_j, the amount of the rentals active
     at j (S_j = S_{j-1} + those starting at j - those whose last covered transfer is
-    j - 1); PE_L, the amount of the rentals whose last is at most L; QB_L
+    j - 1); PE_L, the amount of the rentals whose last is at most L; PT_L, the same each
+    times tau'_{L'+1} = (t_{L'+1} - t_0) / W of its last L' (the reclaim's decay
+    delta_{j,L'} = 1 - tau'_j + tau'_{L'+1}, read by row j as (1 - tau'_j) PE + PT); QB_L
     and RB_L, prefix sums of b_i and b_i tau_i (tau = days since the first transfer), so
     that, with row j's window w_j and g_j = 24 h / w_j,
     sum_{s <= i <= L} rho_{w_j}(t_j - t_i) b_i = a_j (QB_L - QB_{s-1}) + g_j (RB_L - RB_{s-1})
     with a_j = 1 - (6 s) / w_j - g_j tau_j, for s the first draw whose rho at t_j is positive
     (rho_w(t_j - t_i) = a_j + g_j tau_i). Every column is defined by equalities that do
-    not involve any window (S, PE, QB, RB: sums of b and x); only row j's own rows (its
+    not involve any window (S, PE, PT, QB, RB: sums of b and x); only row j's own rows (its
     capacity row and C_j's caps) read w_j.
     """
 
@@ -500,8 +542,10 @@ class _Program:
         self.g = WINDOW / w
         self.nb, self.nx = n, len(self.x_cols)
         self.c0 = self.nb + self.nx
-        self.s0, self.qb0, self.rb0, self.pe0 = (self.c0 + n * m for m in range(1, 5))
-        self.nvar = self.pe0 + n
+        self.s0, self.qb0, self.rb0, self.pe0, self.pt0 = (self.c0 + n * m for m in range(1, 6))
+        self.nvar = self.pt0 + n
+        # t_{L+1} in decay windows since the first transfer (the last L ends nothing)
+        self.next_tau = np.append(t[1:] - t[0], 0.0) / DECAY
         self.cost = np.zeros(self.nvar)
         self.cost[: self.nb] = energy_fee * UNIT / TRX
         for col, (k, index, _) in enumerate(self.x_cols):
@@ -549,17 +593,15 @@ class _Program:
     def _build(self) -> None:
         n, nb, eps = self.n, self.nb, self.eps
         starting: list[list[int]] = [[] for _ in range(n)]
-        ended: list[list[int]] = [[] for _ in range(n)]  # by last + 1
-        for col, (k, _, last) in enumerate(self.x_cols):
+        for col, (k, _, _) in enumerate(self.x_cols):
             starting[k].append(col)
-            if last + 1 < n:
-                ended[last + 1].append(col)
         for j in range(n):
-            # S_j = S_{j-1} + starting at j - ended at j - 1
+            # S_j = S_{j-1} + starting at j - ended at j - 1 (PE_{j-1} - PE_{j-2})
             terms = [(self.s0 + j, 1.0)] + [(nb + col, -1.0) for col in starting[j]]
-            terms += [(nb + col, 1.0) for col in ended[j]]
             if j > 0:
-                terms.append((self.s0 + j - 1, -1.0))
+                terms += [(self.s0 + j - 1, -1.0), (self.pe0 + j - 1, 1.0)]
+            if j > 1:
+                terms.append((self.pe0 + j - 2, -1.0))
             self._eq(terms)
             # QB_j = QB_{j-1} + b_j, RB_j = RB_{j-1} + tau_j b_j
             q = [(self.qb0 + j, 1.0), (j, -1.0)]
@@ -575,30 +617,48 @@ class _Program:
             if j > 0:
                 pe.append((self.pe0 + j - 1, -1.0))
             self._eq(pe)
+            # PT_j = PT_{j-1} + tau'_{j+1} x the rentals whose last is j (PE_j - PE_{j-1})
+            later = float(self.next_tau[j])
+            pt = [(self.pt0 + j, 1.0), (self.pe0 + j, -later)]
+            if j > 0:
+                pt += [(self.pt0 + j - 1, -1.0), (self.pe0 + j - 1, later)]
+            self._eq(pt)
         for j in range(n):
-            # capacity: (E_j - b_j) + sum rho (E_i - b_i) - C_j - (1+eps) S_j <= 0
+            # capacity: (E_j - b_j) + sum rho (E_i - b_i) - C_j - (1+eps) S_j <= 0, with
+            # C_j = Z_j + (1+eps) x (every rental ending before j, times delta_{j,L})
             weighted, const = self._weighted(j, j - 1, -1.0)
             terms = [(j, -1.0), (self.s0 + j, -(1.0 + eps)), (self.c0 + j, -1.0), *weighted]
+            if len(self.chain[j]):
+                terms += [(col, -value) for col, value in self._ended(j, j - 1)]
             self._row(terms, -(self.need[j] + const))
             self._credit_rows(j)
 
-    def _credit_rows(self, j: int) -> None:
-        """C_j <= (1+eps) x (rentals ending at L in the chain), and for each L in the chain
-        C_j <= (usage of draws <= L at t_j) + (1+eps) x (rentals ending after L, before j)."""
+    def _ended(self, j: int, after: int) -> list[tuple[int, float]]:
+        """(1+eps) x sum_{L <= after} delta_{j,L} x (rentals whose last is L) as terms (for
+        after < j): delta_{j,L} = 1 - (t_j - t_{L+1}) / W = (1 - tau_j) + tau_{L+1} (tau in
+        W since the first transfer), read off PE and PT with row j's own coefficient."""
+        if after < 0:
+            return []
         grow = 1.0 + self.eps
+        a = 1.0 - float(self.t[j] - self.t[0]) / DECAY
+        return [(self.pe0 + after, grow * a), (self.pt0 + after, grow)]
+
+    def _credit_rows(self, j: int) -> None:
+        """C_j <= (1+eps) x (the chain's ending rentals, each times delta_{j,L}), and for each
+        L in the chain C_j <= (usage of draws <= L at t_j) + (1+eps) x (rentals ending after
+        L, before j, each times delta_{j,L'} of its last L'). Stated for the free column
+        Z_j = C_j - (1+eps) x (every rental ending before j, times delta): the part shared by
+        all of j's rows moves to its capacity row (C_j >= 0 is implied: every cap is >= 0,
+        and a larger C_j only loosens the capacity row)."""
         here = self.c0 + j
         if not len(self.chain[j]):
-            self._row([(here, 1.0)], 0.0)
+            self._row([(here, 1.0)], 0.0)  # C_j = Z_j, bounded below by 0: C_j = 0
             return
-        total = [(here, 1.0), (self.pe0 + j - 1, -grow)]
         start = int(self.chain_start[j])
-        if start > 0:
-            total.append((self.pe0 + start - 1, grow))
-        self._row(total, 0.0)
+        self._row([(here, 1.0), *self._ended(j, start - 1)], 0.0)
         for last in self.chain[j]:
             weighted, const = self._weighted(j, int(last), 1.0)
-            after = [(self.pe0 + j - 1, -grow), (self.pe0 + int(last), grow)]
-            self._row([(here, 1.0), *after, *weighted], const)
+            self._row([(here, 1.0), *self._ended(j, int(last)), *weighted], const)
 
     def _matrix(self, width: int) -> Any:
         shape = (len(self.upper), width)
@@ -611,6 +671,9 @@ class _Program:
     def _bounds(self) -> tuple[Any, Any]:
         lb, ub = np.zeros(self.nvar), np.full(self.nvar, np.inf)
         ub[: self.nb] = self.need
+        for j in range(self.n):
+            if len(self.chain[j]):
+                lb[self.c0 + j] = -np.inf  # Z_j (see _credit_rows)
         return lb, ub
 
     def solve_lp(self) -> tuple[float | None, Plan, list[float]]:

@@ -10,12 +10,16 @@ the largest w_j in (0, 24 h] for which it does.
 
 (R_j, w), for one transfer j of an address: for every i <= j (the draws i..j-1),
 
-    sum_{i <= k < j} p_k rho_w(t_j - t_k)  <=  u_j + sum_{reclaims r: t_i <= s_r < t_j} m_r
+    sum_{i <= k < j} p_k rho_w(t_j - t_k)
+        <=  u_j + sum_{reclaims r: t_i <= s_r < t_j} m_r phi_j(s_r)
 
 with p_k the energy transfer k drew from the pool, rho_w(d) = max(0, 1 - (d + 6 s) / w),
 u_j the usage the node held for the address just before transfer j (`TransferRecord.
-usage_before`), and m_r the used energy reclaim r (an UnDelegateResource at time s_r)
-moved away from the address (`ChainState.reclaims`). The left side grows with w, so the
+usage_before`), m_r the used energy reclaim r (an UnDelegateResource at time s_r) moved
+away from the address (`ChainState.reclaims`), and phi_j(s) = max(0, 1 - (t_j - s) / 24 h)
+(`DECAY`, whatever w): what a reclaim moved away counts only as much as would still be
+used at t_j had it stayed (java-tron's merged windows are at most 24 h), which is what
+the program's decayed credit for an ended rental allows. The left side grows with w, so the
 windows where (R_j, w) holds form an interval (0, w_j*]; below 6 s the left side is 0,
 so w_j* >= 6 s always. `certified_windows` returns each transfer's w_j (by bisection,
 from below: every window returned passes its row's check), `certified_window` the
@@ -40,7 +44,7 @@ from typing import Protocol
 
 import numpy as np
 
-from sandbox.optimum import SLOT_ROUNDING, WINDOW  # below 6 s every rho_w is 0
+from sandbox.optimum import DECAY, SLOT_ROUNDING, WINDOW  # below 6 s every rho_w is 0
 
 BISECTIONS = 40
 
@@ -72,12 +76,30 @@ class _Address:
         self.u = np.asarray([d.usage_before for d in ordered], dtype=float)
         moved = sorted((r.at, r.moved) for r in reclaims)
         self.s = np.asarray([at for at, _ in moved], dtype=float)
-        self.m = np.concatenate([[0.0], np.cumsum([m for _, m in moved], dtype=float)])
-        # reclaims before each transfer time: m[count(s_r < t)]
-        self.moved_before = self.m[np.searchsorted(self.s, self.t, side="left")]
+        self.m = np.asarray([m for _, m in moved], dtype=float)
+        # reclaims before each transfer time: count(s_r < t_j)
+        self.before = np.searchsorted(self.s, self.t, side="left")
+        self._taken: tuple[int, np.ndarray] | None = None
+
+    def taken(self, j: int) -> np.ndarray:
+        """For each i < j, sum over the reclaims r in [t_i, t_j) of m_r x max(0, 1 - (t_j -
+        s_r) / W): what they moved away, as much as would still be used at t_j. It reads no
+        window (w is only the draws'), so the bisection of row j computes it once."""
+        if self._taken is not None and self._taken[0] == j:
+            return self._taken[1]
+        t = float(self.t[j])
+        first = int(np.searchsorted(self.s, t - DECAY, side="right"))  # factor > 0 from here
+        last = int(self.before[j])
+        weights = self.m[first:last] * (1.0 - (t - self.s[first:last]) / DECAY)
+        prefix = np.concatenate([[0.0], np.cumsum(weights)])  # reclaims first..first+k-1
+        since = np.clip(self.before[:j] - first, 0, last - first)  # r >= i: from count(s < t_i)
+        value: np.ndarray = prefix[-1] - prefix[since]
+        self._taken = (j, value)
+        return value
 
     def excess(self, j: int, window: float) -> float:
-        """max over i of (program's usage of draws i..j-1) - (u_j + reclaims in [t_i, t_j)).
+        """max over i of (program's usage of draws i..j-1) - (u_j + the decayed reclaims in
+        [t_i, t_j)).
 
         Draws i older than t_j - w count 0; starting the sum earlier only adds reclaims.
         """
@@ -86,8 +108,7 @@ class _Address:
             return -float(self.u[j])
         rho = 1.0 - (self.t[j] - self.t[lo:j] + SLOT_ROUNDING) / window
         usage = np.cumsum((self.p[lo:j] * np.maximum(rho, 0.0))[::-1])[::-1]  # from i on
-        taken = self.moved_before[j] - self.moved_before[lo:j]
-        return float(np.max(usage - self.u[j] - taken))
+        return float(np.max(usage - self.u[j] - self.taken(j)[lo:j]))
 
     def row(self, j: int, window: float) -> float:
         """The largest w <= `window` with (R_j, w) (bisection from below: it passes)."""

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.sparse.linalg import spsolve
 
 from providers import registry
-from sandbox import demo
+from sandbox import demo, optimum
 from sandbox.market import BUCKET, Drift, Market, Offer, catalogue
 from sandbox.optimum import WINDOW, AddressOptimum, Optimum, _Program, _Type, solve_address
 from sandbox.providers.eopen import PERIODS as EOPEN_PERIODS
@@ -89,6 +90,71 @@ def test_the_sparse_rows_read_each_rows_window() -> None:
         value = float((matrix[rows[0]] @ x)[0] - upper[rows[0]])
         rho = np.maximum(0, 1 - (times[j] - np.asarray(times[:j]) + 6) / windows[j])
         assert value == pytest.approx(drawn[j] + float(rho @ drawn[:j]), abs=1e-6)
+
+
+def test_the_credit_rows_decay_each_ended_rental() -> None:
+    """What a rental ending at L may take back from row j's usage is its amount times
+    (1 + eps) x delta_{j,L} = 1 - (t_j - t_{L+1}) / 24 h: with every transfer burned (no
+    usage) and random rental amounts, each cap of C_j that the sparse rows state (capacity
+    row less a credit row) equals the decayed sum over the ends after L, restated here."""
+    rng = random.Random(5)
+    times = sorted(rng.uniform(0, 2 * WINDOW) for _ in range(30))
+    energies = [HOT] * len(times)
+    windows = np.asarray([rng.choice([WINDOW, rng.uniform(3600.0, WINDOW)]) for _ in times])
+    offers = [_Type("", 3600, 0), _Type("", 5 * 3600, 0)]
+    costs = [[(30.0, "a"), (60.0, "a")] for _ in times]
+    eps = 0.01
+    program = _Program(times, energies, offers, costs, 100, eps, windows)
+    n, nb, nx = program.n, program.nb, program.nx
+    x = np.zeros(program.nvar)
+    x[:nb] = program.need  # all burned: no usage
+    amounts = np.asarray([rng.uniform(0, 50) for _ in range(nx)])
+    x[nb : nb + nx] = amounts
+    # the columns the equalities define (S, QB, RB, PE, PT), from the program's equalities
+    eq = program._eq_matrix(program.nvar).tocsc()
+    aux = np.arange(program.s0, program.nvar)
+    x[aux] = spsolve(eq[:, aux], -(eq @ x))
+    assert np.allclose(eq @ x, 0.0)
+    t = np.asarray(times)
+    ended = np.zeros(n)  # amount of the rentals whose last covered transfer is L
+    for col, (_, _, last) in enumerate(program.x_cols):
+        if last < n - 1:
+            ended[last] += amounts[col]
+    matrix, upper = program._matrix(program.nvar), np.asarray(program.upper)
+    values = matrix @ x - upper
+    checked = 0
+    for j in range(n):
+        column = matrix[:, program.c0 + j].toarray()[:, 0]
+        (capacity,) = np.nonzero(column == -1.0)
+        credits = np.nonzero(column == 1.0)[0]
+        if not len(program.chain[j]):
+            continue
+        capped = sorted((-values[capacity[0]] - values[r]) / (1 + eps) - x[program.s0 + j]
+                        for r in credits)  # fmt: skip
+        delta = 1.0 - (t[j] - t[1:]) / WINDOW  # delta_{j,L} for L = 0..n-2: t_{L+1}
+        ends = [int(program.chain_start[j]) - 1, *map(int, program.chain[j])]
+        expected = sorted(float(np.dot(delta[lo + 1 : j], ended[lo + 1 : j])) for lo in ends)
+        assert capped == pytest.approx(expected, abs=1e-6), j
+        checked += len(ends)
+    assert checked > 100
+
+
+def test_the_decayed_credit_raises_the_bound() -> None:
+    """Four transfers under 1 h and 24 h rentals: crediting each ended rental in full,
+    whenever it ended (W = infinity), gives a bound 1 % lower than the decayed credit."""
+    offers = [Offer("a", 3600, 30, 1000), Offer("b", 86_400, 56, 1000)]
+    times = [h * 3600.0 for h in (16.0, 21.0, 22.0, 29.0)]
+    energies = [130_285, 130_285, HOT, 130_285]
+
+    def bound() -> int:
+        return solve_address("A", times, energies, offers, energy_fee=100,
+                             milp_time_limit=None).lower_bound_sun  # fmt: skip
+
+    decayed = bound()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(optimum, "DECAY", 1e30)
+        undecayed = bound()
+    assert decayed > undecayed * 1.005, (decayed, undecayed)
 
 
 def test_burning_is_the_optimum_when_rentals_cost_more() -> None:

@@ -23,11 +23,16 @@ SLOT = 3.0
 
 def holds_row(draws: Sequence[Draw], reclaims: Sequence[Reclaim], j: int, window: float) -> bool:
     """(R_j, w): for every i <= j, the program's usage at t_j (window w) of the draws
-    i..j-1 is at most u_j plus what reclaims in [t_i, t_j) moved away (draws in time order)."""
+    i..j-1 is at most u_j plus what reclaims in [t_i, t_j) moved away, each decayed linearly
+    over 24 h from its time to t_j (draws in time order)."""
     last = draws[j]
     for i in range(j + 1):
         usage = sum(d.drawn * max(0.0, 1.0 - (last.at - d.at + 6.0) / window) for d in draws[i:j])
-        taken = sum(r.moved for r in reclaims if draws[i].at <= r.at < last.at)
+        taken = sum(
+            r.moved * max(0.0, 1.0 - (last.at - r.at) / 86_400.0)
+            for r in reclaims
+            if draws[i].at <= r.at < last.at
+        )
         if usage > last.usage_before + taken:
             return False
     return True
@@ -106,6 +111,14 @@ def test_a_reclaim_counts_what_it_moved_away() -> None:
     assert certified_window(draws, []) < 2 * H + 7
     # a reclaim after the transfer does not count for it
     assert certified_window(draws, [Reclaim(2 * H, moved)]) < WINDOW
+    # what it moved counts as it would have recovered: 19 h later, 5/24 of it is left
+    late = [Draw(0.0, 100_000, 0), Draw(20 * H, 64_285, 0)]
+    left = 100_000 * (1 - (20 * H + 6) / WINDOW)  # the program's usage of the first draw
+    assert check(late, [Reclaim(H, 50_000)], WINDOW) == pytest.approx(left - 50_000 * 5 / 24)
+    assert check(late, [Reclaim(20 * H - 1, 10_000)], WINDOW) == pytest.approx(
+        left - 10_000 * (1 - 1 / WINDOW)
+    )
+    assert check(late, [Reclaim(-5 * H, moved)], WINDOW) == pytest.approx(left)  # before t_0
 
 
 def test_the_window_is_the_full_day_without_draws_and_never_zero() -> None:
