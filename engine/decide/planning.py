@@ -206,18 +206,6 @@ def _durations(policy: EnergyPolicy, inputs: PlanInputs) -> tuple[int, ...]:
     return tuple(sorted(found))
 
 
-def _trimmed(durations: Sequence[int], rentals: Sequence[Rental], now: float) -> tuple[int, ...]:
-    """While a rental the engine bought is in force, a top-up ends no later than it does
-    (plus an hour): the renewal then buys the next level whole. The shortest duration is
-    always kept."""
-    lasting = [r.ends_at for r in rentals if r.ends_at > now]
-    if not lasting or not durations:
-        return tuple(durations)
-    until = max(lasting) - now + 3600
-    kept = tuple(d for d in durations if d <= until)
-    return kept or (min(durations),)
-
-
 @dataclass(frozen=True, slots=True)
 class _Need:
     """What one address needs, as inputs to sizing each candidate."""
@@ -227,6 +215,7 @@ class _Need:
     threshold: int
     forecast: Forecast
     rentals: Sequence[Rental]
+    rolling: sizing.Rolling | None = None
 
     @property
     def shortfall(self) -> int:
@@ -240,6 +229,8 @@ def _amount(policy: EnergyPolicy, need: _Need, duration: int, now: float) -> int
     if top_up.target is not None:
         return max(top_up.target, need.threshold) - need.effective
     assert top_up.auto is not None
+    if need.rolling is not None:  # the shortfall below the rolling level, nothing more
+        return need.shortfall
     seen = need.observation
     return sizing.auto_amount(
         need.forecast,
@@ -287,11 +278,18 @@ def _candidates(
             if energy is None:
                 rejected.append((name, f"{wanted} is above its maximum {caps.max_amount}"))
                 continue
-            alongside = sizing.staying(need.observation.limit, need.rentals, inputs.now + duration)
-            served = sizing.served(
-                need.forecast, now=inputs.now, energy=energy, duration=duration,
-                next_need=auto.at_least if auto is not None else energy, alongside=alongside,
-            )  # fmt: skip
+            if need.rolling is not None:
+                served = sizing.served_rolling(
+                    need.forecast, need.rolling, now=inputs.now, energy=energy, duration=duration
+                )
+            else:
+                alongside = sizing.staying(
+                    need.observation.limit, need.rentals, inputs.now + duration
+                )
+                served = sizing.served(
+                    need.forecast, now=inputs.now, energy=energy, duration=duration,
+                    next_need=auto.at_least if auto is not None else energy, alongside=alongside,
+                )  # fmt: skip
             candidates.append(Candidate(name, energy, duration, served=served))
     return candidates, rejected
 
@@ -320,12 +318,21 @@ def _assess_one(
     available, ending_text = observation.available, ""
     lead = spec.renewal_lead
     auto = spec.top_up.auto
-    if lead and rentals and (fc.known or auto is None):
+    rolling: sizing.Rolling | None = None
+    if auto is not None and fc.known:
+        # a rolling level: enough for the use expected over the lead time, the rentals
+        # ending meanwhile counted out (see engine/decide/sizing.py)
+        rolling = sizing.rolling(
+            fc, auto, now=inputs.now, used=observation.used, limit=observation.limit,
+            rentals=rentals, lead=lead or 3600,
+        )  # fmt: skip
+        threshold = max(threshold, rolling.threshold)
+        if rolling.ending:
+            available = rolling.available
+            ending_text = f" ({rolling.ending} energy ends within {lead}s: {available} after)"
+    elif lead and rentals and auto is None:
         ending = [r for r in rentals if r.renewal_due(inputs.now, lead)]
-        # renewed only if the address is expected to use at least one transfer's worth
-        # in the day after (a policy without auto, renewing on request, always is)
-        after = fc.expected(inputs.now + lead, 86_400)
-        if ending and (auto is None or after >= auto.at_least):
+        if ending:
             energy = sum(r.energy for r in ending)
             available = sizing.after_endings(observation.available, observation.limit, energy)
             ending_text = f" ({energy} energy ends within {lead}s: {available} after)"
@@ -333,11 +340,8 @@ def _assess_one(
     if held is not None:
         return held
     effective = available + sum(order.energy for order in orders)
-    need = _Need(observation, effective, threshold, fc, rentals)
+    need = _Need(observation, effective, threshold, fc, rentals, rolling)
     durations = _durations(policy, inputs)
-    if spec.top_up.auto is not None and fc.known:
-        lasting = [r for r in rentals if r.ends_at > inputs.now + (lead or 0)]
-        durations = _trimmed(durations, lasting, inputs.now)
     candidates, rejected = _candidates(policy, need, durations, inputs)
     wants = _amount(policy, need, durations[0], inputs.now)
     shown = f"{durations[0]}s" if len(durations) == 1 else f"one of {len(durations)} durations"

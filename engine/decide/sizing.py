@@ -32,6 +32,7 @@ Neighbours: `engine/core/usage.py` (forecasts), `engine/decide/planning.py` (the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from engine.core.usage import WINDOW, Forecast
 from engine.decide.plans import Rental
@@ -97,4 +98,82 @@ def after_endings(available: int, limit: int, ending: int) -> int:
     return available * left // limit
 
 
-__all__ = ["after_endings", "auto_amount", "level", "per_used_milli", "served", "staying"]
+#: how long used energy takes to fall by half in a steady sender's merged recovery window
+#: (java-tron merges each draw's 24 h window into the usage's: a steady sender's usage falls
+#: to 0 over about 12 h, linearly; in `served_rolling` that is treated as a time constant)
+HOLD = 12 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Rolling:
+    """A rolling level for one address (see `rolling`)."""
+
+    threshold: int  # free energy wanted now: the rise expected over the lead, plus `free`
+    required: int  # the energy delegated the address needs over the lead time
+    available: int  # free energy once the rentals ending within the lead have ended
+    ending: int  # energy of the engine's rentals ending within the lead time
+    free: int  # energy kept free on top: atLeast, or the largest recent burst
+
+
+def rolling(
+    forecast: Forecast,
+    auto: AutoSize,
+    *,
+    now: float,
+    used: int,
+    limit: int,
+    rentals: Sequence[Rental],
+    lead: int,
+) -> Rolling:
+    """The rolling level: the address holds enough delegated energy for its expected use
+    over the next `lead` seconds (draws times `headroom`, recovering over 24 h), with
+    `atLeast` (or the largest recent burst, if larger) free on top, counting out the rentals
+    the engine bought that end meanwhile (their end takes away used energy in proportion,
+    `after_endings`). Each purchase is the shortfall below that level, bought for the
+    duration with the lowest cost per unit of energy it is expected to serve
+    (`served_rolling`); as pieces end and are replaced, each end takes its share of the
+    used energy away, so the level a steady sender needs stays below the half day's use
+    a single long rental would need."""
+    ending = sum(r.energy for r in rentals if now < r.ends_at <= now + lead)
+    ending = min(ending, limit)
+    left = limit - ending
+    used_after = used * left // limit if limit > 0 else used
+    available = max(0, left - used_after)
+    free = max(auto.at_least, round(forecast.burst))
+    # the rise over the lead: the draws expected, less what the used energy recovers
+    # meanwhile (linear over 24 h; over a lead of hours the peak is at one end or the other)
+    rise = max(0, round(forecast.expected(now, lead) * auto.headroom - used_after * lead / WINDOW))
+    return Rolling(rise + free, used_after + rise + free, available, ending, free)
+
+
+def served_rolling(
+    forecast: Forecast, level: Rolling, *, now: float, energy: int, duration: int
+) -> int:
+    """Energy a piece of `energy` for `duration` is expected to serve in a rolling level:
+    its share of the level that pieces of that duration would need, times the use expected
+    over its life. Pieces of duration d end at a rate of one level per d, and each end takes
+    its share of the used energy away, on top of the recovery (used energy falls about as
+    if it halved every `HOLD`): a level of pieces of duration d settles at about
+    rate x 1 / (1 / HOLD + 1 / d) used, plus what is kept free. Short pieces keep the level
+    low but each serves little; long pieces are cheaper per day but take little away when
+    they end: for a steady sender about a day is best."""
+    use = forecast.expected(now, duration)
+    if use <= 0 or duration <= 0:
+        return 1
+    rate = use / duration
+    held = 1.0 / (1.0 / HOLD + 1.0 / duration)
+    level_for = rate * held + level.free
+    return max(1, round(use * min(1.0, energy / level_for)))
+
+
+__all__ = [
+    "Rolling",
+    "after_endings",
+    "auto_amount",
+    "level",
+    "per_used_milli",
+    "rolling",
+    "served",
+    "served_rolling",
+    "staying",
+]
