@@ -217,17 +217,22 @@ class Reconciler:
     async def rentals(self, now: float) -> dict[str, list[Rental]]:
         """The delegations the engine bought that have not ended yet, by address."""
         delivered = frozenset({OrderPhase.DELIVERED, OrderPhase.PARTIAL})
-        orders = await self.store.orders(
-            OrderFilter(phases=delivered, since=now - _LONGEST_RENTAL, limit=_CHANGES)
-        )
         found: dict[str, list[Rental]] = {}
-        for order in orders:
-            ends = order.created_at + order.duration
-            if ends > now:
-                found.setdefault(order.address, []).append(
-                    Rental(order.client_order_id, order.energy, ends, order.duration)
-                )
-        return found
+        since: float | None = now - _LONGEST_RENTAL
+        while True:  # only the rentals not over yet, a page at a time, oldest first
+            page = await self.store.orders(
+                OrderFilter(phases=delivered, since=since, ends_after=now, limit=_CHANGES,
+                            newest_first=False)
+            )  # fmt: skip
+            for order in page:
+                rental = Rental(order.client_order_id, order.energy,
+                                order.created_at + order.duration, order.duration)  # fmt: skip
+                mine = found.setdefault(order.address, [])
+                if all(r.client_order_id != rental.client_order_id for r in mine):
+                    mine.append(rental)
+            if len(page) < _CHANGES:
+                return found
+            since = page[-1].created_at  # inclusive: the ids above drop the repeats
 
     async def track(self, observations: Mapping[str, object] | None = None) -> list[TrackResult]:
         """Move every open order on once (reads the chain for addresses not observed)."""

@@ -39,7 +39,7 @@ from engine.act.validating import ENGINE_CHECKS
 from engine.core.clock import VirtualClock
 from engine.core.costs import charged, order_cost
 from engine.reconciling import Reconciler
-from engine.store import OrderFilter, OrderRecord, open_store
+from engine.store import OrderFilter, OrderRecord, Store, open_store
 from policies.base import SecretRef
 from policies.loading import SecretMode, load
 from policies.policyset import PolicySet
@@ -60,6 +60,7 @@ FLOOR_ENERGY = 131_000
 #: seconds): a rental's expiry is seen at most this late. Each tick costs time in
 #: proportion to every order an emulator ever took.
 EMULATOR_TICK = 120.0
+PAGE = 10_000  # orders read at once (the store's largest page)
 
 
 class SimulationError(Exception):
@@ -85,6 +86,7 @@ class SimulationResult:
     floor: Floor | None = None
     passes: int = 0
     orders: list[OrderRecord] = field(default_factory=list)
+    known_orders: dict[str, OrderRecord] = field(default_factory=dict, repr=False)
     transfers: list[TransferRecord] = field(default_factory=list)
     sample_times: list[float] = field(default_factory=list)
     energy_series: dict[str, list[int]] = field(default_factory=dict)
@@ -261,7 +263,8 @@ async def simulate(
                 world, rec, spender, result, step=step, sweep=sweep, sample=sample,
                 progress=progress, market=market,
             )  # fmt: skip
-            result.orders = await store.orders(OrderFilter(limit=10_000))
+            await _catch_up(store, result.known_orders)
+            result.orders = sorted(result.known_orders.values(), key=lambda o: o.created_at)
             for at, receiver, moved in world.chain.reclaims:
                 result.reclaims.setdefault(to_base58(receiver), []).append(Reclaim(at, moved))
             if with_optimum:
@@ -281,6 +284,25 @@ async def simulate(
             await reader.aclose()
             await store.close()
     return result
+
+
+async def _catch_up(store: Store, known: dict[str, OrderRecord]) -> None:
+    """Bring `known` (every order of the run by client order id) up to date: the orders
+    created or changed since the newest change it holds, a page at a time (a week of
+    rolling levels places thousands of orders; rereading them all at every sample would
+    cost more than the run)."""
+    newest = max((o.updated_at for o in known.values()), default=None)
+    page = await store.orders(OrderFilter(updated_since=newest, limit=PAGE, newest_first=False))
+    if len(page) == PAGE:  # more changed than a page: read every order, by creation
+        page, since = [], None
+        while True:
+            chunk = await store.orders(OrderFilter(since=since, limit=PAGE, newest_first=False))
+            page += chunk
+            if len(chunk) < PAGE:
+                break
+            since = chunk[-1].created_at  # inclusive: the ids below remove the repeats
+    for order in page:
+        known[order.client_order_id] = order
 
 
 def _limits(world: World, addresses: Sequence[str]) -> list[int]:
@@ -312,6 +334,7 @@ async def _loop(
     next_sample = start
     spent = burned = 0
     open_orders = False
+    known = result.known_orders
     t = start
     while t <= end:
         if market is not None:
@@ -334,8 +357,8 @@ async def _loop(
         limits = now_limits
         if clock.now() >= next_sample:
             next_sample += sample
-            orders = await rec.store.orders(OrderFilter(limit=10_000))
-            spent = sum(order_cost(o) for o in orders if charged(o))
+            await _catch_up(rec.store, known)
+            spent = sum(order_cost(o) for o in known.values() if charged(o))
             result.sample_times.append(clock.now())
             for address in addresses:
                 result.energy_series[address].append(world.chain.available_energy(address))

@@ -100,6 +100,10 @@ class OrderFilter(_Record):
     updated_since: float | None = Field(
         default=None, description="updated_at >= updated_since (the order's last change)"
     )
+    ends_after: float | None = Field(
+        default=None,
+        description="created_at + duration > ends_after: rentals not over yet (delivered ones)",
+    )
     deadline_before: float | None = Field(
         default=None, description="Open orders whose deadline is before this time (alerts)."
     )

@@ -184,9 +184,16 @@ def _held(
     return None
 
 
+#: the durations `duration: auto` considers (5 and 10 minutes, 1 and 3 hours, 1, 2, 3, 7,
+#: 14 and 30 days), where the listed providers sell them
+AUTO_LADDER = (300, 600, 3600, 3 * 3600, 86_400, 2 * 86_400, 3 * 86_400, 7 * 86_400,
+               14 * 86_400, 30 * 86_400)  # fmt: skip
+
+
 def _durations(policy: EnergyPolicy, inputs: PlanInputs) -> tuple[int, ...]:
-    """The durations a purchase may have: the policy's list, or (auto) every one the
-    listed providers sell (a provider selling any length sells the others' durations)."""
+    """The durations a purchase may have: the policy's list, or (auto) every one on
+    `AUTO_LADDER` the listed providers sell (a provider selling any length sells the
+    others' durations)."""
     allowed = policy.spec.top_up.durations
     if allowed is not None:
         return allowed
@@ -203,7 +210,10 @@ def _durations(policy: EnergyPolicy, inputs: PlanInputs) -> tuple[int, ...]:
             free.append((caps.min_duration, caps.max_duration))
     if not found:
         found = {max(3600, low) for low, _high in free}
-    return tuple(sorted(found))
+    # every duration is a quote per provider each time an address is short: a vendor
+    # selling every whole day to 30 would cost 30 quotes where 5 tell the same story
+    on_ladder = found & set(AUTO_LADDER)
+    return tuple(sorted(on_ladder or {min(found)}))
 
 
 @dataclass(frozen=True, slots=True)

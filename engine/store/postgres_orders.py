@@ -247,6 +247,9 @@ async def orders(cur: Cursor, selection: OrderFilter) -> list[OrderRecord]:
     if selection.updated_since is not None:
         where.append("updated_at >= %s")
         params.append(selection.updated_since)
+    if selection.ends_after is not None:
+        where.append("created_at + duration > %s")
+        params.append(selection.ends_after)
     if selection.deadline_before is not None:
         where.append("deadline < %s AND phase = ANY(%s)")
         params.extend([selection.deadline_before, _OPEN])

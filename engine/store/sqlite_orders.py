@@ -210,6 +210,9 @@ def orders(conn: sqlite3.Connection, selection: OrderFilter) -> list[OrderRecord
     if selection.updated_since is not None:
         where.append("updated_at >= ?")
         params.append(selection.updated_since)
+    if selection.ends_after is not None:
+        where.append("created_at + duration > ?")
+        params.append(selection.ends_after)
     if selection.deadline_before is not None:
         where.append(f"deadline < ? AND phase IN ({_OPEN_SQL})")
         params.extend([selection.deadline_before, *_OPEN])

@@ -332,3 +332,16 @@ async def test_orders_changed_since_a_time(store: Store, clock: VirtualClock) ->
     assert changed[0].updated_at == START + 10
     assert len(await store.orders(OrderFilter(updated_since=START))) == 2
     assert b not in {r.client_order_id for r in changed}
+
+
+async def test_orders_whose_rental_is_not_over(store: Store, clock: VirtualClock) -> None:
+    hour = await created(store, address="TA", duration=3600)
+    day = await created(store, address="TB", duration=86_400)
+    clock.advance(7200)
+    later = await created(store, address="TC", duration=3600)  # created at START + 7200
+    live = await store.orders(OrderFilter(ends_after=START + 7200, newest_first=False))
+    # the hour bought at START ended at START + 3600; the day and the new hour have not
+    assert [r.client_order_id for r in live] == [day, later]
+    assert hour not in {r.client_order_id for r in live}
+    ended = await store.orders(OrderFilter(ends_after=START + 86_400 + 1))
+    assert ended == []
