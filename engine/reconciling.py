@@ -78,6 +78,10 @@ Confirm = Callable[[Plan, list[TrackResult]], Awaitable[bool]]
 #: usage profiles meet the store at most this often (seconds of read time), see `learn`
 PROFILE_SYNC_INTERVAL = 300.0
 _LONGEST_RENTAL = 31 * 86_400.0  # no vendor rents for longer (30 days)
+#: the rentals in force are read whole at least this often (seconds); in between, from the
+#: orders changed since the last read (an order leaving `delivered` is seen at the latest then)
+RENTALS_REREAD = 600.0
+_SETTLE = 5.0  # seconds of overlap between two reads of the orders changed
 _CHANGES = 10_000  # most order changes `fresh_enough` lists before it re-reads everything
 _R = TypeVar("_R")
 
@@ -154,6 +158,10 @@ class Reconciler:
         self.unsaved_profiles: set[str] = set()  # learnt since the last save
         self.profiles_read_at = -math.inf  # when the store's copies were last read
         self.profiles_saved_at = -math.inf  # and when ours were last kept
+        #: the rentals in force as last read (client order id -> (address, rental))
+        self._rentals: dict[str, tuple[str, Rental]] = {}
+        self._rentals_read_at: float | None = None
+        self._rentals_whole_at = -math.inf
         self.applied_by = applied_by
         interval = policy_set.settings.observation.interval
         self.max_observation_age = max(120.0, 4.0 * interval)
@@ -215,24 +223,46 @@ class Reconciler:
         return notes
 
     async def rentals(self, now: float) -> dict[str, list[Rental]]:
-        """The delegations the engine bought that have not ended yet, by address."""
-        delivered = frozenset({OrderPhase.DELIVERED, OrderPhase.PARTIAL})
+        """The delegations the engine bought that have not ended yet, by address.
+
+        Read whole from the store at most every `RENTALS_REREAD` seconds; in between, the
+        ones kept are brought up to date from the orders changed since the last read
+        (another replica's too), and those over by now are dropped."""
+        since = self._rentals_read_at
+        if since is None or now - self._rentals_whole_at >= RENTALS_REREAD or now < since:
+            self._rentals = await self._live_rentals(now, None)
+            self._rentals_whole_at = now
+        else:
+            for key, rental in (await self._live_rentals(now, since - _SETTLE)).items():
+                self._rentals[key] = rental
+        self._rentals_read_at = now
+        self._rentals = {k: r for k, r in self._rentals.items() if r[1].ends_at > now}
         found: dict[str, list[Rental]] = {}
+        for owner, live in sorted(self._rentals.values(), key=lambda r: r[1].ends_at):
+            found.setdefault(owner, []).append(live)
+        return found
+
+    async def _live_rentals(
+        self, now: float, changed_since: float | None
+    ) -> dict[str, tuple[str, Rental]]:
+        """Delivered orders whose rental is not over at `now` (changed since a time, if
+        given), a page at a time, by client order id."""
+        delivered = frozenset({OrderPhase.DELIVERED, OrderPhase.PARTIAL})
+        found: dict[str, tuple[str, Rental]] = {}
         since: float | None = now - _LONGEST_RENTAL
-        while True:  # only the rentals not over yet, a page at a time, oldest first
+        while True:
             page = await self.store.orders(
-                OrderFilter(phases=delivered, since=since, ends_after=now, limit=_CHANGES,
-                            newest_first=False)
+                OrderFilter(phases=delivered, since=since, ends_after=now,
+                            updated_since=changed_since, limit=_CHANGES, newest_first=False)
             )  # fmt: skip
             for order in page:
-                rental = Rental(order.client_order_id, order.energy,
-                                order.created_at + order.duration, order.duration)  # fmt: skip
-                mine = found.setdefault(order.address, [])
-                if all(r.client_order_id != rental.client_order_id for r in mine):
-                    mine.append(rental)
+                found[order.client_order_id] = (order.address, Rental(
+                    order.client_order_id, order.energy, order.created_at + order.duration,
+                    order.duration,
+                ))  # fmt: skip
             if len(page) < _CHANGES:
                 return found
-            since = page[-1].created_at  # inclusive: the ids above drop the repeats
+            since = page[-1].created_at  # inclusive: the ids drop the repeats
 
     async def track(self, observations: Mapping[str, object] | None = None) -> list[TrackResult]:
         """Move every open order on once (reads the chain for addresses not observed)."""

@@ -215,3 +215,33 @@ async def test_usage_profiles_meet_the_store_at_most_every_sync_interval(
     assert {a: p.updated_at for a, p in kept.items()} == {
         a: rec.usage[a].updated_at for a in watched
     }
+
+
+async def test_rentals_in_force_follow_the_store_between_whole_reads(
+    market: Market, tmp_path: Path
+) -> None:
+    """The rentals the planner sees: read whole, then kept up to date from the orders
+    changed since (one delivered by another replica included), ended ones dropped."""
+    [addr, other] = market.watched(2)
+    rec = reconciler(market, policy_set(tmp_path, [addr, other], ["p-eopen"]))
+
+    async def delivered(name: str, address: str, duration: int) -> None:
+        new = NewIntent(
+            client_order_id=name, policy="pol", address=address, provider="eopen",
+            energy=70_000, duration=duration, reserved_sun=0,
+        )  # fmt: skip
+        assert isinstance(await market.store.create_intent(new, budgets=[]), IntentCreated)
+        await market.store.transition(name, OrderPhase.DELIVERED)
+
+    def live(rentals: dict[str, list[object]]) -> set[str]:
+        return {r.client_order_id for rs in rentals.values() for r in rs}  # type: ignore[attr-defined]
+
+    await delivered("hour", addr, 3600)
+    first = await rec.rentals(market.clock.now())
+    assert live(first) == {"hour"}
+    market.advance(60)
+    await delivered("day", other, 86_400)  # as another replica would: straight in the store
+    market.advance(60)
+    assert live(await rec.rentals(market.clock.now())) == {"hour", "day"}
+    market.advance(3600)  # the hour is over; no whole read since (RENTALS_REREAD is 600 s)
+    assert live(await rec.rentals(market.clock.now())) == {"day"}
