@@ -107,6 +107,14 @@ class Delivery:
         return DeliveryState.PARTIAL
 
 
+def _next_event(delivery: Delivery) -> float:
+    """When `delivery` next has something to do: an attempt, or a delegation to reclaim."""
+    times = [d.expires_at for d in delivery.active]
+    if delivery.due_at is not None:
+        times.append(delivery.due_at)
+    return min(times, default=math.inf)
+
+
 class DeliveryBook:
     """Schedules and performs the deliveries of one emulator."""
 
@@ -124,6 +132,9 @@ class DeliveryBook:
         self.max_attempts = max_attempts
         self.deliveries: list[Delivery] = []  # every delivery, in acceptance order
         self._open: list[Delivery] = []  # those not finished, in acceptance order
+        #: no open delivery has anything due before this (a tick before it changes nothing:
+        #: every request ticks, and a day's rentals keep hundreds of deliveries open)
+        self._next = -math.inf
 
     def schedule(
         self,
@@ -151,17 +162,21 @@ class DeliveryBook:
         self.deliveries.append(delivery)
         if not delivery.finished:
             self._open.append(delivery)
+            self._next = -math.inf  # due now or soon: the next tick looks at every one
         return delivery
 
     def tick(self, now: float) -> list[Delivery]:
         """Advance every unfinished delivery to `now`; returns those whose state changed."""
         changed: list[Delivery] = []
+        if now < self._next:
+            return changed
         for delivery in self._open:
             before = (delivery.state, delivery.delivered)
             self._advance(delivery, now)
             if (delivery.state, delivery.delivered) != before:
                 changed.append(delivery)
         self._open = [d for d in self._open if not d.finished]
+        self._next = min((_next_event(d) for d in self._open), default=math.inf)
         return changed
 
     def reclaim_early(self, delivery: Delivery, now: float) -> list[str]:
