@@ -280,10 +280,10 @@ class TronSaveEmulator(EmulatorBase):
         except ValueError:
             return _fastify("FST_ERR_VALIDATION", "querystring/page must be number")
         wanted = q.get("status")
-        rows = [self._render(o, with_status=True) for o in self.orders.values()]
-        rows = [r for r in rows if wanted in (None, r["status"])]
-        rows.sort(key=lambda r: r["id"], reverse=True)  # newest first (ids start with time)
-        return self._ok({"data": rows[page * size : (page + 1) * size], "total": len(rows)})
+        chosen = [o for o in self.orders.values() if wanted in (None, self._status(o))]
+        chosen.sort(key=lambda o: o.id, reverse=True)  # newest first (ids start with time)
+        rows = [self._render(o, with_status=True) for o in chosen[page * size : (page + 1) * size]]
+        return self._ok({"data": rows, "total": len(chosen)})
 
     # ------------------------------------------------------------------ state
 
@@ -314,8 +314,11 @@ class TronSaveEmulator(EmulatorBase):
             ],
         }
         if with_status:
-            row["status"] = "Completed" if self._completed(order) else "Active"
+            row["status"] = self._status(order)
         return row
+
+    def _status(self, order: TronSaveOrder) -> str:
+        return "Completed" if self._completed(order) else "Active"
 
 
 def _fastify(code: str, message: str) -> JSONResponse:
