@@ -11,6 +11,7 @@ read by `engine/` (planning, the controller, the CLI).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
@@ -154,9 +155,10 @@ class PolicySet:
         """Where a field of a document is written, e.g. `locate(policy, "spec", "topUp")`."""
         return self.source(document).locate(*path, key=key)
 
-    @property
+    @functools.cached_property
     def revision(self) -> str:
-        """A content hash of the set (sha256 hex), independent of file layout and order."""
+        """A content hash of the set (sha256 hex), independent of file layout and order
+        (computed once: a set is not changed after it is built; each pass records it)."""
         canonical = sorted(
             json.dumps(item.document.model_dump(mode="json"), sort_keys=True)
             for item in self._documents

@@ -139,24 +139,20 @@ PolicyRow = (
     tuple[str, str, int, int, str, str, str, str, str]
     | tuple[str, str, int, int, str, str, str, str, str, str]
 )
-ROLLING = ("strategy: cheapest", "renewBefore: 15m")
 DEMO_POLICIES: tuple[PolicyRow, ...] = (
-    ("payouts", "hot wallets paying out USDT all day: a rolling level, cheapest vendor",
-     0, 6, "150k", "{auto: {}, duration: 1d}",
-     "[mefree, tronsave, eopen, itrx, catfee, netts]", "300 sun/energy",
-     "{perDay: 5000 TRX}", "\n".join((*ROLLING, "expectedUse: {perDay: 2M}"))),
-    ("deposit-sweep", "deposit addresses swept all day: a rolling level, cheapest vendor",
-     6, 6, "150k", "{auto: {}, duration: 1d}",
-     "[tronsave, eopen, itrx, feee, tronzap]", "300 sun/energy", "{perDay: 8000 TRX}",
-     "\n".join((*ROLLING, "expectedUse: {perDay: 2M}"))),
-    ("treasury", "treasury wallets sending batches: a rolling level, one cold transfer free",
-     12, 4, "200k", "{auto: {atLeast: 131k}, duration: 1d}",
+    ("payouts", "hot wallets paying out USDT all day: cheapest market first",
+     0, 6, "150k", "{amount: 1M, duration: 3d}",
+     "[tronsave, eopen, itrx, mefree]", "300 sun/energy", "{perDay: 5000 TRX}"),
+    ("deposit-sweep", "deposit addresses swept all day: three-day rentals",
+     6, 6, "150k", "{amount: 1M, duration: 3d}",
+     "[eopen, mefree, tronsave, itrx]", "300 sun/energy", "{perDay: 8000 TRX}"),
+    ("treasury", "treasury wallets sending batches: topped up to a level",
+     12, 4, "200k", "{target: 2M, duration: 3d}",
      "[itrx, mefree, tronsave, eopen]", "300 sun/energy",
-     "{perDay: 6000 TRX, perMonth: 100000 TRX}", "\n".join(ROLLING)),
-    ("settlement", "settlement wallets: a rolling level, cheapest vendor",
-     16, 4, "150k", "{auto: {}, duration: 1d}",
-     "[mefree, itrx, tronsave, eopen]", "300 sun/energy", "{perDay: 6000 TRX}",
-     "\n".join(ROLLING)),
+     "{perDay: 6000 TRX, perMonth: 100000 TRX}"),
+    ("settlement", "settlement wallets: three-day rentals",
+     16, 4, "150k", "{amount: 1M, duration: 3d}",
+     "[mefree, itrx, tronsave, eopen]", "300 sun/energy", "{perDay: 6000 TRX}"),
 )  # fmt: skip
 
 
