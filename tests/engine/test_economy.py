@@ -239,7 +239,8 @@ def test_duration_auto_uses_every_duration_the_providers_sell() -> None:
 def test_duration_auto_quotes_the_ladder_not_every_day() -> None:
     # a vendor selling every whole day to 30: auto quotes 1, 2, 3, 7, 14 and 30 days
     every_day = tuple(n * DAY for n in range(1, 31))
-    many = views(**{"p-itrx": ProviderView("p-itrx", Capabilities(durations=every_day, min_amount=10_000))})
+    caps = Capabilities(durations=every_day, min_amount=10_000)
+    many = views(**{"p-itrx": ProviderView("p-itrx", caps)})
     spec = _steady(topUp={"auto": {}, "duration": "auto"}, providers=["p-itrx"])
     (item,) = assess(inputs(policy(**spec), providers=many))
     assert {c.duration // DAY for c in item.candidates} == {1, 2, 3, 7, 14, 30}

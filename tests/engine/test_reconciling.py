@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.act.applying import OutcomeKind
-from engine.decide.planning import QuoteKey
+from engine.decide.planning import QuoteKey, Rental
 from engine.reconciling import Reconciler
 from engine.store import IntentCreated, NewIntent, OrderPhase
 from policies.loading import SecretMode, load
@@ -233,8 +233,8 @@ async def test_rentals_in_force_follow_the_store_between_whole_reads(
         assert isinstance(await market.store.create_intent(new, budgets=[]), IntentCreated)
         await market.store.transition(name, OrderPhase.DELIVERED)
 
-    def live(rentals: dict[str, list[object]]) -> set[str]:
-        return {r.client_order_id for rs in rentals.values() for r in rs}  # type: ignore[attr-defined]
+    def live(rentals: dict[str, list[Rental]]) -> set[str]:
+        return {r.client_order_id for rs in rentals.values() for r in rs}
 
     await delivered("hour", addr, 3600)
     first = await rec.rentals(market.clock.now())
