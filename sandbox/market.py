@@ -28,6 +28,7 @@ long (buying longer is always allowed). Neighbours: `sandbox/world.py`, `sandbox
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
 import math
@@ -215,7 +216,7 @@ class Market:
     def book(self) -> PriceBook:
         if self.drift is None:
             fixed = self.offers_at(0.0)
-            return PriceBook(fixed, lambda _t: fixed)
+            return PriceBook(fixed)  # static: one table for every time
         return PriceBook(self.offers_at(0.0), self.offers_at)
 
 
@@ -230,6 +231,7 @@ class PriceBook:
         self._at = at if at is not None else (lambda _t: fixed)
         self._static = at is None
         self._cache: dict[int, dict[str, list[tuple[int, float]]]] = {}
+        self._lowest: dict[tuple[str, int, int, int], float] = {}
 
     def _table(self, bucket: int) -> dict[str, list[tuple[int, float]]]:
         key = 0 if self._static else bucket
@@ -255,12 +257,18 @@ class PriceBook:
         last = math.floor(end / BUCKET)
         if self._static:
             first = last = 0
+        key = (vendor, duration, first, last)
+        best = self._lowest.get(key)
+        if best is not None:
+            return best
         best = math.inf
         for bucket in range(first, last + 1):
-            for length, cost in self._table(bucket).get(vendor, ()):
-                if length >= duration:
-                    best = min(best, cost)
-                    break
+            suffix = self._table(bucket).get(vendor, ())
+            # the suffix minimum at the first offer at least `duration` long
+            at = bisect.bisect_left(suffix, (duration, -math.inf))
+            if at < len(suffix):
+                best = min(best, suffix[at][1])
+        self._lowest[key] = best
         return best
 
 
