@@ -1,10 +1,9 @@
 """One chaos run: the engine against an in-process World while a `Scenario` injects faults.
 
 `run(seed, directory)` builds a `World` on a `ChaosClock` (ten watched addresses in
-eight policies, each with another vendor first, one of them keeping a rolling level of the
-cheapest offers sized to use (`strategy: cheapest`, `topUp.auto`, a declared
-`expectedUse`); every address starts above its threshold with energy from a third party),
-writes the policy files into `directory`, and plays the
+eight policies, each with another vendor first, one of them buying the cheapest offer
+sized to use (`strategy: cheapest`, `topUp.auto`); every address starts above its threshold
+with energy from a third party), writes the policy files into `directory`, and plays the
 scenario step by step (`STEP` emulated seconds each):
 
 1. the step's faults are switched on (vendor knobs, among them a price move between
@@ -70,10 +69,10 @@ POLICIES: tuple[demo.PolicyRow, ...] = (
      "[eopen, mefree, tronsave, itrx]", "95 sun/energy", "{perDay: 500 TRX}"),
     ("p-itrx", "itrx first", 3, 2, "65k", "{amount: 131k, duration: 1h}",
      "[itrx, mefree, tronsave, eopen]", "120 sun/energy", "{perDay: 32 TRX}"),
-    ("p-mefree", "the cheapest offer, a rolling level sized to use", 5, 1, "65k",
+    ("p-mefree", "the cheapest offer, sized to use", 5, 1, "65k",
      "{auto: {}, duration: [1h, 1d]}",
      "[mefree, tronsave, eopen]", "300 sun/energy", "{perDay: 1000 TRX}",
-     "strategy: cheapest\nexpectedUse: {perDay: 1M}\nrenewBefore: 15m"),
+     "strategy: cheapest"),
     ("p-catfee", "catfee first", 6, 1, "65k", "{amount: 100k, duration: 1h}",
      "[catfee, feee, eopen, mefree]", "100 sun/energy", "{perDay: 500 TRX}"),
     ("p-feee", "feee first", 7, 1, "65k", "{amount: 65k, duration: 1h}",
