@@ -109,7 +109,6 @@ class Rolling:
     """A rolling level for one address (see `rolling`)."""
 
     threshold: int  # free energy wanted now: the rise expected over the lead, plus `free`
-    required: int  # the energy delegated the address needs over the lead time
     available: int  # free energy once the rentals ending within the lead have ended
     ending: int  # energy of the engine's rentals ending within the lead time
     free: int  # energy kept free on top: atLeast, or the largest recent burst
@@ -143,7 +142,7 @@ def rolling(
     # the rise over the lead: the draws expected, less what the used energy recovers
     # meanwhile (linear over 24 h; over a lead of hours the peak is at one end or the other)
     rise = max(0, round(forecast.expected(now, lead) * auto.headroom - used_after * lead / WINDOW))
-    return Rolling(rise + free, used_after + rise + free, available, ending, free)
+    return Rolling(rise + free, available, ending, free)
 
 
 def served_rolling(
