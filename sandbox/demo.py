@@ -131,28 +131,30 @@ spec:
 
 #: (name, comment, first address, count, threshold, topUp, providers, maxPrice, budget
 #: [, further spec lines, e.g. "strategy: cheapest"]).
-#: Sized for the sandbox's default workload (`payments`: ~30 transfers per address per
-#: day, ~2.3M energy) at the emulators' prices: rentals of a day or more (an address's
-#: used energy takes 24 h to recover, so a rental supports about its size per day) and
-#: daily budgets above a first day's purchases. docs/sandbox.md has the figures.
+#: The settings docs/policies.md recommends for addresses that send all day: a rolling
+#: level (`topUp.auto` with a declared `expectedUse`) of day-long pieces from the cheapest
+#: vendor, renewed `renewBefore` ahead. Sized for the sandbox's workloads (about one
+#: transfer per address per hour, ~1.8M energy a day) at the emulators' prices; the
+#: threshold applies until the forecast is known. docs/sandbox.md has the figures.
 PolicyRow = (
     tuple[str, str, int, int, str, str, str, str, str]
     | tuple[str, str, int, int, str, str, str, str, str, str]
 )
+_ROLLING = "strategy: cheapest\nrenewBefore: 15m\nexpectedUse: {perDay: 2M}"
 DEMO_POLICIES: tuple[PolicyRow, ...] = (
-    ("payouts", "hot wallets paying out USDT all day: cheapest market first",
-     0, 6, "150k", "{amount: 1M, duration: 3d}",
-     "[tronsave, eopen, itrx, mefree]", "300 sun/energy", "{perDay: 5000 TRX}"),
-    ("deposit-sweep", "deposit addresses swept all day: three-day rentals",
-     6, 6, "150k", "{amount: 1M, duration: 3d}",
-     "[eopen, mefree, tronsave, itrx]", "300 sun/energy", "{perDay: 8000 TRX}"),
-    ("treasury", "treasury wallets sending batches: topped up to a level",
-     12, 4, "200k", "{target: 2M, duration: 3d}",
-     "[itrx, mefree, tronsave, eopen]", "300 sun/energy",
-     "{perDay: 6000 TRX, perMonth: 100000 TRX}"),
-    ("settlement", "settlement wallets: three-day rentals",
-     16, 4, "150k", "{amount: 1M, duration: 3d}",
-     "[mefree, itrx, tronsave, eopen]", "300 sun/energy", "{perDay: 6000 TRX}"),
+    ("payouts", "hot wallets paying out USDT all day: a rolling level, cheapest vendor",
+     0, 6, "150k", "{auto: {atLeast: 131k}, duration: 1d}",
+     "[tronsave, eopen, itrx, mefree]", "90 sun/energy", "{perDay: 5000 TRX}", _ROLLING),
+    ("deposit-sweep", "deposit addresses swept all day: a rolling level, cheapest vendor",
+     6, 6, "150k", "{auto: {atLeast: 131k}, duration: 1d}",
+     "[eopen, mefree, tronsave, itrx]", "90 sun/energy", "{perDay: 8000 TRX}", _ROLLING),
+    ("treasury", "treasury wallets sending batches: a rolling level, one to three days",
+     12, 4, "200k", "{auto: {atLeast: 131k}, duration: [1d, 2d, 3d]}",
+     "[itrx, mefree, tronsave, eopen]", "90 sun/energy",
+     "{perDay: 6000 TRX, perMonth: 100000 TRX}", _ROLLING),
+    ("settlement", "settlement wallets: a rolling level, cheapest vendor",
+     16, 4, "150k", "{auto: {atLeast: 131k}, duration: 1d}",
+     "[mefree, itrx, tronsave, eopen]", "90 sun/energy", "{perDay: 6000 TRX}", _ROLLING),
 )  # fmt: skip
 
 

@@ -4,7 +4,10 @@
 `SimulationClock` with nothing served (every call goes through ASGI transports), creates
 and funds the policy's addresses, and plays a workload (`sandbox/workload.py`) while the
 same `Reconciler.run_pass(apply=True)` as `energyctl apply` and the sidecar runs on
-a temporary SQLite store. No real sleeping: time moves in steps of `step` emulated seconds.
+a temporary SQLite store. No real sleeping: time moves in steps of `step` emulated seconds,
+by default the engine's own reaction time (`reaction_step`): its poll interval, or in
+follow mode `FOLLOW_STEP`; never more than `MAX_STEP`. A coarser step would let a second
+transfer of a batch burn energy the engine would have bought in time.
 
 The engine is woken the way block following wakes it (`engine/observe/following.py`): in a step
 where a watched address transacted (a transfer of the workload, or a delegation that
@@ -42,6 +45,7 @@ from engine.reconciling import Reconciler
 from engine.store import OrderFilter, OrderRecord, Store, open_store
 from policies.base import SecretRef
 from policies.loading import SecretMode, load
+from policies.models import EngineSpec
 from policies.policyset import PolicySet
 from providers.base import ProviderError, QuoteRequest
 from providers.http import NO_WAIT
@@ -61,6 +65,22 @@ FLOOR_ENERGY = 131_000
 #: proportion to every order an emulator ever took.
 EMULATOR_TICK = 120.0
 PAGE = 10_000  # orders read at once (the store's largest page)
+#: follow mode wakes the engine within a block (3 s) of a transfer; the simulation reacts
+#: no faster than this (slower than the chain, never kinder to the engine)
+FOLLOW_STEP = 15.0
+MAX_STEP = 60.0
+#: each vendor emulator's stake in a simulation (TRX): ~470M energy, a pool deep enough for
+#: fifty addresses holding rolling levels from one vendor at once (the World's default,
+#: 5M TRX, ~47M energy, runs dry there, and its orders then fail for want of capacity)
+VENDOR_STAKE_TRX = 50_000_000
+DEPOSITS_STEP = 60.0  # a deposit's sweep waits for its energy: no batch to react within
+
+
+def reaction_step(settings: EngineSpec) -> float:
+    """The simulation's default step for an engine configured with `settings`."""
+    observation = settings.observation
+    interval = FOLLOW_STEP if observation.mode == "follow" else float(observation.interval)
+    return min(MAX_STEP, interval)
 
 
 class SimulationError(Exception):
@@ -177,7 +197,7 @@ async def simulate(
     *,
     days: float,
     seed: int = 0,
-    step: float = 60.0,
+    step: float | None = None,
     sweep: float = 900.0,
     sample: float = 600.0,
     name: str | None = None,
@@ -218,12 +238,14 @@ async def simulate(
             name=name or ",".join(str(p) for p in paths),
             days=days,
             seed=seed,
-            step=step,
+            step=DEPOSITS_STEP if step is None else step,
             progress=progress,
             drift=drift,
         )
+    if step is None:
+        step = reaction_step(policy_set.settings)
     clock = SimulationClock()
-    world = World(clock=clock, watched=0)
+    world = World(clock=clock, watched=0, provider_stake_trx=VENDOR_STAKE_TRX)
     market = Market(world, drift)
     market.apply(clock.now())
     addresses = list(policy_set.addresses)

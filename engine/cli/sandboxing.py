@@ -295,9 +295,9 @@ def _export_workload(path: Path, workload: str, days: float, seed: int, target: 
 @click.option(
     "--step",
     type=click.FloatRange(min=1),
-    default=60.0,
-    show_default=True,
-    help="Emulated seconds per step.",
+    default=None,
+    help="Emulated seconds per step. Default: the engine's reaction time (its poll "
+    "interval; 15 s in follow mode), at most 60 s (deposits: 60 s).",
 )
 @click.option(
     "--drift-seed",
@@ -321,7 +321,7 @@ def simulate(
     days: float,
     seed: int,
     out: Path,
-    step: float,
+    step: float | None,
     drift_seed: int | None,
     export: Path | None,
 ) -> None:
