@@ -17,12 +17,14 @@ share of transfers with c_j < 1 and the median. The RESULT line holds exactly th
 issue names.)
 
     .venv/bin/python bench/simulate.py [--days 7] [--addresses 50] [--seed 0]
-        [--profiles steady,daily,bursty,payments,week,deposits] [--rolling]
+        [--profiles steady,daily,bursty,payments,week,deposits] [--fixed] [--reference]
 
-`--rolling` runs the same set with every policy keeping a rolling level of day-long pieces
-from the cheapest of its vendors (`ROLLING`): the settings docs/policies.md recommends for
-steady senders. It places an order every couple of hours per address (thousands a week),
-so it runs several times slower than the fixed three-day rentals of examples/sandbox.
+examples/sandbox keeps rolling levels of day-long pieces from the cheapest vendor (the
+settings docs/policies.md recommends): an order every hour or two per address, thousands a
+week. `--fixed` runs the same set with the earlier fixed rentals (1M for three days from
+the first vendor that serves, `FIXED`), for comparison. `--reference` also solves the
+optimum's reference without foresight (`sandbox/optimum.py`: nothing burned, 131k free
+before every transfer) and prints each profile's cost over it (not in the RESULT line).
 """
 
 from __future__ import annotations
@@ -59,22 +61,22 @@ def widen(directory: Path, addresses: int) -> Path:
     return directory
 
 
-#: `--rolling`: every policy keeps a rolling level of day-long pieces from the cheapest of
-#: its vendors (docs/policies.md, "Buying at the lowest cost"), the rest of it unchanged
-ROLLING = {
-    "strategy": "cheapest",
-    "topUp": {"auto": {}, "duration": "1d"},
-    "renewBefore": "15m",
-    "expectedUse": {"perDay": "2M"},
-}
+RESERVE = 131_000  # `--reference`: one cold transfer's energy
+
+#: `--fixed`: the earlier examples/sandbox, fixed rentals from the first vendor that serves
+FIXED = {"topUp": {"amount": "1M", "duration": "3d"}, "strategy": "priority"}
+FIXED_DROPS = ("renewBefore", "expectedUse")
 
 
-def rolling(directory: Path) -> Path:
-    """The set in `directory` with every policy buying a rolling level (`ROLLING`)."""
+def fixed(directory: Path) -> Path:
+    """The set in `directory` with every policy buying fixed rentals (`FIXED`)."""
     path = directory / "policies.yaml"
     documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
     for document in documents:
-        document["spec"].update(ROLLING)
+        spec = document["spec"]
+        spec.update(FIXED)
+        for key in FIXED_DROPS:
+            spec.pop(key, None)
     path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
     return directory
 
@@ -86,8 +88,13 @@ def main() -> None:
     parser.add_argument("--profiles", default=",".join(PROFILES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--rolling", action="store_true",
-        help="every policy keeps a rolling level of day-long pieces (cheapest vendor)",
+        "--fixed", action="store_true",
+        help="every policy buys 1M for three days from its first vendor (the earlier examples)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reference", action="store_true",
+        help="also solve the optimum's reference without foresight (nothing burned, one "
+        "cold transfer's 131k free before every transfer) and print cost over it",
     )  # fmt: skip
     args = parser.parse_args()
     figures: list[str] = []
@@ -95,11 +102,15 @@ def main() -> None:
     week_transfers = 0
     with tempfile.TemporaryDirectory(prefix="energyctl-bench-") as tmp:
         policies = widen(Path(tmp), args.addresses)
-        if args.rolling:
-            policies = rolling(policies)
+        if args.fixed:
+            policies = fixed(policies)
         for name in args.profiles.split(","):
             start = time.perf_counter()
-            result = asyncio.run(simulate([policies], name, days=args.days, seed=args.seed))
+            reserve = RESERVE if args.reference else 0
+            result = asyncio.run(
+                simulate([policies], name, days=args.days, seed=args.seed,
+                         reference_reserve=reserve)
+            )  # fmt: skip
             seconds = time.perf_counter() - start
             slowest = max(slowest, seconds)
             report = result.report()
@@ -119,6 +130,13 @@ def main() -> None:
                 f"median c_j {report['optimum']['recovery_median']:.3f}",
                 flush=True,
             )
+            if args.reference and name != "deposits":
+                print(
+                    f"{name:<9} reference without foresight ({RESERVE:,} free before every "
+                    f"transfer, nothing burned) >= {report['reference_trx']:,.2f} TRX  "
+                    f"cost over it {report['cost_over_reference']}",
+                    flush=True,
+                )
             figures += [
                 f"{name}_saving={report['saving_vs_burning']:.2f}",
                 f"{name}_over_optimum={over:.2f}" if over else f"{name}_over_optimum=nan",

@@ -212,6 +212,20 @@ tenth of them built to merge, checks (R_j, w_j) independently on every row with 
 window that row used (the reclaims' factor phi_j included), and that no run costs less
 than the bound.
 
+## A reference without foresight
+
+The program knows when every transfer comes and how much it takes: its plans keep the
+address drained right up to each transfer. A policy that reads the chain cannot: to burn
+nothing whichever transfer comes next, it must hold `reserve` (the largest a transfer
+takes, 131k to an address without USDT) free at every moment, in particular just before
+each transfer. `reserve` > 0 states exactly that in the same program: the burns are fixed
+at 0 and row j asks for max(E_j, reserve) free before transfer j (its capacity row's
+constant), everything else unchanged (same rentals, prices, recovery windows and
+credits). Its optimum is the least any policy *of that kind* could have paid for the
+run's transfers: a reference for what the lack of foresight costs, not a bound on a run
+that let its free energy fall below `reserve` (that run is not of the kind, and may cost
+less by burning). The MILP is not solved for it.
+
 Everything is solved in units of 1,000 energy and TRX, and the reported bound is rounded
 down. Neighbours: `sandbox/simulating.py` (runs), `sandbox/reporting.py` (the report).
 """
@@ -375,8 +389,12 @@ def solve_address(
     milp_time_limit: float | None = 5.0,
     since: float | None = None,
     window: float | Sequence[float] = WINDOW,
+    reserve: int = 0,
 ) -> AddressOptimum:
     """The program of the module docstring for one address's transfers (sorted by time).
+
+    `reserve` (energy, default 0): the reference program of "A reference without foresight"
+    instead: nothing burned, and at least `reserve` free before every transfer.
 
     `since`: when orders could first be placed (the run's start); default: the first
     transfer's time less two margins. `window`: the program's recovery window in seconds,
@@ -404,10 +422,11 @@ def solve_address(
 
     lp_costs = [[price(kind, k) for kind in lp_types] for k in range(n)]
     lower, plan, burned = _solve(
-        times, energies, lp_types, lp_costs, energy_fee, eps, windows, integer=False
-    )
+        times, energies, lp_types, lp_costs, energy_fee, eps, windows, integer=False,
+        reserve=reserve,
+    )  # fmt: skip
     milp_value: int | None = None
-    if milp_time_limit is not None and milp_time_limit > 0:
+    if milp_time_limit is not None and milp_time_limit > 0 and not reserve:
         milp_costs = [[price(kind, k) for kind in milp_types] for k in range(n)]
         value, _, _ = _solve(
             times, energies, milp_types, milp_costs, energy_fee, eps, windows, integer=True,
@@ -452,8 +471,9 @@ def _solve(
     *,
     integer: bool,
     time_limit: float | None = None,
+    reserve: int = 0,
 ) -> tuple[float | None, Plan, list[float]]:
-    program = _Program(times, energies, offers, costs, energy_fee, eps, windows)
+    program = _Program(times, energies, offers, costs, energy_fee, eps, windows, reserve)
     return program.solve_milp(time_limit) if integer else program.solve_lp()
 
 
@@ -502,8 +522,10 @@ class _Program:
         energy_fee: int,
         eps: float,
         windows: np.ndarray,
+        reserve: int = 0,
     ) -> None:
         self.n = n = len(times)
+        self.reserve = reserve / UNIT  # free before every transfer, nothing burned (0: off)
         self.w = w = np.asarray(windows, dtype=float)  # row j's recovery window
         self.t = t = np.asarray(times, dtype=float)
         self.need = np.asarray(energies, dtype=float) / UNIT
@@ -630,7 +652,8 @@ class _Program:
             terms = [(j, -1.0), (self.s0 + j, -(1.0 + eps)), (self.c0 + j, -1.0), *weighted]
             if len(self.chain[j]):
                 terms += [(col, -value) for col, value in self._ended(j, j - 1)]
-            self._row(terms, -(self.need[j] + const))
+            before = max(self.need[j], self.reserve)  # what must be free before j
+            self._row(terms, -(before + const))
             self._credit_rows(j)
 
     def _ended(self, j: int, after: int) -> list[tuple[int, float]]:
@@ -670,7 +693,7 @@ class _Program:
 
     def _bounds(self) -> tuple[Any, Any]:
         lb, ub = np.zeros(self.nvar), np.full(self.nvar, np.inf)
-        ub[: self.nb] = self.need
+        ub[: self.nb] = 0.0 if self.reserve else self.need
         for j in range(self.n):
             if len(self.chain[j]):
                 lb[self.c0 + j] = -np.inf  # Z_j (see _credit_rows)
@@ -728,6 +751,7 @@ def optimum(
     milp_budget: float = 5.0,
     since: float | None = None,
     windows: Mapping[str, float | Sequence[float]] | None = None,
+    reserve: int = 0,
 ) -> Optimum:
     """The hindsight optimum of a run, per address (see the module docstring).
 
@@ -735,6 +759,7 @@ def optimum(
     past it get `milp_sun=None`. `windows`: each address's recovery windows (seconds), one
     per transfer in time order (a stable sort of `transfers`' order) as its run certifies
     them (`sandbox/recovery.py`), or one for all its rows; 24 h for an address not in it.
+    `reserve` > 0: the reference without foresight instead (see the module docstring).
     """
     started = time.perf_counter()
     per: dict[str, list[TransferLike]] = {}
@@ -748,7 +773,7 @@ def optimum(
         solved = solve_address(
             address, [r.at for r in items], [r.energy_total for r in items], book,
             energy_fee=energy_fee, eps=eps, milp_time_limit=limit, since=since,
-            window=(windows or {}).get(address, WINDOW),
+            window=(windows or {}).get(address, WINDOW), reserve=reserve,
         )  # fmt: skip
         result[address] = solved
     return Optimum(energy_fee, result, time.perf_counter() - started)

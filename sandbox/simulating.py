@@ -207,10 +207,14 @@ async def simulate(
     drift: Drift | None = None,
     store_url: str | None = None,
     keep_world: bool = False,
+    reference_reserve: int = 0,
 ) -> SimulationResult:
     """Run one policy set over `days` of emulated traffic; see the module docstring.
     `store_url`: the store the engine writes (default: a temporary SQLite file, removed
     afterwards); `keep_world`: the world is kept on the result (`SimulationResult.world`).
+    `reference_reserve` > 0 also solves the optimum's reference without foresight (nothing
+    burned, that much free before every transfer; `sandbox/optimum.py`) into the report's
+    `reference_trx` and `cost_over_reference`.
     A set with DepositPolicies plays deposits and sweeps instead of `workload`
     (`sandbox/simulating_deposits.py`); it must then be `deposits`, and hold no
     EnergyPolicy (refused: its addresses would see no traffic)."""
@@ -301,11 +305,33 @@ async def simulate(
                     since=result.started_at,
                     windows=run_windows(result.transfers, result.reclaims),
                 )
+                if reference_reserve > 0:
+                    _reference(result, market, per_trx, reference_reserve)
         finally:
             await pool.aclose()
             await reader.aclose()
             await store.close()
     return result
+
+
+def _reference(result: SimulationResult, market: Market, per_trx: float, reserve: int) -> None:
+    """The optimum's reference without foresight (`sandbox/optimum.py`), into `extra`."""
+    reference = optimum(
+        result.transfers,
+        market.book(),
+        energy_fee=result.energy_fee,
+        eps=stake_eps(per_trx),
+        milp_time_limit=None,
+        since=result.started_at,
+        windows=run_windows(result.transfers, result.reclaims),
+        reserve=reserve,
+    )
+    cost = sum(order_cost(o) for o in result.orders if charged(o))
+    cost += sum(r.burned_sun for r in result.transfers)
+    value = reference.lower_bound_sun
+    result.extra["reference_reserve"] = reserve
+    result.extra["reference_trx"] = round(value / 1_000_000, 2)
+    result.extra["cost_over_reference"] = round(cost / value, 4) if value else None
 
 
 async def _catch_up(store: Store, known: dict[str, OrderRecord]) -> None:

@@ -48,6 +48,33 @@ def test_two_transfers_fifty_minutes_apart_share_one_hour_rental() -> None:
     assert result.milp_sun == 3_790_002
 
 
+def test_the_reference_without_foresight_keeps_the_reserve_free() -> None:
+    """With `reserve`, 131k must be free before each transfer and nothing burns: the one
+    1 h rental holds 131k plus what the first draw still uses at the second."""
+    offers = [Offer("a", 3600, 30, 64_000), Offer("b", 86_400, 56, 65_000)]
+    times, needs = [0.0, 3000.0], [HOT, HOT]
+    plain = solve_address("A", times, needs, offers, energy_fee=100, milp_time_limit=None)
+    kept = solve_address(
+        "A", times, needs, offers, energy_fee=100, milp_time_limit=None, reserve=131_000
+    )
+    limit = 131_000 + HOT * (1 - 3006 / WINDOW)
+    assert kept.lower_bound_sun == int(limit * 30 * (1 - 1e-7))
+    assert kept.lower_bound_sun > plain.lower_bound_sun and kept.milp_sun is None
+    assert not kept.burns
+    # a reserve below what each transfer takes asks for nothing more
+    small = solve_address(
+        "A", times, needs, offers, energy_fee=100, milp_time_limit=None, reserve=HOT
+    )
+    assert small.lower_bound_sun == plain.lower_bound_sun
+    # with burning cheaper than renting, the plain program burns; the reference may not
+    dear = [Offer("a", 3600, 300, 64_000)]
+    assert solve_address("A", times, needs, dear, energy_fee=100, milp_time_limit=None).burns
+    kept = solve_address(
+        "A", times, needs, dear, energy_fee=100, milp_time_limit=None, reserve=131_000
+    )
+    assert not kept.burns and kept.lower_bound_sun == int(limit * 300 * (1 - 1e-7))
+
+
 def test_each_row_recovers_over_its_own_window() -> None:
     """The same two transfers with row 1 at 12 h: the first draw has recovered for 3006 s of
     12 h; row 0's window reads no earlier draw and changes nothing."""
