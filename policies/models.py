@@ -313,8 +313,9 @@ class EnergyPolicySpec(Model):
     abandon_after: Duration | None = Field(
         default=None,
         description="End an ambiguous order held for want of evidence (a vendor without a "
-        "lookup) as failed once it is this old, if the chain shows no delegation to the "
-        "address since the order was created; the address may then be bought for again. "
+        "lookup), or a submitted one its vendor has still not reported delegated, as failed "
+        "once it is this old, if the chain shows no delegation to the address since the "
+        "order was created; the address may then be bought for again. "
         "Accepts a small risk of a double purchase (a vendor that delegates later still): "
         "the one place the engine does; each one is alerted. Default: off (held until the "
         "chain shows the energy or an operator runs `energyctl orders resolve`).",

@@ -20,10 +20,14 @@
   chain has not shown it `delivery_wait` seconds later it ends `partial` (some energy
   arrived) or `failed` with its cost (charged, nothing arrived: an alert).
 - `abandonAfter` (a policy's, default off): an `unknown` order held for want of chain
-  evidence that long, with a fresh reading of its address showing no delegation since the
+  evidence that long, or a `submitted` one whose vendor has still not said "delegated",
+  failed or refunded, with a fresh reading of its address showing no delegation since the
   order was created (`delegation_evidence`), ends `failed` and is flagged `abandoned` (an
-  alert). The one place the engine accepts a small risk of buying twice: a vendor that
-  delegates later still, or a delegation hidden by another one expiring meanwhile.
+  alert; a submitted order keeps the charge its receipt shows: paid, and not known to be
+  refunded). The one place the engine accepts a small risk of buying twice: a vendor that
+  delegates later still, or a delegation hidden by another one expiring meanwhile. Without
+  it such an order holds its address for good (a Mefree order whose delegation never
+  lands, which its docs say can happen, answers "pending" for ever).
 
 Every move is a compare-and-set (`expect_from` the phase read); losing one means another
 tracker moved the order, which is fine. Nothing here raises per order. Without a reading
@@ -358,14 +362,17 @@ class Tracker:
         return await self._move(order, gone, "the provider has no such order (lookup)")
 
     async def _abandon(
-        self, order: OrderRecord, snapshot: EnergySnapshot | None
+        self, order: OrderRecord, snapshot: EnergySnapshot | None, cost: int | None = None
     ) -> TrackResult | None:
-        """abandonAfter: end a held `unknown` order as `failed` once its policy's
-        abandonAfter has passed, if a fresh reading taken after that shows no delegation
-        since the order was created. None when the rule does not apply (yet)."""
+        """abandonAfter: end a held `unknown` order, or a `submitted` one its vendor has
+        not yet reported delegated (`cost`: the charge it shows, booked), as `failed` once
+        its policy's abandonAfter has passed, if a fresh reading taken after that shows no
+        delegation since the order was created. None when the rule does not apply (yet)."""
         after = self.abandon_after.get(order.policy)
         now = self.clock.now()
-        if after is None or order.phase is not _P.UNKNOWN or now - order.created_at < after:
+        if after is None or order.phase not in (_P.UNKNOWN, _P.SUBMITTED):
+            return None
+        if now - order.created_at < after:
             return None
         held = f"held past abandonAfter ({after:.0f}s)"
         fresh = snapshot is not None and (
@@ -380,12 +387,16 @@ class Tracker:
         )
         if evidence is not None:
             return self._result(order, order.phase, f"{held}: the chain may show it ({evidence})")
+        what = "held" if order.phase is _P.UNKNOWN else "not reported delegated by the vendor"
+        charged = f"; charged {cost} sun, booked" if cost else ""
         result = await self._move(
             order,
             _P.FAILED,
-            f"abandoned: held {now - order.created_at:.0f}s (abandonAfter {after:.0f}s) and "
-            f"the chain (block {snapshot.block}) shows no delegation to the address since the "
-            "order was created; ALERT: if the vendor delivers after all, it was bought twice",
+            f"abandoned: {what} {now - order.created_at:.0f}s (abandonAfter {after:.0f}s) "
+            f"and the chain (block {snapshot.block}) shows no delegation to the address since "
+            f"the order was created{charged}; ALERT: if the vendor delivers after all, it was "
+            "bought twice",
+            **({"cost_sun": cost} if cost is not None else {}),
         )
         return dataclasses.replace(result, abandoned=True)
 
@@ -456,6 +467,10 @@ class Tracker:
                 order, _P.DELIVERED, f"the chain shows +{rise} energy", cost_sun=cost
             )
         if state is not OrderState.DELEGATED:
+            if order.phase is _P.SUBMITTED:
+                abandoned = await self._abandon(order, snapshot, cost)
+                if abandoned is not None:
+                    return abandoned
             return self._result(order, order.phase, f"provider: {state}; waiting")
         if order.phase is _P.SUBMITTED:
             return await self._move(

@@ -245,3 +245,44 @@ async def test_a_pass_abandons_then_buys_again_and_alerts_once(
     abandoned = [p for p in posted if p["kind"] == "abandoned"]
     assert [p["subject"] for p in abandoned] == [coid]
     assert "abandonAfter" in abandoned[0]["message"] and addr in abandoned[0]["message"]
+
+
+async def test_a_submitted_order_its_vendor_never_delegates_is_abandoned(market: Market) -> None:
+    """A Mefree order whose delegation never lands answers "pending" for ever (the adapter
+    reads every status it does not know as pending): abandonAfter ends it `failed`, its
+    charge booked; without the field, or with a delegation on chain, it stays."""
+    [addr] = market.watched(1)
+    market.emulators["mefree"].faults.no_delivery()
+    coid = await intent_only(market, addr, "mefree", place=False)
+    t = tracker(market)
+    r = await track(market, t)  # re-placed with its idempotency key: now at the vendor
+    assert r.after is P.SUBMITTED
+    kept = tracker(market)
+    kept.abandon_after = {}
+    market.advance(HOUR - 2)
+    r = await track(market, t)
+    assert r.after is P.SUBMITTED and not r.abandoned and "waiting" in r.detail
+    market.advance(2)
+    r = await track(market, kept)  # no abandonAfter: held for good
+    assert r.after is P.SUBMITTED and not r.abandoned
+    r = await track(market, t)
+    assert r.after is P.FAILED and r.abandoned
+    assert "not reported delegated by the vendor" in r.detail and "booked" in r.detail
+    order = await market.store.get_order(coid)
+    assert order.phase is P.FAILED and order.cost_sun and order.cost_sun > 0
+    assert market.creates("mefree") == 1
+
+
+async def test_a_submitted_order_is_not_abandoned_while_the_chain_shows_a_delegation(
+    market: Market,
+) -> None:
+    [addr] = market.watched(1)
+    market.emulators["mefree"].faults.no_delivery()
+    coid = await intent_only(market, addr, "mefree", place=False)
+    t = tracker(market)
+    assert (await track(market, t)).after is P.SUBMITTED
+    market.chain.delegate_energy(STAKER, addr, market.chain.sun_for_energy(5_000))
+    market.advance(2 * HOUR)
+    r = await track(market, t)
+    assert r.after is P.SUBMITTED and not r.abandoned and "the chain may show it" in r.detail
+    assert (await market.store.get_order(coid)).phase is P.SUBMITTED
