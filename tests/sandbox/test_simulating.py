@@ -9,7 +9,8 @@ import pytest
 
 from sandbox import demo
 from sandbox.reporting import comparison_table, write_chart
-from sandbox.simulating import SimulationError, simulate
+from policies.models import EngineSpec
+from sandbox.simulating import SimulationError, reaction_step, simulate
 
 ADDRESS = demo.watched_address(0)
 POLICY = f"""\
@@ -120,3 +121,20 @@ spec:
     for workload in ("deposits", "payments"):
         with pytest.raises(SimulationError, match=r"EnergyPolicies \(one\) and DepositPolicies"):
             await simulate([tmp_path / "p.yaml"], workload, days=0.01)
+
+
+@pytest.mark.parametrize(
+    ("observation", "step"),
+    [
+        ({"mode": "poll", "interval": "15s"}, 15.0),
+        ({"mode": "poll", "interval": "5s"}, 5.0),
+        ({"mode": "poll", "interval": "5m"}, 60.0),  # never coarser than a minute
+        ({"mode": "follow", "interval": "5m"}, 15.0),  # wakes within a block: 15 s here
+        ({}, 30.0),  # the default poll interval
+    ],
+)
+def test_the_default_step_is_the_engines_reaction_time(
+    observation: dict[str, str], step: float
+) -> None:
+    spec = EngineSpec.model_validate({"observation": observation})
+    assert reaction_step(spec) == step
