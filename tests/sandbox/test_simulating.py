@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from policies.models import EngineSpec
 from sandbox import demo
 from sandbox.reporting import comparison_table, write_chart
-from policies.models import EngineSpec
 from sandbox.simulating import SimulationError, reaction_step, simulate
 
 ADDRESS = demo.watched_address(0)
