@@ -294,19 +294,9 @@ async def simulate(
             for at, receiver, moved in world.chain.reclaims:
                 result.reclaims.setdefault(to_base58(receiver), []).append(Reclaim(at, moved))
             if with_optimum:
-                chain = world.chain
-                per_trx = chain.params.total_energy_limit / max(1, chain.total_energy_weight)
-                result.optimum = optimum(
-                    result.transfers,
-                    market.book(),
-                    energy_fee=result.energy_fee,
-                    eps=stake_eps(per_trx),
-                    milp_time_limit=milp_time_limit,
-                    since=result.started_at,
-                    windows=run_windows(result.transfers, result.reclaims),
-                )
+                result.optimum = _optimum(result, world, market, milp_time_limit)
                 if reference_reserve > 0:
-                    _reference(result, market, per_trx, reference_reserve)
+                    _reference(result, world, market, reference_reserve)
         finally:
             await pool.aclose()
             await reader.aclose()
@@ -314,21 +304,34 @@ async def simulate(
     return result
 
 
-def _reference(result: SimulationResult, market: Market, per_trx: float, reserve: int) -> None:
-    """The optimum's reference without foresight (`sandbox/optimum.py`), into `extra`."""
-    reference = optimum(
+def _optimum(
+    result: SimulationResult,
+    world: World,
+    market: Market,
+    milp_time_limit: float | None,
+    reserve: int = 0,
+) -> Optimum:
+    """The run's hindsight optimum (`sandbox/optimum.py`), or with `reserve` its reference
+    without foresight; each transfer's row recovers over the window the run certifies."""
+    chain = world.chain
+    per_trx = chain.params.total_energy_limit / max(1, chain.total_energy_weight)
+    return optimum(
         result.transfers,
         market.book(),
         energy_fee=result.energy_fee,
         eps=stake_eps(per_trx),
-        milp_time_limit=None,
+        milp_time_limit=milp_time_limit,
         since=result.started_at,
         windows=run_windows(result.transfers, result.reclaims),
         reserve=reserve,
     )
+
+
+def _reference(result: SimulationResult, world: World, market: Market, reserve: int) -> None:
+    """The optimum's reference without foresight, and the run's cost over it, into `extra`."""
+    value = _optimum(result, world, market, None, reserve).lower_bound_sun
     cost = sum(order_cost(o) for o in result.orders if charged(o))
     cost += sum(r.burned_sun for r in result.transfers)
-    value = reference.lower_bound_sun
     result.extra["reference_reserve"] = reserve
     result.extra["reference_trx"] = round(value / 1_000_000, 2)
     result.extra["cost_over_reference"] = round(cost / value, 4) if value else None

@@ -408,3 +408,15 @@ def test_the_row_windows_are_summed_up_over_every_row() -> None:
     assert opt.median_factor == 0.75  # of 1, 0.5, 1, 0.25
     assert rows["A"].recovery_factor == 0.5 and rows["C"].recovery_factor == 1.0
     assert _recovery_note(opt) == "6.00 h (50.0% of transfers < 24 h)"
+
+
+def test_a_run_reports_its_cost_over_the_reference_without_foresight() -> None:
+    result = asyncio.run(
+        simulate([EXAMPLES], "steady", days=0.25, milp_time_limit=None, reference_reserve=131_000)
+    )
+    report = result.report()
+    bound = report["optimum"]["lower_bound_sun"]
+    assert report["reference_reserve"] == 131_000
+    assert report["reference_trx"] * 1_000_000 >= bound > 0  # more asked of the same program
+    spent = report["spent_sun"] + report["burned_sun"]
+    assert abs(report["cost_over_reference"] - spent / (report["reference_trx"] * 1e6)) < 1e-3
