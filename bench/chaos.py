@@ -1,10 +1,11 @@
 """The fault-injection suite over many seeds: the money invariants under chaos.
 
 Each run (`sandbox.chaos.running.run`) plays one seeded scenario: ten addresses in eight
-policies, each drained once, while kills at every step of the order pipeline, vendor
-5xx and hangs after acceptance, slow, partial and missing delivery, empty vendor
-balances, rate limits, price moves between quote and order, node outages, stale nodes
-and junk answers, store outages and duplicated wake-ups hit the engine in emulated time.
+policies (seven buying a fixed amount, one keeping a rolling level), each drained once,
+while kills at every step of the order pipeline, vendor 5xx and hangs after acceptance,
+slow, partial and missing delivery, empty vendor balances, rate limits, price moves
+between quote and order, node outages, stale nodes and junk answers, store outages and
+duplicated wake-ups hit the engine in emulated time.
 Prints a row per run (`--verbose`) or per failing run, then the totals: faults injected,
 needs, orders placed at the vendors, double orders, intents lost, budget overruns,
 transfers that burned TRX, the slowest recovery (emulated seconds from the faults' end

@@ -1,10 +1,11 @@
 """One chaos run: the engine against an in-process World while a `Scenario` injects faults.
 
 `run(seed, directory)` builds a `World` on a `ChaosClock` (ten watched addresses in
-eight policies, each with another vendor first, one of them buying the cheapest offer
-sized to use (`strategy: cheapest`, `topUp.auto`); every address starts above its threshold
-with energy from a third party), writes the policy files into `directory`, and plays the
-scenario step by step (`STEP` emulated seconds each):
+eight policies, each with another vendor first: seven buy a fixed amount, one keeps a
+rolling level of the cheapest offers (`p-mefree`: `strategy: cheapest`, `topUp.auto`, a
+declared `expectedUse`, `renewBefore`); every address starts above its threshold, and
+above the rolling level, with energy from a third party), writes the policy files into
+`directory`, and plays the scenario step by step (`STEP` emulated seconds each):
 
 1. the step's faults are switched on (vendor knobs, among them a price move between
    quote and order up to `CHARGE_CEILING`; the node's: down, stale or junk; the store's;
@@ -15,13 +16,17 @@ scenario step by step (`STEP` emulated seconds each):
    clock by `injecting.drive` so that timeouts cost emulated time only;
 4. a killed engine is discarded and a fresh one built on the same store file, like a
    restarted process; a pass failing on the store is a failed pass, nothing more;
-5. the workload: a need is met when the address has its threshold again; one still unmet
-   `PAY_WITHIN` seconds after it started sends its transfer anyway, burning TRX;
+5. the workload: a need is met when the address has its threshold again (65k, every
+   policy's: its next transfer can be paid; for the rolling level too, which the planner
+   keeps higher and may go on filling piece by piece after the need is met); one still
+   unmet `PAY_WITHIN` seconds after it started sends its transfer anyway, burning TRX;
 6. the store is sampled: at most one open order per address.
 
-After the faults the run goes on until every need is met or legitimately held (an open
-order past its deadline, or the policy's budget refusing one more reservation), then
-`checking.check` looks for double orders, lost intents and budget overruns.
+After the faults the run goes on until every need is met and no order is open, or to
+`Scenario.max_steps` (a need legitimately held: an open order past its deadline, or the
+policy's budget refusing one more reservation), then `checking.check` looks for double
+orders (for the rolling level: two purchases in flight at once, or one before the drain),
+lost intents and budget overruns.
 
 Neighbours: `scenario.py`, `injecting.py`, `checking.py`; `bench/chaos.py` and
 `tests/chaos/` call `run`.
@@ -58,10 +63,16 @@ CALL_TIMEOUT: float | None = 15.0  # the engine's bound on one provider call
 START_ENERGY = 300_000
 THRESHOLD = 65_000  # every policy's
 STAKER = demo.key_address("chaos-staker")
-#: (name, comment, first address, count, threshold, topUp, providers, maxPrice, budget)
-#: Each order reserves its cap until it ends: the small budgets (p-tronsave, p-itrx) hold
-#: two caps and little more (2 x 131k x 120 sun = 31.44 TRX of p-itrx's 32), so both
-#: needs can be served at once, and a third order only if the first two settled low.
+#: (name, comment, first address, count, threshold, topUp, providers, maxPrice, budget
+#: [, further spec lines]). Each order reserves its cap until it ends: the small budgets
+#: (p-tronsave, p-itrx) hold two caps and little more (2 x 131k x 120 sun = 31.44 TRX of
+#: p-itrx's 32), so both needs can be served at once, and a third order only if the first
+#: two settled low. p-mefree keeps a rolling level (engine/decide/sizing.py `rolling`):
+#: atLeast (131k) plus the declared use over the 15 min lead (1M a day, x1.2: about
+#: 12.5k), about 143k, below `START_ENERGY`, so nothing is bought for it before its drain;
+#: drained (about 40k left), it buys the shortfall, then, once the drain (about 260k) is
+#: learned as a burst it keeps free, more pieces, one open order at a time. Its pieces
+#: (at most about 300k at its 300 sun cap: 90 TRX) fit its budget many times over.
 POLICIES: tuple[demo.PolicyRow, ...] = (
     ("p-tronsave", "tronsave first", 0, 2, "65k", "{amount: 131k, duration: 1h}",
      "[tronsave, eopen, itrx, mefree]", "100 sun/energy", "{perDay: 40 TRX}"),
@@ -69,10 +80,10 @@ POLICIES: tuple[demo.PolicyRow, ...] = (
      "[eopen, mefree, tronsave, itrx]", "95 sun/energy", "{perDay: 500 TRX}"),
     ("p-itrx", "itrx first", 3, 2, "65k", "{amount: 131k, duration: 1h}",
      "[itrx, mefree, tronsave, eopen]", "120 sun/energy", "{perDay: 32 TRX}"),
-    ("p-mefree", "the cheapest offer, sized to use", 5, 1, "65k",
+    ("p-mefree", "the cheapest offers, a rolling level sized to use", 5, 1, "65k",
      "{auto: {}, duration: [1h, 1d]}",
      "[mefree, tronsave, eopen]", "300 sun/energy", "{perDay: 1000 TRX}",
-     "strategy: cheapest"),
+     "strategy: cheapest\nexpectedUse: {perDay: 1M}\nrenewBefore: 15m"),
     ("p-catfee", "catfee first", 6, 1, "65k", "{amount: 100k, duration: 1h}",
      "[catfee, feee, eopen, mefree]", "100 sun/energy", "{perDay: 500 TRX}"),
     ("p-feee", "feee first", 7, 1, "65k", "{amount: 65k, duration: 1h}",
@@ -319,8 +330,9 @@ class ChaosRun:
             self.expire(scenario.max_steps, everything=True)
             store = self.engine.store
             assert store is not None
-            drained = {self.world.watched[index] for index in scenario.needs}
-            await check(report, self.world, store.inner, self.policy_set, self.open_peaks, drained)
+            await check(
+                report, self.world, store.inner, self.policy_set, self.open_peaks, self.need_at
+            )
             report.held = await self._held()
             met = list(self.met_at.values())
             unmet = report.needs - len(met) - report.held

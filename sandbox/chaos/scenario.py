@@ -2,7 +2,9 @@
 
 `Scenario.random(seed)` draws, reproducibly, for each step of the fault window zero or
 more `Fault`s from `KINDS`, and for each watched address the step its energy is drained
-(one need per address per run, so that any second delivered order is a double order).
+(one need per address per run: for a fixed amount any second delivered order is a double
+order; a rolling level may fill up piece by piece after its drain, one order in flight at
+a time, see `checking.py`).
 Every fault is cleared at the end of the window (`fault_end`); kills stay armed until
 they fire (a point that is never reached again in the run is disarmed then too).
 
