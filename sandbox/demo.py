@@ -133,9 +133,9 @@ spec:
 #: [, further spec lines, e.g. "strategy: cheapest"]).
 #: The settings docs/policies.md recommends for addresses that send all day: a rolling
 #: level (`topUp.auto` with a declared `expectedUse`) of day-long pieces from the cheapest
-#: vendor, renewed `renewBefore` ahead, with two transfers' worth kept free (`atLeast`:
-#: one to a fresh address and one to a holder, so that a second transfer arriving before
-#: the engine's top-up lands does not burn). Sized for the sandbox's workloads (about one
+#: vendor, renewed `renewBefore` ahead, with two transfers to fresh addresses kept free
+#: (`atLeast: 262k`, so that a second transfer arriving before the engine's top-up lands
+#: does not burn). Sized for the sandbox's workloads (about one
 #: transfer per address per hour, ~1.8M energy a day) at the emulators' prices; the
 #: threshold applies until the forecast is known. docs/sandbox.md has the figures.
 PolicyRow = (
@@ -145,17 +145,17 @@ PolicyRow = (
 _ROLLING = "strategy: cheapest\nrenewBefore: 15m\nexpectedUse: {perDay: 2M}"
 DEMO_POLICIES: tuple[PolicyRow, ...] = (
     ("payouts", "hot wallets paying out USDT all day: a rolling level, cheapest vendor",
-     0, 6, "150k", "{auto: {atLeast: 200k}, duration: 1d}",
+     0, 6, "150k", "{auto: {atLeast: 262k}, duration: 1d}",
      "[tronsave, eopen, itrx, mefree]", "90 sun/energy", "{perDay: 5000 TRX}", _ROLLING),
     ("deposit-sweep", "deposit addresses swept all day: a rolling level, cheapest vendor",
-     6, 6, "150k", "{auto: {atLeast: 200k}, duration: 1d}",
+     6, 6, "150k", "{auto: {atLeast: 262k}, duration: 1d}",
      "[eopen, mefree, tronsave, itrx]", "90 sun/energy", "{perDay: 8000 TRX}", _ROLLING),
     ("treasury", "treasury wallets sending batches: a rolling level, an hour or a day",
-     12, 4, "200k", "{auto: {atLeast: 200k}, duration: [1h, 1d]}",
+     12, 4, "200k", "{auto: {atLeast: 262k}, duration: [1h, 1d]}",
      "[itrx, mefree, tronsave, eopen]", "90 sun/energy",
      "{perDay: 6000 TRX, perMonth: 100000 TRX}", _ROLLING),
     ("settlement", "settlement wallets: a rolling level, cheapest vendor",
-     16, 4, "150k", "{auto: {atLeast: 200k}, duration: 1d}",
+     16, 4, "150k", "{auto: {atLeast: 262k}, duration: 1d}",
      "[mefree, itrx, tronsave, eopen]", "90 sun/energy", "{perDay: 6000 TRX}", _ROLLING),
 )  # fmt: skip
 

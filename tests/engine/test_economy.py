@@ -355,3 +355,22 @@ def test_a_vendor_sitting_on_an_accepted_order_gets_no_new_one() -> None:
     delegating = order(ADDR[2], phase=OrderPhase.DELEGATING, created=NOW - 900)
     assert _stalled([fresh, delegating], NOW, 300) == {}
     assert _stalled([fresh, old], NOW, 300) == {"p-mefree": NOW + 300}
+
+
+def test_a_share_of_the_largest_recent_burst_is_kept_free() -> None:
+    """The engine tops up within a burst, so a rolling level keeps BURST_SHARE (0.6) of the
+    largest burst seen free, or atLeast if that is more."""
+    from engine.core.usage import Forecast
+    from engine.decide.sizing import rolling
+    from policies.models import AutoSize
+
+    auto = AutoSize.model_validate({"atLeast": "200k"})
+
+    def free(burst: float) -> int:
+        forecast = Forecast((1.0,) * 24, burst, True, "declared")
+        level = rolling(forecast, auto, now=NOW, used=0, limit=0, rentals=[], lead=900)
+        return level.free
+
+    assert free(1_000_000) == 600_000
+    assert free(300_000) == 200_000  # 180k: atLeast is more
+    assert free(0) == 200_000
