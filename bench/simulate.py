@@ -66,7 +66,12 @@ def widen(directory: Path, addresses: int) -> Path:
 RESERVE = 131_000  # `--reference`: one cold transfer's energy
 
 #: `--fixed`: the earlier examples/sandbox, fixed rentals from the first vendor that serves
-FIXED = {"topUp": {"amount": "1M", "duration": "3d"}, "strategy": "priority"}
+#: (and their price cap: three days cost more per unit than the rolling set's cap allows)
+FIXED = {
+    "topUp": {"amount": "1M", "duration": "3d"},
+    "strategy": "priority",
+    "maxPrice": "300 sun/energy",
+}
 FIXED_DROPS = ("renewBefore", "expectedUse")
 
 
