@@ -91,8 +91,12 @@ def build_report(
     optimum: Any = None,
     ended_at: float | None = None,
     policies: Mapping[str, str] | None = None,
+    reference: Any = None,
+    reference_reserve: int = 0,
 ) -> dict[str, Any]:
-    """The JSON report of one run (see the module docstring); every sum is exact."""
+    """The JSON report of one run (see the module docstring); every sum is exact.
+    `reference`: the optimum's reference without foresight solved with
+    `reference_reserve` (`sandbox/optimum.py`), reported next to the bound."""
     per_provider = provider_totals(orders)
     spent = sum(t.spent_sun for t in per_provider.values())
     bought = sum(t.energy for t in per_provider.values())
@@ -169,6 +173,11 @@ def build_report(
         }
         report["cost_over_optimum"] = round((spent + burned) / bound, 4) if bound else None
         report["bound_recovery"] = _recovery_note(optimum)
+    if reference is not None:
+        value = reference.lower_bound_sun
+        report["reference_reserve"] = reference_reserve
+        report["reference_trx"] = _trx(value)
+        report["cost_over_reference"] = round((spent + burned) / value, 4) if value else None
     report.update(extra or {})
     return report
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,9 @@ class SimulationResult:
     #: per receiver, the used energy each UnDelegateResource moved away (the certificate)
     reclaims: dict[str, list[Reclaim]] = field(default_factory=dict)
     optimum: Optimum | None = None
+    #: the optimum's reference without foresight, solved with `reference_reserve` (if asked)
+    reference: Optimum | None = None
+    reference_reserve: int = 0
     extra: dict[str, Any] = field(default_factory=dict)  # figures of a particular run
     #: address -> its policy's name (the report's per-address rows)
     policies: dict[str, str] = field(default_factory=dict)
@@ -132,6 +135,8 @@ class SimulationResult:
             optimum=self.optimum,
             ended_at=self.ended_at,
             policies=self.policies,
+            reference=self.reference,
+            reference_reserve=self.reference_reserve,
             extra={"days": round((self.ended_at - self.started_at) / DAY, 4),
                    "passes": self.passes, **self.extra},
         )  # fmt: skip
@@ -213,8 +218,8 @@ async def simulate(
     `store_url`: the store the engine writes (default: a temporary SQLite file, removed
     afterwards); `keep_world`: the world is kept on the result (`SimulationResult.world`).
     `reference_reserve` > 0 also solves the optimum's reference without foresight (nothing
-    burned, that much free before every transfer; `sandbox/optimum.py`) into the report's
-    `reference_trx` and `cost_over_reference`.
+    burned, that much free before every transfer; `sandbox/optimum.py`) into
+    `SimulationResult.reference`: the report's `reference_trx` and `cost_over_reference`.
     A set with DepositPolicies plays deposits and sweeps instead of `workload`
     (`sandbox/simulating_deposits.py`); it must then be `deposits`, and hold no
     EnergyPolicy (refused: its addresses would see no traffic)."""
@@ -294,9 +299,13 @@ async def simulate(
             for at, receiver, moved in world.chain.reclaims:
                 result.reclaims.setdefault(to_base58(receiver), []).append(Reclaim(at, moved))
             if with_optimum:
-                result.optimum = _optimum(result, world, market, milp_time_limit)
+                windows = run_windows(result.transfers, result.reclaims)
+                result.optimum = _optimum(result, world, market, windows, milp_time_limit)
                 if reference_reserve > 0:
-                    _reference(result, world, market, reference_reserve)
+                    result.reference_reserve = reference_reserve
+                    result.reference = _optimum(
+                        result, world, market, windows, None, reserve=reference_reserve
+                    )
         finally:
             await pool.aclose()
             await reader.aclose()
@@ -308,11 +317,13 @@ def _optimum(
     result: SimulationResult,
     world: World,
     market: Market,
+    windows: Mapping[str, Sequence[float]],
     milp_time_limit: float | None,
     reserve: int = 0,
 ) -> Optimum:
-    """The run's hindsight optimum (`sandbox/optimum.py`), or with `reserve` its reference
-    without foresight; each transfer's row recovers over the window the run certifies."""
+    """The run's hindsight optimum (`sandbox/optimum.py`), each transfer's row recovering
+    over the window the run certifies (`windows`), or with `reserve` its reference without
+    foresight."""
     chain = world.chain
     per_trx = chain.params.total_energy_limit / max(1, chain.total_energy_weight)
     return optimum(
@@ -322,19 +333,9 @@ def _optimum(
         eps=stake_eps(per_trx),
         milp_time_limit=milp_time_limit,
         since=result.started_at,
-        windows=run_windows(result.transfers, result.reclaims),
+        windows=windows,
         reserve=reserve,
     )
-
-
-def _reference(result: SimulationResult, world: World, market: Market, reserve: int) -> None:
-    """The optimum's reference without foresight, and the run's cost over it, into `extra`."""
-    value = _optimum(result, world, market, None, reserve).lower_bound_sun
-    cost = sum(order_cost(o) for o in result.orders if charged(o))
-    cost += sum(r.burned_sun for r in result.transfers)
-    result.extra["reference_reserve"] = reserve
-    result.extra["reference_trx"] = round(value / 1_000_000, 2)
-    result.extra["cost_over_reference"] = round(cost / value, 4) if value else None
 
 
 async def _catch_up(store: Store, known: dict[str, OrderRecord]) -> None:

@@ -135,11 +135,10 @@ def rolling(
     """The rolling level: the address holds enough delegated energy for its expected use
     over the next `lead` seconds (draws times `headroom`, recovering over 24 h), with
     `atLeast` (or `BURST_SHARE` of the largest recent burst, if larger) free on top,
-    counting out the rentals
-    the engine bought that end meanwhile (their end takes away used energy in proportion,
-    `after_endings`). Each purchase is the shortfall below that level, bought for the
-    duration with the lowest cost per unit of energy it is expected to serve
-    (`served_rolling`); as pieces end and are replaced, each end takes its share of the
+    counting out the rentals the engine bought that end meanwhile (their end takes away
+    used energy in proportion, `after_endings`). Each purchase is the shortfall below that
+    level, bought for the duration with the lowest cost per unit of energy it is expected
+    to serve (`served_rolling`); as pieces end and are replaced, each end takes its share of the
     used energy away, so the level a steady sender needs stays below the half day's use
     a single long rental would need."""
     ending = sum(r.energy for r in rentals if now < r.ends_at <= now + lead)
